@@ -1,0 +1,197 @@
+//! The Kubernetes client, from the same inputs kubectl reads.
+//!
+//! `--kube-config local|cluster|github_action` keeps the node-manager tool's modes:
+//! `local` and `github_action` read a kubeconfig (`--kubeconfig`, else `KUBECONFIG`,
+//! else `~/.kube/config`; `github_action` is the same lookup, kept so existing
+//! workflows run unchanged), `cluster` uses the pod's service account.
+//! [`KubeArgs::connect`] also asks the API server for its version, so an
+//! unreachable server is reported once, at start, naming the address and where it
+//! came from, instead of as a retry loop later.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::error::{Error, Result};
+
+/// How the node-manager tool found its cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KubeConfigMode {
+    /// A kubeconfig on this machine.
+    #[default]
+    Local,
+    /// The service account of the pod this runs in.
+    Cluster,
+    /// A kubeconfig provided by a CI runner (same lookup as `local`).
+    #[value(name = "github_action")]
+    GithubAction,
+}
+
+/// Flags that choose the cluster.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KubeArgs {
+    /// Where credentials come from: local (kubeconfig), cluster (in-cluster service account), github_action (kubeconfig from the runner).
+    #[arg(long = "kube-config", env = "KUBE_CONFIG", value_enum, default_value = "local", global = true)]
+    pub mode: KubeConfigMode,
+    /// Path to the kubeconfig file (a colon-separated list is merged, as kubectl does).
+    #[arg(long, env = "KUBECONFIG", global = true, value_name = "PATH")]
+    pub kubeconfig: Option<String>,
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// How long to wait for the API server to answer at start.
+    #[arg(long, default_value = "10s", value_parser = humantime_secs, global = true, value_name = "DURATION")]
+    pub connect_timeout: Duration,
+}
+
+/// Parses `10s`, `2m`, `500ms` or a plain number of seconds.
+pub fn humantime_secs(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration \"{s}\": expected a number with unit ms, s, m or h (for example 30s)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration \"{s}\": unknown unit \"{unit}\" (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration \"{s}\""));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A connected client and where its configuration came from.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // kube::Client has no Debug
+pub struct Connected {
+    /// The client.
+    pub client: kube::Client,
+    /// The API server URL.
+    pub server: String,
+    /// The server's version (`gitVersion`).
+    pub server_version: String,
+}
+
+impl KubeArgs {
+    /// Builds the client configuration without contacting the server.
+    pub async fn config(&self) -> Result<(kube::Config, String)> {
+        if self.mode == KubeConfigMode::Cluster {
+            let config = kube::Config::incluster().map_err(Error::InCluster)?;
+            return Ok((config, "in-cluster service account".into()));
+        }
+        let paths = self.kubeconfig_paths()?;
+        let shown = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let kc = read_merged(&paths)?;
+        if let Some(ctx) = &self.context
+            && !kc.contexts.iter().any(|c| &c.name == ctx)
+        {
+            let available = kc.contexts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(Error::UnknownContext { context: ctx.clone(), path: shown.into(), available });
+        }
+        let context = self.context.clone().or_else(|| kc.current_context.clone()).unwrap_or_default();
+        let opts = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
+        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|source| Error::KubeconfigInvalid { path: shown.clone().into(), source })?;
+        Ok((config, format!("kubeconfig {shown}, context {context}")))
+    }
+
+    /// Builds the client and checks that the API server answers.
+    pub async fn connect(&self) -> Result<Connected> {
+        let (config, origin) = self.config().await?;
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).map_err(|source| Error::Client { server: server.clone(), source })?;
+        let unreachable = |reason: String| Error::Unreachable { server: server.clone(), origin: origin.clone(), reason };
+        let info = match tokio::time::timeout(self.connect_timeout, client.apiserver_version()).await {
+            Ok(Ok(info)) => info,
+            Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
+            Err(_) => return Err(unreachable(format!("no answer within {:?}", self.connect_timeout))),
+        };
+        Ok(Connected { client, server, server_version: info.git_version })
+    }
+
+    fn kubeconfig_paths(&self) -> Result<Vec<PathBuf>> {
+        if let Some(list) = &self.kubeconfig {
+            let paths: Vec<PathBuf> = std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect();
+            if !paths.is_empty() {
+                return Ok(paths);
+            }
+        }
+        let home = std::env::home_dir().ok_or(Error::NoKubeconfig)?;
+        Ok(vec![home.join(".kube").join("config")])
+    }
+}
+
+fn read_merged(paths: &[PathBuf]) -> Result<Kubeconfig> {
+    let mut merged: Option<Kubeconfig> = None;
+    for path in paths {
+        let kc = read_one(path)?;
+        merged = Some(match merged {
+            None => kc,
+            Some(m) => m.merge(kc).map_err(|source| Error::KubeconfigUnreadable { path: path.clone(), source })?,
+        });
+    }
+    merged.ok_or(Error::NoKubeconfig)
+}
+
+fn read_one(path: &Path) -> Result<Kubeconfig> {
+    if !path.exists() {
+        return Err(Error::KubeconfigMissing { path: path.to_path_buf() });
+    }
+    Kubeconfig::read_from(path).map_err(|source| Error::KubeconfigUnreadable { path: path.to_path_buf(), source })
+}
+
+/// The innermost error message: "connection refused" rather than a chain of
+/// "client error (Connect)" wrappers.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_garbage() {
+        assert_eq!(humantime_secs("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(humantime_secs("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(humantime_secs("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(humantime_secs("3"), Ok(Duration::from_secs(3)));
+        assert!(humantime_secs("ten").unwrap_err().contains("expected a number"));
+        assert!(humantime_secs("5d").unwrap_err().contains("unknown unit"));
+    }
+
+    #[tokio::test]
+    async fn missing_kubeconfig_names_the_path() {
+        let args = KubeArgs { kubeconfig: Some("/nonexistent/steward/config".into()), ..KubeArgs::default() };
+        let err = args.config().await.err().expect("must fail");
+        assert!(matches!(err, Error::KubeconfigMissing { .. }));
+        assert!(err.to_string().contains("/nonexistent/steward/config"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unknown_context_lists_the_available_ones() {
+        let dir = std::env::temp_dir().join(format!("steward-kc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
+             users:\n- name: u\n  user: {}\ncontexts:\n- name: alpha\n  context:\n    cluster: c\n    user: u\ncurrent-context: alpha\n",
+        )
+        .unwrap();
+        let args = KubeArgs { kubeconfig: Some(path.display().to_string()), context: Some("beta".into()), ..KubeArgs::default() };
+        let err = args.config().await.err().expect("must fail");
+        let text = err.to_string();
+        assert!(text.contains("\"beta\"") && text.contains("alpha") && text.contains(&path.display().to_string()), "{text}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

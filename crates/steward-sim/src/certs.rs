@@ -1,0 +1,78 @@
+//! The cluster's PKI: one CA, the API server's serving certificate, an admin client
+//! certificate (group `system:masters`) shared by the components and tests, and the
+//! service-account signing key.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+use crate::error::{Error, Result, io};
+
+/// Paths of the generated PEM files.
+#[derive(Debug, Clone)]
+pub(crate) struct Pki {
+    pub ca_cert: PathBuf,
+    pub serving_cert: PathBuf,
+    pub serving_key: PathBuf,
+    pub admin_cert: PathBuf,
+    pub admin_key: PathBuf,
+    pub sa_key: PathBuf,
+    pub sa_pub: PathBuf,
+}
+
+pub(crate) fn generate(dir: &Path) -> Result<Pki> {
+    std::fs::create_dir_all(dir).map_err(io("creating PKI directory", dir))?;
+    let pki = Pki {
+        ca_cert: dir.join("ca.crt"),
+        serving_cert: dir.join("apiserver.crt"),
+        serving_key: dir.join("apiserver.key"),
+        admin_cert: dir.join("admin.crt"),
+        admin_key: dir.join("admin.key"),
+        sa_key: dir.join("sa.key"),
+        sa_pub: dir.join("sa.pub"),
+    };
+
+    let ca_key = KeyPair::generate().map_err(Error::Certs)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(Error::Certs)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "steward-sim-ca");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).map_err(Error::Certs)?;
+    write(&pki.ca_cert, &ca_cert.pem())?;
+    let issuer = Issuer::new(ca, ca_key);
+
+    let sans = ["localhost", "127.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"];
+    let mut serving = CertificateParams::new(sans.map(String::from).to_vec()).map_err(Error::Certs)?;
+    serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf(&serving, &issuer, &pki.serving_cert, &pki.serving_key)?;
+
+    let mut admin = CertificateParams::new(Vec::<String>::new()).map_err(Error::Certs)?;
+    admin.distinguished_name.push(DnType::CommonName, "steward-admin");
+    admin.distinguished_name.push(DnType::OrganizationName, "system:masters");
+    admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    leaf(&admin, &issuer, &pki.admin_cert, &pki.admin_key)?;
+
+    let sa = KeyPair::generate().map_err(Error::Certs)?;
+    write(&pki.sa_key, &sa.serialize_pem())?;
+    write(&pki.sa_pub, &sa.public_key_pem())?;
+    Ok(pki)
+}
+
+fn leaf(params: &CertificateParams, issuer: &Issuer<'_, KeyPair>, cert: &Path, key: &Path) -> Result<()> {
+    let key_pair = KeyPair::generate().map_err(Error::Certs)?;
+    let signed = params.signed_by(&key_pair, issuer).map_err(Error::Certs)?;
+    write(cert, &signed.pem())?;
+    write(key, &key_pair.serialize_pem())
+}
+
+fn write(path: &Path, pem: &str) -> Result<()> {
+    std::fs::write(path, pem).map_err(io("writing", path))
+}

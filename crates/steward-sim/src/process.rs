@@ -1,0 +1,89 @@
+//! Child processes of the simulated cluster, each logging to its own file.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::cluster::Lifetime;
+use crate::error::{Error, Result, io};
+
+/// A running control-plane program.
+#[derive(Debug)]
+pub(crate) struct Proc {
+    pub name: &'static str,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &'static str, bin: &Path, args: &[String], logs: &Path, lifetime: Lifetime) -> Result<Self> {
+        let log = logs.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(io("creating log", &log))?;
+        let err = out.try_clone().map_err(io("creating log", &log))?;
+        let mut cmd = Command::new(bin);
+        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        match lifetime {
+            Lifetime::WithParent => die_with_parent(&mut cmd),
+            Lifetime::Detached => {
+                // Own process group: a Ctrl-C in the shell that ran `steward sim up`
+                // must not reach the cluster.
+                std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            }
+        }
+        let child = cmd.spawn().map_err(io("starting", bin))?;
+        tracing::debug!(program = name, pid = child.id(), "started");
+        Ok(Self { name, child, log })
+    }
+
+    /// Fails with the log's tail if the program has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(Error::Exited {
+                program: self.name,
+                status: status.to_string(),
+                log: self.log.clone(),
+                tail: tail(&self.log, 20),
+            }),
+            Err(e) => Err(io("waiting for", &self.log)(e)),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ask the kernel to SIGKILL the child when the thread that spawned it ends, so a
+/// crashed or killed test binary leaves no control plane behind. (`PR_SET_PDEATHSIG`
+/// follows the spawning *thread*; the testkit spawns from a thread that never ends.)
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The last `n` lines of a log file, for error messages.
+pub(crate) fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A free TCP port on loopback. Another process may take it before the program
+/// binds it; start-up then fails with that program's log, and is retried by callers.
+pub(crate) fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding", "127.0.0.1:0"))?;
+    let port = listener.local_addr().map_err(io("binding", "127.0.0.1:0"))?.port();
+    Ok(port)
+}

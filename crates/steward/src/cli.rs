@@ -1,0 +1,36 @@
+//! The command line: global flags and the subcommands.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use steward_runtime::Lang;
+use steward_runtime::logging::LogFormat;
+
+/// Kubernetes operations toolkit: NodePool drain, graceful drain for VPA evictions, auto-monitoring and CI worker scaling.
+#[derive(Debug, Parser)]
+#[command(name = "steward", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Log format on stderr; RUST_LOG sets levels.
+    #[arg(long, value_enum, default_value = "text", env = "STEWARD_LOG_FORMAT", global = true)]
+    pub log_format: LogFormat,
+    /// Language of messages for people (CLI output, Slack).
+    #[arg(long, value_enum, default_value = "en", env = "STEWARD_LANG", global = true)]
+    pub lang: Lang,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the steward version and the Kubernetes API server version.
+    Version(crate::version::Args),
+    /// Run a local simulated cluster: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with kwok nodes.
+    Sim(crate::sim::Args),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Version(args) => crate::version::run(args, cli.lang).await,
+        Command::Sim(args) => crate::sim::run(args, cli.lang).await,
+    }
+}

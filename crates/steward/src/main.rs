@@ -1,0 +1,51 @@
+//! `steward`: one binary for the four systems. Each subcommand is a thin `run(args)`
+//! into its crate; this file only parses flags, sets up logging and prints errors.
+//! Installed as `kubectl-steward`, it is the kubectl plugin `kubectl steward`.
+
+mod cli;
+mod sim;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use steward_runtime::i18n::{Lang, Localized, Msg};
+
+fn main() -> ExitCode {
+    let as_plugin = std::env::args_os()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().starts_with("kubectl-")))
+        .unwrap_or(false);
+    let mut command = cli::Cli::command();
+    if as_plugin {
+        command = command.bin_name("kubectl steward");
+    }
+    let cli = match cli::Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    steward_runtime::logging::init(cli.log_format);
+    let lang = cli.lang;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(lang, &anyhow::Error::from(e)),
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(e) => fail(lang, &e),
+    }
+}
+
+/// One line: `error: what failed: why`, each cause once (our errors already name
+/// their source, so a cause whose text the line holds is skipped). No backtrace.
+fn fail(lang: Lang, e: &anyhow::Error) -> ExitCode {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line = format!("{line}: {text}");
+        }
+    }
+    eprintln!("{}: {line}", Msg::ErrorPrefix.render(lang));
+    ExitCode::FAILURE
+}

@@ -1,0 +1,153 @@
+//! Fixtures for integration tests against the real local control plane.
+//!
+//! One [`Cluster`] per test binary, started on first use and killed with the
+//! binary (even when it crashes). Each test takes a fresh namespace from [`env`],
+//! creates its own nodes with [`TestEnv::add_nodes`] (labelled and tainted for that
+//! test only, so tests running in parallel never share nodes), and waits with
+//! deadlines through [`wait`]. Nothing here sleeps a fixed time.
+
+pub mod wait;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount, Taint, Toleration};
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::{Client, ResourceExt};
+pub use steward_sim::{Cluster, NodeSpec};
+
+/// Label and taint key that ties nodes and workloads to one test.
+pub const TEST_KEY: &str = "steward.io/test";
+
+/// The cluster of this test binary, started on first use.
+///
+/// The processes are spawned from a thread that never ends, because the kernel's
+/// parent-death signal follows the spawning thread; they die with the test binary.
+pub fn cluster() -> &'static Cluster {
+    // A failed start is kept too, so the other tests fail at once with the same cause.
+    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    let started = CLUSTER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("testkit-cluster".into())
+            .spawn(move || {
+                let started = start_cluster();
+                let failed = started.is_err();
+                let _ = tx.send(started);
+                if !failed {
+                    loop {
+                        std::thread::park();
+                    }
+                }
+            })
+            .expect("spawning the cluster thread");
+        rx.recv().expect("cluster thread ended").map_err(|e| format!("{e:#}"))
+    });
+    match started {
+        Ok(c) => c,
+        Err(e) => panic!("the simulated control plane did not start: {e}"),
+    }
+}
+
+fn start_cluster() -> Result<Cluster> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let dir = std::env::temp_dir().join(format!("steward-testkit-{}", std::process::id()));
+    remove_stale_dirs();
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = steward_sim::Options { dir, bin_dir: bin_dir()?, lifetime: steward_sim::Lifetime::WithParent };
+    let cluster = rt.block_on(Cluster::start(&opts))?;
+    eprintln!("testkit: control plane ready in {:.1}s at {}", cluster.started_in().as_secs_f64(), cluster.server());
+    Ok(cluster)
+}
+
+/// Directories of earlier test binaries whose process is gone.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("steward-testkit-")
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// The control-plane binaries: `STEWARD_CONTROLPLANE_BIN`, or what
+/// `hack/controlplane/build.sh` prints (a no-op when its cache is warm).
+pub fn bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("STEWARD_CONTROLPLANE_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/controlplane/build.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+}
+
+/// One test's view of the cluster: a client and a namespace of its own.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // kube::Client has no Debug
+pub struct TestEnv {
+    /// Admin client, bound to the calling test's runtime.
+    pub client: Client,
+    /// The test's namespace; also the value of [`TEST_KEY`] on its nodes.
+    pub ns: String,
+}
+
+/// A fresh namespace `<prefix>-<n>` with its default ServiceAccount ready.
+pub async fn env(prefix: &str) -> Result<TestEnv> {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let client = cluster().client().await?;
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ns = format!("{prefix}-{}-{n}", std::process::id() % 100_000);
+    let meta = ObjectMeta { name: Some(ns.clone()), ..ObjectMeta::default() };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &Namespace { metadata: meta, ..Namespace::default() })
+        .await
+        .with_context(|| format!("creating namespace {ns}"))?;
+    // Pods are refused until the ServiceAccount controller has made `default`.
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    wait::until(Duration::from_secs(30), "default ServiceAccount", || async {
+        Ok(sas.get_opt("default").await?.is_some())
+    })
+    .await?;
+    Ok(TestEnv { client, ns })
+}
+
+impl TestEnv {
+    /// Creates `count` kwok nodes named `<ns>-<prefix>-<i>`, labelled and tainted
+    /// with [`TEST_KEY`]=`<ns>`, and waits until all are Ready. `f` adjusts each spec.
+    pub async fn add_nodes(&self, prefix: &str, count: usize, f: impl Fn(NodeSpec) -> NodeSpec) -> Result<Vec<String>> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let mut names = Vec::with_capacity(count);
+        for i in 0..count {
+            let mut spec = f(NodeSpec::new(format!("{}-{prefix}-{i}", self.ns)).label(TEST_KEY, &self.ns));
+            spec.taints.push(Taint { key: TEST_KEY.into(), value: Some(self.ns.clone()), effect: "NoSchedule".into(), ..Taint::default() });
+            let node = nodes.create(&PostParams::default(), &spec.to_node()).await.with_context(|| format!("creating node {}", spec.name))?;
+            names.push(node.name_any());
+        }
+        for name in &names {
+            wait::object(&nodes, name, Duration::from_secs(60), "node Ready", |n: &Node| wait::node_ready(n)).await?;
+        }
+        Ok(names)
+    }
+
+    /// Toleration for this test's node taint; put it on every workload the test runs.
+    pub fn toleration(&self) -> Toleration {
+        Toleration { key: Some(TEST_KEY.into()), operator: Some("Equal".into()), value: Some(self.ns.clone()), effect: Some("NoSchedule".into()), ..Toleration::default() }
+    }
+
+    /// Node selector for this test's nodes.
+    pub fn node_selector(&self) -> std::collections::BTreeMap<String, String> {
+        [(TEST_KEY.to_string(), self.ns.clone())].into()
+    }
+}
