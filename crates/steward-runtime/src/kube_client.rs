@@ -7,6 +7,10 @@
 //! [`KubeArgs::connect`] also asks the API server for its version, so an
 //! unreachable server is reported once, at start, naming the address and where it
 //! came from, instead of as a retry loop later.
+//!
+//! kube's default retry layer is switched off: it retries 429 up to 15 times with
+//! back-off growing to minutes, which would hide a PodDisruptionBudget refusing an
+//! eviction. steward classifies API errors and retries by class (see steward-kube).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,7 +84,8 @@ impl KubeArgs {
     /// Builds the client configuration without contacting the server.
     pub async fn config(&self) -> Result<(kube::Config, String)> {
         if self.mode == KubeConfigMode::Cluster {
-            let config = kube::Config::incluster().map_err(Error::InCluster)?;
+            let mut config = kube::Config::incluster().map_err(Error::InCluster)?;
+            config.default_retry = false;
             return Ok((config, "in-cluster service account".into()));
         }
         let paths = self.kubeconfig_paths()?;
@@ -94,9 +99,10 @@ impl KubeArgs {
         }
         let context = self.context.clone().or_else(|| kc.current_context.clone()).unwrap_or_default();
         let opts = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
-        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
             .map_err(|source| Error::KubeconfigInvalid { path: shown.clone().into(), source })?;
+        config.default_retry = false;
         Ok((config, format!("kubeconfig {shown}, context {context}")))
     }
 

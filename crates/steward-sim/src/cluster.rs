@@ -185,6 +185,10 @@ pub(crate) async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
     let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(err)?;
     // Components and tests share one API server; keep requests from queueing client-side.
     config.read_timeout = Some(Duration::from_secs(300));
+    // kube retries 429 by default (up to 15 times, backing off to minutes), which
+    // turns an eviction refused by a PodDisruptionBudget into a long hang; callers
+    // classify and retry API errors themselves.
+    config.default_retry = false;
     Ok(kube::Client::try_from(config)?)
 }
 

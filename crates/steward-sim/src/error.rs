@@ -30,7 +30,7 @@ pub enum Error {
     #[error("generating certificates: {0}")]
     Certs(#[source] rcgen::Error),
     /// A program exited while the cluster was starting.
-    #[error("{program} exited during start-up ({status}); last lines of {log}:\n{tail}")]
+    #[error("{program} exited during start-up ({status}); see {log}\n{tail}")]
     Exited {
         /// Program name.
         program: &'static str,

@@ -37,11 +37,13 @@ fn main() -> ExitCode {
 }
 
 /// One line: `error: what failed: why`, each cause once (our errors already name
-/// their source, so a cause whose text the line holds is skipped). No backtrace.
+/// their source, so a cause whose text the line holds is skipped), and only the first
+/// line of each (parsers add source excerpts below it). No backtrace.
 fn fail(lang: Lang, e: &anyhow::Error) -> ExitCode {
-    let mut line = e.to_string();
+    let first_line = |e: &dyn std::error::Error| e.to_string().lines().next().unwrap_or_default().trim_end().to_string();
+    let mut line = first_line(e.as_ref());
     for cause in e.chain().skip(1) {
-        let text = cause.to_string();
+        let text = first_line(cause);
         if !line.contains(&text) {
             line = format!("{line}: {text}");
         }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::policy::v1::{Eviction, PodDisruptionBudget};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, PostParams};
 use kube::ResourceExt;
 use serde_json::json;
@@ -83,7 +83,6 @@ async fn eviction_blocked_by_pdb_is_refused_with_429() {
     .unwrap();
     let pdb = pdbs.get("db").await.unwrap();
     assert_eq!(pdb.status.unwrap().disruptions_allowed, 0);
-
     let name = ready[0].name_any();
     let err = pods.evict(&name, &EvictParams::default()).await.unwrap_err();
     match err {
@@ -95,7 +94,6 @@ async fn eviction_blocked_by_pdb_is_refused_with_429() {
     // Without the PDB the same eviction goes through.
     pdbs.delete("db", &DeleteParams::default()).await.unwrap();
     wait::until(T, "eviction to be accepted", || async { Ok(pods.evict(&name, &EvictParams::default()).await.is_ok()) }).await.unwrap();
-    let _ = Eviction::default();
 }
 
 #[tokio::test]
