@@ -20,7 +20,12 @@ use crate::shutdown::Shutdown;
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminArgs {
     /// Address of the admin server (/metrics, /healthz, /readyz).
-    #[arg(long, env = "STEWARD_ADMIN_ADDR", default_value = "0.0.0.0:8081", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "STEWARD_ADMIN_ADDR",
+        default_value = "0.0.0.0:8081",
+        value_name = "ADDR"
+    )]
     pub admin_addr: SocketAddr,
 }
 
@@ -55,7 +60,9 @@ struct AppState {
 impl AdminServer {
     /// Binds the address; fails with the address in the error.
     pub async fn bind(addr: SocketAddr) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::AdminBind { addr, source })?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::AdminBind { addr, source })?;
         Ok(Self { listener })
     }
 
@@ -65,26 +72,48 @@ impl AdminServer {
     }
 
     /// Serves until shutdown.
-    pub async fn serve(self, registry: Arc<Registry>, ready: Readiness, shutdown: Shutdown) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        registry: Arc<Registry>,
+        ready: Readiness,
+        shutdown: Shutdown,
+    ) -> std::io::Result<()> {
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .with_state(AppState { registry, ready });
-        axum::serve(self.listener, app).with_graceful_shutdown(async move { shutdown.signaled().await }).await
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { shutdown.signaled().await })
+            .await
     }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], e.to_string()),
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            e.to_string(),
+        ),
     }
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.ready.get() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+    if s.ready.get() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
 }
 
 /// A registry with `steward_build_info{version}` = 1, for every system to extend.
@@ -93,7 +122,8 @@ pub fn registry(version: &str) -> Registry {
     use prometheus_client::metrics::gauge::Gauge;
     let mut registry = Registry::default();
     let info = Family::<Vec<(String, String)>, Gauge>::default();
-    info.get_or_create(&vec![("version".to_string(), version.to_string())]).set(1);
+    info.get_or_create(&vec![("version".to_string(), version.to_string())])
+        .set(1);
     registry.register("steward_build_info", "steward build information", info);
     registry
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The kubeconfig file does not exist.
-    #[error("kubeconfig {path} does not exist; pass --kubeconfig, set KUBECONFIG, or use --kube-config cluster inside a pod")]
+    #[error(
+        "kubeconfig {path} does not exist; pass --kubeconfig, set KUBECONFIG, or use --kube-config cluster inside a pod"
+    )]
     KubeconfigMissing {
         /// The path that was tried.
         path: PathBuf,
@@ -90,7 +92,9 @@ impl Error {
     /// A short, stable label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Self::KubeconfigMissing { .. } | Self::KubeconfigUnreadable { .. } | Self::NoKubeconfig => "kubeconfig",
+            Self::KubeconfigMissing { .. }
+            | Self::KubeconfigUnreadable { .. }
+            | Self::NoKubeconfig => "kubeconfig",
             Self::UnknownContext { .. } | Self::KubeconfigInvalid { .. } => "kubeconfig_invalid",
             Self::InCluster(_) => "in_cluster",
             Self::Client { .. } => "client",

@@ -7,7 +7,17 @@
 //! Log fields stay English; only text for people goes through here.
 
 /// Language of people-facing messages (`--lang`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// English.
@@ -67,7 +77,9 @@ impl Localized for Msg {
             Self::ClientVersion(v) => format!("클라이언트 버전: {v}"),
             Self::ServerVersion(v) => format!("서버 버전: {v}"),
             Self::BecameLeader { lease } => format!("리더가 되었습니다 (Lease {lease})"),
-            Self::LostLeadership { lease } => format!("리더 자격을 잃었습니다 (Lease {lease}); 종료합니다"),
+            Self::LostLeadership { lease } => {
+                format!("리더 자격을 잃었습니다 (Lease {lease}); 종료합니다")
+            }
             Self::ShuttingDown => "종료 중: 진행 중인 작업이 멈추기를 기다립니다".into(),
         }
     }
@@ -83,15 +95,22 @@ mod tests {
             Msg::ErrorPrefix,
             Msg::ClientVersion("v1".into()),
             Msg::ServerVersion("v1".into()),
-            Msg::BecameLeader { lease: "ns/l".into() },
-            Msg::LostLeadership { lease: "ns/l".into() },
+            Msg::BecameLeader {
+                lease: "ns/l".into(),
+            },
+            Msg::LostLeadership {
+                lease: "ns/l".into(),
+            },
             Msg::ShuttingDown,
         ];
         for m in all {
             let (en, ko) = (m.render(Lang::En), m.render(Lang::Ko));
             assert!(!en.is_empty() && !ko.is_empty(), "{m:?}");
             assert_ne!(en, ko, "{m:?} is not translated");
-            assert!(ko.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)), "{m:?} has no Hangul: {ko}");
+            assert!(
+                ko.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)),
+                "{m:?} has no Hangul: {ko}"
+            );
         }
     }
 }

@@ -36,7 +36,13 @@ pub enum KubeConfigMode {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct KubeArgs {
     /// Where credentials come from: local (kubeconfig), cluster (in-cluster service account), github_action (kubeconfig from the runner).
-    #[arg(long = "kube-config", env = "KUBE_CONFIG", value_enum, default_value = "local", global = true)]
+    #[arg(
+        long = "kube-config",
+        env = "KUBE_CONFIG",
+        value_enum,
+        default_value = "local",
+        global = true
+    )]
     pub mode: KubeConfigMode,
     /// Path to the kubeconfig file (a colon-separated list is merged, as kubectl does).
     #[arg(long, env = "KUBECONFIG", global = true, value_name = "PATH")]
@@ -52,15 +58,25 @@ pub struct KubeArgs {
 /// Parses `10s`, `2m`, `500ms` or a plain number of seconds.
 pub fn humantime_secs(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration \"{s}\": expected a number with unit ms, s, m or h (for example 30s)"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!(
+            "invalid duration \"{s}\": expected a number with unit ms, s, m or h (for example 30s)"
+        )
+    })?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration \"{s}\": unknown unit \"{unit}\" (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration \"{s}\": unknown unit \"{unit}\" (use ms, s, m or h)"
+            ));
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration \"{s}\""));
@@ -89,19 +105,42 @@ impl KubeArgs {
             return Ok((config, "in-cluster service account".into()));
         }
         let paths = self.kubeconfig_paths()?;
-        let shown = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let shown = paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
         let kc = read_merged(&paths)?;
         if let Some(ctx) = &self.context
             && !kc.contexts.iter().any(|c| &c.name == ctx)
         {
-            let available = kc.contexts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
-            return Err(Error::UnknownContext { context: ctx.clone(), path: shown.into(), available });
+            let available = kc
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::UnknownContext {
+                context: ctx.clone(),
+                path: shown.into(),
+                available,
+            });
         }
-        let context = self.context.clone().or_else(|| kc.current_context.clone()).unwrap_or_default();
-        let opts = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
+        let context = self
+            .context
+            .clone()
+            .or_else(|| kc.current_context.clone())
+            .unwrap_or_default();
+        let opts = KubeConfigOptions {
+            context: self.context.clone(),
+            ..KubeConfigOptions::default()
+        };
         let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
-            .map_err(|source| Error::KubeconfigInvalid { path: shown.clone().into(), source })?;
+            .map_err(|source| Error::KubeconfigInvalid {
+                path: shown.clone().into(),
+                source,
+            })?;
         config.default_retry = false;
         Ok((config, format!("kubeconfig {shown}, context {context}")))
     }
@@ -110,19 +149,38 @@ impl KubeArgs {
     pub async fn connect(&self) -> Result<Connected> {
         let (config, origin) = self.config().await?;
         let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).map_err(|source| Error::Client { server: server.clone(), source })?;
-        let unreachable = |reason: String| Error::Unreachable { server: server.clone(), origin: origin.clone(), reason };
-        let info = match tokio::time::timeout(self.connect_timeout, client.apiserver_version()).await {
-            Ok(Ok(info)) => info,
-            Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
-            Err(_) => return Err(unreachable(format!("no answer within {:?}", self.connect_timeout))),
+        let client = kube::Client::try_from(config).map_err(|source| Error::Client {
+            server: server.clone(),
+            source,
+        })?;
+        let unreachable = |reason: String| Error::Unreachable {
+            server: server.clone(),
+            origin: origin.clone(),
+            reason,
         };
-        Ok(Connected { client, server, server_version: info.git_version })
+        let info =
+            match tokio::time::timeout(self.connect_timeout, client.apiserver_version()).await {
+                Ok(Ok(info)) => info,
+                Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
+                Err(_) => {
+                    return Err(unreachable(format!(
+                        "no answer within {:?}",
+                        self.connect_timeout
+                    )));
+                }
+            };
+        Ok(Connected {
+            client,
+            server,
+            server_version: info.git_version,
+        })
     }
 
     fn kubeconfig_paths(&self) -> Result<Vec<PathBuf>> {
         if let Some(list) = &self.kubeconfig {
-            let paths: Vec<PathBuf> = std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect();
+            let paths: Vec<PathBuf> = std::env::split_paths(list)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
             if !paths.is_empty() {
                 return Ok(paths);
             }
@@ -138,7 +196,10 @@ fn read_merged(paths: &[PathBuf]) -> Result<Kubeconfig> {
         let kc = read_one(path)?;
         merged = Some(match merged {
             None => kc,
-            Some(m) => m.merge(kc).map_err(|source| Error::KubeconfigUnreadable { path: path.clone(), source })?,
+            Some(m) => m.merge(kc).map_err(|source| Error::KubeconfigUnreadable {
+                path: path.clone(),
+                source,
+            })?,
         });
     }
     merged.ok_or(Error::NoKubeconfig)
@@ -146,9 +207,14 @@ fn read_merged(paths: &[PathBuf]) -> Result<Kubeconfig> {
 
 fn read_one(path: &Path) -> Result<Kubeconfig> {
     if !path.exists() {
-        return Err(Error::KubeconfigMissing { path: path.to_path_buf() });
+        return Err(Error::KubeconfigMissing {
+            path: path.to_path_buf(),
+        });
     }
-    Kubeconfig::read_from(path).map_err(|source| Error::KubeconfigUnreadable { path: path.to_path_buf(), source })
+    Kubeconfig::read_from(path).map_err(|source| Error::KubeconfigUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The innermost error message: "connection refused" rather than a chain of
@@ -171,16 +237,26 @@ mod tests {
         assert_eq!(humantime_secs("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(humantime_secs("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(humantime_secs("3"), Ok(Duration::from_secs(3)));
-        assert!(humantime_secs("ten").unwrap_err().contains("expected a number"));
+        assert!(
+            humantime_secs("ten")
+                .unwrap_err()
+                .contains("expected a number")
+        );
         assert!(humantime_secs("5d").unwrap_err().contains("unknown unit"));
     }
 
     #[tokio::test]
     async fn missing_kubeconfig_names_the_path() {
-        let args = KubeArgs { kubeconfig: Some("/nonexistent/steward/config".into()), ..KubeArgs::default() };
-        let err = args.config().await.err().expect("must fail");
+        let args = KubeArgs {
+            kubeconfig: Some("/nonexistent/steward/config".into()),
+            ..KubeArgs::default()
+        };
+        let err = args.config().await.expect_err("must fail");
         assert!(matches!(err, Error::KubeconfigMissing { .. }));
-        assert!(err.to_string().contains("/nonexistent/steward/config"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/steward/config"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -194,10 +270,19 @@ mod tests {
              users:\n- name: u\n  user: {}\ncontexts:\n- name: alpha\n  context:\n    cluster: c\n    user: u\ncurrent-context: alpha\n",
         )
         .unwrap();
-        let args = KubeArgs { kubeconfig: Some(path.display().to_string()), context: Some("beta".into()), ..KubeArgs::default() };
-        let err = args.config().await.err().expect("must fail");
+        let args = KubeArgs {
+            kubeconfig: Some(path.display().to_string()),
+            context: Some("beta".into()),
+            ..KubeArgs::default()
+        };
+        let err = args.config().await.expect_err("must fail");
         let text = err.to_string();
-        assert!(text.contains("\"beta\"") && text.contains("alpha") && text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("\"beta\"")
+                && text.contains("alpha")
+                && text.contains(&path.display().to_string()),
+            "{text}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

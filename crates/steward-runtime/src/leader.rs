@@ -15,7 +15,12 @@ use crate::shutdown::Shutdown;
 #[derive(Debug, Clone, clap::Args)]
 pub struct LeaderArgs {
     /// Namespace of the Lease (defaults to the pod's namespace).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default", value_name = "NS")]
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "default",
+        value_name = "NS"
+    )]
     pub lease_namespace: String,
     /// Identity of this replica (defaults to the pod name).
     #[arg(long, env = "POD_NAME", value_name = "ID")]
@@ -35,10 +40,19 @@ pub struct Leader {
 
 /// Waits until this process holds the Lease `namespace/name`, or until shutdown
 /// (then `Ok(None)`).
-pub async fn acquire(client: kube::Client, args: &LeaderArgs, name: &str, shutdown: &Shutdown) -> Result<Option<Leader>> {
+pub async fn acquire(
+    client: kube::Client,
+    args: &LeaderArgs,
+    name: &str,
+    shutdown: &Shutdown,
+) -> Result<Option<Leader>> {
     let identity = args.lease_identity.clone().unwrap_or_else(default_identity);
     let duration = args.lease_duration.max(2);
-    let err = |source| Error::Lease { namespace: args.lease_namespace.clone(), name: name.to_string(), source };
+    let err = |source| Error::Lease {
+        namespace: args.lease_namespace.clone(),
+        name: name.to_string(),
+        source,
+    };
     let manager = LeaseManagerBuilder::new(client, name)
         .with_namespace(&args.lease_namespace)
         .with_identity(identity.clone())
@@ -92,9 +106,13 @@ impl Leader {
         drop(self.rx);
         match tokio::time::timeout(timeout, self.task).await {
             Ok(Ok(Ok(_))) => tracing::info!(lease = %self.lease, "released leadership"),
-            Ok(Ok(Err(e))) => tracing::warn!(lease = %self.lease, error = %e, "releasing the lease failed; it expires on its own"),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(lease = %self.lease, error = %e, "releasing the lease failed; it expires on its own")
+            }
             Ok(Err(e)) => tracing::warn!(lease = %self.lease, error = %e, "lease task failed"),
-            Err(_) => tracing::warn!(lease = %self.lease, "releasing the lease timed out; it expires on its own"),
+            Err(_) => {
+                tracing::warn!(lease = %self.lease, "releasing the lease timed out; it expires on its own")
+            }
         }
     }
 }
@@ -102,6 +120,7 @@ impl Leader {
 /// `<hostname>-<pid>`: unique among replicas (pod names are hostnames) and readable
 /// in `kubectl get lease -o yaml`.
 fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "steward".into());
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "steward".into());
     format!("{}-{}", host.trim(), std::process::id())
 }

@@ -38,7 +38,8 @@ pub(crate) fn generate(dir: &Path) -> Result<Pki> {
     let ca_key = KeyPair::generate().map_err(Error::Certs)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(Error::Certs)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "steward-sim-ca");
+    ca.distinguished_name
+        .push(DnType::CommonName, "steward-sim-ca");
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -48,15 +49,28 @@ pub(crate) fn generate(dir: &Path) -> Result<Pki> {
     write(&pki.ca_cert, &ca_cert.pem())?;
     let issuer = Issuer::new(ca, ca_key);
 
-    let sans = ["localhost", "127.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"];
-    let mut serving = CertificateParams::new(sans.map(String::from).to_vec()).map_err(Error::Certs)?;
-    serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+    let sans = [
+        "localhost",
+        "127.0.0.1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+    ];
+    let mut serving =
+        CertificateParams::new(sans.map(String::from).to_vec()).map_err(Error::Certs)?;
+    serving
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
     serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf(&serving, &issuer, &pki.serving_cert, &pki.serving_key)?;
 
     let mut admin = CertificateParams::new(Vec::<String>::new()).map_err(Error::Certs)?;
-    admin.distinguished_name.push(DnType::CommonName, "steward-admin");
-    admin.distinguished_name.push(DnType::OrganizationName, "system:masters");
+    admin
+        .distinguished_name
+        .push(DnType::CommonName, "steward-admin");
+    admin
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
     admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     leaf(&admin, &issuer, &pki.admin_cert, &pki.admin_key)?;
 
@@ -66,7 +80,12 @@ pub(crate) fn generate(dir: &Path) -> Result<Pki> {
     Ok(pki)
 }
 
-fn leaf(params: &CertificateParams, issuer: &Issuer<'_, KeyPair>, cert: &Path, key: &Path) -> Result<()> {
+fn leaf(
+    params: &CertificateParams,
+    issuer: &Issuer<'_, KeyPair>,
+    cert: &Path,
+    key: &Path,
+) -> Result<()> {
     let key_pair = KeyPair::generate().map_err(Error::Certs)?;
     let signed = params.signed_by(&key_pair, issuer).map_err(Error::Certs)?;
     write(cert, &signed.pem())?;

@@ -14,7 +14,13 @@ use crate::state::SimState;
 
 const STAGES: &str = include_str!("../assets/stages.yaml");
 /// Programs the cluster needs, in start order.
-const PROGRAMS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"];
+const PROGRAMS: [&str; 5] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+];
 
 /// What happens to the cluster's processes when the process that started them ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,32 +86,62 @@ impl Cluster {
         let kubeconfig = opts.dir.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &server, &pki)?;
 
-        let mut cluster = Self { dir: opts.dir.clone(), kubeconfig, server, procs: Vec::new(), started_in: Duration::ZERO };
-        let spawn = |name: &'static str, args: Vec<String>| Proc::spawn(name, &bins.join(name), &args, &logs, opts.lifetime);
+        let mut cluster = Self {
+            dir: opts.dir.clone(),
+            kubeconfig,
+            server,
+            procs: Vec::new(),
+            started_in: Duration::ZERO,
+        };
+        let spawn = |name: &'static str, args: Vec<String>| {
+            Proc::spawn(name, &bins.join(name), &args, &logs, opts.lifetime)
+        };
 
-        cluster.procs.push(spawn("etcd", etcd_args(&opts.dir, &ports))?);
-        cluster.wait("etcd to accept connections", 30, || async {
-            Ok(tokio::net::TcpStream::connect(("127.0.0.1", ports.etcd)).await.is_ok())
-        })
-        .await?;
+        cluster
+            .procs
+            .push(spawn("etcd", etcd_args(&opts.dir, &ports))?);
+        cluster
+            .wait("etcd to accept connections", 30, || async {
+                Ok(tokio::net::TcpStream::connect(("127.0.0.1", ports.etcd))
+                    .await
+                    .is_ok())
+            })
+            .await?;
 
-        cluster.procs.push(spawn("kube-apiserver", apiserver_args(&opts.dir, &ports, &pki))?);
+        cluster.procs.push(spawn(
+            "kube-apiserver",
+            apiserver_args(&opts.dir, &ports, &pki),
+        )?);
         let client = cluster.client().await?;
-        cluster.wait("kube-apiserver /readyz", 90, || async {
-            let req = http_get("/readyz");
-            Ok(client.request_text(req).await.is_ok_and(|body| body.trim() == "ok"))
-        })
-        .await?;
+        cluster
+            .wait("kube-apiserver /readyz", 90, || async {
+                let req = http_get("/readyz");
+                Ok(client
+                    .request_text(req)
+                    .await
+                    .is_ok_and(|body| body.trim() == "ok"))
+            })
+            .await?;
 
         let kc = cluster.kubeconfig.display().to_string();
-        cluster.procs.push(spawn("kube-controller-manager", kcm_args(&kc, &ports, &pki))?);
-        cluster.procs.push(spawn("kube-scheduler", scheduler_args(&kc, &ports))?);
-        cluster.procs.push(spawn("kwok", kwok_args(&kc, &ports, &stages))?);
+        cluster.procs.push(spawn(
+            "kube-controller-manager",
+            kcm_args(&kc, &ports, &pki),
+        )?);
+        cluster
+            .procs
+            .push(spawn("kube-scheduler", scheduler_args(&kc, &ports))?);
+        cluster
+            .procs
+            .push(spawn("kwok", kwok_args(&kc, &ports, &stages))?);
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-        cluster.wait("kube-controller-manager to create the default ServiceAccount", 60, || async {
-            Ok(sas.get_opt("default").await?.is_some())
-        })
-        .await?;
+        cluster
+            .wait(
+                "kube-controller-manager to create the default ServiceAccount",
+                60,
+                || async { Ok(sas.get_opt("default").await?.is_some()) },
+            )
+            .await?;
         cluster.started_in = begin.elapsed();
         tracing::info!(server = %cluster.server, seconds = cluster.started_in.as_secs_f64(), "simulated cluster ready");
         Ok(cluster)
@@ -142,7 +178,11 @@ impl Cluster {
             dir: self.dir.clone(),
             kubeconfig: self.kubeconfig.clone(),
             server: self.server.clone(),
-            pids: self.procs.iter().map(|p| (p.name.to_string(), p.child.id())).collect(),
+            pids: self
+                .procs
+                .iter()
+                .map(|p| (p.name.to_string(), p.child.id()))
+                .collect(),
         };
         state.save()?;
         self.procs.clear();
@@ -163,7 +203,11 @@ impl Cluster {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(Error::Timeout { what: what.to_string(), seconds, logs: self.dir.join("logs") });
+                return Err(Error::Timeout {
+                    what: what.to_string(),
+                    seconds,
+                    logs: self.dir.join("logs"),
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -180,9 +224,14 @@ impl Drop for Cluster {
 
 /// A client for the kubeconfig of a simulated cluster.
 pub(crate) async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
-    let err = |source| Error::Kubeconfig { path: kubeconfig.to_path_buf(), source };
+    let err = |source| Error::Kubeconfig {
+        path: kubeconfig.to_path_buf(),
+        source,
+    };
     let kc = Kubeconfig::read_from(kubeconfig).map_err(err)?;
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(err)?;
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(err)?;
     // Components and tests share one API server; keep requests from queueing client-side.
     config.read_timeout = Some(Duration::from_secs(300));
     // kube retries 429 by default (up to 15 times, backing off to minutes), which
@@ -201,7 +250,10 @@ pub(crate) fn http_get(path: &str) -> http::Request<Vec<u8>> {
 fn resolve_bins(dir: &Path) -> Result<PathBuf> {
     for program in PROGRAMS {
         if !dir.join(program).is_file() {
-            return Err(Error::MissingBinary { program, dir: dir.to_path_buf() });
+            return Err(Error::MissingBinary {
+                program,
+                dir: dir.to_path_buf(),
+            });
         }
     }
     Ok(dir.to_path_buf())
@@ -268,7 +320,10 @@ fn kcm_args(kubeconfig: &str, p: &Ports, pki: &Pki) -> Vec<String> {
         "--leader-elect=false".into(),
         "--bind-address=127.0.0.1".into(),
         format!("--secure-port={}", p.kcm),
-        format!("--service-account-private-key-file={}", pki.sa_key.display()),
+        format!(
+            "--service-account-private-key-file={}",
+            pki.sa_key.display()
+        ),
         format!("--root-ca-file={}", pki.ca_cert.display()),
         "--use-service-account-credentials=false".into(),
         // The defaults (20 QPS) make thousands of simulated pods crawl.
@@ -297,7 +352,10 @@ fn kwok_args(kubeconfig: &str, p: &Ports, stages: &Path) -> Vec<String> {
         format!("--kubeconfig={kubeconfig}"),
         format!("--config={}", stages.display()),
         "--manage-all-nodes=false".into(),
-        format!("--manage-nodes-with-annotation-selector={}=fake", crate::KWOK_NODE_ANNOTATION),
+        format!(
+            "--manage-nodes-with-annotation-selector={}=fake",
+            crate::KWOK_NODE_ANNOTATION
+        ),
         format!("--server-address=127.0.0.1:{}", p.kwok),
         "--node-lease-duration-seconds=40".into(),
         // Pod IPs are only data in pod status here; a /16 holds thousands of pods.

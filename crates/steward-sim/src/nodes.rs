@@ -26,7 +26,14 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// A node with 4 cpu, 16Gi memory and room for 110 pods.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), labels: BTreeMap::new(), cpu: "4".into(), memory: "16Gi".into(), pods: 110, taints: Vec::new() }
+        Self {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            cpu: "4".into(),
+            memory: "16Gi".into(),
+            pods: 110,
+            taints: Vec::new(),
+        }
     }
 
     /// Adds a label.
@@ -75,14 +82,25 @@ impl NodeSpec {
                 ])),
                 ..ObjectMeta::default()
             },
-            spec: Some(CoreNodeSpec { taints: (!self.taints.is_empty()).then(|| self.taints.clone()), ..CoreNodeSpec::default() }),
-            status: Some(NodeStatus { capacity: Some(resources.clone()), allocatable: Some(resources), ..NodeStatus::default() }),
+            spec: Some(CoreNodeSpec {
+                taints: (!self.taints.is_empty()).then(|| self.taints.clone()),
+                ..CoreNodeSpec::default()
+            }),
+            status: Some(NodeStatus {
+                capacity: Some(resources.clone()),
+                allocatable: Some(resources),
+                ..NodeStatus::default()
+            }),
         }
     }
 }
 
 /// Creates the nodes and waits until kwok has made every one Ready.
-pub async fn add_nodes(client: &kube::Client, specs: &[NodeSpec], timeout: std::time::Duration) -> crate::Result<()> {
+pub async fn add_nodes(
+    client: &kube::Client,
+    specs: &[NodeSpec],
+    timeout: std::time::Duration,
+) -> crate::Result<()> {
     use kube::api::{Api, ListParams, PostParams};
     let api: Api<Node> = Api::all(client.clone());
     for spec in specs {
@@ -90,12 +108,23 @@ pub async fn add_nodes(client: &kube::Client, specs: &[NodeSpec], timeout: std::
     }
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let ready = api.list(&ListParams::default()).await?.items.into_iter().filter(|n| is_ready(n)).filter_map(|n| n.metadata.name).collect::<Vec<_>>();
+        let ready = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(is_ready)
+            .filter_map(|n| n.metadata.name)
+            .collect::<Vec<_>>();
         if specs.iter().all(|s| ready.contains(&s.name)) {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            return Err(crate::Error::Timeout { what: format!("{} nodes to become Ready", specs.len()), seconds: timeout.as_secs(), logs: "the kwok log".into() });
+            return Err(crate::Error::Timeout {
+                what: format!("{} nodes to become Ready", specs.len()),
+                seconds: timeout.as_secs(),
+                logs: "the kwok log".into(),
+            });
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
@@ -103,5 +132,8 @@ pub async fn add_nodes(client: &kube::Client, specs: &[NodeSpec], timeout: std::
 
 /// Whether the node's Ready condition is True.
 pub fn is_ready(n: &Node) -> bool {
-    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

@@ -16,7 +16,13 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(name: &'static str, bin: &Path, args: &[String], logs: &Path, lifetime: Lifetime) -> Result<Self> {
+    pub fn spawn(
+        name: &'static str,
+        bin: &Path,
+        args: &[String],
+        logs: &Path,
+        lifetime: Lifetime,
+    ) -> Result<Self> {
         let log = logs.join(format!("{name}.log"));
         let out = File::create(&log).map_err(io("creating log", &log))?;
         let err = out.try_clone().map_err(io("creating log", &log))?;
@@ -83,7 +89,11 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
 /// A free TCP port on loopback. Another process may take it before the program
 /// binds it; start-up then fails with that program's log, and is retried by callers.
 pub(crate) fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding", "127.0.0.1:0"))?;
-    let port = listener.local_addr().map_err(io("binding", "127.0.0.1:0"))?.port();
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding", "127.0.0.1:0"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io("binding", "127.0.0.1:0"))?
+        .port();
     Ok(port)
 }

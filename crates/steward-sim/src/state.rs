@@ -30,7 +30,9 @@ impl SimState {
         let path = dir.join(FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotRunning(dir.to_path_buf())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotRunning(dir.to_path_buf()));
+            }
             Err(e) => return Err(io("reading", &path)(e)),
         };
         serde_json::from_str(&text).map_err(|source| Error::State { path, source })
@@ -38,14 +40,20 @@ impl SimState {
 
     pub(crate) fn save(&self) -> Result<()> {
         let path = self.dir.join(FILE);
-        let text = serde_json::to_string_pretty(self).map_err(|source| Error::State { path: path.clone(), source })?;
+        let text = serde_json::to_string_pretty(self).map_err(|source| Error::State {
+            path: path.clone(),
+            source,
+        })?;
         std::fs::write(&path, text).map_err(io("writing", &path))
     }
 
     /// Which recorded programs are still running. A pid counts only if its command
     /// line still names the program, so a reused pid is not mistaken for it.
     pub fn running(&self) -> BTreeMap<String, bool> {
-        self.pids.iter().map(|(name, pid)| (name.clone(), is_program(*pid, name))).collect()
+        self.pids
+            .iter()
+            .map(|(name, pid)| (name.clone(), is_program(*pid, name)))
+            .collect()
     }
 
     /// A client for the recorded cluster.
@@ -56,7 +64,12 @@ impl SimState {
     /// Stops every recorded program (SIGTERM, then SIGKILL after `grace`) and removes
     /// the working directory.
     pub fn stop(self, grace: Duration) -> Result<()> {
-        let alive: Vec<(String, u32)> = self.pids.iter().filter(|(n, p)| is_program(**p, n)).map(|(n, p)| (n.clone(), *p)).collect();
+        let alive: Vec<(String, u32)> = self
+            .pids
+            .iter()
+            .filter(|(n, p)| is_program(**p, n))
+            .map(|(n, p)| (n.clone(), *p))
+            .collect();
         for (_, pid) in &alive {
             signal(*pid, libc::SIGTERM);
         }
@@ -77,7 +90,9 @@ fn is_program(pid: u32, name: &str) -> bool {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
     // A zombie has an empty cmdline and counts as gone.
-    Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(argv0)).file_name().is_some_and(|f| f == name)
+    Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(argv0))
+        .file_name()
+        .is_some_and(|f| f == name)
 }
 
 #[allow(unsafe_code)]

@@ -8,13 +8,30 @@ use steward_runtime::logging::LogFormat;
 
 /// Kubernetes operations toolkit: NodePool drain, graceful drain for VPA evictions, auto-monitoring and CI worker scaling.
 #[derive(Debug, Parser)]
-#[command(name = "steward", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "steward",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Log format on stderr; RUST_LOG sets levels.
-    #[arg(long, value_enum, default_value = "text", env = "STEWARD_LOG_FORMAT", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        env = "STEWARD_LOG_FORMAT",
+        global = true
+    )]
     pub log_format: LogFormat,
     /// Language of messages for people (CLI output, Slack).
-    #[arg(long, value_enum, default_value = "en", env = "STEWARD_LANG", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "en",
+        env = "STEWARD_LANG",
+        global = true
+    )]
     pub lang: Lang,
     #[command(subcommand)]
     pub command: Command,

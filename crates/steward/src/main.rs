@@ -14,7 +14,11 @@ use steward_runtime::i18n::{Lang, Localized, Msg};
 fn main() -> ExitCode {
     let as_plugin = std::env::args_os()
         .next()
-        .and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().starts_with("kubectl-")))
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().starts_with("kubectl-"))
+        })
         .unwrap_or(false);
     let mut command = cli::Cli::command();
     if as_plugin {
@@ -26,7 +30,10 @@ fn main() -> ExitCode {
     };
     steward_runtime::logging::init(cli.log_format);
     let lang = cli.lang;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(lang, &anyhow::Error::from(e)),
     };
@@ -40,7 +47,14 @@ fn main() -> ExitCode {
 /// their source, so a cause whose text the line holds is skipped), and only the first
 /// line of each (parsers add source excerpts below it). No backtrace.
 fn fail(lang: Lang, e: &anyhow::Error) -> ExitCode {
-    let first_line = |e: &dyn std::error::Error| e.to_string().lines().next().unwrap_or_default().trim_end().to_string();
+    let first_line = |e: &dyn std::error::Error| {
+        e.to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_end()
+            .to_string()
+    };
     let mut line = first_line(e.as_ref());
     for cause in e.chain().skip(1) {
         let text = first_line(cause);

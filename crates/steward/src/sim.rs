@@ -51,7 +51,9 @@ struct UpArgs {
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("--node-label \"{s}\": expected KEY=VALUE"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--node-label \"{s}\": expected KEY=VALUE"))?;
     if k.is_empty() {
         return Err(format!("--node-label \"{s}\": the key is empty"));
     }
@@ -68,19 +70,34 @@ enum Msg {
 impl Localized for Msg {
     fn en(&self) -> String {
         match self {
-            Self::Ready { seconds, nodes } => format!("simulated cluster ready in {seconds:.1}s with {nodes} kwok nodes"),
+            Self::Ready { seconds, nodes } => {
+                format!("simulated cluster ready in {seconds:.1}s with {nodes} kwok nodes")
+            }
             Self::Export(p) => format!("use it with:\n  export KUBECONFIG={}", p.display()),
             Self::Stopped(d) => format!("simulated cluster stopped; removed {}", d.display()),
-            Self::AlreadyRunning(p) => format!("a simulated cluster is already running; KUBECONFIG={}", p.display()),
+            Self::AlreadyRunning(p) => format!(
+                "a simulated cluster is already running; KUBECONFIG={}",
+                p.display()
+            ),
         }
     }
 
     fn ko(&self) -> String {
         match self {
-            Self::Ready { seconds, nodes } => format!("시뮬레이션 클러스터가 {seconds:.1}초 만에 준비되었습니다 (kwok 노드 {nodes}대)"),
-            Self::Export(p) => format!("다음과 같이 사용하세요:\n  export KUBECONFIG={}", p.display()),
-            Self::Stopped(d) => format!("시뮬레이션 클러스터를 멈추고 {}를 지웠습니다", d.display()),
-            Self::AlreadyRunning(p) => format!("시뮬레이션 클러스터가 이미 실행 중입니다; KUBECONFIG={}", p.display()),
+            Self::Ready { seconds, nodes } => format!(
+                "시뮬레이션 클러스터가 {seconds:.1}초 만에 준비되었습니다 (kwok 노드 {nodes}대)"
+            ),
+            Self::Export(p) => format!(
+                "다음과 같이 사용하세요:\n  export KUBECONFIG={}",
+                p.display()
+            ),
+            Self::Stopped(d) => {
+                format!("시뮬레이션 클러스터를 멈추고 {}를 지웠습니다", d.display())
+            }
+            Self::AlreadyRunning(p) => format!(
+                "시뮬레이션 클러스터가 이미 실행 중입니다; KUBECONFIG={}",
+                p.display()
+            ),
         }
     }
 }
@@ -104,7 +121,9 @@ pub async fn run(args: Args, lang: Lang) -> anyhow::Result<ExitCode> {
 fn default_dir() -> anyhow::Result<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME") {
         Some(d) => PathBuf::from(d),
-        None => std::env::home_dir().context("HOME is not set; pass --dir")?.join(".local/state"),
+        None => std::env::home_dir()
+            .context("HOME is not set; pass --dir")?
+            .join(".local/state"),
     };
     Ok(base.join("steward/sim"))
 }
@@ -115,20 +134,36 @@ async fn up(dir: PathBuf, args: UpArgs, lang: Lang) -> anyhow::Result<ExitCode> 
             bail!(Msg::AlreadyRunning(state.kubeconfig).en());
         }
         // Left over from a crash or reboot: nothing runs, start afresh.
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing stale {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing stale {}", dir.display()))?;
     }
-    let cluster = Cluster::start(&Options { dir, bin_dir: args.bin_dir, lifetime: Lifetime::Detached }).await?;
+    let cluster = Cluster::start(&Options {
+        dir,
+        bin_dir: args.bin_dir,
+        lifetime: Lifetime::Detached,
+    })
+    .await?;
     let client = cluster.client().await?;
     let specs: Vec<NodeSpec> = (0..args.nodes)
         .map(|i| {
-            let spec = NodeSpec::new(format!("kwok-node-{i}")).capacity(&args.node_cpu, &args.node_memory);
-            args.node_labels.iter().fold(spec, |s, (k, v)| s.label(k, v))
+            let spec =
+                NodeSpec::new(format!("kwok-node-{i}")).capacity(&args.node_cpu, &args.node_memory);
+            args.node_labels
+                .iter()
+                .fold(spec, |s, (k, v)| s.label(k, v))
         })
         .collect();
     steward_sim::add_nodes(&client, &specs, Duration::from_secs(60)).await?;
     let seconds = cluster.started_in().as_secs_f64();
     let state = cluster.detach()?;
-    println!("{}", Msg::Ready { seconds, nodes: args.nodes }.render(lang));
+    println!(
+        "{}",
+        Msg::Ready {
+            seconds,
+            nodes: args.nodes
+        }
+        .render(lang)
+    );
     println!("{}", Msg::Export(state.kubeconfig).render(lang));
     Ok(ExitCode::SUCCESS)
 }
@@ -138,18 +173,37 @@ async fn status(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let running = state.running();
     println!("{:<26} {:>8}  STATE", "COMPONENT", "PID");
     for (name, pid) in &state.pids {
-        let s = if running.get(name).copied().unwrap_or(false) { "running" } else { "stopped" };
+        let s = if running.get(name).copied().unwrap_or(false) {
+            "running"
+        } else {
+            "stopped"
+        };
         println!("{name:<26} {pid:>8}  {s}");
     }
     println!("kubeconfig: {}", state.kubeconfig.display());
     let client = state.client().await?;
-    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.with_context(|| format!("API server {}", state.server))?;
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .with_context(|| format!("API server {}", state.server))?;
     let pods = Api::<Pod>::all(client).list(&ListParams::default()).await?;
-    let ready = nodes.items.iter().filter(|n| steward_sim::is_ready(n)).count();
-    let running_pods = pods.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).count();
+    let ready = nodes
+        .items
+        .iter()
+        .filter(|n| steward_sim::is_ready(n))
+        .count();
+    let running_pods = pods
+        .items
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .count();
     println!("api server: {} (reachable)", state.server);
     println!("nodes: {} ({ready} Ready)", nodes.items.len());
     println!("pods: {} ({running_pods} Running)", pods.items.len());
     let all_up = running.values().all(|r| *r);
-    Ok(if all_up { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_up {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -26,7 +26,11 @@ enum Output {
 
 pub async fn run(args: Args, lang: Lang) -> anyhow::Result<ExitCode> {
     let client = env!("CARGO_PKG_VERSION");
-    let server = if args.client { None } else { Some(args.kube.connect().await?.server_version) };
+    let server = if args.client {
+        None
+    } else {
+        Some(args.kube.connect().await?.server_version)
+    };
     match args.output {
         Output::Json => {
             let mut v = serde_json::json!({ "clientVersion": client });

@@ -1,11 +1,18 @@
 //! The `steward` binary as people run it: help, version, the kubectl plugin name,
 //! and one clear line for every way of pointing it at a cluster wrongly.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn steward(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_steward")).args(args).env_remove("KUBECONFIG").env_remove("KUBE_CONFIG").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBE_CONFIG")
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -14,13 +21,23 @@ fn text(b: &[u8]) -> String {
 
 /// A failure is exactly one line on stderr, names `needle`, and shows no panic.
 fn assert_one_line_error(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected failure, got {:?}", out.status);
+    assert!(
+        !out.status.success(),
+        "expected failure, got {:?}",
+        out.status
+    );
     let err = text(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{err}");
     assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[0].contains(needle), "error does not name {needle}: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        lines[0].contains(needle),
+        "error does not name {needle}: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -31,16 +48,25 @@ fn help_lists_only_real_subcommands() {
     for cmd in ["version", "sim"] {
         assert!(help.contains(cmd), "--help lacks {cmd}:\n{help}");
     }
-    assert!(help.contains("--lang") && help.contains("--log-format"), "{help}");
+    assert!(
+        help.contains("--lang") && help.contains("--log-format"),
+        "{help}"
+    );
 }
 
 #[test]
 fn version_client_in_english_and_korean() {
     let out = steward(&["version", "--client"]);
     assert!(out.status.success());
-    assert_eq!(text(&out.stdout).trim(), format!("Client Version: v{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("Client Version: v{}", env!("CARGO_PKG_VERSION"))
+    );
     let out = steward(&["--lang", "ko", "version", "--client"]);
-    assert_eq!(text(&out.stdout).trim(), format!("클라이언트 버전: v{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("클라이언트 버전: v{}", env!("CARGO_PKG_VERSION"))
+    );
     let out = steward(&["version", "--client", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["clientVersion"], env!("CARGO_PKG_VERSION"));
@@ -52,7 +78,10 @@ fn version_reports_the_real_api_server() {
     let out = steward(&["version", "--kubeconfig", &kubeconfig, "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["serverVersion"].as_str().unwrap().starts_with("v1."), "{v}");
+    assert!(
+        v["serverVersion"].as_str().unwrap().starts_with("v1."),
+        "{v}"
+    );
     // KUBECONFIG and --context work too.
     let out = Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(["version", "--context", "steward-sim"])
@@ -65,7 +94,10 @@ fn version_reports_the_real_api_server() {
 
 #[test]
 fn missing_kubeconfig_is_one_line_naming_the_path() {
-    assert_one_line_error(&steward(&["version", "--kubeconfig", "/nonexistent/kubeconfig"]), "/nonexistent/kubeconfig");
+    assert_one_line_error(
+        &steward(&["version", "--kubeconfig", "/nonexistent/kubeconfig"]),
+        "/nonexistent/kubeconfig",
+    );
 }
 
 #[test]
@@ -73,20 +105,36 @@ fn unreadable_kubeconfig_is_one_line_naming_the_path() {
     let dir = tempdir("garbage");
     let path = dir.join("config");
     std::fs::write(&path, "this: [is not: a kubeconfig").unwrap();
-    assert_one_line_error(&steward(&["version", "--kubeconfig", path.to_str().unwrap()]), path.to_str().unwrap());
+    assert_one_line_error(
+        &steward(&["version", "--kubeconfig", path.to_str().unwrap()]),
+        path.to_str().unwrap(),
+    );
 }
 
 #[test]
 fn unknown_context_is_one_line_naming_it() {
     let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
-    let out = steward(&["version", "--kubeconfig", &kubeconfig, "--context", "prod-eu"]);
+    let out = steward(&[
+        "version",
+        "--kubeconfig",
+        &kubeconfig,
+        "--context",
+        "prod-eu",
+    ]);
     assert_one_line_error(&out, "\"prod-eu\"");
-    assert!(text(&out.stderr).contains("steward-sim"), "does not list the available contexts");
+    assert!(
+        text(&out.stderr).contains("steward-sim"),
+        "does not list the available contexts"
+    );
 }
 
 #[test]
 fn unreachable_api_server_is_one_line_naming_the_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempdir("unreachable");
     let path = dir.join("config");
     std::fs::write(
@@ -97,7 +145,13 @@ fn unreachable_api_server_is_one_line_naming_the_address() {
         ),
     )
     .unwrap();
-    let out = steward(&["version", "--kubeconfig", path.to_str().unwrap(), "--connect-timeout", "3s"]);
+    let out = steward(&[
+        "version",
+        "--kubeconfig",
+        path.to_str().unwrap(),
+        "--connect-timeout",
+        "3s",
+    ]);
     assert_one_line_error(&out, &format!("127.0.0.1:{port}"));
 }
 
@@ -106,7 +160,10 @@ fn wrong_flag_value_names_the_flag() {
     let out = steward(&["version", "--kube-config", "laptop"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("--kube-config") && err.contains("local") && err.contains("github_action"), "{err}");
+    assert!(
+        err.contains("--kube-config") && err.contains("local") && err.contains("github_action"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -116,11 +173,23 @@ fn works_as_a_kubectl_plugin() {
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_steward"), &plugin).unwrap();
     let out = Command::new(&plugin).arg("--help").output().unwrap();
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("Usage: kubectl steward"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Usage: kubectl steward"),
+        "{}",
+        text(&out.stdout)
+    );
     // And through kubectl itself, which finds plugins on PATH.
     let kubectl = testkit::bin_dir().unwrap().join("kubectl");
-    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new(kubectl).args(["steward", "version", "--client"]).env("PATH", path).output().unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(kubectl)
+        .args(["steward", "version", "--client"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("Client Version: v"));
 }

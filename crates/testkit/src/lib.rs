@@ -43,7 +43,9 @@ pub fn cluster() -> &'static Cluster {
                 }
             })
             .expect("spawning the cluster thread");
-        rx.recv().expect("cluster thread ended").map_err(|e| format!("{e:#}"))
+        rx.recv()
+            .expect("cluster thread ended")
+            .map_err(|e| format!("{e:#}"))
     });
     match started {
         Ok(c) => c,
@@ -52,19 +54,31 @@ pub fn cluster() -> &'static Cluster {
 }
 
 fn start_cluster() -> Result<Cluster> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let dir = std::env::temp_dir().join(format!("steward-testkit-{}", std::process::id()));
     remove_stale_dirs();
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = steward_sim::Options { dir, bin_dir: bin_dir()?, lifetime: steward_sim::Lifetime::WithParent };
+    let opts = steward_sim::Options {
+        dir,
+        bin_dir: bin_dir()?,
+        lifetime: steward_sim::Lifetime::WithParent,
+    };
     let cluster = rt.block_on(Cluster::start(&opts))?;
-    eprintln!("testkit: control plane ready in {:.1}s at {}", cluster.started_in().as_secs_f64(), cluster.server());
+    eprintln!(
+        "testkit: control plane ready in {:.1}s at {}",
+        cluster.started_in().as_secs_f64(),
+        cluster.server()
+    );
     Ok(cluster)
 }
 
 /// Directories of earlier test binaries whose process is gone.
 fn remove_stale_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(pid) = name.strip_prefix("steward-testkit-")
@@ -109,16 +123,27 @@ pub async fn env(prefix: &str) -> Result<TestEnv> {
     let client = cluster().client().await?;
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ns = format!("{prefix}-{}-{n}", std::process::id() % 100_000);
-    let meta = ObjectMeta { name: Some(ns.clone()), ..ObjectMeta::default() };
+    let meta = ObjectMeta {
+        name: Some(ns.clone()),
+        ..ObjectMeta::default()
+    };
     Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &Namespace { metadata: meta, ..Namespace::default() })
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: meta,
+                ..Namespace::default()
+            },
+        )
         .await
         .with_context(|| format!("creating namespace {ns}"))?;
     // Pods are refused until the ServiceAccount controller has made `default`.
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    wait::until(Duration::from_secs(30), "default ServiceAccount", || async {
-        Ok(sas.get_opt("default").await?.is_some())
-    })
+    wait::until(
+        Duration::from_secs(30),
+        "default ServiceAccount",
+        || async { Ok(sas.get_opt("default").await?.is_some()) },
+    )
     .await?;
     Ok(TestEnv { client, ns })
 }
@@ -126,24 +151,51 @@ pub async fn env(prefix: &str) -> Result<TestEnv> {
 impl TestEnv {
     /// Creates `count` kwok nodes named `<ns>-<prefix>-<i>`, labelled and tainted
     /// with [`TEST_KEY`]=`<ns>`, and waits until all are Ready. `f` adjusts each spec.
-    pub async fn add_nodes(&self, prefix: &str, count: usize, f: impl Fn(NodeSpec) -> NodeSpec) -> Result<Vec<String>> {
+    pub async fn add_nodes(
+        &self,
+        prefix: &str,
+        count: usize,
+        f: impl Fn(NodeSpec) -> NodeSpec,
+    ) -> Result<Vec<String>> {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let mut names = Vec::with_capacity(count);
         for i in 0..count {
-            let mut spec = f(NodeSpec::new(format!("{}-{prefix}-{i}", self.ns)).label(TEST_KEY, &self.ns));
-            spec.taints.push(Taint { key: TEST_KEY.into(), value: Some(self.ns.clone()), effect: "NoSchedule".into(), ..Taint::default() });
-            let node = nodes.create(&PostParams::default(), &spec.to_node()).await.with_context(|| format!("creating node {}", spec.name))?;
+            let mut spec =
+                f(NodeSpec::new(format!("{}-{prefix}-{i}", self.ns)).label(TEST_KEY, &self.ns));
+            spec.taints.push(Taint {
+                key: TEST_KEY.into(),
+                value: Some(self.ns.clone()),
+                effect: "NoSchedule".into(),
+                ..Taint::default()
+            });
+            let node = nodes
+                .create(&PostParams::default(), &spec.to_node())
+                .await
+                .with_context(|| format!("creating node {}", spec.name))?;
             names.push(node.name_any());
         }
         for name in &names {
-            wait::object(&nodes, name, Duration::from_secs(60), "node Ready", |n: &Node| wait::node_ready(n)).await?;
+            wait::object(
+                &nodes,
+                name,
+                Duration::from_secs(60),
+                "node Ready",
+                |n: &Node| wait::node_ready(n),
+            )
+            .await?;
         }
         Ok(names)
     }
 
     /// Toleration for this test's node taint; put it on every workload the test runs.
     pub fn toleration(&self) -> Toleration {
-        Toleration { key: Some(TEST_KEY.into()), operator: Some("Equal".into()), value: Some(self.ns.clone()), effect: Some("NoSchedule".into()), ..Toleration::default() }
+        Toleration {
+            key: Some(TEST_KEY.into()),
+            operator: Some("Equal".into()),
+            value: Some(self.ns.clone()),
+            effect: Some("NoSchedule".into()),
+            ..Toleration::default()
+        }
     }
 
     /// Node selector for this test's nodes.

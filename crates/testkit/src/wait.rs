@@ -27,15 +27,25 @@ where
             Err(e) => last_err = Some(e),
         }
         if tokio::time::Instant::now() >= deadline {
-            let why = last_err.map(|e| format!(" (last error: {e:#})")).unwrap_or_default();
-            return Err(anyhow!("timed out after {timeout:?} waiting for {what}{why}"));
+            let why = last_err
+                .map(|e| format!(" (last error: {e:#})"))
+                .unwrap_or_default();
+            return Err(anyhow!(
+                "timed out after {timeout:?} waiting for {what}{why}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Watches one object until `cond` holds; returns it.
-pub async fn object<K>(api: &Api<K>, name: &str, timeout: Duration, what: &str, cond: impl Fn(&K) -> bool) -> Result<K>
+pub async fn object<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    cond: impl Fn(&K) -> bool,
+) -> Result<K>
 where
     K: Resource + Clone + Debug + serde::de::DeserializeOwned + Send + 'static,
 {
@@ -55,7 +65,13 @@ where
 }
 
 /// Watches the objects matching `lp` until `cond` holds for the whole set; returns it.
-pub async fn list<K>(api: &Api<K>, lp: &ListParams, timeout: Duration, what: &str, cond: impl Fn(&[K]) -> bool) -> Result<Vec<K>>
+pub async fn list<K>(
+    api: &Api<K>,
+    lp: &ListParams,
+    timeout: Duration,
+    what: &str,
+    cond: impl Fn(&[K]) -> bool,
+) -> Result<Vec<K>>
 where
     K: Resource + Clone + Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
@@ -83,7 +99,12 @@ where
         Err(anyhow!("watch ended"))
     })
     .await;
-    found.map_err(|_| anyhow!("timed out after {timeout:?} waiting for {what}; last seen: {:?}", last.lock().expect("lock")))?
+    found.map_err(|_| {
+        anyhow!(
+            "timed out after {timeout:?} waiting for {what}; last seen: {:?}",
+            last.lock().expect("lock")
+        )
+    })?
 }
 
 /// Waits until the named object no longer exists.
@@ -91,12 +112,21 @@ pub async fn gone<K>(api: &Api<K>, name: &str, timeout: Duration) -> Result<()>
 where
     K: Resource + Clone + Debug + serde::de::DeserializeOwned + Send + 'static,
 {
-    until(timeout, &format!("{name} to be deleted"), || async { Ok(api.get_opt(name).await?.is_none()) }).await
+    until(timeout, &format!("{name} to be deleted"), || async {
+        Ok(api.get_opt(name).await?.is_none())
+    })
+    .await
 }
 
 /// A node whose Ready condition is True.
 pub fn node_ready(n: &Node) -> bool {
-    condition_true(n.status.as_ref().and_then(|s| s.conditions.as_ref()).map(|c| c.iter().map(|c| (&c.type_[..], &c.status[..]))), "Ready")
+    condition_true(
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .map(|c| c.iter().map(|c| (&c.type_[..], &c.status[..]))),
+        "Ready",
+    )
 }
 
 /// A pod that is Running and Ready and not being deleted.
@@ -104,7 +134,12 @@ pub fn pod_ready(p: &Pod) -> bool {
     let status = p.status.as_ref();
     p.metadata.deletion_timestamp.is_none()
         && status.and_then(|s| s.phase.as_deref()) == Some("Running")
-        && condition_true(status.and_then(|s| s.conditions.as_ref()).map(|c| c.iter().map(|c| (&c.type_[..], &c.status[..]))), "Ready")
+        && condition_true(
+            status
+                .and_then(|s| s.conditions.as_ref())
+                .map(|c| c.iter().map(|c| (&c.type_[..], &c.status[..]))),
+            "Ready",
+        )
 }
 
 fn condition_true<'a>(conds: Option<impl Iterator<Item = (&'a str, &'a str)>>, ty: &str) -> bool {
