@@ -8,11 +8,13 @@
 
 pub mod admin;
 pub mod error;
+pub mod http;
 pub mod i18n;
 pub mod kube_client;
 pub mod leader;
 pub mod logging;
 pub mod shutdown;
+pub mod slack;
 
 pub use error::{Error, Result};
 pub use i18n::{Lang, Localized};

@@ -28,7 +28,7 @@ async fn serves_health_readiness_and_metrics_until_shutdown() {
     let ready = Readiness::default();
     let shutdown = Shutdown::new();
     let task = tokio::spawn(server.serve(Arc::new(reg), ready.clone(), shutdown.clone()));
-    let http = reqwest::Client::new();
+    let http = steward_runtime::http::client(Duration::from_secs(5)).unwrap();
     let get = |path: &str| http.get(format!("http://{addr}{path}")).send();
 
     assert_eq!(get("/healthz").await.unwrap().status(), 200);

@@ -167,6 +167,11 @@ impl Cluster {
         self.started_in
     }
 
+    /// Program name and process id of each running component.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.procs.iter().map(|p| (p.name, p.child.id())).collect()
+    }
+
     /// A client with admin rights. Create one per Tokio runtime.
     pub async fn client(&self) -> Result<kube::Client> {
         client_for(&self.kubeconfig).await

@@ -41,13 +41,38 @@ pub struct Cli {
 pub enum Command {
     /// Print the steward version and the Kubernetes API server version.
     Version(crate::version::Args),
+    /// Rotate the nodes of a Karpenter NodePool: size the batch from allocation metrics, cordon, evict through the Eviction API, wait, report to Slack.
+    Drain(node_drain::DrainArgs),
+    /// Karpenter NodePool metrics.
+    #[command(subcommand)]
+    Karpenter(KarpenterCommand),
     /// Run a local simulated cluster: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with kwok nodes.
     Sim(crate::sim::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KarpenterCommand {
+    /// Print the NodePool's memory and cpu usage, pod requests and allocate rates from Prometheus/Mimir.
+    AllocateRate(node_drain::AllocateArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version(args) => crate::version::run(args, cli.lang).await,
         Command::Sim(args) => crate::sim::run(args, cli.lang).await,
+        Command::Drain(args) => {
+            let shutdown = steward_runtime::Shutdown::new();
+            shutdown.on_signals();
+            let all_drained = node_drain::run_drain(args, cli.lang, shutdown).await?;
+            Ok(if all_drained {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Karpenter(KarpenterCommand::AllocateRate(args)) => {
+            node_drain::run_allocate_rate(args, cli.lang).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! test only, so tests running in parallel never share nodes), and waits with
 //! deadlines through [`wait`]. Nothing here sleeps a fixed time.
 
+pub mod prometheus;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
@@ -202,4 +203,10 @@ impl TestEnv {
     pub fn node_selector(&self) -> std::collections::BTreeMap<String, String> {
         [(TEST_KEY.to_string(), self.ns.clone())].into()
     }
+}
+
+/// An HTTP client for tests (rustls on ring, as the product uses).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

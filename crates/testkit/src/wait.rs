@@ -90,6 +90,13 @@ where
     let found = tokio::time::timeout(timeout, async {
         let mut events = std::pin::pin!(events);
         while events.try_next().await?.is_some() {
+            // Take every event already waiting before re-checking: checking after each
+            // one clones the whole set per event, quadratic for thousands of objects.
+            while let Some(ev) = futures::FutureExt::now_or_never(events.try_next()) {
+                if ev?.is_none() {
+                    break;
+                }
+            }
             let objs: Vec<K> = reader.state().iter().map(|o| (**o).clone()).collect();
             if cond(&objs) {
                 return Ok(objs);

@@ -1,0 +1,196 @@
+//! Allocation of a NodePool from Karpenter's metrics, and the arithmetic on it.
+//!
+//! Two metric generations exist and differ in a way that changes the answer:
+//! - Karpenter v1.x: `karpenter_nodepools_usage` (plural). Its
+//!   `karpenter_nodes_total_pod_requests` already includes DaemonSet pods, so daemon
+//!   requests must not be added again.
+//! - before 1.0: `karpenter_nodepool_usage`. Pod requests exclude DaemonSet pods;
+//!   the node-manager formula adds `karpenter_nodes_total_daemon_requests`.
+//!
+//! Rate = requests / usage x 100 for memory and cpu; the batch is sized from the
+//! larger of the two.
+
+use serde::Serialize;
+
+/// Which generation of Karpenter metrics a Prometheus holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Generation {
+    /// Karpenter v1.x (`karpenter_nodepools_usage`).
+    V1,
+    /// Karpenter before 1.0 (`karpenter_nodepool_usage`).
+    Legacy,
+}
+
+impl Generation {
+    /// The usage metric's name.
+    pub fn usage_metric(self) -> &'static str {
+        match self {
+            Self::V1 => "karpenter_nodepools_usage",
+            Self::Legacy => "karpenter_nodepool_usage",
+        }
+    }
+
+    /// The PromQL for the NodePool's usage (capacity Karpenter launched) of a resource.
+    pub fn usage_query(self, nodepool: &str, resource: Resource) -> String {
+        format!(
+            "sum({}{{nodepool=\"{}\",resource_type=\"{}\"}})",
+            self.usage_metric(),
+            escape(nodepool),
+            resource.label()
+        )
+    }
+
+    /// The PromQL for the requests on the NodePool's nodes, daemons included.
+    pub fn requests_query(self, nodepool: &str, resource: Resource) -> String {
+        let sel = format!(
+            "{{nodepool=\"{}\",resource_type=\"{}\"}}",
+            escape(nodepool),
+            resource.label()
+        );
+        match self {
+            Self::V1 => format!("sum(karpenter_nodes_total_pod_requests{sel})"),
+            Self::Legacy => format!(
+                "sum(karpenter_nodes_total_pod_requests{sel}) + sum(karpenter_nodes_total_daemon_requests{sel})"
+            ),
+        }
+    }
+
+    /// The PromQL that tells whether this generation's series exist for the NodePool.
+    pub fn probe_query(self, nodepool: &str) -> String {
+        format!(
+            "count({}{{nodepool=\"{}\"}})",
+            self.usage_metric(),
+            escape(nodepool)
+        )
+    }
+}
+
+/// A resource Karpenter reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resource {
+    /// Memory in bytes.
+    Memory,
+    /// CPU in cores.
+    Cpu,
+}
+
+impl Resource {
+    /// The `resource_type` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Cpu => "cpu",
+        }
+    }
+
+    /// A value for people: GB for memory, vCPU for cpu.
+    pub fn human(self, v: f64) -> String {
+        match self {
+            Self::Memory => format!("{:.0} GB", v / 1e9),
+            Self::Cpu => format!("{v:.0} vCPU"),
+        }
+    }
+}
+
+/// Usage and requests of one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ResourceAllocation {
+    /// Capacity of the NodePool's nodes.
+    pub usage: f64,
+    /// Requests of the pods on them, daemons included.
+    pub requests: f64,
+}
+
+impl ResourceAllocation {
+    /// requests / usage in percent (0 when the pool has no capacity).
+    pub fn rate_percent(&self) -> f64 {
+        if self.usage > 0.0 {
+            self.requests / self.usage * 100.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The NodePool's allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Allocation {
+    /// Which metrics it came from.
+    pub generation: Generation,
+    /// Memory.
+    pub memory: ResourceAllocation,
+    /// CPU.
+    pub cpu: ResourceAllocation,
+}
+
+impl Allocation {
+    /// max(memory rate, cpu rate), in percent.
+    pub fn max_rate_percent(&self) -> f64 {
+        self.memory.rate_percent().max(self.cpu.rate_percent())
+    }
+}
+
+/// Label values are double-quoted in PromQL; escape what would end the string.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_per_generation() {
+        assert_eq!(
+            Generation::V1.usage_query("gp", Resource::Memory),
+            r#"sum(karpenter_nodepools_usage{nodepool="gp",resource_type="memory"})"#
+        );
+        assert_eq!(
+            Generation::Legacy.usage_query("gp", Resource::Cpu),
+            r#"sum(karpenter_nodepool_usage{nodepool="gp",resource_type="cpu"})"#
+        );
+        assert_eq!(
+            Generation::V1.requests_query("gp", Resource::Cpu),
+            r#"sum(karpenter_nodes_total_pod_requests{nodepool="gp",resource_type="cpu"})"#
+        );
+        assert!(
+            Generation::Legacy
+                .requests_query("gp", Resource::Cpu)
+                .contains("karpenter_nodes_total_daemon_requests")
+        );
+        assert_eq!(
+            Generation::V1.probe_query("a\"b"),
+            r#"count(karpenter_nodepools_usage{nodepool="a\"b"})"#
+        );
+    }
+
+    #[test]
+    fn rates_match_the_node_manager_example() {
+        // The node-manager README: 331 GB usage, 91 GB requests -> 27 %; 48 vCPU, 34 -> 71 %.
+        let a = Allocation {
+            generation: Generation::Legacy,
+            memory: ResourceAllocation {
+                usage: 331e9,
+                requests: 91e9,
+            },
+            cpu: ResourceAllocation {
+                usage: 48.0,
+                requests: 34.0,
+            },
+        };
+        assert_eq!(a.memory.rate_percent().floor(), 27.0);
+        assert_eq!(a.cpu.rate_percent().floor(), 70.0);
+        assert_eq!(a.max_rate_percent(), a.cpu.rate_percent());
+        assert_eq!(
+            ResourceAllocation {
+                usage: 0.0,
+                requests: 5.0
+            }
+            .rate_percent(),
+            0.0
+        );
+        assert_eq!(Resource::Memory.human(331e9), "331 GB");
+    }
+}

@@ -1,0 +1,454 @@
+//! Draining nodes: every pod goes through a bounded queue of evictions, problem pods
+//! are deleted quickly, and a node is done when none of the pods it held at the start
+//! (by UID) is still on it.
+//!
+//! Concurrency: a global semaphore bounds evictions in flight across the whole run,
+//! a per-node one bounds them per node. A pod refused by a PodDisruptionBudget backs
+//! off exponentially with jitter (1 s doubling to 30 s, or the server's
+//! `retryAfterSeconds` when longer); nothing retries at a fixed interval forever,
+//! and every wait ends at the node's deadline or on shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+use kube::runtime::{reflector, watcher};
+use kube::{Client, ResourceExt};
+use rand::Rng;
+use serde::Serialize;
+use steward_kube::eviction::{self, Outcome};
+use steward_runtime::Shutdown;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::plan::{self, NodeState, STATE_ANNOTATION};
+
+/// Field manager of every write the drain makes.
+pub const FIELD_MANAGER: &str = "steward-node-drain";
+
+/// Limits of one run.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Evictions in flight per node.
+    pub per_node: usize,
+    /// Evictions in flight overall.
+    pub overall: usize,
+    /// How long one node may take.
+    pub node_timeout: Duration,
+    /// Grace period for deleting problem pods (at least 1 s).
+    pub problem_grace: u32,
+}
+
+/// What happened, for logs, the live display and Slack.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Progress {
+    /// A node's drain began with this many pods to move.
+    NodeStarted { node: String, pods: usize },
+    /// A pod was evicted (or was already gone).
+    PodEvicted { node: String, pod: String },
+    /// A problem pod was deleted.
+    PodDeleted {
+        node: String,
+        pod: String,
+        reason: String,
+    },
+    /// A budget refused a pod's eviction; it will be retried.
+    PodBlocked {
+        node: String,
+        pod: String,
+        message: String,
+    },
+    /// A pod cannot be evicted at all.
+    PodFailed {
+        node: String,
+        pod: String,
+        reason: String,
+    },
+    /// Pods still on the node.
+    Remaining { node: String, pods: usize },
+}
+
+/// How one node's drain ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum NodeOutcome {
+    /// No workload pod of the start is left.
+    Drained { seconds: u64 },
+    /// The deadline passed with pods left.
+    TimedOut { remaining: Vec<String> },
+    /// Shutdown was asked for before the node was done.
+    Interrupted { remaining: Vec<String> },
+    /// An API call failed.
+    Failed { reason: String },
+}
+
+/// Runs drains.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // kube::Client has no Debug
+pub struct Engine {
+    client: Client,
+    cfg: EngineConfig,
+    overall: Arc<Semaphore>,
+    progress: mpsc::UnboundedSender<Progress>,
+    shutdown: Shutdown,
+}
+
+/// A pod being moved: namespace/name and the UID it had when the drain began.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct PodKey {
+    ns: String,
+    name: String,
+    uid: String,
+}
+
+impl std::fmt::Display for PodKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.ns, self.name)
+    }
+}
+
+impl Engine {
+    /// An engine; progress events go to `progress`.
+    pub fn new(
+        client: Client,
+        cfg: EngineConfig,
+        progress: mpsc::UnboundedSender<Progress>,
+        shutdown: Shutdown,
+    ) -> Self {
+        let overall = Arc::new(Semaphore::new(cfg.overall.max(1)));
+        Self {
+            client,
+            cfg,
+            overall,
+            progress,
+            shutdown,
+        }
+    }
+
+    /// Drains one cordoned node.
+    pub async fn drain_node(&self, node: &str) -> NodeOutcome {
+        let started = Instant::now();
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        if let Err(e) = steward_kube::node::annotate(
+            &nodes,
+            node,
+            &[(STATE_ANNOTATION, Some(NodeState::Draining.as_str()))],
+            FIELD_MANAGER,
+        )
+        .await
+        {
+            return NodeOutcome::Failed {
+                reason: format!("annotating node {node}: {e}"),
+            };
+        }
+        let node_obj = match nodes.get(node).await {
+            Ok(n) => n,
+            Err(e) => {
+                return NodeOutcome::Failed {
+                    reason: format!("reading node {node}: {e}"),
+                };
+            }
+        };
+        let node_not_ready = steward_kube::node::not_ready(&node_obj);
+        let all: Api<Pod> = Api::all(self.client.clone());
+        let on_node = match all
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+            .await
+        {
+            Ok(l) => l.items,
+            Err(e) => {
+                return NodeOutcome::Failed {
+                    reason: format!("listing pods on {node}: {e}"),
+                };
+            }
+        };
+        let targets: Vec<(PodKey, Pod)> = on_node
+            .into_iter()
+            .filter(plan::is_workload)
+            .map(|p| {
+                (
+                    PodKey {
+                        ns: p.namespace().unwrap_or_default(),
+                        name: p.name_any(),
+                        uid: p.uid().unwrap_or_default(),
+                    },
+                    p,
+                )
+            })
+            .collect();
+        self.emit(Progress::NodeStarted {
+            node: node.into(),
+            pods: targets.len(),
+        });
+
+        let per_node = Arc::new(Semaphore::new(self.cfg.per_node.max(1)));
+        let stop = self.shutdown.token().child_token();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (key, pod) in &targets {
+            let (this, key, pod, per_node, stop, node) = (
+                self.clone(),
+                key.clone(),
+                pod.clone(),
+                per_node.clone(),
+                stop.clone(),
+                node.to_string(),
+            );
+            tasks.spawn(async move {
+                tokio::select! {
+                    () = this.remove_pod(&node, &key, &pod, node_not_ready, &per_node) => {},
+                    () = stop.cancelled() => {},
+                }
+            });
+        }
+        let keys: Vec<PodKey> = targets.into_iter().map(|(k, _)| k).collect();
+        let deadline = tokio::time::Instant::now() + self.cfg.node_timeout;
+        let waited = self.wait_empty(node, &keys, deadline).await;
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
+        match waited {
+            Wait::Empty => {
+                if let Err(e) = steward_kube::node::annotate(
+                    &nodes,
+                    node,
+                    &[(STATE_ANNOTATION, Some(NodeState::Drained.as_str()))],
+                    FIELD_MANAGER,
+                )
+                .await
+                {
+                    return NodeOutcome::Failed {
+                        reason: format!("annotating node {node}: {e}"),
+                    };
+                }
+                NodeOutcome::Drained {
+                    seconds: started.elapsed().as_secs(),
+                }
+            }
+            Wait::Deadline(left) => NodeOutcome::TimedOut { remaining: left },
+            Wait::Shutdown(left) => NodeOutcome::Interrupted { remaining: left },
+            Wait::Error(reason) => NodeOutcome::Failed { reason },
+        }
+    }
+
+    /// Evicts (or, for a problem pod, deletes) one pod until it is on its way out.
+    async fn remove_pod(
+        &self,
+        node: &str,
+        key: &PodKey,
+        pod: &Pod,
+        node_not_ready: bool,
+        per_node: &Semaphore,
+    ) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.ns);
+        let statefulset = pod
+            .owner_references()
+            .iter()
+            .any(|o| o.kind == "StatefulSet" && o.controller == Some(true));
+        if let Some(reason) = problem(pod, node_not_ready)
+            && (!statefulset || node_not_ready)
+        {
+            let outcome = eviction::delete(&api, &key.name, &key.uid, self.cfg.problem_grace).await;
+            tracing::info!(pod = %key, %node, %reason, outcome = outcome.label(), "deleted problem pod");
+            self.emit(Progress::PodDeleted {
+                node: node.into(),
+                pod: key.to_string(),
+                reason,
+            });
+            return;
+        }
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let outcome = {
+                let (Ok(_global), Ok(_local)) =
+                    (self.overall.acquire().await, per_node.acquire().await)
+                else {
+                    return;
+                };
+                eviction::evict(&api, &key.name, &key.uid, None).await
+            };
+            let wait = match outcome {
+                Outcome::Evicted | Outcome::Gone => {
+                    tracing::info!(pod = %key, %node, "evicted");
+                    self.emit(Progress::PodEvicted {
+                        node: node.into(),
+                        pod: key.to_string(),
+                    });
+                    return;
+                }
+                Outcome::NamespaceTerminating => {
+                    let grace = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                        .and_then(|g| u32::try_from(g).ok())
+                        .unwrap_or(30);
+                    let outcome = eviction::delete(&api, &key.name, &key.uid, grace).await;
+                    tracing::info!(pod = %key, %node, outcome = outcome.label(), "namespace terminating; deleted pod directly");
+                    self.emit(Progress::PodEvicted {
+                        node: node.into(),
+                        pod: key.to_string(),
+                    });
+                    return;
+                }
+                Outcome::Blocked {
+                    retry_after,
+                    message,
+                } => {
+                    tracing::warn!(pod = %key, %node, %message, "eviction blocked by PodDisruptionBudget");
+                    self.emit(Progress::PodBlocked {
+                        node: node.into(),
+                        pod: key.to_string(),
+                        message,
+                    });
+                    retry_after.unwrap_or_default().max(jitter(backoff))
+                }
+                Outcome::Transient(reason) => {
+                    tracing::warn!(pod = %key, %node, %reason, "eviction failed; retrying");
+                    jitter(backoff)
+                }
+                Outcome::MultiplePdbs(reason) | Outcome::Fatal(reason) => {
+                    tracing::error!(pod = %key, %node, %reason, "pod cannot be evicted");
+                    self.emit(Progress::PodFailed {
+                        node: node.into(),
+                        pod: key.to_string(),
+                        reason,
+                    });
+                    return;
+                }
+            };
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Watches the node's pods until none of `keys` (by UID) is left on it.
+    async fn wait_empty(
+        &self,
+        node: &str,
+        keys: &[PodKey],
+        deadline: tokio::time::Instant,
+    ) -> Wait {
+        let all: Api<Pod> = Api::all(self.client.clone());
+        let (reader, writer) = reflector::store();
+        let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let events = reflector(writer, watcher(all, cfg));
+        let mut events = std::pin::pin!(events);
+        let mut last = usize::MAX;
+        let mut synced = false;
+        loop {
+            let present: BTreeMap<(String, String), String> = reader
+                .state()
+                .iter()
+                .map(|p| {
+                    (
+                        (p.namespace().unwrap_or_default(), p.name_any()),
+                        p.uid().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            // A same-name pod with another UID (a StatefulSet replacement) is not ours.
+            let left: Vec<String> = keys
+                .iter()
+                .filter(|k| present.get(&(k.ns.clone(), k.name.clone())) == Some(&k.uid))
+                .map(ToString::to_string)
+                .collect();
+            if left.is_empty() && synced {
+                return Wait::Empty;
+            }
+            if left.len() != last && synced {
+                last = left.len();
+                self.emit(Progress::Remaining {
+                    node: node.into(),
+                    pods: left.len(),
+                });
+            }
+            tokio::select! {
+                ev = events.try_next() => match ev {
+                    Ok(Some(watcher::Event::InitDone)) => synced = true,
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Wait::Error("pod watch ended".into()),
+                    Err(e) => tracing::warn!(%node, error = %e, "pod watch error; retrying"),
+                },
+                () = tokio::time::sleep_until(deadline) => return Wait::Deadline(left),
+                () = self.shutdown.signaled() => return Wait::Shutdown(left),
+            }
+        }
+    }
+
+    fn emit(&self, p: Progress) {
+        let _ = self.progress.send(p);
+    }
+}
+
+enum Wait {
+    Empty,
+    Deadline(Vec<String>),
+    Shutdown(Vec<String>),
+    Error(String),
+}
+
+/// Why a pod counts as a problem pod that is deleted instead of evicted, if it is.
+pub fn problem(p: &Pod, node_not_ready: bool) -> Option<String> {
+    let status = p.status.as_ref()?;
+    let phase = status.phase.as_deref().unwrap_or("Unknown");
+    if matches!(phase, "Failed" | "Succeeded" | "Unknown" | "Pending") {
+        return Some(phase.to_string());
+    }
+    let waiting = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+    for reason in waiting {
+        if matches!(
+            reason.as_str(),
+            "CrashLoopBackOff"
+                | "ImagePullBackOff"
+                | "ErrImagePull"
+                | "CreateContainerConfigError"
+                | "InvalidImageName"
+        ) {
+            return Some(reason);
+        }
+    }
+    node_not_ready.then(|| "NodeNotReady".to_string())
+}
+
+/// Full jitter in [d/2, d].
+fn jitter(d: Duration) -> Duration {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(2);
+    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": "p" }, "status": status })).unwrap()
+    }
+
+    #[test]
+    fn problem_pods() {
+        let waiting = |r: &str| pod(serde_json::json!({ "phase": "Running", "containerStatuses": [{ "name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 3, "state": { "waiting": { "reason": r } } }] }));
+        assert_eq!(problem(&pod(serde_json::json!({ "phase": "Running" })), false), None);
+        assert_eq!(problem(&pod(serde_json::json!({ "phase": "Running" })), true).as_deref(), Some("NodeNotReady"));
+        for phase in ["Pending", "Failed", "Unknown", "Succeeded"] {
+            assert_eq!(problem(&pod(serde_json::json!({ "phase": phase })), false).as_deref(), Some(phase));
+        }
+        for reason in ["CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"] {
+            assert_eq!(problem(&waiting(reason), false).as_deref(), Some(reason));
+        }
+        assert_eq!(problem(&waiting("ContainerCreating"), false), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_full() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_secs(4));
+            assert!(j >= Duration::from_secs(2) && j <= Duration::from_secs(4), "{j:?}");
+        }
+    }
+}

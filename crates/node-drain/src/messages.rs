@@ -1,0 +1,121 @@
+//! People-facing text of the NodePool drain (CLI and Slack), in English and Korean.
+
+use steward_runtime::Localized;
+
+use crate::alloc::{Allocation, Resource};
+use crate::engine::NodeOutcome;
+use crate::plan::Batch;
+
+/// A message for people.
+#[derive(Debug, Clone)]
+pub enum Msg<'a> {
+    /// The allocation report (`karpenter allocate-rate`).
+    Allocation {
+        nodepool: &'a str,
+        a: &'a Allocation,
+    },
+    /// The batch computation, every number.
+    Plan { nodes: usize, b: &'a Batch },
+    /// Nothing to drain.
+    NothingToDrain,
+    /// Slack: the drain starts.
+    SlackStart {
+        cluster: &'a str,
+        nodepool: &'a str,
+        nodes: usize,
+        a: &'a Allocation,
+        batch: &'a [String],
+    },
+    /// Slack and CLI: one node finished.
+    NodeResult {
+        node: &'a str,
+        outcome: &'a NodeOutcome,
+    },
+    /// Slack and CLI: the summary.
+    Summary {
+        cluster: &'a str,
+        nodepool: &'a str,
+        drained: usize,
+        total: usize,
+        rolled_back: &'a [String],
+    },
+    /// Dry run: nothing was changed.
+    DryRun,
+}
+
+fn gen_name(a: &Allocation) -> &'static str {
+    match a.generation {
+        crate::alloc::Generation::V1 => "karpenter_nodepools_usage (Karpenter v1)",
+        crate::alloc::Generation::Legacy => "karpenter_nodepool_usage (Karpenter < 1.0)",
+    }
+}
+
+impl Localized for Msg<'_> {
+    fn en(&self) -> String {
+        match self {
+            Self::Allocation { nodepool, a } => format!(
+                "NodePool {nodepool} (metrics: {})\n  memory: usage {}, pod requests {}, allocate rate {:.0} %\n  cpu:    usage {}, pod requests {}, allocate rate {:.0} %",
+                gen_name(a),
+                Resource::Memory.human(a.memory.usage), Resource::Memory.human(a.memory.requests), a.memory.rate_percent(),
+                Resource::Cpu.human(a.cpu.usage), Resource::Cpu.human(a.cpu.requests), a.cpu.rate_percent(),
+            ),
+            Self::Plan { nodes, b } => format!(
+                "nodes in NodePool: {nodes} ({} drainable)\nmax allocate rate: {:.0} %\ndrain rate = (99 - {:.0}) / 100 = {:.2}\ndrain count = floor({} x {:.2}) = {} -> {} after clamping to [0, {}], --min-batch and --max-batch\nnodes to drain (oldest first): {}{}{}",
+                b.candidates, b.max_allocate_rate, b.max_allocate_rate, b.drain_rate, b.candidates, b.drain_rate, b.formula_count, b.count, b.candidates,
+                if b.nodes.is_empty() { "none".to_string() } else { b.nodes.join(", ") },
+                if b.resumed.is_empty() { String::new() } else { format!("\nresuming an earlier run on: {}", b.resumed.join(", ")) },
+                b.skipped.iter().map(|(n, why)| format!("\nskipped {n}: {why}")).collect::<String>(),
+            ),
+            Self::NothingToDrain => "nothing to drain: the computed count is 0 (the NodePool is too busy or too small); see --min-batch".into(),
+            Self::SlackStart { cluster, nodepool, nodes, a, batch } => format!(
+                ":construction: Node drain started on *{cluster}* NodePool *{nodepool}*: {nodes} nodes, memory {:.0} %, cpu {:.0} %, draining {}: {}",
+                a.memory.rate_percent(), a.cpu.rate_percent(), batch.len(), batch.join(", ")
+            ),
+            Self::NodeResult { node, outcome } => match outcome {
+                NodeOutcome::Drained { seconds } => format!(":white_check_mark: {node} drained in {seconds}s"),
+                NodeOutcome::TimedOut { remaining } => format!(":x: {node} timed out with {} pods left: {}", remaining.len(), remaining.join(", ")),
+                NodeOutcome::Interrupted { remaining } => format!(":double_vertical_bar: {node} interrupted with {} pods left; it stays cordoned and the next run resumes it", remaining.len()),
+                NodeOutcome::Failed { reason } => format!(":x: {node} failed: {reason}"),
+            },
+            Self::Summary { cluster, nodepool, drained, total, rolled_back } => format!(
+                "Node drain on {cluster} NodePool {nodepool} finished: {drained}/{total} nodes drained{}",
+                if rolled_back.is_empty() { String::new() } else { format!("; uncordoned (never started): {}", rolled_back.join(", ")) }
+            ),
+            Self::DryRun => "dry run: nothing was cordoned or evicted".into(),
+        }
+    }
+
+    fn ko(&self) -> String {
+        match self {
+            Self::Allocation { nodepool, a } => format!(
+                "NodePool {nodepool} (메트릭: {})\n  메모리: 사용량 {}, 파드 요청 {}, 할당률 {:.0} %\n  CPU:    사용량 {}, 파드 요청 {}, 할당률 {:.0} %",
+                gen_name(a),
+                Resource::Memory.human(a.memory.usage), Resource::Memory.human(a.memory.requests), a.memory.rate_percent(),
+                Resource::Cpu.human(a.cpu.usage), Resource::Cpu.human(a.cpu.requests), a.cpu.rate_percent(),
+            ),
+            Self::Plan { nodes, b } => format!(
+                "NodePool 노드 수: {nodes} (드레인 가능 {})\n최대 사용률: {:.0} %\n드레인 비율 = (99 - {:.0}) / 100 = {:.2}\n드레인 할 노드 개수 = floor({} x {:.2}) = {} -> [0, {}], --min-batch, --max-batch 적용 후 {}\n드레인 대상 (오래된 순): {}{}{}",
+                b.candidates, b.max_allocate_rate, b.max_allocate_rate, b.drain_rate, b.candidates, b.drain_rate, b.formula_count, b.candidates, b.count,
+                if b.nodes.is_empty() { "없음".to_string() } else { b.nodes.join(", ") },
+                if b.resumed.is_empty() { String::new() } else { format!("\n이전 실행을 이어서 진행: {}", b.resumed.join(", ")) },
+                b.skipped.iter().map(|(n, why)| format!("\n제외 {n}: {why}")).collect::<String>(),
+            ),
+            Self::NothingToDrain => "드레인할 노드가 없습니다: 계산된 개수가 0입니다 (사용률이 높거나 노드가 적음); --min-batch 참고".into(),
+            Self::SlackStart { cluster, nodepool, nodes, a, batch } => format!(
+                ":construction: *{cluster}* 클러스터 NodePool *{nodepool}* 노드 드레인 시작: 노드 {nodes}대, 메모리 {:.0} %, CPU {:.0} %, 드레인 {}대: {}",
+                a.memory.rate_percent(), a.cpu.rate_percent(), batch.len(), batch.join(", ")
+            ),
+            Self::NodeResult { node, outcome } => match outcome {
+                NodeOutcome::Drained { seconds } => format!(":white_check_mark: {node} 드레인 완료 ({seconds}초)"),
+                NodeOutcome::TimedOut { remaining } => format!(":x: {node} 시간 초과, 남은 파드 {}개: {}", remaining.len(), remaining.join(", ")),
+                NodeOutcome::Interrupted { remaining } => format!(":double_vertical_bar: {node} 중단됨, 남은 파드 {}개; cordon 상태로 두며 다음 실행에서 이어서 진행합니다", remaining.len()),
+                NodeOutcome::Failed { reason } => format!(":x: {node} 실패: {reason}"),
+            },
+            Self::Summary { cluster, nodepool, drained, total, rolled_back } => format!(
+                "{cluster} 클러스터 NodePool {nodepool} 노드 드레인 종료: {drained}/{total}대 드레인 완료{}",
+                if rolled_back.is_empty() { String::new() } else { format!("; 시작하지 않은 노드 uncordon: {}", rolled_back.join(", ")) }
+            ),
+            Self::DryRun => "드라이런: 아무 노드도 cordon하거나 파드를 evict하지 않았습니다".into(),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! A small Prometheus/Mimir instant-query client. Every error names the query and
+//! the address, because the usual fix is a port-forward or an org id.
+
+use std::time::Duration;
+
+use crate::alloc::{Allocation, Generation, Resource, ResourceAllocation};
+use crate::error::{Error, Result};
+
+/// Where Prometheus is and which tenant to ask for.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    http: reqwest::Client,
+    base: String,
+    org_id: String,
+}
+
+impl Prometheus {
+    /// A client for `address` (for Mimir, including its `/prometheus` prefix).
+    pub fn new(address: &str, org_id: &str, timeout: Duration) -> Result<Self> {
+        let http = steward_runtime::http::client(timeout).map_err(|e| Error::Prometheus {
+            address: address.into(),
+            query: String::new(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            http,
+            base: address.trim_end_matches('/').to_string(),
+            org_id: org_id.to_string(),
+        })
+    }
+
+    /// The address queried.
+    pub fn address(&self) -> &str {
+        &self.base
+    }
+
+    /// Sum of an instant vector's samples, or `None` when it has none.
+    pub async fn query_sum(&self, query: &str) -> Result<Option<f64>> {
+        tracing::info!(%query, "query");
+        let err = |reason: String| Error::Prometheus {
+            address: self.base.clone(),
+            query: query.to_string(),
+            reason,
+        };
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/query", self.base))
+            .header("X-Scope-OrgID", &self.org_id)
+            .query(&[("query", query)])
+            .send()
+            .await
+            .map_err(|e| err(root(&e)))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.map_err(|e| {
+            err(format!(
+                "HTTP {status}, body is not Prometheus JSON ({})",
+                root(&e)
+            ))
+        })?;
+        if body["status"] != "success" {
+            return Err(err(format!(
+                "HTTP {status}: {}",
+                body["error"].as_str().unwrap_or("query failed")
+            )));
+        }
+        let results = body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if results.is_empty() {
+            return Ok(None);
+        }
+        let mut sum = 0.0;
+        for r in &results {
+            let v = r["value"][1]
+                .as_str()
+                .and_then(|s| s.parse::<f64>().ok())
+                .ok_or_else(|| err(format!("unexpected sample {r}")))?;
+            sum += v;
+        }
+        Ok(Some(sum))
+    }
+
+    /// Finds which Karpenter metric generation exists for the NodePool.
+    pub async fn detect_generation(&self, nodepool: &str) -> Result<Generation> {
+        for generation in [Generation::V1, Generation::Legacy] {
+            if self
+                .query_sum(&generation.probe_query(nodepool))
+                .await?
+                .is_some_and(|n| n > 0.0)
+            {
+                return Ok(generation);
+            }
+        }
+        Err(Error::NoKarpenterMetrics {
+            address: self.base.clone(),
+            nodepool: nodepool.to_string(),
+        })
+    }
+
+    /// Reads the NodePool's allocation; an empty answer is an error naming the query.
+    pub async fn allocation(&self, nodepool: &str) -> Result<Allocation> {
+        let generation = self.detect_generation(nodepool).await?;
+        let read = |resource: Resource| async move {
+            let usage_q = generation.usage_query(nodepool, resource);
+            let requests_q = generation.requests_query(nodepool, resource);
+            let usage = self
+                .query_sum(&usage_q)
+                .await?
+                .ok_or_else(|| self.empty(&usage_q))?;
+            let requests = self
+                .query_sum(&requests_q)
+                .await?
+                .ok_or_else(|| self.empty(&requests_q))?;
+            Ok::<_, Error>(ResourceAllocation { usage, requests })
+        };
+        Ok(Allocation {
+            generation,
+            memory: read(Resource::Memory).await?,
+            cpu: read(Resource::Cpu).await?,
+        })
+    }
+
+    fn empty(&self, query: &str) -> Error {
+        Error::Prometheus {
+            address: self.base.clone(),
+            query: query.to_string(),
+            reason: "no samples".into(),
+        }
+    }
+}
+
+fn root(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

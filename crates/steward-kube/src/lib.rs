@@ -1,0 +1,5 @@
+//! Kubernetes API helpers used by several steward systems. API errors are
+//! classified here, once, so that every caller retries by class and never inline.
+
+pub mod eviction;
+pub mod node;
