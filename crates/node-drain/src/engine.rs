@@ -5,8 +5,10 @@
 //! Concurrency: a global semaphore bounds evictions in flight across the whole run,
 //! a per-node one bounds them per node. A pod refused by a PodDisruptionBudget backs
 //! off exponentially with jitter (1 s doubling to 30 s, or the server's
-//! `retryAfterSeconds` when longer); nothing retries at a fixed interval forever,
-//! and every wait ends at the node's deadline or on shutdown.
+//! `retryAfterSeconds` when longer), but is woken as soon as a watch shows its
+//! budget allowing disruptions again: one waiter per allowed disruption, so a
+//! Deployment with maxUnavailable 1 moves as fast as its replacements become Ready,
+//! without a herd of doomed retries. Every wait ends at the node's deadline or on shutdown.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,14 +16,15 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
-use kube::runtime::{reflector, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use rand::Rng;
 use serde::Serialize;
 use steward_kube::eviction::{self, Outcome};
 use steward_runtime::Shutdown;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::plan::{self, NodeState, STATE_ANNOTATION};
 
@@ -94,6 +97,77 @@ pub struct Engine {
     overall: Arc<Semaphore>,
     progress: mpsc::UnboundedSender<Progress>,
     shutdown: Shutdown,
+    budgets: Arc<Budgets>,
+}
+
+/// PodDisruptionBudgets as a watch sees them, and a wake-up per budget for the pods
+/// it blocks.
+struct Budgets {
+    store: reflector::Store<PodDisruptionBudget>,
+    wakers: std::sync::Mutex<BTreeMap<String, Arc<Notify>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Budgets {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Budgets {
+    fn start(client: Client) -> Arc<Self> {
+        let (store, writer) = reflector::store();
+        let api: Api<PodDisruptionBudget> = Api::all(client);
+        Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
+            let weak = weak.clone();
+            let task = tokio::spawn(async move {
+                let stream =
+                    reflector(writer, watcher(api, watcher::Config::default())).applied_objects();
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    match stream.try_next().await {
+                        Ok(Some(pdb)) => {
+                            let allowed = pdb.status.as_ref().map_or(0, |s| s.disruptions_allowed);
+                            let Some(this) = weak.upgrade() else { return };
+                            if let Some(n) = this.existing_waker(&key_of(&pdb)) {
+                                for _ in 0..allowed.clamp(0, 1000) {
+                                    n.notify_one();
+                                }
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "PodDisruptionBudget watch error; retrying")
+                        }
+                    }
+                }
+            });
+            Self {
+                store,
+                wakers: std::sync::Mutex::new(BTreeMap::new()),
+                task,
+            }
+        })
+    }
+
+    fn existing_waker(&self, key: &str) -> Option<Arc<Notify>> {
+        self.wakers.lock().ok()?.get(key).cloned()
+    }
+
+    /// The wake-up of the first budget selecting this pod, if the watch knows one.
+    fn waker_for(&self, pod: &Pod) -> Option<Arc<Notify>> {
+        let ns = pod.namespace();
+        let pdb = self.store.state().into_iter().find(|b| {
+            b.namespace() == ns
+                && plan::selects(b.spec.as_ref().and_then(|s| s.selector.as_ref()), pod)
+        })?;
+        let mut wakers = self.wakers.lock().ok()?;
+        Some(wakers.entry(key_of(&pdb)).or_default().clone())
+    }
+}
+
+fn key_of(pdb: &PodDisruptionBudget) -> String {
+    format!("{}/{}", pdb.namespace().unwrap_or_default(), pdb.name_any())
 }
 
 /// A pod being moved: namespace/name and the UID it had when the drain began.
@@ -119,12 +193,14 @@ impl Engine {
         shutdown: Shutdown,
     ) -> Self {
         let overall = Arc::new(Semaphore::new(cfg.overall.max(1)));
+        let budgets = Budgets::start(client.clone());
         Self {
             client,
             cfg,
             overall,
             progress,
             shutdown,
+            budgets,
         }
     }
 
@@ -318,7 +394,15 @@ impl Engine {
                     return;
                 }
             };
-            tokio::time::sleep(wait).await;
+            match self.budgets.waker_for(pod) {
+                Some(budget) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {},
+                        () = budget.notified() => {},
+                    }
+                }
+                None => tokio::time::sleep(wait).await,
+            }
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
@@ -427,16 +511,30 @@ mod tests {
     use super::*;
 
     fn pod(status: serde_json::Value) -> Pod {
-        serde_json::from_value(serde_json::json!({ "metadata": { "name": "p" }, "status": status })).unwrap()
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": "p" }, "status": status }))
+            .unwrap()
     }
 
     #[test]
     fn problem_pods() {
-        let waiting = |r: &str| pod(serde_json::json!({ "phase": "Running", "containerStatuses": [{ "name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 3, "state": { "waiting": { "reason": r } } }] }));
-        assert_eq!(problem(&pod(serde_json::json!({ "phase": "Running" })), false), None);
-        assert_eq!(problem(&pod(serde_json::json!({ "phase": "Running" })), true).as_deref(), Some("NodeNotReady"));
+        let waiting = |r: &str| {
+            pod(
+                serde_json::json!({ "phase": "Running", "containerStatuses": [{ "name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 3, "state": { "waiting": { "reason": r } } }] }),
+            )
+        };
+        assert_eq!(
+            problem(&pod(serde_json::json!({ "phase": "Running" })), false),
+            None
+        );
+        assert_eq!(
+            problem(&pod(serde_json::json!({ "phase": "Running" })), true).as_deref(),
+            Some("NodeNotReady")
+        );
         for phase in ["Pending", "Failed", "Unknown", "Succeeded"] {
-            assert_eq!(problem(&pod(serde_json::json!({ "phase": phase })), false).as_deref(), Some(phase));
+            assert_eq!(
+                problem(&pod(serde_json::json!({ "phase": phase })), false).as_deref(),
+                Some(phase)
+            );
         }
         for reason in ["CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"] {
             assert_eq!(problem(&waiting(reason), false).as_deref(), Some(reason));
@@ -448,7 +546,10 @@ mod tests {
     fn jitter_stays_within_half_to_full() {
         for _ in 0..100 {
             let j = jitter(Duration::from_secs(4));
-            assert!(j >= Duration::from_secs(2) && j <= Duration::from_secs(4), "{j:?}");
+            assert!(
+                j >= Duration::from_secs(2) && j <= Duration::from_secs(4),
+                "{j:?}"
+            );
         }
     }
 }

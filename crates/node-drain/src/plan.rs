@@ -367,39 +367,7 @@ fn pod_request(p: &Pod, resource: &str, parse: fn(&Quantity) -> f64) -> f64 {
     })
 }
 
-/// CPU quantity in cores ("250m" -> 0.25).
-pub fn parse_cpu(q: &Quantity) -> f64 {
-    let s = q.0.trim();
-    s.strip_suffix('m').map_or_else(
-        || s.parse().unwrap_or(0.0),
-        |m| m.parse::<f64>().unwrap_or(0.0) / 1000.0,
-    )
-}
-
-/// Memory quantity in bytes ("1Gi", "500M", "128974848").
-pub fn parse_bytes(q: &Quantity) -> f64 {
-    let s = q.0.trim();
-    let units: [(&str, f64); 12] = [
-        ("Ki", 1024.0),
-        ("Mi", 1024f64.powi(2)),
-        ("Gi", 1024f64.powi(3)),
-        ("Ti", 1024f64.powi(4)),
-        ("Pi", 1024f64.powi(5)),
-        ("Ei", 1024f64.powi(6)),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    for (suffix, mult) in units {
-        if let Some(n) = s.strip_suffix(suffix) {
-            return n.parse::<f64>().unwrap_or(0.0) * mult;
-        }
-    }
-    s.parse().unwrap_or(0.0)
-}
+pub use steward_kube::quantity::{parse_bytes, parse_cpu};
 
 #[cfg(test)]
 mod tests {
@@ -442,12 +410,23 @@ mod tests {
     }
 
     fn nodes8() -> Vec<Node> {
-        (0..8).map(|i| node(&format!("n{i}"), &format!("2026-01-0{}T00:00:00Z", 8 - i), None)).collect()
+        (0..8)
+            .map(|i| {
+                node(
+                    &format!("n{i}"),
+                    &format!("2026-01-0{}T00:00:00Z", 8 - i),
+                    None,
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn batch_follows_the_node_manager_formula_and_clamps() {
-        let opts = BatchOptions { min_batch: 1, ..BatchOptions::default() };
+        let opts = BatchOptions {
+            min_batch: 1,
+            ..BatchOptions::default()
+        };
         // README example: 8 nodes, 63 % -> drainRate 0.36 -> 2 nodes, oldest first (n7 is oldest).
         let b = batch(&nodes8(), &[], 63.0, &opts);
         assert_eq!((b.drain_rate, b.formula_count, b.count), (0.36, 2, 2));
@@ -462,10 +441,27 @@ mod tests {
         assert_eq!(b.count, 0);
         assert!(b.nodes.is_empty());
         // --max-batch caps.
-        let b = batch(&nodes8(), &[], 10.0, &BatchOptions { min_batch: 1, max_batch: Some(3), nodes: vec![] });
+        let b = batch(
+            &nodes8(),
+            &[],
+            10.0,
+            &BatchOptions {
+                min_batch: 1,
+                max_batch: Some(3),
+                nodes: vec![],
+            },
+        );
         assert_eq!(b.count, 3);
         // --nodes replaces the choice.
-        let b = batch(&nodes8(), &[], 10.0, &BatchOptions { nodes: vec!["n1".into()], ..opts.clone() });
+        let b = batch(
+            &nodes8(),
+            &[],
+            10.0,
+            &BatchOptions {
+                nodes: vec!["n1".into()],
+                ..opts.clone()
+            },
+        );
         assert_eq!(b.nodes, ["n1"]);
     }
 
@@ -474,7 +470,15 @@ mod tests {
         let mut ns = nodes8();
         ns[2] = node("n2", "2026-01-06T00:00:00Z", Some("draining"));
         ns[7] = node("n7", "2026-01-01T00:00:00Z", Some("drained"));
-        let b = batch(&ns, &[], 63.0, &BatchOptions { min_batch: 1, ..BatchOptions::default() });
+        let b = batch(
+            &ns,
+            &[],
+            63.0,
+            &BatchOptions {
+                min_batch: 1,
+                ..BatchOptions::default()
+            },
+        );
         assert_eq!(b.candidates, 7);
         assert_eq!(b.resumed, ["n2"]);
         assert_eq!(b.nodes, ["n2", "n6"]);
@@ -482,43 +486,108 @@ mod tests {
 
     #[test]
     fn do_not_disrupt_nodes_are_skipped_for_the_next_oldest() {
-        let protected = pod("p", "n7", json!({}), json!({ "metadata": { "annotations": { DO_NOT_DISRUPT: "true" } } }));
-        let b = batch(&nodes8(), &[protected], 63.0, &BatchOptions { min_batch: 1, ..BatchOptions::default() });
+        let protected = pod(
+            "p",
+            "n7",
+            json!({}),
+            json!({ "metadata": { "annotations": { DO_NOT_DISRUPT: "true" } } }),
+        );
+        let b = batch(
+            &nodes8(),
+            &[protected],
+            63.0,
+            &BatchOptions {
+                min_batch: 1,
+                ..BatchOptions::default()
+            },
+        );
         assert_eq!(b.nodes, ["n6", "n5"]);
         assert_eq!(b.skipped[0].0, "n7");
     }
 
     #[test]
     fn preflight_finds_blocking_pdbs_unmanaged_pods_and_capacity() {
-        let nodes = vec![node("a", "2026-01-01T00:00:00Z", None), node("b", "2026-01-02T00:00:00Z", None)];
+        let nodes = vec![
+            node("a", "2026-01-01T00:00:00Z", None),
+            node("b", "2026-01-02T00:00:00Z", None),
+        ];
         let solo = pod("solo", "a", json!({ "app": "solo" }), json!({}));
-        let bare = pod("bare", "a", json!({ "app": "bare" }), json!({ "metadata": { "ownerReferences": [] } }));
-        let daemon = pod("d", "a", json!({}), json!({ "metadata": { "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d", "uid": "d", "controller": true }] } }));
+        let bare = pod(
+            "bare",
+            "a",
+            json!({ "app": "bare" }),
+            json!({ "metadata": { "ownerReferences": [] } }),
+        );
+        let daemon = pod(
+            "d",
+            "a",
+            json!({}),
+            json!({ "metadata": { "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d", "uid": "d", "controller": true }] } }),
+        );
         let pdb: PodDisruptionBudget = serde_json::from_value(json!({
             "metadata": { "name": "solo", "namespace": "ns" },
             "spec": { "minAvailable": 1, "selector": { "matchLabels": { "app": "solo" } } },
             "status": { "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1 }
         }))
         .unwrap();
-        let f = preflight(&["a".into()], &nodes, &[solo.clone(), bare.clone(), daemon], std::slice::from_ref(&pdb));
+        let f = preflight(
+            &["a".into()],
+            &nodes,
+            &[solo.clone(), bare.clone(), daemon],
+            std::slice::from_ref(&pdb),
+        );
         assert!(f.iter().any(|f| matches!(f, Finding::PdbBlocks { pdb, reason } if pdb == "ns/solo" && reason.contains("single replica"))), "{f:?}");
-        assert!(f.contains(&Finding::Unmanaged { pod: "ns/bare".into() }));
-        assert!(!f.iter().any(|f| matches!(f, Finding::WontFit { .. })), "2 cpu fit in b's 4: {f:?}");
+        assert!(f.contains(&Finding::Unmanaged {
+            pod: "ns/bare".into()
+        }));
+        assert!(
+            !f.iter().any(|f| matches!(f, Finding::WontFit { .. })),
+            "2 cpu fit in b's 4: {f:?}"
+        );
         // Four 1-cpu pods do not fit in b's 4 cpu once b runs 2 of its own.
-        let many: Vec<Pod> = (0..4).map(|i| pod(&format!("m{i}"), "a", json!({}), json!({}))).chain((0..2).map(|i| pod(&format!("b{i}"), "b", json!({}), json!({})))).collect();
+        let many: Vec<Pod> = (0..4)
+            .map(|i| pod(&format!("m{i}"), "a", json!({}), json!({})))
+            .chain((0..2).map(|i| pod(&format!("b{i}"), "b", json!({}), json!({}))))
+            .collect();
         let f = preflight(&["a".into()], &nodes, &many, &[]);
-        assert!(f.contains(&Finding::WontFit { resource: "cpu".into(), needed: 4.0, free: 2.0 }), "{f:?}");
+        assert!(
+            f.contains(&Finding::WontFit {
+                resource: "cpu".into(),
+                needed: 4.0,
+                free: 2.0
+            }),
+            "{f:?}"
+        );
     }
 
     #[test]
     fn selectors_and_quantities() {
         let p = pod("p", "a", json!({ "app": "web", "tier": "fe" }), json!({}));
         let sel = |v: serde_json::Value| -> LabelSelector { serde_json::from_value(v).unwrap() };
-        assert!(selects(Some(&sel(json!({ "matchLabels": { "app": "web" } }))), &p));
-        assert!(!selects(Some(&sel(json!({ "matchLabels": { "app": "db" } }))), &p));
-        assert!(selects(Some(&sel(json!({ "matchExpressions": [{ "key": "tier", "operator": "In", "values": ["fe", "be"] }] }))), &p));
-        assert!(!selects(Some(&sel(json!({ "matchExpressions": [{ "key": "tier", "operator": "DoesNotExist" }] }))), &p));
-        assert!(selects(Some(&sel(json!({}))), &p), "an empty selector selects all");
+        assert!(selects(
+            Some(&sel(json!({ "matchLabels": { "app": "web" } }))),
+            &p
+        ));
+        assert!(!selects(
+            Some(&sel(json!({ "matchLabels": { "app": "db" } }))),
+            &p
+        ));
+        assert!(selects(
+            Some(&sel(
+                json!({ "matchExpressions": [{ "key": "tier", "operator": "In", "values": ["fe", "be"] }] })
+            )),
+            &p
+        ));
+        assert!(!selects(
+            Some(&sel(
+                json!({ "matchExpressions": [{ "key": "tier", "operator": "DoesNotExist" }] })
+            )),
+            &p
+        ));
+        assert!(
+            selects(Some(&sel(json!({}))), &p),
+            "an empty selector selects all"
+        );
         assert!(!selects(None, &p));
         assert_eq!(parse_cpu(&Quantity("250m".into())), 0.25);
         assert_eq!(parse_bytes(&Quantity("1Gi".into())), 1024f64.powi(3));

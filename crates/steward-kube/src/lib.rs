@@ -3,3 +3,4 @@
 
 pub mod eviction;
 pub mod node;
+pub mod quantity;

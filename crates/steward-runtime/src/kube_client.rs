@@ -102,6 +102,7 @@ impl KubeArgs {
         if self.mode == KubeConfigMode::Cluster {
             let mut config = kube::Config::incluster().map_err(Error::InCluster)?;
             config.default_retry = false;
+            identify(&mut config);
             return Ok((config, "in-cluster service account".into()));
         }
         let paths = self.kubeconfig_paths()?;
@@ -142,6 +143,7 @@ impl KubeArgs {
                 source,
             })?;
         config.default_retry = false;
+        identify(&mut config);
         Ok((config, format!("kubeconfig {shown}, context {context}")))
     }
 
@@ -187,6 +189,14 @@ impl KubeArgs {
         }
         let home = std::env::home_dir().ok_or(Error::NoKubeconfig)?;
         Ok(vec![home.join(".kube").join("config")])
+    }
+}
+
+/// `User-Agent: steward/<version>`, so audit logs and API priority rules can tell
+/// steward's requests from everyone else's.
+fn identify(config: &mut kube::Config) {
+    if let Ok(v) = http::HeaderValue::from_str(&format!("steward/{}", env!("CARGO_PKG_VERSION"))) {
+        config.headers.push((http::header::USER_AGENT, v));
     }
 }
 

@@ -40,6 +40,9 @@ pub struct Options {
     pub bin_dir: PathBuf,
     /// Whether the processes outlive the caller.
     pub lifetime: Lifetime,
+    /// Write an API audit log (`<dir>/audit.log`, JSON, one line per request), for
+    /// counting requests by user agent in benchmarks.
+    pub audit: bool,
 }
 
 /// A running control plane with kwok.
@@ -108,10 +111,19 @@ impl Cluster {
             })
             .await?;
 
-        cluster.procs.push(spawn(
-            "kube-apiserver",
-            apiserver_args(&opts.dir, &ports, &pki),
-        )?);
+        let mut api_args = apiserver_args(&opts.dir, &ports, &pki);
+        if opts.audit {
+            let policy = opts.dir.join("audit-policy.yaml");
+            let text = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
+            std::fs::write(&policy, text).map_err(io("writing", &policy))?;
+            api_args.push(format!("--audit-policy-file={}", policy.display()));
+            api_args.push(format!(
+                "--audit-log-path={}",
+                opts.dir.join("audit.log").display()
+            ));
+            api_args.push("--audit-log-format=json".into());
+        }
+        cluster.procs.push(spawn("kube-apiserver", api_args)?);
         let client = cluster.client().await?;
         cluster
             .wait("kube-apiserver /readyz", 90, || async {

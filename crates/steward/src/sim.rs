@@ -48,6 +48,9 @@ struct UpArgs {
     /// Memory capacity of each node.
     #[arg(long, default_value = "16Gi")]
     node_memory: String,
+    /// Write the API server's audit log (JSON lines) to DIR/audit.log.
+    #[arg(long)]
+    audit: bool,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -141,6 +144,7 @@ async fn up(dir: PathBuf, args: UpArgs, lang: Lang) -> anyhow::Result<ExitCode> 
         dir,
         bin_dir: args.bin_dir,
         lifetime: Lifetime::Detached,
+        audit: args.audit,
     })
     .await?;
     let client = cluster.client().await?;

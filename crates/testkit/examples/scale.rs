@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
         dir: dir.clone(),
         bin_dir: testkit::bin_dir()?,
         lifetime: Lifetime::WithParent,
+        audit: false,
     };
     let cluster = Cluster::start(&opts).await?;
     println!(

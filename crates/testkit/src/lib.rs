@@ -6,6 +6,7 @@
 //! test only, so tests running in parallel never share nodes), and waits with
 //! deadlines through [`wait`]. Nothing here sleeps a fixed time.
 
+pub mod karpenter;
 pub mod prometheus;
 pub mod wait;
 
@@ -65,6 +66,7 @@ fn start_cluster() -> Result<Cluster> {
         dir,
         bin_dir: bin_dir()?,
         lifetime: steward_sim::Lifetime::WithParent,
+        audit: false,
     };
     let cluster = rt.block_on(Cluster::start(&opts))?;
     eprintln!(
