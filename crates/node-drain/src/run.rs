@@ -173,11 +173,10 @@ pub async fn run_drain(args: DrainArgs, lang: Lang, shutdown: Shutdown) -> Resul
             return Err(Error::UnknownNode(n.clone(), g.nodepool_name.clone()));
         }
     }
-    let pods = Api::<Pod>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(kerr("listing pods"))?
-        .items;
+    let pods =
+        steward_kube::list::list_all(&Api::<Pod>::all(client.clone()), &ListParams::default())
+            .await
+            .map_err(kerr("listing pods"))?;
     let pdbs = Api::<PodDisruptionBudget>::all(client.clone())
         .list(&ListParams::default())
         .await

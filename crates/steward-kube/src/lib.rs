@@ -2,5 +2,6 @@
 //! classified here, once, so that every caller retries by class and never inline.
 
 pub mod eviction;
+pub mod list;
 pub mod node;
 pub mod quantity;

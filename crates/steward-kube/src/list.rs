@@ -1,0 +1,26 @@
+//! Listing large collections without holding the whole answer twice: pages of 500,
+//! and `managedFields` dropped from each object as it arrives (steward never reads
+//! them, and on pods they are often the largest part of the object).
+
+use kube::Resource;
+use kube::api::{Api, ListParams};
+
+/// Every object matching `lp`, fetched page by page.
+pub async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> kube::Result<Vec<K>>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let mut out = Vec::new();
+    let mut lp = lp.clone().limit(500);
+    loop {
+        let page = api.list(&lp).await?;
+        out.extend(page.items.into_iter().map(|mut o| {
+            o.meta_mut().managed_fields = None;
+            o
+        }));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
