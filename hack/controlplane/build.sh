@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real control-plane programs (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) from published Go modules pinned in the sibling
+# kube-scheduler, kubectl, kwok) and Karpenter's kwok provider from published Go modules pinned in the sibling
 # directories, into a cache directory keyed by a hash of those pins. A second run with
 # the same pins does nothing and prints the directory.
 #
@@ -38,4 +38,14 @@ build kwok sigs.k8s.io/kwok/cmd/kwok kwok
 for c in kubectl kube-scheduler kube-controller-manager kube-apiserver; do
   build kubernetes "k8s.io/kubernetes/cmd/$c" "$c" "$kver"
 done
+# Karpenter with its kwok cloud provider: real NodePools, NodeClaims and karpenter_*
+# metrics for the drain tests. Its CRDs come from the same module version.
+build karpenter sigs.k8s.io/karpenter/kwok karpenter-kwok
+crds="$bin/../karpenter-crds"
+if [ ! -f "$crds/.done" ]; then
+  src=$(cd "$here/karpenter" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)
+  mkdir -p "$crds"
+  cp "$src"/kwok/charts/crds/karpenter.sh_*.yaml "$src"/kwok/apis/crds/*.yaml "$crds/"
+  touch "$crds/.done"
+fi
 echo "$bin"

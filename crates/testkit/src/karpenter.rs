@@ -118,3 +118,113 @@ fn requests(p: &Pod, res: &str, parse: fn(&Quantity) -> f64) -> f64 {
             .sum()
     })
 }
+
+/// Karpenter itself, with its kwok cloud provider (`sigs.k8s.io/karpenter/kwok`,
+/// built by `hack/controlplane/build.sh`): real NodePools, NodeClaims, nodes and
+/// `karpenter_*` metrics. Killed on drop.
+#[derive(Debug)]
+pub struct Karpenter {
+    child: std::process::Child,
+    metrics: String,
+}
+
+impl Karpenter {
+    /// Applies Karpenter's CRDs and starts it against the test cluster.
+    pub async fn start(client: &kube::Client) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::api::{Patch, PatchParams};
+        let bins = crate::bin_dir()?;
+        let crds_dir = bins.join("../karpenter-crds");
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&crds_dir)
+            .with_context(|| format!("reading {}", crds_dir.display()))?
+        {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let crd: CustomResourceDefinition =
+                serde_yaml::from_str(&std::fs::read_to_string(&path)?)
+                    .with_context(|| format!("parsing {}", path.display()))?;
+            let name = crd.name_any();
+            crds.patch(
+                &name,
+                &PatchParams::apply("testkit").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .with_context(|| format!("applying CRD {name}"))?;
+            names.push(name);
+        }
+        for name in &names {
+            crate::wait::object(
+                &crds,
+                name,
+                std::time::Duration::from_secs(30),
+                "CRD Established",
+                |c: &CustomResourceDefinition| {
+                    c.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c.type_ == "Established" && c.status == "True")
+                        })
+                },
+            )
+            .await?;
+        }
+        let port = |_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+        };
+        let (metrics, health) = (port(0)?, port(1)?);
+        let log = std::fs::File::create(
+            std::env::temp_dir().join(format!("steward-karpenter-{}.log", std::process::id())),
+        )?;
+        let child = std::process::Command::new(bins.join("karpenter-kwok"))
+            .env("KUBECONFIG", crate::cluster().kubeconfig())
+            .env("SYSTEM_NAMESPACE", "kube-system")
+            .env("DISABLE_LEADER_ELECTION", "true")
+            .env("KUBERNETES_MIN_VERSION", "1.19.0-0")
+            .env("METRICS_PORT", metrics.to_string())
+            .env("HEALTH_PROBE_PORT", health.to_string())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting karpenter-kwok")?;
+        let k = Self {
+            child,
+            metrics: format!("127.0.0.1:{metrics}"),
+        };
+        let http = crate::http();
+        crate::wait::until(
+            std::time::Duration::from_secs(60),
+            "Karpenter /metrics",
+            || async {
+                Ok(http
+                    .get(format!("http://{}/metrics", k.metrics))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()))
+            },
+        )
+        .await?;
+        Ok(k)
+    }
+
+    /// `host:port` of Karpenter's metrics endpoint.
+    pub fn metrics_addr(&self) -> &str {
+        &self.metrics
+    }
+}
+
+impl Drop for Karpenter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use axum::routing::post;
+#[allow(unused_imports)] // not every test binary uses the stand-in
 pub use testkit::karpenter::{Generation, karpenter_exporter};
 
 /// A Slack webhook receiver that records every post; `fail` makes it answer 500.

@@ -1,4 +1,4 @@
-module steward.dev/hack/karpenter
+module steward.dev/hack/controlplane/karpenter
 
 go 1.26.6
 
