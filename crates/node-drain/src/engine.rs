@@ -62,6 +62,7 @@ pub enum Progress {
     PodBlocked {
         node: String,
         pod: String,
+        pdb: Option<String>,
         message: String,
     },
     /// A pod cannot be evicted at all.
@@ -154,15 +155,18 @@ impl Budgets {
         self.wakers.lock().ok()?.get(key).cloned()
     }
 
-    /// The wake-up of the first budget selecting this pod, if the watch knows one.
-    fn waker_for(&self, pod: &Pod) -> Option<Arc<Notify>> {
+    /// The first budget selecting this pod (`namespace/name`) and its wake-up, if the
+    /// watch knows one.
+    fn waker_for(&self, pod: &Pod) -> Option<(String, Arc<Notify>)> {
         let ns = pod.namespace();
         let pdb = self.store.state().into_iter().find(|b| {
             b.namespace() == ns
                 && plan::selects(b.spec.as_ref().and_then(|s| s.selector.as_ref()), pod)
         })?;
         let mut wakers = self.wakers.lock().ok()?;
-        Some(wakers.entry(key_of(&pdb)).or_default().clone())
+        let key = key_of(&pdb);
+        let notify = wakers.entry(key.clone()).or_default().clone();
+        Some((key, notify))
     }
 }
 
@@ -372,10 +376,13 @@ impl Engine {
                     retry_after,
                     message,
                 } => {
-                    tracing::warn!(pod = %key, %node, %message, "eviction blocked by PodDisruptionBudget");
+                    let pdb = self.budgets.waker_for(pod).map(|(k, _)| k);
+                    // Routine while budgets do their job: info, not warn.
+                    tracing::info!(pod = %key, %node, pdb = pdb.as_deref().unwrap_or("unknown"), %message, "eviction blocked by PodDisruptionBudget");
                     self.emit(Progress::PodBlocked {
                         node: node.into(),
                         pod: key.to_string(),
+                        pdb,
                         message,
                     });
                     retry_after.unwrap_or_default().max(jitter(backoff))
@@ -395,7 +402,7 @@ impl Engine {
                 }
             };
             match self.budgets.waker_for(pod) {
-                Some(budget) => {
+                Some((_, budget)) => {
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {},
                         () = budget.notified() => {},

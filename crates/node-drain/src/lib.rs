@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod messages;
 pub mod plan;
+pub mod progress;
 pub mod prometheus;
 mod run;
 

@@ -110,6 +110,14 @@ pub struct DrainArgs {
     pub output: Output,
 }
 
+impl DrainArgs {
+    /// Whether the run shows a live per-node display: text output on a terminal.
+    pub fn live_display(&self) -> bool {
+        use std::io::IsTerminal;
+        self.output == Output::Text && !self.dry_run && std::io::stderr().is_terminal()
+    }
+}
+
 /// The JSON report of `steward drain -o json`.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -334,14 +342,16 @@ async fn drain_all(
         problem_grace: args.problem_pod_grace,
     };
     let engine = Engine::new(client.clone(), cfg, tx, shutdown.clone());
+    let mut display = crate::progress::Display::new(args.live_display());
     let printer = tokio::spawn(async move {
         let mut started = BTreeSet::new();
         while let Some(p) = rx.recv().await {
             if let Progress::NodeStarted { node, .. } = &p {
                 started.insert(node.clone());
             }
-            log_progress(&p);
+            display.show(&p);
         }
+        display.finish();
         started
     });
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(
@@ -396,17 +406,6 @@ async fn drain_all(
     }
     report.nodes.sort_by(|a, b| a.node.cmp(&b.node));
     printer.await.unwrap_or_default()
-}
-
-fn log_progress(p: &Progress) {
-    match p {
-        Progress::NodeStarted { node, pods } => tracing::info!(%node, pods, "draining node"),
-        Progress::Remaining { node, pods } => tracing::info!(%node, pods, "pods left on node"),
-        Progress::PodBlocked { .. }
-        | Progress::PodEvicted { .. }
-        | Progress::PodDeleted { .. }
-        | Progress::PodFailed { .. } => {}
-    }
 }
 
 fn finish(report: &Report, output: Output, line: &str) {

@@ -13,13 +13,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. Calling it twice keeps the first.
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber with `default_level` (`info`, `warn`, ...) unless
+/// `RUST_LOG` says otherwise. Calling it twice keeps the first.
+pub fn init(format: LogFormat, default_level: &str) {
     // kube-client logs every 5xx at ERROR from its trace layer, including the 500s of
     // an API server still starting; callers get the same failure as a Result and
     // report it with context, so that layer is quiet unless RUST_LOG asks for it.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_level},kube_client::client::builder=off"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

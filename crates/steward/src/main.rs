@@ -28,7 +28,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    steward_runtime::logging::init(cli.log_format);
+    // A live progress display owns the terminal; routine log lines would tear it.
+    let default_level = match &cli.command {
+        cli::Command::Drain(d) if d.live_display() => "warn",
+        _ => "info",
+    };
+    steward_runtime::logging::init(cli.log_format, default_level);
     let lang = cli.lang;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
