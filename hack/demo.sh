@@ -1,28 +1,81 @@
 #!/usr/bin/env bash
-# The demo: a simulated cluster (real control plane, kwok nodes) with workloads on a
-# Karpenter-style NodePool, shown with kubectl and steward. KEEP=1 leaves it running.
+# The demo: a simulated cluster (real control plane, kwok nodes), the real Karpenter
+# (kwok provider) provisioning a NodePool for some workloads, a real Prometheus
+# scraping Karpenter, and steward rotating the NodePool's oldest nodes.
+# KEEP=1 leaves the cluster running (Karpenter and Prometheus stop with the script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEWARD_CONTROLPLANE_BIN=$(hack/setup.sh)
 export STEWARD_CONTROLPLANE_BIN
 cargo build --quiet -p steward
-steward=target/debug/steward
+steward=$PWD/target/debug/steward
 kubectl="$STEWARD_CONTROLPLANE_BIN/kubectl"
 export STEWARD_SIM_DIR=${STEWARD_SIM_DIR:-$PWD/target/demo-sim}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 [ -f "$STEWARD_SIM_DIR/state.json" ] && $steward sim down >/dev/null 2>&1 || true
-$steward sim up --nodes 4 --node-label karpenter.sh/nodepool=default --node-cpu 4 --node-memory 16Gi
+say "start a simulated cluster"
+$steward sim up --nodes 1
 export KUBECONFIG=$STEWARD_SIM_DIR/kubeconfig
-cleanup() { [ "${KEEP:-0}" = 1 ] || $steward sim down; }
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ "${KEEP:-0}" = 1 ] || $steward sim down
+}
 trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # seconds description command...
+  local n=$1 what=$2; shift 2
+  for _ in $(seq $((n * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "timed out waiting for $what" >&2; return 1
+}
 
+say "start Karpenter (kwok cloud provider) and a NodePool"
+$kubectl apply --server-side -f "$STEWARD_CONTROLPLANE_BIN/../karpenter-crds/" >/dev/null
+kmetrics=$(port); khealth=$(port)
+SYSTEM_NAMESPACE=kube-system DISABLE_LEADER_ELECTION=true KUBERNETES_MIN_VERSION=1.19.0-0 \
+  METRICS_PORT=$kmetrics HEALTH_PROBE_PORT=$khealth \
+  "$STEWARD_CONTROLPLANE_BIN/karpenter-kwok" > "$STEWARD_SIM_DIR/logs/karpenter.log" 2>&1 &
+pids+=($!)
+wait_for 60 "Karpenter" curl -sf "http://127.0.0.1:$kmetrics/metrics"
+$kubectl apply -f hack/demo/karpenter.yaml
+
+say "deploy workloads; Karpenter provisions nodes for them"
 $kubectl apply -f hack/demo/workloads.yaml
-$kubectl -n demo rollout status deployment/web --timeout=120s
-$kubectl -n demo rollout status statefulset/db --timeout=120s
-$kubectl -n demo rollout status daemonset/node-agent --timeout=120s
-echo; $kubectl get nodes -L karpenter.sh/nodepool
-echo; $kubectl -n demo get pods -o wide
-echo; $kubectl -n demo get pdb
-echo; $steward version
-echo; $steward sim status
+$kubectl -n demo rollout status deployment/web --timeout=180s
+$kubectl -n demo rollout status statefulset/db --timeout=180s
+$kubectl get nodeclaims
+$kubectl get nodes -L karpenter.sh/nodepool,karpenter.kwok.sh/instance-type
+
+say "start Prometheus scraping Karpenter"
+pport=$(port)
+cat > "$STEWARD_SIM_DIR/prometheus.yml" <<YAML
+global: { scrape_interval: 2s }
+scrape_configs:
+- job_name: karpenter
+  static_configs: [ { targets: ['127.0.0.1:$kmetrics'] } ]
+YAML
+prometheus --config.file="$STEWARD_SIM_DIR/prometheus.yml" --storage.tsdb.path="$STEWARD_SIM_DIR/prometheus" \
+  --web.listen-address="127.0.0.1:$pport" > "$STEWARD_SIM_DIR/logs/prometheus.log" 2>&1 &
+pids+=($!)
+prom=http://127.0.0.1:$pport
+wait_for 60 "Karpenter metrics in Prometheus" bash -c \
+  "curl -sf '$prom/api/v1/query' --data-urlencode 'query=karpenter_nodes_total_pod_requests{nodepool=\"workers\"} > 0' | grep -q '\"value\"'"
+flags=(--nodepool-name workers --prometheus-address "$prom" --cluster-name demo)
+
+say "steward karpenter allocate-rate"
+$steward karpenter allocate-rate "${flags[@]}"
+say "steward drain --dry-run"
+$steward drain "${flags[@]}" --dry-run
+# The pool is full, so the computed batch is 0 (see the plan above). Rotate the oldest
+# node by hand; Karpenter provisions a replacement for the pods that cannot fit.
+oldest=$($kubectl get nodes -l karpenter.sh/nodepool=workers --sort-by=.metadata.creationTimestamp -o name | head -1 | cut -d/ -f2)
+say "steward drain --nodes $oldest"
+$steward drain "${flags[@]}" --nodes "$oldest" --timeout 3m
+$kubectl -n demo rollout status deployment/web --timeout=180s
+$kubectl get nodeclaims
+say "after the drain"
+$kubectl get nodes -o custom-columns='NAME:.metadata.name,NODEPOOL:.metadata.labels.karpenter\.sh/nodepool,UNSCHEDULABLE:.spec.unschedulable,DRAIN-STATE:.metadata.annotations.steward\.io/drain-state'
+$kubectl -n demo get pods -o wide
 [ "${KEEP:-0}" = 1 ] && echo "left running: export KUBECONFIG=$KUBECONFIG; stop with: $steward sim down"
+exit 0

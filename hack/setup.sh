@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 need=()
 for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
-            prometheus-node-exporter:prometheus-node-exporter; do
+            prometheus-node-exporter:prometheus-node-exporter curl:curl /usr/bin/time:time; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -60,8 +60,9 @@ impl Localized for Msg<'_> {
                 Resource::Cpu.human(a.cpu.usage), Resource::Cpu.human(a.cpu.requests), a.cpu.rate_percent(),
             ),
             Self::Plan { nodes, b } => format!(
-                "nodes in NodePool: {nodes} ({} drainable)\nmax allocate rate: {:.0} %\ndrain rate = (99 - {:.0}) / 100 = {:.2}\ndrain count = floor({} x {:.2}) = {} -> {} after clamping to [0, {}], --min-batch and --max-batch\nnodes to drain (oldest first): {}{}{}",
-                b.candidates, b.max_allocate_rate, b.max_allocate_rate, b.drain_rate, b.candidates, b.drain_rate, b.formula_count, b.count, b.candidates,
+                "nodes in NodePool: {nodes} ({} drainable)\nmax allocate rate: {:.0} %\ndrain rate = (99 - {:.0}) / 100 = {:.2}\ndrain count = floor({} x {:.2}) = {} -> {}{}\nnodes to drain (oldest first): {}{}{}",
+                b.candidates, b.max_allocate_rate, b.max_allocate_rate, b.drain_rate, b.candidates, b.drain_rate, b.formula_count, b.count,
+                if b.by_hand { " (chosen with --nodes)".to_string() } else { format!(" after clamping to [0, {}], --min-batch and --max-batch", b.candidates) },
                 if b.nodes.is_empty() { "none".to_string() } else { b.nodes.join(", ") },
                 if b.resumed.is_empty() { String::new() } else { format!("\nresuming an earlier run on: {}", b.resumed.join(", ")) },
                 b.skipped.iter().map(|(n, why)| format!("\nskipped {n}: {why}")).collect::<String>(),
@@ -94,8 +95,9 @@ impl Localized for Msg<'_> {
                 Resource::Cpu.human(a.cpu.usage), Resource::Cpu.human(a.cpu.requests), a.cpu.rate_percent(),
             ),
             Self::Plan { nodes, b } => format!(
-                "NodePool 노드 수: {nodes} (드레인 가능 {})\n최대 사용률: {:.0} %\n드레인 비율 = (99 - {:.0}) / 100 = {:.2}\n드레인 할 노드 개수 = floor({} x {:.2}) = {} -> [0, {}], --min-batch, --max-batch 적용 후 {}\n드레인 대상 (오래된 순): {}{}{}",
-                b.candidates, b.max_allocate_rate, b.max_allocate_rate, b.drain_rate, b.candidates, b.drain_rate, b.formula_count, b.candidates, b.count,
+                "NodePool 노드 수: {nodes} (드레인 가능 {})\n최대 사용률: {:.0} %\n드레인 비율 = (99 - {:.0}) / 100 = {:.2}\n드레인 할 노드 개수 = floor({} x {:.2}) = {} -> {}{}\n드레인 대상 (오래된 순): {}{}{}",
+                b.candidates, b.max_allocate_rate, b.max_allocate_rate, b.drain_rate, b.candidates, b.drain_rate, b.formula_count, b.count,
+                if b.by_hand { " (--nodes로 직접 지정)".to_string() } else { format!(" ([0, {}], --min-batch, --max-batch 적용 후)", b.candidates) },
                 if b.nodes.is_empty() { "없음".to_string() } else { b.nodes.join(", ") },
                 if b.resumed.is_empty() { String::new() } else { format!("\n이전 실행을 이어서 진행: {}", b.resumed.join(", ")) },
                 b.skipped.iter().map(|(n, why)| format!("\n제외 {n}: {why}")).collect::<String>(),

@@ -78,6 +78,8 @@ pub struct Batch {
     pub resumed: Vec<String>,
     /// Nodes passed over, with why.
     pub skipped: Vec<(String, String)>,
+    /// Whether `--nodes` chose the nodes instead of the formula.
+    pub by_hand: bool,
 }
 
 /// Sizes the batch and picks the nodes (oldest first).
@@ -150,6 +152,7 @@ pub fn batch(nodes: &[Node], pods: &[Pod], max_allocate_rate: f64, opts: &BatchO
         nodes: chosen,
         resumed,
         skipped,
+        by_hand: !opts.nodes.is_empty(),
     }
 }
 
