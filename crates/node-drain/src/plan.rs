@@ -231,7 +231,7 @@ pub fn preflight(
         ("cpu", parse_cpu as fn(&Quantity) -> f64),
         ("memory", parse_bytes),
     ] {
-        let needed: f64 = moving.iter().map(|p| pod_request(p, resource, parse)).sum();
+        let needed: f64 = moving.iter().map(|p| pod_request(p, resource)).sum();
         let free: f64 = nodes
             .iter()
             .filter(|n| {
@@ -252,7 +252,7 @@ pub fn preflight(
                 let used: f64 = pods
                     .iter()
                     .filter(|p| on_node(p, &n.name_any()) && !is_finished(p))
-                    .map(|p| pod_request(p, resource, parse))
+                    .map(|p| pod_request(p, resource))
                     .sum();
                 (alloc - used).max(0.0)
             })
@@ -352,25 +352,7 @@ pub fn is_workload(p: &Pod) -> bool {
     !daemon && !mirror
 }
 
-/// Pods that already ended.
-pub fn is_finished(p: &Pod) -> bool {
-    matches!(
-        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-fn pod_request(p: &Pod, resource: &str, parse: fn(&Quantity) -> f64) -> f64 {
-    p.spec.as_ref().map_or(0.0, |s| {
-        s.containers
-            .iter()
-            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
-            .map(parse)
-            .sum()
-    })
-}
-
-pub use steward_kube::quantity::{parse_bytes, parse_cpu};
+pub use steward_kube::quantity::{is_finished, parse_bytes, parse_cpu, pod_request};
 
 #[cfg(test)]
 mod tests {

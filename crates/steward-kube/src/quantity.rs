@@ -1,5 +1,6 @@
 //! Kubernetes resource quantities as numbers, for sums and comparisons.
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// CPU quantity in cores ("250m" -> 0.25).
@@ -34,4 +35,28 @@ pub fn parse_bytes(q: &Quantity) -> f64 {
         }
     }
     s.parse().unwrap_or(0.0)
+}
+
+/// Sum of the pod's container requests of `resource` ("cpu" in cores, "memory" in bytes).
+pub fn pod_request(p: &Pod, resource: &str) -> f64 {
+    let parse = if resource == "cpu" {
+        parse_cpu
+    } else {
+        parse_bytes
+    };
+    p.spec.as_ref().map_or(0.0, |s| {
+        s.containers
+            .iter()
+            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
+            .map(parse)
+            .sum()
+    })
+}
+
+/// Pods that already ended (Succeeded or Failed) hold no resources.
+pub fn is_finished(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
 }

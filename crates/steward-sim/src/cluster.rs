@@ -329,14 +329,23 @@ fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki) -> Vec<String> {
     ]
 }
 
-fn kcm_args(kubeconfig: &str, p: &Ports, pki: &Pki) -> Vec<String> {
+/// Flags kube-controller-manager and kube-scheduler share: admin kubeconfig for API,
+/// authentication and authorization, no leader election, serving on loopback.
+fn component_args(kubeconfig: &str, port: u16) -> Vec<String> {
     vec![
         format!("--kubeconfig={kubeconfig}"),
         format!("--authentication-kubeconfig={kubeconfig}"),
         format!("--authorization-kubeconfig={kubeconfig}"),
         "--leader-elect=false".into(),
         "--bind-address=127.0.0.1".into(),
-        format!("--secure-port={}", p.kcm),
+        format!("--secure-port={port}"),
+        "--v=1".into(),
+    ]
+}
+
+fn kcm_args(kubeconfig: &str, p: &Ports, pki: &Pki) -> Vec<String> {
+    let mut args = component_args(kubeconfig, p.kcm);
+    args.extend([
         format!(
             "--service-account-private-key-file={}",
             pki.sa_key.display()
@@ -348,20 +357,12 @@ fn kcm_args(kubeconfig: &str, p: &Ports, pki: &Pki) -> Vec<String> {
         "--kube-api-burst=400".into(),
         "--concurrent-replicaset-syncs=10".into(),
         "--concurrent-gc-syncs=40".into(),
-        "--v=1".into(),
-    ]
+    ]);
+    args
 }
 
 fn scheduler_args(kubeconfig: &str, p: &Ports) -> Vec<String> {
-    vec![
-        format!("--kubeconfig={kubeconfig}"),
-        format!("--authentication-kubeconfig={kubeconfig}"),
-        format!("--authorization-kubeconfig={kubeconfig}"),
-        "--leader-elect=false".into(),
-        "--bind-address=127.0.0.1".into(),
-        format!("--secure-port={}", p.scheduler),
-        "--v=1".into(),
-    ]
+    component_args(kubeconfig, p.scheduler)
 }
 
 fn kwok_args(kubeconfig: &str, p: &Ports, stages: &Path) -> Vec<String> {

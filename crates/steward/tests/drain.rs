@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Generation, karpenter_exporter, slack_receiver, steward};
+use common::{Generation, karpenter_exporter, slack_receiver, state, steward, unschedulable};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -182,17 +182,6 @@ impl Ctx {
             .map(|p| p.name_any())
             .collect()
     }
-}
-
-fn unschedulable(n: &Node) -> bool {
-    n.spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-}
-
-fn state(n: &Node) -> Option<String> {
-    n.annotations().get("steward.io/drain-state").cloned()
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::steward;
+use common::{state, steward, unschedulable};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -20,17 +20,6 @@ use testkit::prometheus::Prometheus;
 use testkit::wait::{self, from_json, pod_ready};
 
 const T: Duration = Duration::from_secs(90);
-
-fn unschedulable(n: &Node) -> bool {
-    n.spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-}
-
-fn state(n: &Node) -> Option<String> {
-    n.annotations().get("steward.io/drain-state").cloned()
-}
 
 /// The real thing: Karpenter (kwok provider) provisions the NodePool's nodes and
 /// exports `karpenter_*` metrics; Prometheus scrapes Karpenter; steward reads them

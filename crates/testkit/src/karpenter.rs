@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use steward_kube::quantity::{parse_bytes, parse_cpu};
+use steward_kube::quantity::{is_finished as finished, parse_bytes, parse_cpu, pod_request};
 
 /// Which Karpenter generation's series to serve.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -74,7 +74,7 @@ async fn metrics(
             let (daemon, other): (Vec<&Pod>, Vec<&Pod>) = on
                 .into_iter()
                 .partition(|p| p.owner_references().iter().any(|o| o.kind == "DaemonSet"));
-            let sum = |ps: &[&Pod]| ps.iter().map(|p| requests(p, res, parse)).sum::<f64>();
+            let sum = |ps: &[&Pod]| ps.iter().map(|p| pod_request(p, res)).sum::<f64>();
             let pod_requests = match generation {
                 Generation::V1 => sum(&other) + sum(&daemon),
                 Generation::Legacy => sum(&other),
@@ -100,23 +100,6 @@ async fn metrics(
         );
     }
     Ok(out)
-}
-
-fn finished(p: &Pod) -> bool {
-    matches!(
-        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-fn requests(p: &Pod, res: &str, parse: fn(&Quantity) -> f64) -> f64 {
-    p.spec.as_ref().map_or(0.0, |s| {
-        s.containers
-            .iter()
-            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(res))
-            .map(parse)
-            .sum()
-    })
 }
 
 /// Karpenter itself, with its kwok cloud provider (`sigs.k8s.io/karpenter/kwok`,

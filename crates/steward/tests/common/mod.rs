@@ -68,3 +68,15 @@ pub async fn steward(args: &[&str], kubeconfig: &str) -> (bool, String, String) 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+pub fn unschedulable(n: &k8s_openapi::api::core::v1::Node) -> bool {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+}
+
+pub fn state(n: &k8s_openapi::api::core::v1::Node) -> Option<String> {
+    use kube::ResourceExt;
+    n.annotations().get("steward.io/drain-state").cloned()
+}
