@@ -42,6 +42,9 @@ pub struct EngineConfig {
     pub node_timeout: Duration,
     /// Grace period for deleting problem pods (at least 1 s).
     pub problem_grace: u32,
+    /// With `--wait-for-replacements`: how long a Deployment's pod waits for room
+    /// for its replacement before it is evicted anyway.
+    pub wait_for_replacements: Option<Duration>,
 }
 
 /// What happened, for logs, the live display and Slack.
@@ -99,6 +102,7 @@ pub struct Engine {
     progress: mpsc::UnboundedSender<Progress>,
     shutdown: Shutdown,
     budgets: Arc<Budgets>,
+    room: Arc<crate::replacements::Room>,
 }
 
 /// PodDisruptionBudgets as a watch sees them, and a wake-up per budget for the pods
@@ -205,6 +209,7 @@ impl Engine {
             progress,
             shutdown,
             budgets,
+            room: Arc::default(),
         }
     }
 
@@ -338,6 +343,13 @@ impl Engine {
             });
             return;
         }
+        let owned_by_replicaset = pod
+            .owner_references()
+            .iter()
+            .any(|o| o.kind == "ReplicaSet" && o.controller == Some(true));
+        if let (Some(limit), true) = (self.cfg.wait_for_replacements, owned_by_replicaset) {
+            self.wait_for_room(node, key, pod, limit).await;
+        }
         let mut backoff = Duration::from_secs(1);
         loop {
             let outcome = {
@@ -411,6 +423,33 @@ impl Engine {
                 None => tokio::time::sleep(wait).await,
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Waits until another node has room for the pod's replacement, or `limit` passes.
+    async fn wait_for_room(&self, node: &str, key: &PodKey, pod: &Pod, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut logged = false;
+        loop {
+            match self.room.claim(&self.client, pod).await {
+                Ok(Some(target)) => {
+                    tracing::debug!(pod = %key, %node, %target, "room for the replacement");
+                    return;
+                }
+                Ok(None) if !logged => {
+                    tracing::info!(pod = %key, %node, "waiting for replacement capacity before evicting");
+                    logged = true;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(pod = %key, error = %e, "checking replacement capacity failed")
+                }
+            }
+            if Instant::now() > deadline {
+                tracing::warn!(pod = %key, %node, "no room for a replacement within --replacement-timeout; evicting anyway");
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

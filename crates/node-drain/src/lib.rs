@@ -17,6 +17,7 @@ pub mod messages;
 pub mod plan;
 pub mod progress;
 pub mod prometheus;
+pub mod replacements;
 mod run;
 
 pub use error::{Error, Result};

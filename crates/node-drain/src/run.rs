@@ -105,6 +105,12 @@ pub struct DrainArgs {
     /// Grace period (seconds, at least 1) for deleting problem pods.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub problem_pod_grace: u32,
+    /// Before evicting a Deployment's pod, wait until another schedulable node has room (by requests) for its replacement; see docs/node-drain.md for what this does and does not guarantee.
+    #[arg(long)]
+    pub wait_for_replacements: bool,
+    /// With --wait-for-replacements: evict anyway after this long without room.
+    #[arg(long, default_value = "5m", value_parser = humantime_secs)]
+    pub replacement_timeout: Duration,
     /// Output format of the final report.
     #[arg(long, short, value_enum, default_value = "text")]
     pub output: Output,
@@ -340,6 +346,9 @@ async fn drain_all(
         overall: args.max_concurrency,
         node_timeout: args.timeout,
         problem_grace: args.problem_pod_grace,
+        wait_for_replacements: args
+            .wait_for_replacements
+            .then_some(args.replacement_timeout),
     };
     let engine = Engine::new(client.clone(), cfg, tx, shutdown.clone());
     let mut display = crate::progress::Display::new(args.live_display());

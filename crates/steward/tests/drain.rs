@@ -615,3 +615,69 @@ fn kill(pid: u32, sig: i32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn wait_for_replacements_holds_evictions_until_there_is_room() {
+    use tokio::io::AsyncBufReadExt;
+    let ctx = setup("room", Generation::V1).await;
+    let pool = ctx.pool_nodes("a", 1, "4").await;
+    ctx.deployment("web", 2, "1500m").await;
+    ctx.metrics_ready().await;
+
+    let mut args: Vec<String> = vec!["drain".into()];
+    args.extend(ctx.flags());
+    args.extend(
+        [
+            "--nodes",
+            &pool[0],
+            "--wait-for-replacements",
+            "--timeout",
+            "90s",
+        ]
+        .map(String::from),
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(&args)
+        .env("KUBECONFIG", &ctx.kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let waiting = tokio::time::timeout(T, async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.contains("waiting for replacement capacity") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(waiting, Ok(true)), "never waited for room");
+    // No room anywhere: nothing was evicted.
+    let pods: Api<Pod> = Api::namespaced(ctx.env.client.clone(), &ctx.env.ns);
+    let web = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        web.len(),
+        2,
+        "a pod was evicted without room for its replacement"
+    );
+    assert!(web.iter().all(|p| p.metadata.deletion_timestamp.is_none()));
+
+    // Room appears; the drain finishes.
+    ctx.env
+        .add_nodes("spare", 1, |s| s.capacity("4", "8Gi"))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(T, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    ctx.ready_pods("web", 2).await;
+    assert!(ctx.workload_pods_on(&pool[0]).await.is_empty());
+}
