@@ -330,6 +330,68 @@ pub fn selects(selector: Option<&LabelSelector>, pod: &Pod) -> bool {
     empty || (labels_ok && exprs_ok)
 }
 
+/// The pod with only what planning reads: identity, labels, the annotations that
+/// matter, owners, node, selector, tolerations, container requests, phase and
+/// container waiting reasons. A cluster-wide pod list shrinks several-fold.
+pub fn slim(p: Pod) -> Pod {
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerStatus, PodSpec, PodStatus, ResourceRequirements,
+    };
+    let keep = [DO_NOT_DISRUPT, "kubernetes.io/config.mirror"];
+    let annotations = p.metadata.annotations.map(|a| {
+        a.into_iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .collect()
+    });
+    let metadata = kube::api::ObjectMeta {
+        name: p.metadata.name,
+        namespace: p.metadata.namespace,
+        uid: p.metadata.uid,
+        labels: p.metadata.labels,
+        annotations,
+        owner_references: p.metadata.owner_references,
+        deletion_timestamp: p.metadata.deletion_timestamp,
+        ..Default::default()
+    };
+    let spec = p.spec.map(|s| PodSpec {
+        node_name: s.node_name,
+        node_selector: s.node_selector,
+        tolerations: s.tolerations,
+        termination_grace_period_seconds: s.termination_grace_period_seconds,
+        containers: s
+            .containers
+            .into_iter()
+            .map(|c| Container {
+                name: c.name,
+                resources: c.resources.map(|r| ResourceRequirements {
+                    requests: r.requests,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    });
+    let status = p.status.map(|s| PodStatus {
+        phase: s.phase,
+        container_statuses: s.container_statuses.map(|cs| {
+            cs.into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    state: c.state,
+                    ..Default::default()
+                })
+                .collect()
+        }),
+        ..Default::default()
+    });
+    Pod {
+        metadata,
+        spec,
+        status,
+    }
+}
+
 /// The node a pod is bound to ("" when unscheduled).
 pub fn node_of(p: &Pod) -> &str {
     p.spec

@@ -10,13 +10,23 @@ pub async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> kube::Result<Vec<K>>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
+    list_all_map(api, lp, |o| o).await
+}
+
+/// Like [`list_all`], passing each object through `keep` as its page arrives, so a
+/// caller that needs a few fields of thousands of objects never holds them whole.
+pub async fn list_all_map<K, F>(api: &Api<K>, lp: &ListParams, mut keep: F) -> kube::Result<Vec<K>>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    F: FnMut(K) -> K,
+{
     let mut out = Vec::new();
     let mut lp = lp.clone().limit(500);
     loop {
         let page = api.list(&lp).await?;
         out.extend(page.items.into_iter().map(|mut o| {
             o.meta_mut().managed_fields = None;
-            o
+            keep(o)
         }));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => lp = lp.continue_token(&token),
