@@ -163,6 +163,52 @@ impl Ctx {
         steward(&args, &self.kubeconfig).await
     }
 
+    /// Asserts none of `nodes` was cordoned or marked.
+    async fn assert_untouched(&self, nodes: &[String], why: &str) {
+        for n in nodes {
+            let node = self.node(n).await;
+            assert!(
+                !unschedulable(&node) && state(&node).is_none(),
+                "{why}: {n}"
+            );
+        }
+    }
+
+    /// Starts `steward drain` with these extra flags and returns once a stderr line
+    /// contains `needle`; the rest of stderr is drained in the background.
+    async fn spawn_drain_until(&self, extra: &[&str], needle: &str) -> tokio::process::Child {
+        use tokio::io::AsyncBufReadExt;
+        let mut args: Vec<String> = vec!["drain".into()];
+        args.extend(self.flags());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+            .args(&args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let found = tokio::time::timeout(T, async {
+            while let Some(l) = lines.next_line().await.unwrap() {
+                let hit = l.contains(needle);
+                seen.push(l);
+                if hit {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            matches!(found, Ok(true)),
+            "steward never logged {needle:?}: {seen:?}"
+        );
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        child
+    }
+
     async fn node(&self, name: &str) -> Node {
         Api::<Node>::all(self.env.client.clone())
             .get(name)
@@ -383,13 +429,8 @@ async fn unreachable_prometheus_stops_before_any_cordon() {
         1,
         "{stderr}"
     );
-    for n in &pool {
-        let node = ctx.node(n).await;
-        assert!(
-            !unschedulable(&node) && state(&node).is_none(),
-            "{n} was touched"
-        );
-    }
+    ctx.assert_untouched(&pool, "touched despite the failed query")
+        .await;
 }
 
 #[tokio::test]
@@ -451,13 +492,8 @@ async fn dry_run_skips_do_not_disrupt_nodes_and_reports_pdbs_without_changing_an
             "{findings}"
         );
     }
-    for n in pool.iter().chain(&more) {
-        let node = ctx.node(n).await;
-        assert!(
-            !unschedulable(&node) && state(&node).is_none(),
-            "dry run touched {n}"
-        );
-    }
+    ctx.assert_untouched(&[pool, more].concat(), "dry run touched")
+        .await;
 }
 
 #[tokio::test]
@@ -522,7 +558,6 @@ async fn problem_pods_are_deleted_without_waiting_on_their_pdb() {
 
 #[tokio::test]
 async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resumes() {
-    use tokio::io::AsyncBufReadExt;
     let ctx = setup("resume", Generation::V1).await;
     let first = ctx.pool_nodes("a", 1, "4").await;
     ctx.deployment("solo", 1, "100m").await;
@@ -531,29 +566,12 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
     ctx.spare_nodes(1).await;
     ctx.metrics_ready().await;
 
-    let mut args: Vec<String> = vec!["drain".into()];
-    args.extend(ctx.flags());
-    args.extend(["--max-batch", "2", "--parallel-nodes", "1"].map(String::from));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(&args)
-        .env("KUBECONFIG", &ctx.kubeconfig)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let blocked = tokio::time::timeout(T, async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            seen.push(l.clone());
-            if l.contains("eviction blocked by PodDisruptionBudget") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(blocked, Ok(true)), "never blocked: {seen:?}");
+    let mut child = ctx
+        .spawn_drain_until(
+            &["--max-batch", "2", "--parallel-nodes", "1"],
+            "eviction blocked by PodDisruptionBudget",
+        )
+        .await;
     // The PDB held: the pod is still there, not terminating.
     let solo = ctx.ready_pods("solo", 1).await;
     assert_eq!(
@@ -618,42 +636,23 @@ fn kill(pid: u32, sig: i32) {
 
 #[tokio::test]
 async fn wait_for_replacements_holds_evictions_until_there_is_room() {
-    use tokio::io::AsyncBufReadExt;
     let ctx = setup("room", Generation::V1).await;
     let pool = ctx.pool_nodes("a", 1, "4").await;
     ctx.deployment("web", 2, "1500m").await;
     ctx.metrics_ready().await;
 
-    let mut args: Vec<String> = vec!["drain".into()];
-    args.extend(ctx.flags());
-    args.extend(
-        [
-            "--nodes",
-            &pool[0],
-            "--wait-for-replacements",
-            "--timeout",
-            "90s",
-        ]
-        .map(String::from),
-    );
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(&args)
-        .env("KUBECONFIG", &ctx.kubeconfig)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let waiting = tokio::time::timeout(T, async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            if l.contains("waiting for replacement capacity") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(waiting, Ok(true)), "never waited for room");
+    let mut child = ctx
+        .spawn_drain_until(
+            &[
+                "--nodes",
+                &pool[0],
+                "--wait-for-replacements",
+                "--timeout",
+                "90s",
+            ],
+            "waiting for replacement capacity",
+        )
+        .await;
     // No room anywhere: nothing was evicted.
     let pods: Api<Pod> = Api::namespaced(ctx.env.client.clone(), &ctx.env.ns);
     let web = pods
