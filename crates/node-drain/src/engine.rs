@@ -217,14 +217,7 @@ impl Engine {
     pub async fn drain_node(&self, node: &str) -> NodeOutcome {
         let started = Instant::now();
         let nodes: Api<Node> = Api::all(self.client.clone());
-        if let Err(e) = steward_kube::node::annotate(
-            &nodes,
-            node,
-            &[(STATE_ANNOTATION, Some(NodeState::Draining.as_str()))],
-            FIELD_MANAGER,
-        )
-        .await
-        {
+        if let Err(e) = record_state(&nodes, node, Some(NodeState::Draining)).await {
             return NodeOutcome::Failed {
                 reason: format!("annotating node {node}: {e}"),
             };
@@ -237,7 +230,7 @@ impl Engine {
                 };
             }
         };
-        let node_not_ready = steward_kube::node::not_ready(&node_obj);
+        let node_not_ready = !steward_kube::node::is_ready(&node_obj);
         let all: Api<Pod> = Api::all(self.client.clone());
         let on_node = match all
             .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
@@ -295,14 +288,7 @@ impl Engine {
         while tasks.join_next().await.is_some() {}
         match waited {
             Wait::Empty => {
-                if let Err(e) = steward_kube::node::annotate(
-                    &nodes,
-                    node,
-                    &[(STATE_ANNOTATION, Some(NodeState::Drained.as_str()))],
-                    FIELD_MANAGER,
-                )
-                .await
-                {
+                if let Err(e) = record_state(&nodes, node, Some(NodeState::Drained)).await {
                     return NodeOutcome::Failed {
                         reason: format!("annotating node {node}: {e}"),
                     };
@@ -510,6 +496,21 @@ impl Engine {
     fn emit(&self, p: Progress) {
         let _ = self.progress.send(p);
     }
+}
+
+/// Records the node's drain state on it (`None` removes the record).
+pub(crate) async fn record_state(
+    nodes: &Api<Node>,
+    node: &str,
+    state: Option<NodeState>,
+) -> kube::Result<Node> {
+    steward_kube::node::annotate(
+        nodes,
+        node,
+        &[(STATE_ANNOTATION, state.map(NodeState::as_str))],
+        FIELD_MANAGER,
+    )
+    .await
 }
 
 enum Wait {

@@ -104,7 +104,7 @@ fn fits(
     }
     nodes
         .iter()
-        .filter(|n| n.name_any() != node_of(pod) && !steward_kube::node::not_ready(n))
+        .filter(|n| n.name_any() != node_of(pod) && steward_kube::node::is_ready(n))
         .filter(|n| {
             !n.spec
                 .as_ref()

@@ -17,7 +17,7 @@ use crate::alloc::Allocation;
 use crate::engine::{Engine, EngineConfig, FIELD_MANAGER, NodeOutcome, Progress};
 use crate::error::{Error, Result, kube as kerr};
 use crate::messages::Msg;
-use crate::plan::{self, Batch, BatchOptions, Finding, NodeState, STATE_ANNOTATION};
+use crate::plan::{self, Batch, BatchOptions, Finding, NodeState};
 use crate::prometheus::Prometheus;
 
 /// Label Karpenter puts on the nodes of a NodePool.
@@ -430,14 +430,9 @@ fn finish(report: &Report, output: Output, line: &str) {
 async fn cordon(api: &Api<Node>, name: &str, node: Option<&Node>) -> Result<()> {
     // A node an earlier run left draining keeps its state; resume it.
     if node.and_then(NodeState::of).is_none() {
-        steward_kube::node::annotate(
-            api,
-            name,
-            &[(STATE_ANNOTATION, Some(NodeState::Cordoned.as_str()))],
-            FIELD_MANAGER,
-        )
-        .await
-        .map_err(kerr(format!("annotating node {name}")))?;
+        crate::engine::record_state(api, name, Some(NodeState::Cordoned))
+            .await
+            .map_err(kerr(format!("annotating node {name}")))?;
     }
     steward_kube::node::set_unschedulable(api, name, true, FIELD_MANAGER)
         .await
@@ -450,7 +445,7 @@ async fn uncordon(api: &Api<Node>, name: &str) -> Result<()> {
     steward_kube::node::set_unschedulable(api, name, false, FIELD_MANAGER)
         .await
         .map_err(kerr(format!("uncordoning node {name}")))?;
-    steward_kube::node::annotate(api, name, &[(STATE_ANNOTATION, None)], FIELD_MANAGER)
+    crate::engine::record_state(api, name, None)
         .await
         .map_err(kerr(format!("annotating node {name}")))?;
     tracing::info!(node = %name, "uncordoned: its drain never started");

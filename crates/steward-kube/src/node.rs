@@ -12,11 +12,11 @@ pub async fn set_unschedulable(
     unschedulable: bool,
     field_manager: &str,
 ) -> kube::Result<Node> {
-    let patch = json!({ "spec": { "unschedulable": unschedulable } });
-    api.patch(
+    merge(
+        api,
         name,
-        &PatchParams::apply(field_manager).force().clone_with_merge(),
-        &Patch::Merge(&patch),
+        json!({ "spec": { "unschedulable": unschedulable } }),
+        field_manager,
     )
     .await
 }
@@ -37,32 +37,32 @@ pub async fn annotate(
             )
         })
         .collect();
-    let patch = json!({ "metadata": { "annotations": map } });
-    api.patch(
+    merge(
+        api,
         name,
-        &PatchParams::apply(field_manager).force().clone_with_merge(),
-        &Patch::Merge(&patch),
+        json!({ "metadata": { "annotations": map } }),
+        field_manager,
     )
     .await
 }
 
-trait MergeParams {
-    fn clone_with_merge(&self) -> PatchParams;
+/// A JSON merge patch under `field_manager` (merge patches take no `force`).
+async fn merge(
+    api: &Api<Node>,
+    name: &str,
+    patch: serde_json::Value,
+    field_manager: &str,
+) -> kube::Result<Node> {
+    let params = PatchParams {
+        field_manager: Some(field_manager.to_string()),
+        ..PatchParams::default()
+    };
+    api.patch(name, &params, &Patch::Merge(&patch)).await
 }
 
-impl MergeParams for PatchParams {
-    /// Merge patches take a field manager but not `force`.
-    fn clone_with_merge(&self) -> PatchParams {
-        PatchParams {
-            force: false,
-            ..self.clone()
-        }
-    }
-}
-
-/// Whether the node's Ready condition is anything but True.
-pub fn not_ready(n: &Node) -> bool {
-    !n.status
+/// Whether the node's Ready condition is True.
+pub fn is_ready(n: &Node) -> bool {
+    n.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))

@@ -130,10 +130,4 @@ pub async fn add_nodes(
     }
 }
 
-/// Whether the node's Ready condition is True.
-pub fn is_ready(n: &Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+pub use steward_kube::node::is_ready;

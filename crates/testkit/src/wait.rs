@@ -127,13 +127,7 @@ where
 
 /// A node whose Ready condition is True.
 pub fn node_ready(n: &Node) -> bool {
-    condition_true(
-        n.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .map(|c| c.iter().map(|c| (&c.type_[..], &c.status[..]))),
-        "Ready",
-    )
+    steward_kube::node::is_ready(n)
 }
 
 /// A pod that is Running and Ready and not being deleted.
