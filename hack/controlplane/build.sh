@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds the real control-plane programs (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) and Karpenter's kwok provider from published Go modules pinned in the sibling
-# directories, into a cache directory keyed by a hash of those pins. A second run with
-# the same pins does nothing and prints the directory.
+# kube-scheduler, kubectl, kwok) and the other Go peers of the tests (Karpenter's kwok
+# provider, ...) from published Go modules pinned in the sibling directories.
+# Each binary is cached on its own, keyed by a hash of its module's go.mod/go.sum, package
+# and flags ($cache/go/<name>-<key>), so pinning a new tool never rebuilds the control
+# plane. The printed bin directory (keyed by all pins) holds symlinks to those binaries.
+# A second run with the same pins builds nothing and prints the directory.
 #
 # Usage: hack/controlplane/build.sh            -> prints the bin directory on stdout
 # Env:   STEWARD_CACHE (default ~/.cache/steward)
@@ -18,12 +21,18 @@ log() { echo "controlplane: $*" >&2; }
 
 build() { # module-dir package output [ldflags]
   local dir=$1 pkg=$2 out=$3 ldflags=${4:-}
-  [ -x "$bin/$out" ] && return 0
-  log "building $out from $pkg (cold builds take minutes; one at a time to fit 2 cores)"
-  local start=$SECONDS
-  (cd "$here/$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$out.tmp" "$pkg")
-  mv "$bin/$out.tmp" "$bin/$out"
-  log "built $out in $((SECONDS - start))s"
+  local k dest
+  k=$( { cat "$here/$dir/go.mod" "$here/$dir/go.sum"; echo "$pkg|$ldflags|CGO_ENABLED=0 -trimpath -s -w"; } | sha256sum | cut -c1-16)
+  dest="$cache/go/$out-$k"
+  if [ ! -x "$dest" ]; then
+    log "building $out from $pkg (cold builds take minutes; one at a time to fit 2 cores)"
+    local start=$SECONDS
+    mkdir -p "$cache/go"
+    (cd "$here/$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ldflags" -o "$dest.tmp.$$" "$pkg")
+    mv "$dest.tmp.$$" "$dest"
+    log "built $out in $((SECONDS - start))s"
+  fi
+  ln -sfn "$dest" "$bin/$out"
 }
 
 # kubectl, kwok and helm refuse a server that reports v0.0.0: stamp the version.
