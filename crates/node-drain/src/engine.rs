@@ -265,25 +265,32 @@ impl Engine {
         let per_node = Arc::new(Semaphore::new(self.cfg.per_node.max(1)));
         let stop = self.shutdown.token().child_token();
         let mut tasks = tokio::task::JoinSet::new();
+        // Pods that can never be evicted, so the wait ends without running out the clock.
+        let (unevictable, failures) = tokio::sync::mpsc::unbounded_channel();
         for (key, pod) in &targets {
-            let (this, key, pod, per_node, stop, node) = (
+            let (this, key, pod, per_node, stop, node, unevictable) = (
                 self.clone(),
                 key.clone(),
                 pod.clone(),
                 per_node.clone(),
                 stop.clone(),
                 node.to_string(),
+                unevictable.clone(),
             );
             tasks.spawn(async move {
                 tokio::select! {
-                    () = this.remove_pod(&node, &key, &pod, node_not_ready, &per_node) => {},
+                    failed = this.remove_pod(&node, &key, &pod, node_not_ready, &per_node) => {
+                        if let Some(reason) = failed {
+                            let _ = unevictable.send((key.to_string(), reason));
+                        }
+                    },
                     () = stop.cancelled() => {},
                 }
             });
         }
         let keys: Vec<PodKey> = targets.into_iter().map(|(k, _)| k).collect();
         let deadline = tokio::time::Instant::now() + self.cfg.node_timeout;
-        let waited = self.wait_empty(node, &keys, deadline).await;
+        let waited = self.wait_empty(node, &keys, deadline, failures).await;
         stop.cancel();
         while tasks.join_next().await.is_some() {}
         match waited {
@@ -300,10 +307,18 @@ impl Engine {
             Wait::Deadline(left) => NodeOutcome::TimedOut { remaining: left },
             Wait::Shutdown(left) => NodeOutcome::Interrupted { remaining: left },
             Wait::Error(reason) => NodeOutcome::Failed { reason },
+            Wait::Unevictable(pods) => NodeOutcome::Failed {
+                reason: pods
+                    .iter()
+                    .map(|(pod, why)| format!("{pod} cannot be evicted: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
         }
     }
 
     /// Evicts (or, for a problem pod, deletes) one pod until it is on its way out.
+    /// Returns why, when the pod can never be evicted (more than one PDB, RBAC).
     async fn remove_pod(
         &self,
         node: &str,
@@ -311,7 +326,7 @@ impl Engine {
         pod: &Pod,
         node_not_ready: bool,
         per_node: &Semaphore,
-    ) {
+    ) -> Option<String> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.ns);
         let statefulset = pod
             .owner_references()
@@ -327,7 +342,7 @@ impl Engine {
                 pod: key.to_string(),
                 reason,
             });
-            return;
+            return None;
         }
         let owned_by_replicaset = pod
             .owner_references()
@@ -342,7 +357,7 @@ impl Engine {
                 let (Ok(_global), Ok(_local)) =
                     (self.overall.acquire().await, per_node.acquire().await)
                 else {
-                    return;
+                    return None;
                 };
                 eviction::evict(&api, &key.name, &key.uid, None).await
             };
@@ -353,7 +368,7 @@ impl Engine {
                         node: node.into(),
                         pod: key.to_string(),
                     });
-                    return;
+                    return None;
                 }
                 Outcome::NamespaceTerminating => {
                     let grace = pod
@@ -368,7 +383,7 @@ impl Engine {
                         node: node.into(),
                         pod: key.to_string(),
                     });
-                    return;
+                    return None;
                 }
                 Outcome::Blocked {
                     retry_after,
@@ -394,9 +409,9 @@ impl Engine {
                     self.emit(Progress::PodFailed {
                         node: node.into(),
                         pod: key.to_string(),
-                        reason,
+                        reason: reason.clone(),
                     });
-                    return;
+                    return Some(reason);
                 }
             };
             match self.budgets.waker_for(pod) {
@@ -439,13 +454,16 @@ impl Engine {
         }
     }
 
-    /// Watches the node's pods until none of `keys` (by UID) is left on it.
+    /// Watches the node's pods until none of `keys` (by UID) is left on it, or all
+    /// that are left were reported on `failures` as impossible to evict.
     async fn wait_empty(
         &self,
         node: &str,
         keys: &[PodKey],
         deadline: tokio::time::Instant,
+        mut failures: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     ) -> Wait {
+        let mut unevictable = BTreeMap::new();
         let all: Api<Pod> = Api::all(self.client.clone());
         let (reader, writer) = reflector::store();
         let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
@@ -473,6 +491,9 @@ impl Engine {
             if left.is_empty() && synced {
                 return Wait::Empty;
             }
+            if synced && left.iter().all(|k| unevictable.contains_key(k)) {
+                return Wait::Unevictable(unevictable);
+            }
             if left.len() != last && synced {
                 last = left.len();
                 self.emit(Progress::Remaining {
@@ -487,6 +508,9 @@ impl Engine {
                     Ok(None) => return Wait::Error("pod watch ended".into()),
                     Err(e) => tracing::warn!(%node, error = %e, "pod watch error; retrying"),
                 },
+                Some((pod, why)) = failures.recv() => {
+                    unevictable.insert(pod, why);
+                }
                 () = tokio::time::sleep_until(deadline) => return Wait::Deadline(left),
                 () = self.shutdown.signaled() => return Wait::Shutdown(left),
             }
@@ -518,6 +542,8 @@ enum Wait {
     Deadline(Vec<String>),
     Shutdown(Vec<String>),
     Error(String),
+    /// Every pod left can never be evicted (pod -> why).
+    Unevictable(BTreeMap<String, String>),
 }
 
 /// Why a pod counts as a problem pod that is deleted instead of evicted, if it is.

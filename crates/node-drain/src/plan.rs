@@ -331,12 +331,11 @@ pub fn selects(selector: Option<&LabelSelector>, pod: &Pod) -> bool {
 }
 
 /// The pod with only what planning reads: identity, labels, the annotations that
-/// matter, owners, node, selector, tolerations, container requests, phase and
+/// matter, owners, node, selector, tolerations, container, init-container and overhead
+/// requests, phase and
 /// container waiting reasons. A cluster-wide pod list shrinks several-fold.
 pub fn slim(p: Pod) -> Pod {
-    use k8s_openapi::api::core::v1::{
-        Container, ContainerStatus, PodSpec, PodStatus, ResourceRequirements,
-    };
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodStatus};
     let keep = [DO_NOT_DISRUPT, "kubernetes.io/config.mirror"];
     let annotations = p.metadata.annotations.map(|a| {
         a.into_iter()
@@ -358,18 +357,11 @@ pub fn slim(p: Pod) -> Pod {
         node_selector: s.node_selector,
         tolerations: s.tolerations,
         termination_grace_period_seconds: s.termination_grace_period_seconds,
-        containers: s
-            .containers
-            .into_iter()
-            .map(|c| Container {
-                name: c.name,
-                resources: c.resources.map(|r| ResourceRequirements {
-                    requests: r.requests,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .collect(),
+        containers: s.containers.into_iter().map(requests_only).collect(),
+        init_containers: s
+            .init_containers
+            .map(|cs| cs.into_iter().map(requests_only).collect()),
+        overhead: s.overhead,
         ..Default::default()
     });
     let status = p.status.map(|s| PodStatus {
@@ -389,6 +381,23 @@ pub fn slim(p: Pod) -> Pod {
         metadata,
         spec,
         status,
+    }
+}
+
+/// A container with what [`pod_request`] reads: name, requests, restart policy.
+fn requests_only(
+    c: k8s_openapi::api::core::v1::Container,
+) -> k8s_openapi::api::core::v1::Container {
+    k8s_openapi::api::core::v1::Container {
+        name: c.name,
+        restart_policy: c.restart_policy,
+        resources: c
+            .resources
+            .map(|r| k8s_openapi::api::core::v1::ResourceRequirements {
+                requests: r.requests,
+                ..Default::default()
+            }),
+        ..Default::default()
     }
 }
 
@@ -639,5 +648,64 @@ mod tests {
         assert_eq!(parse_cpu(&Quantity("250m".into())), 0.25);
         assert_eq!(parse_bytes(&Quantity("1Gi".into())), 1024f64.powi(3));
         assert_eq!(parse_bytes(&Quantity("500M".into())), 5e8);
+    }
+
+    #[test]
+    fn slim_pods_plan_like_full_pods() {
+        let heavy = json!({
+            "metadata": { "annotations": { DO_NOT_DISRUPT: "true", "big": "x".repeat(4096) } },
+            "spec": {
+                "initContainers": [
+                    { "name": "sidecar", "restartPolicy": "Always", "resources": { "requests": { "cpu": "500m" } } },
+                    { "name": "init", "resources": { "requests": { "cpu": "3", "memory": "2Gi" } } }
+                ],
+                "overhead": { "cpu": "250m", "memory": "64Mi" },
+                "volumes": [{ "name": "v", "emptyDir": {} }],
+                "tolerations": [{ "key": "k", "operator": "Exists" }]
+            },
+            "status": { "phase": "Running", "containerStatuses": [{ "name": "c", "image": "i", "imageID": "x", "ready": false, "restartCount": 9,
+                "state": { "waiting": { "reason": "CrashLoopBackOff" } } }] }
+        });
+        let full = vec![
+            pod("a", "n1", json!({ "app": "web" }), heavy),
+            pod("b", "n1", json!({ "app": "web" }), json!({})),
+            pod("c", "n2", json!({ "app": "db" }), json!({})),
+        ];
+        let slim_pods: Vec<Pod> = full.iter().cloned().map(slim).collect();
+        for (f, s) in full.iter().zip(&slim_pods) {
+            for r in ["cpu", "memory"] {
+                assert_eq!(
+                    pod_request(f, r),
+                    pod_request(s, r),
+                    "{r} of {}",
+                    f.name_any()
+                );
+            }
+            assert_eq!(is_workload(f), is_workload(s));
+        }
+        assert!(
+            serde_json::to_vec(&slim_pods[0]).unwrap().len() * 4
+                < serde_json::to_vec(&full[0]).unwrap().len(),
+            "slim drops what planning does not read"
+        );
+        let nodes = [
+            node("n1", "2026-01-01T00:00:00Z", None),
+            node("n2", "2026-01-02T00:00:00Z", None),
+        ];
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": { "name": "web", "namespace": "ns" },
+            "spec": { "minAvailable": 2, "selector": { "matchLabels": { "app": "web" } } },
+            "status": { "disruptionsAllowed": 0, "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 2 }
+        }))
+        .unwrap();
+        let targets = vec!["n1".to_string()];
+        let from_full = preflight(&targets, &nodes, &full, std::slice::from_ref(&pdb));
+        assert!(!from_full.is_empty(), "the fixture has findings to compare");
+        assert_eq!(from_full, preflight(&targets, &nodes, &slim_pods, &[pdb]));
+        let opts = BatchOptions::default();
+        assert_eq!(
+            batch(&nodes, &full, 50.0, &opts),
+            batch(&nodes, &slim_pods, 50.0, &opts)
+        );
     }
 }

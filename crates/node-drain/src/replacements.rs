@@ -54,9 +54,10 @@ impl Room {
                 .list(&ListParams::default())
                 .await?
                 .items;
-            s.pods = steward_kube::list::list_all(
+            s.pods = steward_kube::list::list_all_map(
                 &Api::<Pod>::all(client.clone()),
                 &ListParams::default(),
+                crate::plan::slim,
             )
             .await?;
             s.taken = Some(Instant::now());

@@ -187,10 +187,14 @@ pub async fn run_drain(args: DrainArgs, lang: Lang, shutdown: Shutdown) -> Resul
             return Err(Error::UnknownNode(n.clone(), g.nodepool_name.clone()));
         }
     }
-    let pods =
-        steward_kube::list::list_all(&Api::<Pod>::all(client.clone()), &ListParams::default())
-            .await
-            .map_err(kerr("listing pods"))?;
+    // Every pod of the cluster, kept only as far as planning reads them.
+    let pods = steward_kube::list::list_all_map(
+        &Api::<Pod>::all(client.clone()),
+        &ListParams::default(),
+        plan::slim,
+    )
+    .await
+    .map_err(kerr("listing pods"))?;
     let pdbs = Api::<PodDisruptionBudget>::all(client.clone())
         .list(&ListParams::default())
         .await
@@ -209,6 +213,8 @@ pub async fn run_drain(args: DrainArgs, lang: Lang, shutdown: Shutdown) -> Resul
     };
     let batch = plan::batch(&pool, &pods, allocation.max_rate_percent(), &opts);
     let findings = plan::preflight(&batch.nodes, &all_nodes, &pods, &pdbs);
+    // The cluster-wide lists are not read again: free them before the drain starts.
+    drop((pods, pdbs));
     let mut report = Report {
         nodepool: g.nodepool_name.clone(),
         allocation,

@@ -557,6 +557,101 @@ async fn problem_pods_are_deleted_without_waiting_on_their_pdb() {
 }
 
 #[tokio::test]
+async fn a_pod_under_two_pdbs_fails_its_node_at_once_and_stays() {
+    let ctx = setup("twopdb", Generation::V1).await;
+    let pool = ctx.pool_nodes("a", 1, "4").await;
+    ctx.deployment("twice", 1, "100m").await;
+    ctx.deployment("free", 1, "100m").await;
+    ctx.pdb("twice", json!({ "maxUnavailable": 1 })).await;
+    // A second budget over the same pods: the Eviction API answers 500 for them.
+    let _: PodDisruptionBudget = ctx
+        .apply(json!({ "metadata": { "name": "twice-again" }, "spec": { "maxUnavailable": 1, "selector": { "matchLabels": { "app": "twice" } } } }))
+        .await;
+    let before = ctx.ready_pods("twice", 1).await.remove(0).uid();
+    ctx.spare_nodes(1).await;
+    ctx.metrics_ready().await;
+
+    // A long timeout: the run must end on the refusal, not on the clock.
+    let (ok, stdout, stderr) = ctx
+        .drain(&["--nodes", &pool[0], "--timeout", "10m", "-o", "json"])
+        .await;
+    assert!(!ok, "an undrainable node must fail the run: {stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let node = &report["nodes"][0];
+    assert_eq!(node["result"], "failed", "{node}");
+    let reason = node["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("/twice-") && reason.contains("more than one PodDisruptionBudget"),
+        "{reason}\n{stderr}"
+    );
+    // Nothing was forced: the pod under two budgets is still there, the other moved.
+    assert_eq!(ctx.ready_pods("twice", 1).await[0].uid(), before);
+    let left = ctx.workload_pods_on(&pool[0]).await;
+    assert!(
+        left.len() == 1 && left[0].starts_with("twice-"),
+        "only the pod under two budgets stays: {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn pods_of_a_terminating_namespace_are_deleted_instead_of_evicted() {
+    let ctx = setup("nsgone", Generation::V1).await;
+    let pool = ctx.pool_nodes("a", 1, "4").await;
+    let gone = format!("{}-gone", ctx.env.ns);
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.env.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &from_json(json!({ "metadata": { "name": gone } })),
+        )
+        .await
+        .unwrap();
+    // A long grace period keeps the pod Terminating, and its namespace with it,
+    // while the drain runs; eviction in that namespace is refused with 403.
+    let mut spec = ctx.pod_template("slow", "100m")["spec"].clone();
+    spec["terminationGracePeriodSeconds"] = json!(20);
+    let pods: Api<Pod> = Api::namespaced(ctx.env.client.clone(), &gone);
+    wait::until(T, "default ServiceAccount", || async {
+        Ok(
+            Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+                ctx.env.client.clone(),
+                &gone,
+            )
+            .get_opt("default")
+            .await?
+            .is_some(),
+        )
+    })
+    .await
+    .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &from_json(json!({ "metadata": { "name": "slow" }, "spec": spec })),
+    )
+    .await
+    .unwrap();
+    wait::object(&pods, "slow", T, "pod Ready", pod_ready)
+        .await
+        .unwrap();
+    ctx.metrics_ready().await;
+    namespaces.delete(&gone, &Default::default()).await.unwrap();
+    wait::object(&pods, "slow", T, "pod Terminating", |p: &Pod| {
+        p.metadata.deletion_timestamp.is_some()
+    })
+    .await
+    .unwrap();
+
+    let (ok, stdout, stderr) = ctx.drain(&["--nodes", &pool[0], "--timeout", "90s"]).await;
+    assert!(ok, "{stderr}\n{stdout}");
+    assert!(
+        stderr.contains("namespace terminating; deleted pod directly"),
+        "{stderr}"
+    );
+    assert_eq!(state(&ctx.node(&pool[0]).await).as_deref(), Some("drained"));
+    wait::gone(&pods, "slow", T).await.unwrap();
+}
+
+#[tokio::test]
 async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resumes() {
     let ctx = setup("resume", Generation::V1).await;
     let first = ctx.pool_nodes("a", 1, "4").await;
