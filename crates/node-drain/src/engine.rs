@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use rand::Rng;
@@ -232,11 +232,14 @@ impl Engine {
         };
         let node_not_ready = !steward_kube::node::is_ready(&node_obj);
         let all: Api<Pod> = Api::all(self.client.clone());
-        let on_node = match all
-            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
-            .await
+        let on_node = match steward_kube::list::list_all_map(
+            &all,
+            &ListParams::default().fields(&format!("spec.nodeName={node}")),
+            plan::slim,
+        )
+        .await
         {
-            Ok(l) => l.items,
+            Ok(l) => l,
             Err(e) => {
                 return NodeOutcome::Failed {
                     reason: format!("listing pods on {node}: {e}"),
@@ -464,7 +467,8 @@ impl Engine {
         mut failures: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     ) -> Wait {
         let mut unevictable = BTreeMap::new();
-        let all: Api<Pod> = Api::all(self.client.clone());
+        // Names and UIDs are all the wait reads: watch metadata only.
+        let all: Api<PartialObjectMeta<Pod>> = Api::all(self.client.clone());
         let (reader, writer) = reflector::store();
         let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let events = reflector(writer, watcher(all, cfg));

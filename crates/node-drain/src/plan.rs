@@ -348,32 +348,34 @@ pub fn slim(p: Pod) -> Pod {
         uid: p.metadata.uid,
         labels: p.metadata.labels,
         annotations,
-        owner_references: p.metadata.owner_references,
+        owner_references: p.metadata.owner_references.map(exact),
         deletion_timestamp: p.metadata.deletion_timestamp,
         ..Default::default()
     };
     let spec = p.spec.map(|s| PodSpec {
         node_name: s.node_name,
         node_selector: s.node_selector,
-        tolerations: s.tolerations,
+        tolerations: s.tolerations.map(exact),
         termination_grace_period_seconds: s.termination_grace_period_seconds,
-        containers: s.containers.into_iter().map(requests_only).collect(),
+        containers: exact(s.containers.into_iter().map(requests_only).collect()),
         init_containers: s
             .init_containers
-            .map(|cs| cs.into_iter().map(requests_only).collect()),
+            .map(|cs| exact(cs.into_iter().map(requests_only).collect())),
         overhead: s.overhead,
         ..Default::default()
     });
     let status = p.status.map(|s| PodStatus {
         phase: s.phase,
         container_statuses: s.container_statuses.map(|cs| {
-            cs.into_iter()
-                .map(|c| ContainerStatus {
-                    name: c.name,
-                    state: c.state,
-                    ..Default::default()
-                })
-                .collect()
+            exact(
+                cs.into_iter()
+                    .map(|c| ContainerStatus {
+                        name: c.name,
+                        state: c.state,
+                        ..Default::default()
+                    })
+                    .collect(),
+            )
         }),
         ..Default::default()
     });
@@ -382,6 +384,14 @@ pub fn slim(p: Pod) -> Pod {
         spec,
         status,
     }
+}
+
+/// The vector at its length. Deserialized vectors grow by doubling, and mapping one
+/// into another of the same type reuses its buffer, so without this a slim pod would
+/// keep the capacity of the full one (kilobytes per pod).
+fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
 }
 
 /// A container with what [`pod_request`] reads: name, requests, restart policy.

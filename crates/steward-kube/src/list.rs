@@ -1,4 +1,4 @@
-//! Listing large collections without holding the whole answer twice: pages of 500,
+//! Listing large collections without holding the whole answer twice: pages of 100,
 //! and `managedFields` dropped from each object as it arrives (steward never reads
 //! them, and on pods they are often the largest part of the object).
 
@@ -21,9 +21,17 @@ where
     F: FnMut(K) -> K,
 {
     let mut out = Vec::new();
-    let mut lp = lp.clone().limit(500);
+    // Each page is held whole twice while it is decoded (body and objects); 100 pods
+    // keep that near a megabyte, at one request per 100 objects.
+    let mut lp = lp.clone().limit(100);
     loop {
         let page = api.list(&lp).await?;
+        if let Some(rest) = page.metadata.remaining_item_count {
+            // Exactly the room the whole list needs, instead of doubling (and for a
+            // moment holding both the old and the new buffer).
+            let rest = usize::try_from(rest).unwrap_or(0);
+            out.reserve_exact(page.items.len() + rest);
+        }
         out.extend(page.items.into_iter().map(|mut o| {
             o.meta_mut().managed_fields = None;
             keep(o)
