@@ -50,6 +50,8 @@ done
 # Karpenter with its kwok cloud provider: real NodePools, NodeClaims and karpenter_*
 # metrics for the drain tests. Its CRDs come from the same module version.
 build karpenter sigs.k8s.io/karpenter/kwok karpenter-kwok
+# helm for the helm install mode of steward monitor.
+build helm helm.sh/helm/v3/cmd/helm helm "-X helm.sh/helm/v3/internal/version.version=v3.22.0"
 crds="$bin/../karpenter-crds"
 if [ ! -f "$crds/.done" ]; then
   src=$(cd "$here/karpenter" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)
