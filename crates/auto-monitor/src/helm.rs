@@ -36,6 +36,8 @@ pub fn values(stack: &Stack) -> Value {
     let s = &stack.settings;
     let local = stack.profile != Profile::Generic;
     let r = |c: &str| serde_json::to_value(crate::manifests::workloads::resources(stack, c)).unwrap_or_default();
+    let node_selector = s.placement.node_selector.clone().unwrap_or_default();
+    let tolerations = s.placement.tolerations.clone().unwrap_or_default();
     json!({
         "prometheus": {
             "enabled": s.has("prometheus"),
@@ -48,21 +50,28 @@ pub fn values(stack: &Stack) -> Value {
                 "podMonitorSelectorNilUsesHelmValues": false,
                 "ruleSelectorNilUsesHelmValues": false,
                 "probeSelectorNilUsesHelmValues": false,
+                "nodeSelector": node_selector,
+                "tolerations": tolerations,
             },
         },
-        "alertmanager": { "enabled": s.has("alertmanager") },
+        "alertmanager": { "enabled": s.has("alertmanager"), "alertmanagerSpec": { "nodeSelector": node_selector, "tolerations": tolerations } },
         "grafana": {
             "enabled": s.has("grafana"),
+            "nodeSelector": node_selector,
+            "tolerations": tolerations,
             "sidecar": { "dashboards": { "enabled": true, "label": "grafana_dashboard", "labelValue": "1" } },
         },
         "nodeExporter": { "enabled": s.has("node-exporter") },
         "prometheus-node-exporter": {
             "resources": r("node-exporter"),
+            "nodeSelector": s.node_selector,
+            "tolerations": [{ "operator": "Exists" }],
             "prometheus": { "monitor": { "relabelings": [
                 { "sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node", "action": "replace" },
             ]}},
         },
         "kubeStateMetrics": { "enabled": s.has("kube-state-metrics") },
+        "kube-state-metrics": { "nodeSelector": node_selector, "tolerations": tolerations },
         "kubeEtcd": { "enabled": !local },
         "kubeScheduler": { "enabled": !local },
         "kubeControllerManager": { "enabled": !local },
@@ -148,7 +157,9 @@ pub async fn reconcile(
         merge(&mut v, extra);
     }
     let hash = crate::manifests::hash(&[&v.to_string(), &spec.chart, spec.version.as_deref().unwrap_or("")]);
-    if status.config_hash.as_deref() == Some(&hash) && status.observed_generation == ms.metadata.generation && status.phase.as_deref() == Some("Installed") {
+    // A failed upgrade was rolled back; it is retried when the spec changes, not in a loop.
+    let settled = matches!(status.phase.as_deref(), Some("Installed" | "Failed"));
+    if status.config_hash.as_deref() == Some(&hash) && status.observed_generation == ms.metadata.generation && settled {
         return Ok(());
     }
     status.observed_generation = ms.metadata.generation;

@@ -245,3 +245,67 @@ async fn spec_changes_prune_and_invalid_specs_change_nothing() {
     wait::gone(&cms, "mon-steward-node-overview", T).await.unwrap();
     assert!(!ms.status.as_ref().unwrap().inventory.iter().any(|r| r.name.contains("grafana")));
 }
+
+async fn helm_history(ns: &str) -> Vec<serde_json::Value> {
+    let bin = testkit::bin_dir().unwrap().join("helm");
+    let out = tokio::process::Command::new(bin)
+        .args(["history", "mon", "--namespace", ns, "--output", "json"])
+        .env("KUBECONFIG", testkit::cluster().kubeconfig())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Helm mode with helm built from its Go module and a small chart with
+/// kube-prometheus-stack's value keys: CRDs applied by steward first, values steward
+/// generates, and a failed upgrade rolled back.
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_mode_installs_with_generated_values_and_rolls_back_a_failed_upgrade() {
+    let env = testkit::env("monhelm").await.unwrap();
+    env.add_nodes("n", 1, |s| s).await.unwrap();
+    let helm = testkit::bin_dir().unwrap().join("helm").display().to_string();
+    let _ctl = controller(&env.ns, "http://127.0.0.1:1", free_port(), &["--helm", &helm]).unwrap();
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../auto-monitor/tests/charts/steward-test-stack");
+    let api = create_stack(&env, json!({
+        "installMode": "helm",
+        "profile": "kind",
+        "components": ["prometheus"],
+        "helm": { "chart": chart, "timeout": "60s" },
+    }))
+    .await;
+    let ms = wait_stack(&api, "helm release Installed", |m| phase(m) == Some("Installed")).await;
+    assert!(condition(&ms, "Available").unwrap().message.contains("probes.test.steward.io"), "{:?}", ms.status);
+
+    // The chart's CRD was applied by steward (server-side apply), not by helm.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(env.client.clone());
+    let crd = crds.get("probes.test.steward.io").await.unwrap();
+    assert!(crd.managed_fields().iter().any(|f| f.manager.as_deref() == Some("steward-monitor")));
+
+    // The values steward generated reached the chart.
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+    let data = cms.get("mon-values").await.unwrap().data.unwrap();
+    let values: serde_json::Value = serde_json::from_str(&data["values.json"]).unwrap();
+    assert_eq!(values["prometheus"]["prometheusSpec"]["serviceMonitorSelectorNilUsesHelmValues"], false);
+    assert_eq!(values["prometheus"]["prometheusSpec"]["ruleSelectorNilUsesHelmValues"], false);
+    assert_eq!(values["kubeScheduler"]["enabled"], false, "kind profile switches off control-plane scrapes");
+    assert_eq!(values["prometheus-node-exporter"]["prometheus"]["monitor"]["relabelings"][0]["targetLabel"], "node");
+    assert!(data["rules.yaml"].contains("NodeNotMonitored"), "{}", data["rules.yaml"]);
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    let args = |d: &Deployment| d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].args.clone().unwrap();
+    assert!(args(&deployments.get("mon-prometheus").await.unwrap()).contains(&"--storage.tsdb.retention.time=7d".to_string()));
+
+    // An upgrade whose pods cannot be scheduled is rolled back; the release is the good one again.
+    let bad = json!({ "spec": { "retention": "3d", "helm": { "timeout": "10s", "values": { "prometheus": { "prometheusSpec": { "nodeSelector": { "steward.io/no-such-node": "x" } } } } } } });
+    api.patch("mon", &PatchParams::default(), &Patch::Merge(&bad)).await.unwrap();
+    let ms = wait_stack(&api, "helm upgrade failed", |m| phase(m) == Some("Failed")).await;
+    let c = condition(&ms, "Available").unwrap();
+    assert_eq!(c.reason, "HelmFailed", "{c:?}");
+    let history = helm_history(&env.ns).await;
+    let last = history.last().unwrap();
+    assert_eq!(last["status"], "deployed", "{history:?}");
+    assert!(last["description"].as_str().unwrap().contains("Rollback"), "{history:?}");
+    let d = deployments.get("mon-prometheus").await.unwrap();
+    assert!(args(&d).contains(&"--storage.tsdb.retention.time=7d".to_string()), "{:?}", args(&d));
+}
