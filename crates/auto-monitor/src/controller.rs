@@ -57,6 +57,8 @@ pub struct Controller {
     pods: Store<Pod>,
     /// Per stack: when it was last applied and the render's hash.
     applied: HashMap<String, (Instant, String)>,
+    /// Prometheus API clients by URL (one connection pool each).
+    proms: HashMap<String, crate::promapi::PromApi>,
 }
 
 /// Runs until shutdown.
@@ -93,6 +95,7 @@ pub async fn run(client: Client, cfg: Config, metrics: Metrics, ready: steward_r
         nodes,
         pods,
         applied: HashMap::new(),
+        proms: HashMap::new(),
     };
     // Drive the watches until each has its first list before deciding anything.
     let synced = |c: &Controller| {

@@ -16,12 +16,22 @@ use auto_monitor::stack::Stack;
 use auto_monitor::validate::{Profile, validate};
 use serde_json::{Value, json};
 
+/// promtool built from the Prometheus Go module by hack/controlplane/build.sh:
+/// Debian's is built without Kubernetes service discovery and rejects
+/// `kubernetes_sd_configs` in `check config`.
+fn promtool_bin() -> std::path::PathBuf {
+    testkit::bin_dir()
+        .expect("hack/controlplane/build.sh")
+        .join("promtool")
+}
+
 fn promtool(args: &[&str], dir: &Path) -> String {
-    let out = Command::new("promtool")
+    let bin = promtool_bin();
+    let out = Command::new(&bin)
         .args(args)
         .current_dir(dir)
         .output()
-        .expect("promtool (Debian's prometheus package; see hack/setup.sh)");
+        .unwrap_or_else(|e| panic!("{}: {e} (built by hack/controlplane/build.sh)", bin.display()));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

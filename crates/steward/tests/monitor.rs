@@ -155,34 +155,45 @@ async fn install_onboard_remove_and_restart() {
     drop(ctl);
 }
 
-/// A node whose exporter cannot be scraped gets a Warning Event with the cause once
-/// its deadline passes, and its status says why.
+/// A node whose exporter cannot be scraped, and one whose port 9100 is taken, each
+/// get a Warning Event with the likely cause once the deadline passes, and their
+/// status says why; pre-flight warned about the port before applying.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unmonitored_node_gets_an_event_with_the_likely_cause() {
+async fn unmonitored_nodes_get_an_event_with_the_likely_cause() {
     let env = testkit::env("monlate").await.unwrap();
     let fleet = Fleet::start().await.unwrap();
-    let nodes = env.add_nodes("n", 2, |s| s).await.unwrap();
+    let nodes = env.add_nodes("n", 3, |s| s).await.unwrap();
     fleet.start_exporter(&nodes[0]).unwrap();
     fleet.add_dead_target(&nodes[1]).unwrap();
+    // Another exporter already holds host port 9100 on the third node.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let blocker: k8s_openapi::api::core::v1::Pod = wait::from_json(json!({
+        "metadata": { "name": "other-exporter" },
+        "spec": { "nodeName": nodes[2], "tolerations": [env.toleration()],
+                  "containers": [{ "name": "c", "image": "registry.invalid/exporter:1", "ports": [{ "containerPort": 9100, "hostPort": 9100 }] }] }
+    }));
+    pods.create(&PostParams::default(), &blocker).await.unwrap();
     let _ctl = controller(&env.ns, &fleet.url, free_port(), &[]).unwrap();
     let api = create_stack(&env, json!({ "components": ["prometheus", "node-exporter"] })).await;
-    let ms = wait_stack(&api, "late cause recorded", |m| {
-        node_record(m, &nodes[1]).is_some_and(|n| n.late_cause.as_deref() == Some("ScrapeFailing")) && monitored(m, &nodes[0])
+    let ms = wait_stack(&api, "late causes recorded", |m| {
+        node_record(m, &nodes[1]).is_some_and(|n| n.late_cause.as_deref() == Some("ScrapeFailing"))
+            && node_record(m, &nodes[2]).is_some_and(|n| n.late_cause.as_deref() == Some("HostPortConflict"))
+            && monitored(m, &nodes[0])
     })
     .await;
     assert_eq!(node_record(&ms, &nodes[1]).unwrap().step, "WaitingForScrape");
     assert!(!node_record(&ms, &nodes[1]).unwrap().target_up);
+    let pre = condition(&ms, "PreflightPassed").unwrap();
+    assert!(pre.reason == "PassedWithWarnings" && pre.message.contains("other-exporter"), "{pre:?}");
+    // Events on cluster-scoped objects land in `default`.
     let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let found = wait::until(T, "NodeNotMonitored Event", || async {
-        let list = events.list(&ListParams::default().fields(&format!("involvedObject.name={}", nodes[1]))).await?;
-        Ok(list.items.iter().any(|e| e.reason.as_deref() == Some("NodeNotMonitored") && e.message.as_deref().is_some_and(|m| m.contains("cannot scrape"))))
-    })
-    .await;
-    // Events on cluster-scoped objects land in `default`; look everywhere if not.
-    if found.is_err() {
-        let all: Api<Event> = Api::all(env.client.clone());
-        let list = all.list(&ListParams::default().fields(&format!("involvedObject.name={}", nodes[1]))).await.unwrap();
-        panic!("no NodeNotMonitored Event: {:?}", list.items.iter().map(|e| (e.reason.clone(), e.message.clone(), e.metadata.namespace.clone())).collect::<Vec<_>>());
+    for (node, text) in [(&nodes[1], "cannot scrape"), (&nodes[2], "other-exporter")] {
+        wait::until(T, &format!("NodeNotMonitored Event on {node}"), || async {
+            let list = events.list(&ListParams::default().fields(&format!("involvedObject.name={node}"))).await?;
+            Ok(list.items.iter().any(|e| e.reason.as_deref() == Some("NodeNotMonitored") && e.message.as_deref().is_some_and(|m| m.contains(text))))
+        })
+        .await
+        .unwrap();
     }
     // Scraping works once the exporter is there: the node is monitored and the cause cleared.
     fleet.remove(&nodes[1]).unwrap();

@@ -37,7 +37,11 @@ impl Controller {
             return Ok(());
         }
         let url = self.cfg.prometheus_url.clone().unwrap_or_else(|| stack.prometheus_url());
-        let scrapes = match PromApi::new(&url)?.scrape_views().await {
+        if !self.proms.contains_key(&url) {
+            self.proms.insert(url.clone(), PromApi::new(&url)?);
+        }
+        let prom = self.proms[&url].clone();
+        let scrapes = match prom.scrape_views().await {
             Ok(s) => {
                 conditions::set(&mut status.conditions, PROMETHEUS_REACHABLE, true, "Answered", &format!("{url} answered"), now);
                 s
@@ -63,7 +67,7 @@ impl Controller {
             let scrape = scrapes.get(&name).copied().unwrap_or_default();
             let waited = view.ready_since.map(|r| now.duration_since(r.max(installed_at)));
             let maybe_late = waited.is_some_and(|w| w.as_secs_f64() >= deadline.as_secs_f64());
-            if maybe_late && matches!(onboarding::cause(&view, exporter.as_ref(), &scrape), Some(Cause::NoExporterPod | Cause::Unschedulable(_))) {
+            if maybe_late && matches!(onboarding::cause(&view, exporter.as_ref(), &scrape), Some(Cause::NoExporterPod | Cause::Unschedulable(_) | Cause::HostPortConflict(_))) {
                 view.port_9100_holders = self.port_holders(stack, &name).await?;
             }
             let out = onboarding::step(prev.get(&name), &view, exporter.as_ref(), &scrape, installed_at, deadline, now);
