@@ -42,7 +42,11 @@ fn arg(name: &str, default: &str) -> String {
 }
 
 fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Child mode: the controller alone in its own process, so its RSS is its own.
@@ -60,7 +64,14 @@ async fn controller_child() -> Result<()> {
     };
     let shutdown = steward_runtime::Shutdown::new();
     shutdown.on_signals();
-    auto_monitor::controller::run(client, cfg, auto_monitor::metrics::Metrics::default(), Default::default(), shutdown).await?;
+    auto_monitor::controller::run(
+        client,
+        cfg,
+        auto_monitor::metrics::Metrics::default(),
+        Default::default(),
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 
@@ -99,7 +110,12 @@ async fn main() -> Result<()> {
             let p = port();
             let c = Command::new("prometheus-node-exporter")
                 .arg(format!("--web.listen-address=127.0.0.1:{p}"))
-                .args(["--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.uname"])
+                .args([
+                    "--collector.disable-defaults",
+                    "--collector.cpu",
+                    "--collector.meminfo",
+                    "--collector.uname",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -111,13 +127,22 @@ async fn main() -> Result<()> {
     std::fs::write(&targets, "[]")?;
     std::fs::write(
         dir.path().join("prometheus.yml"),
-        format!("global:\n  scrape_interval: {scrape}\nscrape_configs:\n- job_name: node-exporter\n  file_sd_configs:\n  - files: ['{}']\n", targets.display()),
+        format!(
+            "global:\n  scrape_interval: {scrape}\nscrape_configs:\n- job_name: node-exporter\n  file_sd_configs:\n  - files: ['{}']\n",
+            targets.display()
+        ),
     )?;
     let pport = port();
     let _prom = Kill(
         Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -164,9 +189,16 @@ async fn main() -> Result<()> {
         let api = api.clone();
         async move { testkit::wait::object(&api, "mon", Duration::from_secs(600), what, cond).await }
     };
-    wait("Installed", Box::new(|m| m.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Installed"))).await?;
+    wait(
+        "Installed",
+        Box::new(|m| m.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Installed")),
+    )
+    .await?;
     let install = started.elapsed();
-    println!("embedded install (CR created -> all components applied and Available): {:.2}s", install.as_secs_f64());
+    println!(
+        "embedded install (CR created -> all components applied and Available): {:.2}s",
+        install.as_secs_f64()
+    );
 
     // Onboarding: nodes added one after another; each target appears once the node is Ready.
     let mut new_nodes = Vec::new();
@@ -177,10 +209,17 @@ async fn main() -> Result<()> {
         new_nodes.push(n[0].clone());
     }
     let names = new_nodes.clone();
-    let all = wait("all new nodes monitored", Box::new(move |m| {
-        let st = m.status.clone().unwrap_or_default();
-        names.iter().all(|n| st.nodes.iter().any(|r| &r.node == n && r.step == "Monitored"))
-    }))
+    let all = wait(
+        "all new nodes monitored",
+        Box::new(move |m| {
+            let st = m.status.clone().unwrap_or_default();
+            names.iter().all(|n| {
+                st.nodes
+                    .iter()
+                    .any(|r| &r.node == n && r.step == "Monitored")
+            })
+        }),
+    )
     .await?;
     let st = all.status.unwrap_or_default();
     let secs = |a: &Option<String>, b: &Option<String>| -> Option<f64> {
@@ -188,17 +227,31 @@ async fn main() -> Result<()> {
         let b: Timestamp = b.as_deref()?.parse().ok()?;
         Some(b.duration_since(a).as_secs_f64())
     };
-    let mut seen: Vec<f64> = st.nodes.iter().filter(|r| new_nodes.contains(&r.node)).filter_map(|r| secs(&r.ready_at, &r.target_up_at)).collect();
-    let mut sample: Vec<f64> = st.nodes.iter().filter(|r| new_nodes.contains(&r.node)).filter_map(|r| r.onboarding_seconds).collect();
+    let mut seen: Vec<f64> = st
+        .nodes
+        .iter()
+        .filter(|r| new_nodes.contains(&r.node))
+        .filter_map(|r| secs(&r.ready_at, &r.target_up_at))
+        .collect();
+    let mut sample: Vec<f64> = st
+        .nodes
+        .iter()
+        .filter(|r| new_nodes.contains(&r.node))
+        .filter_map(|r| r.onboarding_seconds)
+        .collect();
     seen.sort_by(f64::total_cmp);
     sample.sort_by(f64::total_cmp);
     println!(
         "node Ready -> first successful scrape seen by steward ({} nodes, scrape interval {scrape}): p50 {:.1}s p99 {:.1}s max {:.1}s",
-        seen.len(), percentile(&seen, 50.0), percentile(&seen, 99.0), seen.last().copied().unwrap_or(f64::NAN)
+        seen.len(),
+        percentile(&seen, 50.0),
+        percentile(&seen, 99.0),
+        seen.last().copied().unwrap_or(f64::NAN)
     );
     println!(
         "node Ready -> first sample timestamp in Prometheus: p50 {:.1}s p99 {:.1}s",
-        percentile(&sample, 50.0), percentile(&sample, 99.0)
+        percentile(&sample, 50.0),
+        percentile(&sample, 99.0)
     );
 
     // Memory with `total` nodes.
@@ -212,12 +265,23 @@ async fn main() -> Result<()> {
     }
     let want = total.max(have);
     let t0 = Instant::now();
-    wait("every node monitored", Box::new(move |m| {
-        m.status.as_ref().is_some_and(|s| s.nodes.len() == want && s.nodes.iter().all(|r| r.step == "Monitored"))
-    }))
+    wait(
+        "every node monitored",
+        Box::new(move |m| {
+            m.status.as_ref().is_some_and(|s| {
+                s.nodes.len() == want && s.nodes.iter().all(|r| r.step == "Monitored")
+            })
+        }),
+    )
     .await?;
-    println!("{want} nodes monitored {:.1}s after the last batch was added", t0.elapsed().as_secs_f64());
-    println!("controller peak RSS (VmHWM) with {want} nodes: {:.1} MiB", vm_hwm_kib(ctl.0.id()) as f64 / 1024.0);
+    println!(
+        "{want} nodes monitored {:.1}s after the last batch was added",
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "controller peak RSS (VmHWM) with {want} nodes: {:.1} MiB",
+        vm_hwm_kib(ctl.0.id()) as f64 / 1024.0
+    );
     drop(ctl);
     Ok(())
 }

@@ -15,7 +15,14 @@ pub const AVAILABLE: &str = "Available";
 pub const PROMETHEUS_REACHABLE: &str = "PrometheusReachable";
 
 /// Sets a condition; the transition time moves only when the status flips.
-pub fn set(conds: &mut Vec<Condition>, type_: &str, ok: bool, reason: &str, message: &str, now: Timestamp) {
+pub fn set(
+    conds: &mut Vec<Condition>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) {
     let status = if ok { "True" } else { "False" };
     match conds.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
@@ -43,8 +50,12 @@ pub fn get<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
 
 /// Whether `tol` tolerates `taint` (the scheduler's rule).
 pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = tol.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
-    let key_ok = tol.key.as_deref().is_none_or(|k| k.is_empty()) && tol.operator.as_deref() == Some("Exists")
+    let effect_ok = tol
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == taint.effect);
+    let key_ok = tol.key.as_deref().is_none_or(|k| k.is_empty())
+        && tol.operator.as_deref() == Some("Exists")
         || tol.key.as_deref() == Some(taint.key.as_str());
     let value_ok = match tol.operator.as_deref() {
         Some("Exists") => true,
@@ -69,11 +80,19 @@ mod tests {
 
     #[test]
     fn toleration_rules() {
-        let taint = Taint { key: "gpu".into(), value: Some("true".into()), effect: "NoSchedule".into(), ..Default::default() };
+        let taint = Taint {
+            key: "gpu".into(),
+            value: Some("true".into()),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
         for (t, want) in [
             (tol(None, "Exists", None, None), true),
             (tol(Some("gpu"), "Exists", None, None), true),
-            (tol(Some("gpu"), "Equal", Some("true"), Some("NoSchedule")), true),
+            (
+                tol(Some("gpu"), "Equal", Some("true"), Some("NoSchedule")),
+                true,
+            ),
             (tol(Some("gpu"), "Equal", Some("false"), None), false),
             (tol(Some("gpu"), "Exists", None, Some("NoExecute")), false),
             (tol(Some("other"), "Exists", None, None), false),

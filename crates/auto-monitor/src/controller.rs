@@ -57,12 +57,20 @@ pub struct Controller {
     pods: Store<Pod>,
     /// Per stack: when it was last applied and the render's hash.
     applied: HashMap<String, (Instant, String)>,
+    /// Stacks seen on the last pass, as `<namespace>.<name>`.
+    known: Option<std::collections::BTreeSet<String>>,
     /// Prometheus API clients by URL (one connection pool each).
     proms: HashMap<String, crate::promapi::PromApi>,
 }
 
 /// Runs until shutdown.
-pub async fn run(client: Client, cfg: Config, metrics: Metrics, ready: steward_runtime::admin::Readiness, shutdown: Shutdown) -> Result<()> {
+pub async fn run(
+    client: Client,
+    cfg: Config,
+    metrics: Metrics,
+    ready: steward_runtime::admin::Readiness,
+    shutdown: Shutdown,
+) -> Result<()> {
     let stack_api: Api<MonitoringStack> = match &cfg.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -70,17 +78,24 @@ pub async fn run(client: Client, cfg: Config, metrics: Metrics, ready: steward_r
     let (stacks, w_stacks) = reflector::store();
     let (nodes, w_nodes) = reflector::store();
     let (pods, w_pods) = reflector::store();
-    let exporter_pods = watcher::Config::default()
-        .labels(&format!("app.kubernetes.io/name=node-exporter,app.kubernetes.io/managed-by={FIELD_MANAGER}"));
+    let exporter_pods = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/name=node-exporter,app.kubernetes.io/managed-by={FIELD_MANAGER}"
+    ));
     let s1 = reflector::reflector(w_stacks, watcher(stack_api, watcher::Config::default()))
         .default_backoff()
         .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-    let s2 = reflector::reflector(w_nodes, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-    let s3 = reflector::reflector(w_pods, watcher(Api::<Pod>::all(client.clone()), exporter_pods))
-        .default_backoff()
-        .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+    let s2 = reflector::reflector(
+        w_nodes,
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+    let s3 = reflector::reflector(
+        w_pods,
+        watcher(Api::<Pod>::all(client.clone()), exporter_pods),
+    )
+    .default_backoff()
+    .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
     let mut events = stream::select_all([s1.boxed(), s2.boxed(), s3.boxed()]);
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
@@ -96,6 +111,7 @@ pub async fn run(client: Client, cfg: Config, metrics: Metrics, ready: steward_r
         pods,
         applied: HashMap::new(),
         proms: HashMap::new(),
+        known: None,
     };
     // Drive the watches until each has its first list before deciding anything.
     let synced = |c: &Controller| {
@@ -133,9 +149,34 @@ pub async fn run(client: Client, cfg: Config, metrics: Metrics, ready: steward_r
                 tracing::warn!(error = %e, "watch error");
             }
         }
+        let live: std::collections::BTreeSet<String> = ctl
+            .stacks
+            .state()
+            .iter()
+            .map(|m| format!("{}.{}", m.namespace().unwrap_or_default(), m.name_any()))
+            .collect();
+        // A stack went away (or this is the first pass): sweep its cluster-scoped objects.
+        if ctl.known.as_ref() != Some(&live) {
+            match install::delete_orphans(&ctl.client, &live, ctl.cfg.namespace.as_deref()).await {
+                Ok(deleted) => {
+                    for d in deleted {
+                        tracing::info!(object = %d, "deleted a cluster-scoped object of a removed MonitoringStack");
+                    }
+                    ctl.known = Some(live);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeping objects of removed MonitoringStacks failed; retrying")
+                }
+            }
+        }
         for ms in ctl.stacks.state() {
             if let Err(e) = ctl.reconcile(&ms).await {
-                ctl.metrics.errors.get_or_create(&ErrorLabels { kind: e.metric_label().into() }).inc();
+                ctl.metrics
+                    .errors
+                    .get_or_create(&ErrorLabels {
+                        kind: e.metric_label().into(),
+                    })
+                    .inc();
                 tracing::warn!(stack = %format!("{}/{}", ms.namespace().unwrap_or_default(), ms.name_any()), error = %e, "reconcile failed; retrying on the next pass");
             }
         }
@@ -153,8 +194,16 @@ impl Controller {
             Err(errs) => {
                 let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
                 let msg = Msg::SpecInvalid { errors: &lines }.render(lang);
-                let was = conditions::get(&current.conditions, SPEC_VALID).map(|c| c.message.clone());
-                conditions::set(&mut status.conditions, SPEC_VALID, false, "InvalidSpec", &msg, now);
+                let was =
+                    conditions::get(&current.conditions, SPEC_VALID).map(|c| c.message.clone());
+                conditions::set(
+                    &mut status.conditions,
+                    SPEC_VALID,
+                    false,
+                    "InvalidSpec",
+                    &msg,
+                    now,
+                );
                 status.phase = Some("Invalid".into());
                 status.observed_generation = ms.metadata.generation;
                 if was.as_deref() != Some(msg.as_str()) {
@@ -163,13 +212,33 @@ impl Controller {
                 }
             }
             Ok(settings) => {
-                conditions::set(&mut status.conditions, SPEC_VALID, true, "Valid", "spec is valid", now);
-                let all_nodes: Vec<Node> = self.nodes.state().iter().map(|n| (**n).clone()).collect();
-                let profile = settings.profile.unwrap_or_else(|| profile::detect(&all_nodes));
+                conditions::set(
+                    &mut status.conditions,
+                    SPEC_VALID,
+                    true,
+                    "Valid",
+                    "spec is valid",
+                    now,
+                );
+                let all_nodes: Vec<Node> =
+                    self.nodes.state().iter().map(|n| (**n).clone()).collect();
+                let profile = settings
+                    .profile
+                    .unwrap_or_else(|| profile::detect(&all_nodes));
                 let stack = Stack::new(&name, &ns, settings.clone(), profile);
                 match settings.mode {
                     InstallMode::Embedded => self.embedded(ms, &stack, &mut status, now).await?,
-                    InstallMode::Helm => crate::helm::reconcile(&self.client, &self.cfg.helm, ms, &stack, &mut status, now).await?,
+                    InstallMode::Helm => {
+                        crate::helm::reconcile(
+                            &self.client,
+                            &self.cfg.helm,
+                            ms,
+                            &stack,
+                            &mut status,
+                            now,
+                        )
+                        .await?
+                    }
                 }
                 if status.phase.as_deref() != Some("Failed") {
                     self.onboard(&stack, &settings, &mut status, now).await?;
@@ -178,22 +247,43 @@ impl Controller {
         }
         if status != current {
             let api: Api<MonitoringStack> = Api::namespaced(self.client.clone(), &ns);
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "status": status })))
-                .await
-                .map_err(kerr(format!("updating the status of MonitoringStack {ns}/{name}")))?;
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": status })),
+            )
+            .await
+            .map_err(kerr(format!(
+                "updating the status of MonitoringStack {ns}/{name}"
+            )))?;
         }
         Ok(())
     }
 
     /// Pre-flight, apply and prune when something changed; then availability.
-    async fn embedded(&mut self, ms: &MonitoringStack, stack: &Stack, status: &mut MonitoringStackStatus, now: Timestamp) -> Result<()> {
+    async fn embedded(
+        &mut self,
+        ms: &MonitoringStack,
+        stack: &Stack,
+        status: &mut MonitoringStackStatus,
+        now: Timestamp,
+    ) -> Result<()> {
         let rendered = manifests::render(stack);
         let key = format!("{}/{}", stack.namespace, stack.name);
-        let hash = manifests::hash(&[&rendered.config_hash, &format!("{:?}", rendered.manifests.iter().map(|m| m.object.to_string()).collect::<Vec<_>>())]);
+        // Any change in any object (not only the Prometheus configuration) re-applies.
+        let objects: Vec<String> = rendered
+            .manifests
+            .iter()
+            .map(|m| m.object.to_string())
+            .collect();
+        let hash = manifests::hash(&objects.iter().map(String::as_str).collect::<Vec<_>>());
         let due = status.observed_generation != ms.metadata.generation
             || status.profile.as_deref() != Some(stack.profile.as_str())
             || status.phase.as_deref() == Some("Failed")
-            || self.applied.get(&key).is_none_or(|(at, h)| at.elapsed() >= self.cfg.resync || *h != hash);
+            || self
+                .applied
+                .get(&key)
+                .is_none_or(|(at, h)| at.elapsed() >= self.cfg.resync || *h != hash);
         if due {
             let cluster = install::gather(&self.client, stack).await?;
             let findings = preflight::check(stack, &cluster);
@@ -201,39 +291,91 @@ impl Controller {
             status.observed_generation = ms.metadata.generation;
             status.profile = Some(stack.profile.as_str().into());
             if preflight::blocked(&findings) {
-                let lines: Vec<String> = findings.iter().filter(|f| f.severity == preflight::BLOCKING).map(|f| format!("{}: {}", f.check, f.message)).collect();
+                let lines: Vec<String> = findings
+                    .iter()
+                    .filter(|f| f.severity == preflight::BLOCKING)
+                    .map(|f| format!("{}: {}", f.check, f.message))
+                    .collect();
                 let msg = Msg::PreflightBlocked { findings: &lines }.render(self.cfg.lang);
-                let was = conditions::get(&status.conditions, PREFLIGHT_PASSED).map(|c| c.message.clone());
-                conditions::set(&mut status.conditions, PREFLIGHT_PASSED, false, "Blocked", &msg, now);
+                let was = conditions::get(&status.conditions, PREFLIGHT_PASSED)
+                    .map(|c| c.message.clone());
+                conditions::set(
+                    &mut status.conditions,
+                    PREFLIGHT_PASSED,
+                    false,
+                    "Blocked",
+                    &msg,
+                    now,
+                );
                 status.phase = Some("Failed".into());
                 if was.as_deref() != Some(msg.as_str()) {
                     self.event(ms, events::preflight_blocked(msg)).await;
                 }
                 return Ok(());
             }
-            let warnings: Vec<String> = findings.iter().filter(|f| f.severity == preflight::WARNING).map(|f| format!("{}: {}", f.check, f.message)).collect();
-            let msg = if warnings.is_empty() { "all checks passed".to_string() } else { warnings.join("; ") };
-            conditions::set(&mut status.conditions, PREFLIGHT_PASSED, true, if warnings.is_empty() { "Passed" } else { "PassedWithWarnings" }, &msg, now);
+            let warnings: Vec<String> = findings
+                .iter()
+                .filter(|f| f.severity == preflight::WARNING)
+                .map(|f| format!("{}: {}", f.check, f.message))
+                .collect();
+            let msg = if warnings.is_empty() {
+                "all checks passed".to_string()
+            } else {
+                warnings.join("; ")
+            };
+            conditions::set(
+                &mut status.conditions,
+                PREFLIGHT_PASSED,
+                true,
+                if warnings.is_empty() {
+                    "Passed"
+                } else {
+                    "PassedWithWarnings"
+                },
+                &msg,
+                now,
+            );
             let applied = install::apply(&self.client, ms, &rendered.manifests).await?;
             let pruned = install::prune(&self.client, stack, &status.inventory, &applied).await?;
             self.metrics.applies.inc();
-            let changed = status.inventory != applied || status.config_hash.as_deref() != Some(&rendered.config_hash) || !pruned.is_empty();
+            let changed = status.inventory != applied
+                || status.config_hash.as_deref() != Some(&rendered.config_hash)
+                || !pruned.is_empty();
             status.inventory = applied;
             status.config_hash = Some(rendered.config_hash.clone());
             status.applied_at.get_or_insert_with(|| now.to_string());
             self.applied.insert(key, (Instant::now(), hash));
             tracing::info!(stack = %format!("{}/{}", stack.namespace, stack.name), objects = status.inventory.len(), pruned = pruned.len(), profile = stack.profile.as_str(), "applied");
             if changed {
-                let msg = Msg::Applied { applied: status.inventory.len(), pruned: pruned.len(), profile: stack.profile.as_str() }.render(self.cfg.lang);
+                let msg = Msg::Applied {
+                    applied: status.inventory.len(),
+                    pruned: pruned.len(),
+                    profile: stack.profile.as_str(),
+                }
+                .render(self.cfg.lang);
                 self.event(ms, events::applied(msg)).await;
             }
         }
         let waiting = install::not_available(&self.client, stack, &rendered.manifests).await?;
         if waiting.is_empty() {
-            conditions::set(&mut status.conditions, AVAILABLE, true, "AllAvailable", "every component is Available", now);
+            conditions::set(
+                &mut status.conditions,
+                AVAILABLE,
+                true,
+                "AllAvailable",
+                "every component is Available",
+                now,
+            );
             status.phase = Some("Installed".into());
         } else {
-            conditions::set(&mut status.conditions, AVAILABLE, false, "Waiting", &format!("waiting for {}", waiting.join(", ")), now);
+            conditions::set(
+                &mut status.conditions,
+                AVAILABLE,
+                false,
+                "Waiting",
+                &format!("waiting for {}", waiting.join(", ")),
+                now,
+            );
             status.phase = Some("Installing".into());
         }
         Ok(())
@@ -249,5 +391,8 @@ impl Controller {
 /// Whether the settings select this node.
 fn selected(settings: &Settings, n: &Node) -> bool {
     let labels = n.labels();
-    settings.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    settings
+        .node_selector
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
 }

@@ -40,20 +40,51 @@ pub fn dashboards() -> Vec<Dashboard> {
             title: "steward / Node overview",
             node_variable: true,
             panels: vec![
-                Panel { title: "CPU usage", unit: "percent",
-                    expr: format!("100 * (1 - avg by (node) (rate(node_cpu_seconds_total{{{n},mode=\"idle\"}}[$__rate_interval])))") },
-                Panel { title: "Memory usage", unit: "percent",
-                    expr: format!("100 * (1 - node_memory_MemAvailable_bytes{{{n}}} / node_memory_MemTotal_bytes{{{n}}})") },
-                Panel { title: "Disk free", unit: "percent",
-                    expr: format!("100 * node_filesystem_avail_bytes{{{n},fstype!~\"tmpfs|overlay|squashfs\"}} / node_filesystem_size_bytes{{{n},fstype!~\"tmpfs|overlay|squashfs\"}}") },
-                Panel { title: "Load average (1m)", unit: "short",
-                    expr: format!("node_load1{{{n}}}") },
-                Panel { title: "Network received", unit: "Bps",
-                    expr: format!("sum by (node) (rate(node_network_receive_bytes_total{{{n},device!=\"lo\"}}[$__rate_interval]))") },
-                Panel { title: "Network transmitted", unit: "Bps",
-                    expr: format!("sum by (node) (rate(node_network_transmit_bytes_total{{{n},device!=\"lo\"}}[$__rate_interval]))") },
-                Panel { title: "Scrape up", unit: "short",
-                    expr: format!("up{{{n}}}") },
+                Panel {
+                    title: "CPU usage",
+                    unit: "percent",
+                    expr: format!(
+                        "100 * (1 - avg by (node) (rate(node_cpu_seconds_total{{{n},mode=\"idle\"}}[$__rate_interval])))"
+                    ),
+                },
+                Panel {
+                    title: "Memory usage",
+                    unit: "percent",
+                    expr: format!(
+                        "100 * (1 - node_memory_MemAvailable_bytes{{{n}}} / node_memory_MemTotal_bytes{{{n}}})"
+                    ),
+                },
+                Panel {
+                    title: "Disk free",
+                    unit: "percent",
+                    expr: format!(
+                        "100 * node_filesystem_avail_bytes{{{n},fstype!~\"tmpfs|overlay|squashfs\"}} / node_filesystem_size_bytes{{{n},fstype!~\"tmpfs|overlay|squashfs\"}}"
+                    ),
+                },
+                Panel {
+                    title: "Load average (1m)",
+                    unit: "short",
+                    expr: format!("node_load1{{{n}}}"),
+                },
+                Panel {
+                    title: "Network received",
+                    unit: "Bps",
+                    expr: format!(
+                        "sum by (node) (rate(node_network_receive_bytes_total{{{n},device!=\"lo\"}}[$__rate_interval]))"
+                    ),
+                },
+                Panel {
+                    title: "Network transmitted",
+                    unit: "Bps",
+                    expr: format!(
+                        "sum by (node) (rate(node_network_transmit_bytes_total{{{n},device!=\"lo\"}}[$__rate_interval]))"
+                    ),
+                },
+                Panel {
+                    title: "Scrape up",
+                    unit: "short",
+                    expr: format!("up{{{n}}}"),
+                },
             ],
         },
         Dashboard {
@@ -61,18 +92,40 @@ pub fn dashboards() -> Vec<Dashboard> {
             title: "steward / Cluster overview",
             node_variable: false,
             panels: vec![
-                Panel { title: "Nodes scraped", unit: "short",
-                    expr: format!("count(up{{job=\"{j}\"}} == 1)") },
-                Panel { title: "Nodes down", unit: "short",
-                    expr: format!("count(up{{job=\"{j}\"}} == 0) or vector(0)") },
-                Panel { title: "Cluster CPU usage", unit: "percent",
-                    expr: format!("100 * (1 - avg(rate(node_cpu_seconds_total{{job=\"{j}\",mode=\"idle\"}}[$__rate_interval])))") },
-                Panel { title: "Cluster memory usage", unit: "percent",
-                    expr: format!("100 * (1 - sum(node_memory_MemAvailable_bytes{{job=\"{j}\"}}) / sum(node_memory_MemTotal_bytes{{job=\"{j}\"}}))") },
-                Panel { title: "Scrape availability (1h)", unit: "percentunit",
-                    expr: format!("avg by (node) (avg_over_time(up{{job=\"{j}\"}}[1h]))") },
-                Panel { title: "Firing alerts", unit: "short",
-                    expr: "sum by (alertname) (ALERTS{alertstate=\"firing\"})".into() },
+                Panel {
+                    title: "Nodes scraped",
+                    unit: "short",
+                    expr: format!("count(up{{job=\"{j}\"}} == 1)"),
+                },
+                Panel {
+                    title: "Nodes down",
+                    unit: "short",
+                    expr: format!("count(up{{job=\"{j}\"}} == 0) or vector(0)"),
+                },
+                Panel {
+                    title: "Cluster CPU usage",
+                    unit: "percent",
+                    expr: format!(
+                        "100 * (1 - avg(rate(node_cpu_seconds_total{{job=\"{j}\",mode=\"idle\"}}[$__rate_interval])))"
+                    ),
+                },
+                Panel {
+                    title: "Cluster memory usage",
+                    unit: "percent",
+                    expr: format!(
+                        "100 * (1 - sum(node_memory_MemAvailable_bytes{{job=\"{j}\"}}) / sum(node_memory_MemTotal_bytes{{job=\"{j}\"}}))"
+                    ),
+                },
+                Panel {
+                    title: "Scrape availability (1h)",
+                    unit: "percentunit",
+                    expr: format!("avg by (node) (avg_over_time(up{{job=\"{j}\"}}[1h]))"),
+                },
+                Panel {
+                    title: "Firing alerts",
+                    unit: "short",
+                    expr: "sum by (alertname) (ALERTS{alertstate=\"firing\"})".into(),
+                },
             ],
         },
     ]
@@ -124,7 +177,8 @@ impl Dashboard {
 /// A panel query with Grafana's variables replaced by values Prometheus accepts, for
 /// checking that every query parses.
 pub fn checkable(expr: &str) -> String {
-    expr.replace("$__rate_interval", "1m").replace("$node", ".*")
+    expr.replace("$__rate_interval", "1m")
+        .replace("$node", ".*")
 }
 
 #[cfg(test)]
@@ -140,11 +194,11 @@ mod tests {
             let ids: std::collections::BTreeSet<_> =
                 panels.iter().map(|p| p["id"].as_u64()).collect();
             assert_eq!(ids.len(), panels.len(), "{}", d.uid);
-            assert!(
-                panels
-                    .iter()
-                    .all(|p| p["targets"][0]["expr"].as_str().is_some_and(|e| !e.is_empty()))
-            );
+            assert!(panels.iter().all(|p| {
+                p["targets"][0]["expr"]
+                    .as_str()
+                    .is_some_and(|e| !e.is_empty())
+            }));
             assert!(d.panels.iter().all(|p| !checkable(&p.expr).contains('$')));
         }
     }

@@ -21,7 +21,9 @@ pub enum Error {
         reason: String,
     },
     /// The MonitoringStack does not exist.
-    #[error("MonitoringStack {namespace}/{name} not found; create one (see docs/monitor.md) or pass --name")]
+    #[error(
+        "MonitoringStack {namespace}/{name} not found; create one (see docs/monitor.md) or pass --name"
+    )]
     NotFound {
         /// Namespace.
         namespace: String,

@@ -35,7 +35,9 @@ const REPLACED_ALERTS: [&str; 4] = [
 pub fn values(stack: &Stack) -> Value {
     let s = &stack.settings;
     let local = stack.profile != Profile::Generic;
-    let r = |c: &str| serde_json::to_value(crate::manifests::workloads::resources(stack, c)).unwrap_or_default();
+    let r = |c: &str| {
+        serde_json::to_value(crate::manifests::workloads::resources(stack, c)).unwrap_or_default()
+    };
     let node_selector = s.placement.node_selector.clone().unwrap_or_default();
     let tolerations = s.placement.tolerations.clone().unwrap_or_default();
     json!({
@@ -101,8 +103,14 @@ async fn helm(bin: &str, args: &[&str], timeout: Duration) -> Result<String> {
         .output();
     let out = tokio::time::timeout(timeout, child)
         .await
-        .map_err(|_| Error::Helm { what: what.clone(), reason: format!("no answer within {timeout:?}") })?
-        .map_err(|e| Error::Helm { what: what.clone(), reason: format!("cannot run {bin}: {e} (install helm or use installMode: embedded)") })?;
+        .map_err(|_| Error::Helm {
+            what: what.clone(),
+            reason: format!("no answer within {timeout:?}"),
+        })?
+        .map_err(|e| Error::Helm {
+            what: what.clone(),
+            reason: format!("cannot run {bin}: {e} (install helm or use installMode: embedded)"),
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(Error::Helm { what, reason: err });
@@ -111,7 +119,12 @@ async fn helm(bin: &str, args: &[&str], timeout: Duration) -> Result<String> {
 }
 
 /// Applies the chart's CRDs with server-side apply; returns their names.
-async fn apply_crds(client: &Client, bin: &str, chart: &str, version: Option<&str>) -> Result<Vec<String>> {
+async fn apply_crds(
+    client: &Client,
+    bin: &str,
+    chart: &str,
+    version: Option<&str>,
+) -> Result<Vec<String>> {
     let mut args = vec!["show", "crds", chart];
     if let Some(v) = version {
         args.extend(["--version", v]);
@@ -121,10 +134,14 @@ async fn apply_crds(client: &Client, bin: &str, chart: &str, version: Option<&st
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let mut names = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
-        let v = serde_json::to_value(<serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| Error::Helm {
-            what: "show crds".into(),
-            reason: format!("unreadable CRD YAML: {e}"),
-        })?)
+        let v = serde_json::to_value(
+            <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| {
+                Error::Helm {
+                    what: "show crds".into(),
+                    reason: format!("unreadable CRD YAML: {e}"),
+                }
+            })?,
+        )
         .unwrap_or_default();
         if v.is_null() {
             continue;
@@ -134,7 +151,9 @@ async fn apply_crds(client: &Client, bin: &str, chart: &str, version: Option<&st
             reason: format!("not a CustomResourceDefinition: {e}"),
         })?;
         let name = crd.name_any();
-        api.patch(&name, &pp, &Patch::Apply(&crd)).await.map_err(kerr(format!("applying CRD {name}")))?;
+        api.patch(&name, &pp, &Patch::Apply(&crd))
+            .await
+            .map_err(kerr(format!("applying CRD {name}")))?;
         names.push(name);
     }
     Ok(names)
@@ -156,10 +175,17 @@ pub async fn reconcile(
     if let Some(extra) = &spec.values {
         merge(&mut v, extra);
     }
-    let hash = crate::manifests::hash(&[&v.to_string(), &spec.chart, spec.version.as_deref().unwrap_or("")]);
+    let hash = crate::manifests::hash(&[
+        &v.to_string(),
+        &spec.chart,
+        spec.version.as_deref().unwrap_or(""),
+    ]);
     // A failed upgrade was rolled back; it is retried when the spec changes, not in a loop.
     let settled = matches!(status.phase.as_deref(), Some("Installed" | "Failed"));
-    if status.config_hash.as_deref() == Some(&hash) && status.observed_generation == ms.metadata.generation && settled {
+    if status.config_hash.as_deref() == Some(&hash)
+        && status.observed_generation == ms.metadata.generation
+        && settled
+    {
         return Ok(());
     }
     status.observed_generation = ms.metadata.generation;
@@ -167,11 +193,34 @@ pub async fn reconcile(
     let release = spec.release.clone().unwrap_or_else(|| stack.name.clone());
     let result = async {
         let crds = apply_crds(client, bin, &spec.chart, spec.version.as_deref()).await?;
-        let file = std::env::temp_dir().join(format!("steward-monitor-{}-{}-{}.yaml", stack.namespace, stack.name, std::process::id()));
-        std::fs::write(&file, serde_yaml::to_string(&v).unwrap_or_default())
-            .map_err(|e| Error::Helm { what: "values".into(), reason: format!("writing {}: {e}", file.display()) })?;
+        let file = std::env::temp_dir().join(format!(
+            "steward-monitor-{}-{}-{}.yaml",
+            stack.namespace,
+            stack.name,
+            std::process::id()
+        ));
+        std::fs::write(&file, serde_yaml::to_string(&v).unwrap_or_default()).map_err(|e| {
+            Error::Helm {
+                what: "values".into(),
+                reason: format!("writing {}: {e}", file.display()),
+            }
+        })?;
         let file_s = file.display().to_string();
-        let mut args = vec!["upgrade", "--install", &release, &spec.chart, "--namespace", &stack.namespace, "--values", &file_s, "--atomic", "--wait", "--timeout", spec.timeout.as_deref().unwrap_or("5m"), "--skip-crds"];
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            &release,
+            &spec.chart,
+            "--namespace",
+            &stack.namespace,
+            "--values",
+            &file_s,
+            "--atomic",
+            "--wait",
+            "--timeout",
+            spec.timeout.as_deref().unwrap_or("5m"),
+            "--skip-crds",
+        ];
         if let Some(ver) = &spec.version {
             args.extend(["--version", ver]);
         }
@@ -185,14 +234,35 @@ pub async fn reconcile(
             status.config_hash = Some(hash);
             status.applied_at.get_or_insert_with(|| now.to_string());
             status.phase = Some("Installed".into());
-            conditions::set(&mut status.conditions, AVAILABLE, true, "HelmDeployed", &format!("release {release} deployed; CRDs applied first: {}", if crds.is_empty() { "none".into() } else { crds.join(", ") }), now);
+            conditions::set(
+                &mut status.conditions,
+                AVAILABLE,
+                true,
+                "HelmDeployed",
+                &format!(
+                    "release {release} deployed; CRDs applied first: {}",
+                    if crds.is_empty() {
+                        "none".into()
+                    } else {
+                        crds.join(", ")
+                    }
+                ),
+                now,
+            );
             tracing::info!(%release, chart = %spec.chart, "helm release deployed");
         }
         Err(e) => {
             // --atomic already rolled the release back to its last good revision.
             status.config_hash = Some(hash);
             status.phase = Some("Failed".into());
-            conditions::set(&mut status.conditions, AVAILABLE, false, "HelmFailed", &format!("{e}; the release was rolled back"), now);
+            conditions::set(
+                &mut status.conditions,
+                AVAILABLE,
+                false,
+                "HelmFailed",
+                &format!("{e}; the release was rolled back"),
+                now,
+            );
             tracing::warn!(%release, error = %e, "helm upgrade failed and was rolled back");
         }
     }
@@ -205,20 +275,37 @@ mod tests {
     use crate::crd::MonitoringStackSpec;
 
     fn stack(profile: Profile) -> Stack {
-        let s = crate::validate::validate(&MonitoringStackSpec::default()).unwrap_or_else(|e| panic!("{e:?}"));
+        let s = crate::validate::validate(&MonitoringStackSpec::default())
+            .unwrap_or_else(|e| panic!("{e:?}"));
         Stack::new("mon", "m", s, profile)
     }
 
     #[test]
     fn values_avoid_the_pitfalls() {
         let v = values(&stack(Profile::Kind));
-        assert_eq!(v["prometheus"]["prometheusSpec"]["serviceMonitorSelectorNilUsesHelmValues"], false);
-        assert_eq!(v["prometheus"]["prometheusSpec"]["ruleSelectorNilUsesHelmValues"], false);
+        assert_eq!(
+            v["prometheus"]["prometheusSpec"]["serviceMonitorSelectorNilUsesHelmValues"],
+            false
+        );
+        assert_eq!(
+            v["prometheus"]["prometheusSpec"]["ruleSelectorNilUsesHelmValues"],
+            false
+        );
         assert_eq!(v["kubeScheduler"]["enabled"], false);
         assert_eq!(v["kubeEtcd"]["enabled"], false);
-        assert_eq!(v["defaultRules"]["disabled"]["NodeFilesystemAlmostOutOfSpace"], true);
-        assert_eq!(v["prometheus-node-exporter"]["prometheus"]["monitor"]["relabelings"][0]["targetLabel"], "node");
-        assert!(v["additionalPrometheusRulesMap"]["steward-node"]["groups"][0]["rules"].as_array().is_some_and(|r| r.len() == 5));
+        assert_eq!(
+            v["defaultRules"]["disabled"]["NodeFilesystemAlmostOutOfSpace"],
+            true
+        );
+        assert_eq!(
+            v["prometheus-node-exporter"]["prometheus"]["monitor"]["relabelings"][0]["targetLabel"],
+            "node"
+        );
+        assert!(
+            v["additionalPrometheusRulesMap"]["steward-node"]["groups"][0]["rules"]
+                .as_array()
+                .is_some_and(|r| r.len() == 5)
+        );
         let g = values(&stack(Profile::Generic));
         assert_eq!(g["kubeScheduler"]["enabled"], true);
         let k3s = values(&stack(Profile::K3s));

@@ -211,7 +211,17 @@ fn rule(groups: &[&str], resources: &[&str]) -> PolicyRule {
 
 fn prometheus_rules() -> Vec<PolicyRule> {
     vec![
-        rule(&[""], &["nodes", "nodes/proxy", "nodes/metrics", "pods", "services", "endpoints"]),
+        rule(
+            &[""],
+            &[
+                "nodes",
+                "nodes/proxy",
+                "nodes/metrics",
+                "pods",
+                "services",
+                "endpoints",
+            ],
+        ),
         rule(&["discovery.k8s.io"], &["endpointslices"]),
         PolicyRule {
             non_resource_urls: Some(vec!["/metrics".into()]),
@@ -225,9 +235,25 @@ fn ksm_rules() -> Vec<PolicyRule> {
     vec![
         rule(
             &[""],
-            &["nodes", "pods", "services", "namespaces", "persistentvolumeclaims", "persistentvolumes", "resourcequotas", "limitranges", "configmaps", "secrets", "replicationcontrollers", "endpoints"],
+            &[
+                "nodes",
+                "pods",
+                "services",
+                "namespaces",
+                "persistentvolumeclaims",
+                "persistentvolumes",
+                "resourcequotas",
+                "limitranges",
+                "configmaps",
+                "secrets",
+                "replicationcontrollers",
+                "endpoints",
+            ],
         ),
-        rule(&["apps"], &["deployments", "daemonsets", "statefulsets", "replicasets"]),
+        rule(
+            &["apps"],
+            &["deployments", "daemonsets", "statefulsets", "replicasets"],
+        ),
         rule(&["batch"], &["jobs", "cronjobs"]),
         rule(&["policy"], &["poddisruptionbudgets"]),
         rule(&["autoscaling"], &["horizontalpodautoscalers"]),
@@ -261,7 +287,11 @@ fn rbac(stack: &Stack, component: &str, rules: Vec<PolicyRule>) -> Vec<Manifest>
             ..Subject::default()
         }]),
     };
-    vec![Manifest::new(&sa), Manifest::new(&role), Manifest::new(&binding)]
+    vec![
+        Manifest::new(&sa),
+        Manifest::new(&role),
+        Manifest::new(&binding),
+    ]
 }
 
 /// Grafana's provisioning: the Prometheus data source, the dashboard provider and

@@ -89,12 +89,18 @@ fn cause_ko(c: &Cause) -> String {
 impl Localized for Msg<'_> {
     fn en(&self) -> String {
         match self {
-            Self::NodeLate { node, cause, deadline } => format!(
+            Self::NodeLate {
+                node,
+                cause,
+                deadline,
+            } => format!(
                 "node {node} is Ready but still not monitored after {deadline}s: {}",
                 cause_en(cause)
             ),
             Self::NodeMonitored { node, seconds } => {
-                format!("node {node} is monitored: first sample {seconds:.1}s after it turned Ready")
+                format!(
+                    "node {node} is monitored: first sample {seconds:.1}s after it turned Ready"
+                )
             }
             Self::SpecInvalid { errors } => format!(
                 "invalid spec, nothing was applied or removed: {}",
@@ -104,11 +110,21 @@ impl Localized for Msg<'_> {
                 "pre-flight blocked the install, nothing was applied: {}",
                 findings.join("; ")
             ),
-            Self::Applied { applied, pruned, profile } => format!(
-                "applied {applied} objects (profile {profile}), pruned {pruned}"
-            ),
-            Self::TableHeader => "NODE\tSTEP\tEXPORTER POD\tTARGET UP\tFIRST SAMPLE\tONBOARDING\tAVAILABILITY (1h)".into(),
-            Self::StackLine { stack, phase, profile, summary } => format!(
+            Self::Applied {
+                applied,
+                pruned,
+                profile,
+            } => format!("applied {applied} objects (profile {profile}), pruned {pruned}"),
+            Self::TableHeader => {
+                "NODE\tSTEP\tEXPORTER POD\tTARGET UP\tFIRST SAMPLE\tONBOARDING\tAVAILABILITY (1h)"
+                    .into()
+            }
+            Self::StackLine {
+                stack,
+                phase,
+                profile,
+                summary,
+            } => format!(
                 "MonitoringStack {stack}: phase {phase}, profile {profile}, monitored nodes {summary}"
             ),
         }
@@ -116,7 +132,11 @@ impl Localized for Msg<'_> {
 
     fn ko(&self) -> String {
         match self {
-            Self::NodeLate { node, cause, deadline } => format!(
+            Self::NodeLate {
+                node,
+                cause,
+                deadline,
+            } => format!(
                 "노드 {node}가 Ready인데 {deadline}초가 지나도 모니터링되지 않습니다: {}",
                 cause_ko(cause)
             ),
@@ -131,11 +151,20 @@ impl Localized for Msg<'_> {
                 "사전 점검에서 설치가 막혀 아무것도 적용하지 않았습니다: {}",
                 findings.join("; ")
             ),
-            Self::Applied { applied, pruned, profile } => format!(
-                "오브젝트 {applied}개 적용 (프로필 {profile}), {pruned}개 정리"
-            ),
-            Self::TableHeader => "노드\t단계\tEXPORTER 파드\t수집 대상 UP\t첫 샘플\t온보딩\t가용성 (1시간)".into(),
-            Self::StackLine { stack, phase, profile, summary } => format!(
+            Self::Applied {
+                applied,
+                pruned,
+                profile,
+            } => format!("오브젝트 {applied}개 적용 (프로필 {profile}), {pruned}개 정리"),
+            Self::TableHeader => {
+                "노드\t단계\tEXPORTER 파드\t수집 대상 UP\t첫 샘플\t온보딩\t가용성 (1시간)".into()
+            }
+            Self::StackLine {
+                stack,
+                phase,
+                profile,
+                summary,
+            } => format!(
                 "MonitoringStack {stack}: 단계 {phase}, 프로필 {profile}, 모니터링 노드 {summary}"
             ),
         }
@@ -163,20 +192,39 @@ mod tests {
         let errors = ["spec.retention: bad".to_string()];
         let mut all: Vec<Msg> = causes
             .iter()
-            .map(|cause| Msg::NodeLate { node: "n", cause, deadline: 120 })
+            .map(|cause| Msg::NodeLate {
+                node: "n",
+                cause,
+                deadline: 120,
+            })
             .collect();
         all.extend([
-            Msg::NodeMonitored { node: "n", seconds: 1.0 },
+            Msg::NodeMonitored {
+                node: "n",
+                seconds: 1.0,
+            },
             Msg::SpecInvalid { errors: &errors },
             Msg::PreflightBlocked { findings: &errors },
-            Msg::Applied { applied: 1, pruned: 0, profile: "kind" },
+            Msg::Applied {
+                applied: 1,
+                pruned: 0,
+                profile: "kind",
+            },
             Msg::TableHeader,
-            Msg::StackLine { stack: "a/b", phase: "Installed", profile: "kind", summary: "1/1" },
+            Msg::StackLine {
+                stack: "a/b",
+                phase: "Installed",
+                profile: "kind",
+                summary: "1/1",
+            },
         ]);
         for m in all {
             let (en, ko) = (m.render(Lang::En), m.render(Lang::Ko));
             assert_ne!(en, ko, "{m:?}");
-            assert!(ko.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)), "{m:?}: {ko}");
+            assert!(
+                ko.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)),
+                "{m:?}: {ko}"
+            );
         }
     }
 }

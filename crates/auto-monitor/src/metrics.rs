@@ -57,8 +57,20 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             self.onboarding_seconds.clone(),
         );
-        r.register("nodes", "Monitored nodes by onboarding step", self.nodes.clone());
-        r.register("reconcile_errors", "Reconcile errors by kind", self.errors.clone());
-        r.register("applies", "Server-side applies of the whole stack", self.applies.clone());
+        r.register(
+            "nodes",
+            "Monitored nodes by onboarding step",
+            self.nodes.clone(),
+        );
+        r.register(
+            "reconcile_errors",
+            "Reconcile errors by kind",
+            self.errors.clone(),
+        );
+        r.register(
+            "applies",
+            "Server-side applies of the whole stack",
+            self.applies.clone(),
+        );
     }
 }

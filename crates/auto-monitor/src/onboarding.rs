@@ -162,9 +162,10 @@ pub fn step(
     r.step = match (&cause, r.first_sample_at.is_some()) {
         (None, true) => "Monitored",
         (Some(Cause::NodeNotReady), _) => "NotReady",
-        (Some(Cause::TaintNotTolerated(_) | Cause::HostPortConflict(_) | Cause::NoExporterPod), _) => {
-            "WaitingForExporter"
-        }
+        (
+            Some(Cause::TaintNotTolerated(_) | Cause::HostPortConflict(_) | Cause::NoExporterPod),
+            _,
+        ) => "WaitingForExporter",
         (Some(Cause::Unschedulable(_) | Cause::ImagePull(_) | Cause::ExporterNotReady(_)), _) => {
             "ExporterStarting"
         }
@@ -175,7 +176,8 @@ pub fn step(
     match (&cause, parse(r.ready_at.as_ref())) {
         (Some(c), Some(ready)) if *c != Cause::NodeNotReady => {
             let waited = now.duration_since(ready.max(installed_at));
-            let overdue = waited >= SignedDuration::try_from(deadline).unwrap_or(SignedDuration::MAX);
+            let overdue =
+                waited >= SignedDuration::try_from(deadline).unwrap_or(SignedDuration::MAX);
             if overdue && r.late_cause.as_deref() != Some(c.reason()) {
                 r.late_cause = Some(c.reason().to_string());
                 late = Some(c.clone());
@@ -184,11 +186,19 @@ pub fn step(
         (None, _) => r.late_cause = None,
         _ => {}
     }
-    Outcome { record: r, onboarded, late }
+    Outcome {
+        record: r,
+        onboarded,
+        late,
+    }
 }
 
 /// The most specific reason the node is not monitored now; `None` when it is.
-pub fn cause(node: &NodeView, exporter: Option<&ExporterView>, scrape: &ScrapeView) -> Option<Cause> {
+pub fn cause(
+    node: &NodeView,
+    exporter: Option<&ExporterView>,
+    scrape: &ScrapeView,
+) -> Option<Cause> {
     if node.ready_since.is_none() {
         return Some(Cause::NodeNotReady);
     }
@@ -202,21 +212,33 @@ pub fn cause(node: &NodeView, exporter: Option<&ExporterView>, scrape: &ScrapeVi
         });
     };
     if let Some(why) = &e.unschedulable {
-        return Some(if why.contains("free ports") || !node.port_9100_holders.is_empty() {
-            Cause::HostPortConflict(
-                node.port_9100_holders.first().cloned().unwrap_or_else(|| why.clone()),
-            )
-        } else {
-            Cause::Unschedulable(why.clone())
-        });
+        return Some(
+            if why.contains("free ports") || !node.port_9100_holders.is_empty() {
+                Cause::HostPortConflict(
+                    node.port_9100_holders
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| why.clone()),
+                )
+            } else {
+                Cause::Unschedulable(why.clone())
+            },
+        );
     }
     if let Some(w) = &e.waiting_reason
-        && matches!(w.as_str(), "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")
+        && matches!(
+            w.as_str(),
+            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
+        )
     {
         return Some(Cause::ImagePull(format!("{w}: {}", e.image)));
     }
     if e.ready_at.is_none() {
-        return Some(Cause::ExporterNotReady(e.waiting_reason.clone().unwrap_or_else(|| "not Ready".into())));
+        return Some(Cause::ExporterNotReady(
+            e.waiting_reason
+                .clone()
+                .unwrap_or_else(|| "not Ready".into()),
+        ));
     }
     match scrape.up {
         None => Some(Cause::TargetNotDiscovered),

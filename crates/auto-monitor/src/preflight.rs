@@ -67,15 +67,27 @@ pub fn check(stack: &Stack, c: &Cluster) -> Vec<PreflightFinding> {
         ),
     });
     out.push(if c.operator_crds.is_empty() {
-        finding("crds", OK, format!(
-            "no Prometheus Operator CRDs; MonitoringStack CRD versions: {}",
-            if c.own_crd_versions.is_empty() { "not installed".into() } else { c.own_crd_versions.join(", ") }
-        ))
+        finding(
+            "crds",
+            OK,
+            format!(
+                "no Prometheus Operator CRDs; MonitoringStack CRD versions: {}",
+                if c.own_crd_versions.is_empty() {
+                    "not installed".into()
+                } else {
+                    c.own_crd_versions.join(", ")
+                }
+            ),
+        )
     } else {
-        finding("crds", OK, format!(
-            "Prometheus Operator CRDs present: {}",
-            c.operator_crds.join(", ")
-        ))
+        finding(
+            "crds",
+            OK,
+            format!(
+                "Prometheus Operator CRDs present: {}",
+                c.operator_crds.join(", ")
+            ),
+        )
     });
     out
 }
@@ -102,33 +114,71 @@ fn capacity(stack: &Stack, c: &Cluster) -> PreflightFinding {
         let req = r.requests.unwrap_or_default();
         let (cpu, mem) = default_requests(component);
         (
-            steward_kube::quantity::parse_cpu(req.get("cpu").unwrap_or(&k8s_openapi::apimachinery::pkg::api::resource::Quantity(cpu.into()))),
-            steward_kube::quantity::parse_bytes(req.get("memory").unwrap_or(&k8s_openapi::apimachinery::pkg::api::resource::Quantity(mem.into()))),
+            steward_kube::quantity::parse_cpu(req.get("cpu").unwrap_or(
+                &k8s_openapi::apimachinery::pkg::api::resource::Quantity(cpu.into()),
+            )),
+            steward_kube::quantity::parse_bytes(req.get("memory").unwrap_or(
+                &k8s_openapi::apimachinery::pkg::api::resource::Quantity(mem.into()),
+            )),
         )
     };
     let mut missing = Vec::new();
-    for component in ["prometheus", "alertmanager", "grafana", "kube-state-metrics"] {
+    for component in [
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "kube-state-metrics",
+    ] {
         if !stack.settings.has(component) {
             continue;
         }
         let (cpu, mem) = q(component);
-        if !c.nodes.iter().any(|n| n.eligible && n.free_cpu >= cpu && n.free_memory >= mem) {
-            missing.push(format!("{component} (requests {cpu} cpu, {:.0} MiB)", mem / 1048576.0));
+        if !c
+            .nodes
+            .iter()
+            .any(|n| n.eligible && n.free_cpu >= cpu && n.free_memory >= mem)
+        {
+            missing.push(format!(
+                "{component} (requests {cpu} cpu, {:.0} MiB)",
+                mem / 1048576.0
+            ));
         }
     }
     if missing.is_empty() {
         let (cpu, mem) = q("node-exporter");
-        let short: Vec<_> = c.nodes.iter().filter(|n| n.free_cpu < cpu || n.free_memory < mem).map(|n| n.name.clone()).collect();
+        let short: Vec<_> = c
+            .nodes
+            .iter()
+            .filter(|n| n.free_cpu < cpu || n.free_memory < mem)
+            .map(|n| n.name.clone())
+            .collect();
         if short.is_empty() || !stack.settings.has("node-exporter") {
-            finding("capacity", OK, format!("{} nodes have room for the stack's requests", c.nodes.iter().filter(|n| n.eligible).count()))
+            finding(
+                "capacity",
+                OK,
+                format!(
+                    "{} nodes have room for the stack's requests",
+                    c.nodes.iter().filter(|n| n.eligible).count()
+                ),
+            )
         } else {
-            finding("capacity", WARNING, format!("no room for node-exporter's requests on: {}", short.join(", ")))
+            finding(
+                "capacity",
+                WARNING,
+                format!(
+                    "no room for node-exporter's requests on: {}",
+                    short.join(", ")
+                ),
+            )
         }
     } else {
         finding(
             "capacity",
             BLOCKING,
-            format!("no eligible node has room for: {} (see spec.resources and spec.placement)", missing.join(", ")),
+            format!(
+                "no eligible node has room for: {} (see spec.resources and spec.placement)",
+                missing.join(", ")
+            ),
         )
     }
 }
@@ -146,39 +196,71 @@ mod tests {
 
     fn stack(storage: bool) -> Stack {
         let spec = MonitoringStackSpec {
-            storage: storage.then(|| Storage { size: "5Gi".into(), storage_class_name: None }),
+            storage: storage.then(|| Storage {
+                size: "5Gi".into(),
+                storage_class_name: None,
+            }),
             ..Default::default()
         };
-        Stack::new("mon", "m", validate(&spec).unwrap_or_else(|e| panic!("{e:?}")), Profile::Kind)
+        Stack::new(
+            "mon",
+            "m",
+            validate(&spec).unwrap_or_else(|e| panic!("{e:?}")),
+            Profile::Kind,
+        )
     }
 
     fn room(name: &str, cpu: f64, gib: f64) -> NodeRoom {
-        NodeRoom { name: name.into(), free_cpu: cpu, free_memory: gib * 1073741824.0, eligible: true }
+        NodeRoom {
+            name: name.into(),
+            free_cpu: cpu,
+            free_memory: gib * 1073741824.0,
+            eligible: true,
+        }
     }
 
     fn severities(f: &[PreflightFinding]) -> Vec<(String, String)> {
-        f.iter().map(|f| (f.check.clone(), f.severity.clone())).collect()
+        f.iter()
+            .map(|f| (f.check.clone(), f.severity.clone()))
+            .collect()
     }
 
     #[test]
     fn table() {
-        let roomy = Cluster { nodes: vec![room("a", 4.0, 8.0)], ..Default::default() };
+        let roomy = Cluster {
+            nodes: vec![room("a", 4.0, 8.0)],
+            ..Default::default()
+        };
         let all_ok = |f: &[PreflightFinding]| f.iter().all(|f| f.severity == OK);
         assert!(all_ok(&check(&stack(false), &roomy)));
         // storage without a default class blocks; with one it passes
         let f = check(&stack(true), &roomy);
         assert!(blocked(&f), "{:?}", severities(&f));
-        let with_sc = Cluster { default_storage_class: Some("standard".into()), ..roomy.clone() };
+        let with_sc = Cluster {
+            default_storage_class: Some("standard".into()),
+            ..roomy.clone()
+        };
         assert!(all_ok(&check(&stack(true), &with_sc)));
         // no node fits Prometheus' 512Mi
-        let small = Cluster { nodes: vec![room("a", 4.0, 0.25)], ..Default::default() };
+        let small = Cluster {
+            nodes: vec![room("a", 4.0, 0.25)],
+            ..Default::default()
+        };
         let f = check(&stack(false), &small);
         assert!(blocked(&f));
-        assert!(f.iter().any(|f| f.check == "capacity" && f.message.contains("prometheus")));
+        assert!(
+            f.iter()
+                .any(|f| f.check == "capacity" && f.message.contains("prometheus"))
+        );
         // a foreign exporter on 9100 warns without blocking
-        let taken = Cluster { port_9100: vec!["kube-system/ne-x on a".into()], ..roomy };
+        let taken = Cluster {
+            port_9100: vec!["kube-system/ne-x on a".into()],
+            ..roomy
+        };
         let f = check(&stack(false), &taken);
         assert!(!blocked(&f));
-        assert!(f.iter().any(|f| f.check == "node-exporter" && f.severity == WARNING && f.message.contains("ne-x")));
+        assert!(f.iter().any(|f| f.check == "node-exporter"
+            && f.severity == WARNING
+            && f.message.contains("ne-x")));
     }
 }

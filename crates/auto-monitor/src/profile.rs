@@ -11,7 +11,10 @@ use crate::validate::Profile;
 
 /// The profile the nodes point to.
 pub fn detect(nodes: &[Node]) -> Profile {
-    nodes.iter().find_map(node_profile).unwrap_or(Profile::Generic)
+    nodes
+        .iter()
+        .find_map(node_profile)
+        .unwrap_or(Profile::Generic)
 }
 
 fn node_profile(n: &Node) -> Option<Profile> {
@@ -65,11 +68,35 @@ mod tests {
     fn flavours() {
         let generic = node(Some("aws:///us-east-1a/i-1"), None, "v1.34.1");
         for (nodes, want) in [
-            (vec![node(Some("kind://docker/kind/kind-control-plane"), None, "v1.34.0")], Profile::Kind),
-            (vec![node(None, Some(("minikube.k8s.io/name", "minikube")), "v1.34.0")], Profile::Minikube),
+            (
+                vec![node(
+                    Some("kind://docker/kind/kind-control-plane"),
+                    None,
+                    "v1.34.0",
+                )],
+                Profile::Kind,
+            ),
+            (
+                vec![node(
+                    None,
+                    Some(("minikube.k8s.io/name", "minikube")),
+                    "v1.34.0",
+                )],
+                Profile::Minikube,
+            ),
             (vec![node(None, None, "v1.33.4+k3s1")], Profile::K3s),
-            (vec![node(None, Some(("node.kubernetes.io/instance-type", "k3s")), "v1.33.4")], Profile::K3s),
-            (vec![generic.clone(), node(None, None, "v1.33.4+k3s1")], Profile::K3s),
+            (
+                vec![node(
+                    None,
+                    Some(("node.kubernetes.io/instance-type", "k3s")),
+                    "v1.33.4",
+                )],
+                Profile::K3s,
+            ),
+            (
+                vec![generic.clone(), node(None, None, "v1.33.4+k3s1")],
+                Profile::K3s,
+            ),
             (vec![generic], Profile::Generic),
             (vec![], Profile::Generic),
         ] {

@@ -21,12 +21,13 @@ pub struct PromApi {
 impl PromApi {
     /// A client for the base URL.
     pub fn new(url: &str) -> Result<Self> {
-        let http = steward_runtime::http::client(std::time::Duration::from_secs(5)).map_err(|e| {
-            Error::Prometheus {
-                url: url.into(),
-                reason: e.to_string(),
-            }
-        })?;
+        let http =
+            steward_runtime::http::client(std::time::Duration::from_secs(5)).map_err(|e| {
+                Error::Prometheus {
+                    url: url.into(),
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(Self {
             url: url.trim_end_matches('/').to_string(),
             http,

@@ -37,7 +37,10 @@ pub fn prometheus_config(stack: &Stack) -> Value {
     jobs.push(node_proxy_job("kubelet", "/metrics"));
     jobs.push(node_proxy_job("cadvisor", "/metrics/cadvisor"));
     if stack.profile == Profile::Generic {
-        for (job, port) in [("kube-scheduler", 10259), ("kube-controller-manager", 10257)] {
+        for (job, port) in [
+            ("kube-scheduler", 10259),
+            ("kube-controller-manager", 10257),
+        ] {
             jobs.push(control_plane_job(job, port));
         }
     }

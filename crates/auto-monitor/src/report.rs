@@ -22,7 +22,10 @@ pub fn table(ms: &MonitoringStack, lang: Lang) -> String {
     .render(lang);
     out.push('\n');
     for c in st.conditions.iter().filter(|c| c.status != "True") {
-        out.push_str(&format!("  {} {}: {} ({})\n", c.type_, c.status, c.message, c.reason));
+        out.push_str(&format!(
+            "  {} {}: {} ({})\n",
+            c.type_, c.status, c.message, c.reason
+        ));
     }
     let header: Vec<String> = Msg::TableHeader
         .render(lang)
@@ -39,10 +42,16 @@ pub fn table(ms: &MonitoringStack, lang: Lang) -> String {
                 None => n.step.clone(),
             },
             n.exporter_pod.clone().unwrap_or_else(dash),
-            if n.target_up { "yes".into() } else { "no".into() },
+            if n.target_up {
+                "yes".into()
+            } else {
+                "no".into()
+            },
             n.first_sample_at.clone().unwrap_or_else(dash),
-            n.onboarding_seconds.map_or_else(dash, |s| format!("{s:.1}s")),
-            n.availability.map_or_else(dash, |a| format!("{:.1}%", a * 100.0)),
+            n.onboarding_seconds
+                .map_or_else(dash, |s| format!("{s:.1}s")),
+            n.availability
+                .map_or_else(dash, |a| format!("{:.1}%", a * 100.0)),
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -95,9 +104,18 @@ mod tests {
         });
         let t = table(&ms, Lang::En);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].contains("monitoring/mon") && lines[0].contains("1/2"), "{t}");
+        assert!(
+            lines[0].contains("monitoring/mon") && lines[0].contains("1/2"),
+            "{t}"
+        );
         assert!(lines[1].starts_with("NODE"));
-        assert!(lines[2].contains("worker-1") && lines[2].contains("yes") && lines[2].contains("3.2s") && lines[2].contains("99.5%"), "{t}");
+        assert!(
+            lines[2].contains("worker-1")
+                && lines[2].contains("yes")
+                && lines[2].contains("3.2s")
+                && lines[2].contains("99.5%"),
+            "{t}"
+        );
         assert!(lines[3].contains("WaitingForScrape (ScrapeFailing)"), "{t}");
         let col = lines[1].find("STEP");
         assert_eq!(col, lines[2].find("Monitored"), "{t}");

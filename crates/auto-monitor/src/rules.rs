@@ -49,7 +49,10 @@ pub fn rules(t: &Thresholds) -> Vec<Rule> {
             ),
             for_: t.usage_for.clone(),
             severity: "warning",
-            summary: format!("CPU usage on {{{{ $labels.node }}}} is above {}%", t.cpu_percent),
+            summary: format!(
+                "CPU usage on {{{{ $labels.node }}}} is above {}%",
+                t.cpu_percent
+            ),
         },
         Rule {
             alert: "HighMemoryUsage",

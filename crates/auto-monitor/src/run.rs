@@ -110,7 +110,9 @@ pub async fn run(args: MonitorArgs, lang: Lang, shutdown: Shutdown) -> Result<()
         Some(MonitorCommand::Crd(_)) => {
             let client = args.kube.connect().await?.client;
             apply_crd(&client).await?;
-            println!("customresourcedefinition.apiextensions.k8s.io/monitoringstacks.steward.io serverside-applied");
+            println!(
+                "customresourcedefinition.apiextensions.k8s.io/monitoringstacks.steward.io serverside-applied"
+            );
             Ok(())
         }
         Some(MonitorCommand::Status(s)) => status(&args.kube, &s, lang).await,
@@ -123,15 +125,28 @@ pub async fn apply_crd(client: &Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = MonitoringStack::crd();
     let name = MonitoringStack::crd_name();
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&crd))
-        .await
-        .map_err(kerr("applying the MonitoringStack CRD"))?;
-    let established = kube::runtime::wait::await_condition(api, name, kube::runtime::wait::conditions::is_crd_established());
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .map_err(kerr("applying the MonitoringStack CRD"))?;
+    let established = kube::runtime::wait::await_condition(
+        api,
+        name,
+        kube::runtime::wait::conditions::is_crd_established(),
+    );
     let _ = tokio::time::timeout(Duration::from_secs(30), established).await;
     Ok(())
 }
 
-async fn controller_main(args: RunArgs, kube: &KubeArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
+async fn controller_main(
+    args: RunArgs,
+    kube: &KubeArgs,
+    lang: Lang,
+    shutdown: Shutdown,
+) -> Result<()> {
     let client = kube.connect().await?.client;
     if args.install_crd {
         apply_crd(&client).await?;
@@ -145,7 +160,14 @@ async fn controller_main(args: RunArgs, kube: &KubeArgs, lang: Lang, shutdown: S
     let serve = tokio::spawn(admin.serve(Arc::new(registry), ready.clone(), shutdown.clone()));
     let mut leader = None;
     if args.leader_elect {
-        match steward_runtime::leader::acquire(client.clone(), &args.leader, "steward-monitor", &shutdown).await? {
+        match steward_runtime::leader::acquire(
+            client.clone(),
+            &args.leader,
+            "steward-monitor",
+            &shutdown,
+        )
+        .await?
+        {
             Some(l) => leader = Some(l),
             None => return Ok(()),
         }
@@ -181,14 +203,27 @@ async fn status(kube: &KubeArgs, args: &StatusArgs, lang: Lang) -> Result<()> {
     let client = kube.connect().await?.client;
     let api: Api<MonitoringStack> = Api::namespaced(client, &args.namespace);
     let stacks = match &args.name {
-        Some(name) => vec![api.get_opt(name).await.map_err(kerr("reading the MonitoringStack"))?.ok_or_else(|| Error::NotFound {
-            namespace: args.namespace.clone(),
-            name: name.clone(),
-        })?],
-        None => api.list(&ListParams::default()).await.map_err(kerr("listing MonitoringStacks"))?.items,
+        Some(name) => vec![
+            api.get_opt(name)
+                .await
+                .map_err(kerr("reading the MonitoringStack"))?
+                .ok_or_else(|| Error::NotFound {
+                    namespace: args.namespace.clone(),
+                    name: name.clone(),
+                })?,
+        ],
+        None => {
+            api.list(&ListParams::default())
+                .await
+                .map_err(kerr("listing MonitoringStacks"))?
+                .items
+        }
     };
     if stacks.is_empty() {
-        return Err(Error::NotFound { namespace: args.namespace.clone(), name: "(any)".into() });
+        return Err(Error::NotFound {
+            namespace: args.namespace.clone(),
+            name: "(any)".into(),
+        });
     }
     match args.output {
         Output::Json => {

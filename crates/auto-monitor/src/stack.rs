@@ -43,7 +43,10 @@ impl Stack {
 
     /// Name of a cluster-scoped object (unique across namespaces).
     pub fn cluster_name(&self, component: &str) -> String {
-        format!("steward-monitor-{}-{}-{component}", self.namespace, self.name)
+        format!(
+            "steward-monitor-{}-{}-{component}",
+            self.namespace, self.name
+        )
     }
 
     /// In-cluster DNS name of a component's Service.
@@ -68,18 +71,16 @@ impl Stack {
     /// Labels of every object of a component.
     pub fn labels(&self, component: &str) -> BTreeMap<String, String> {
         let mut l = self.selector(component);
-        l.insert(
-            "app.kubernetes.io/managed-by".into(),
-            FIELD_MANAGER.into(),
-        );
+        l.insert("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into());
         l.insert(STACK_LABEL.into(), self.stack_label());
         l
     }
 
     /// The Prometheus HTTP API steward reads onboarding from.
     pub fn prometheus_url(&self) -> String {
-        self.settings.prometheus_url.clone().unwrap_or_else(|| {
-            format!("http://{}:9090", self.service_host("prometheus"))
-        })
+        self.settings
+            .prometheus_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:9090", self.service_host("prometheus")))
     }
 }

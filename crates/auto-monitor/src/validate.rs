@@ -166,12 +166,18 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
         }
     };
     if mode == InstallMode::Helm && spec.helm.as_ref().is_none_or(|h| h.chart.is_empty()) {
-        err("spec.helm.chart", "required when installMode is helm".into());
+        err(
+            "spec.helm.chart",
+            "required when installMode is helm".into(),
+        );
     }
     if let Some(t) = spec.helm.as_ref().and_then(|h| h.timeout.as_ref())
         && prom_duration(t).is_none_or(|d| d.is_zero())
     {
-        err("spec.helm.timeout", format!("\"{t}\" is not a duration such as 5m"));
+        err(
+            "spec.helm.timeout",
+            format!("\"{t}\" is not a duration such as 5m"),
+        );
     }
     if let Some(v) = spec.helm.as_ref().and_then(|h| h.values.as_ref())
         && !v.is_object()
@@ -212,7 +218,11 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
     );
     let t = spec.thresholds.clone().unwrap_or_default();
     let thresholds = Thresholds {
-        node_down_for: duration("spec.thresholds.nodeDownFor", t.node_down_for.as_ref(), "1m"),
+        node_down_for: duration(
+            "spec.thresholds.nodeDownFor",
+            t.node_down_for.as_ref(),
+            "1m",
+        ),
         usage_for: duration("spec.thresholds.usageFor", t.usage_for.as_ref(), "5m"),
         disk_for: duration("spec.thresholds.diskFor", t.disk_for.as_ref(), "5m"),
         not_monitored_for: duration(
@@ -227,10 +237,16 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
     for (field, v) in [
         ("spec.thresholds.cpuPercent", thresholds.cpu_percent),
         ("spec.thresholds.memoryPercent", thresholds.memory_percent),
-        ("spec.thresholds.diskFreePercent", thresholds.disk_free_percent),
+        (
+            "spec.thresholds.diskFreePercent",
+            thresholds.disk_free_percent,
+        ),
     ] {
         if !(v > 0.0 && v < 100.0) {
-            err(field, format!("{v} is out of range: use a percentage above 0 and below 100"));
+            err(
+                field,
+                format!("{v} is out of range: use a percentage above 0 and below 100"),
+            );
         }
     }
     let resources = spec.resources.clone().unwrap_or_default();
@@ -278,7 +294,10 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
     if let Some(u) = &spec.prometheus_url
         && !(u.starts_with("http://") || u.starts_with("https://"))
     {
-        err("spec.prometheusUrl", format!("\"{u}\" is not an http(s) URL"));
+        err(
+            "spec.prometheusUrl",
+            format!("\"{u}\" is not an http(s) URL"),
+        );
     }
     if !errs.is_empty() {
         return Err(errs);
@@ -326,7 +345,9 @@ pub fn prom_duration(s: &str) -> Option<Duration> {
         }
         let n: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let idx = UNITS[next_unit..].iter().position(|(u, _)| *u == unit)? + next_unit;
         ms = ms.checked_add(n.checked_mul(UNITS[idx].1)?)?;
@@ -389,7 +410,10 @@ mod tests {
                     }),
                     ..Default::default()
                 },
-                &["spec.thresholds.cpuPercent", "spec.thresholds.diskFreePercent"],
+                &[
+                    "spec.thresholds.cpuPercent",
+                    "spec.thresholds.diskFreePercent",
+                ],
             ),
             (
                 MonitoringStackSpec {

@@ -31,7 +31,12 @@ fn promtool(args: &[&str], dir: &Path) -> String {
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (built by hack/controlplane/build.sh)", bin.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (built by hack/controlplane/build.sh)",
+                bin.display()
+            )
+        });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -48,11 +53,20 @@ fn stack(profile: Profile) -> Stack {
 
 #[test]
 fn generated_config_passes_promtool_check_config_for_every_profile() {
-    for profile in [Profile::Kind, Profile::Minikube, Profile::K3s, Profile::Generic] {
+    for profile in [
+        Profile::Kind,
+        Profile::Minikube,
+        Profile::K3s,
+        Profile::Generic,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let s = stack(profile);
-        std::fs::write(d.join("rules.yml"), rules_yaml(&rules(&s.settings.thresholds))).unwrap();
+        std::fs::write(
+            d.join("rules.yml"),
+            rules_yaml(&rules(&s.settings.thresholds)),
+        )
+        .unwrap();
         std::fs::write(d.join("token"), "t").unwrap();
         std::fs::write(d.join("ca.crt"), "").unwrap();
         // The in-pod paths, moved into the temp dir so promtool finds the files.
@@ -84,7 +98,9 @@ fn every_dashboard_query_parses() {
         // The node variable's query too.
         let v = d.json();
         if let Some(q) = v["templating"]["list"][0]["query"].as_str() {
-            let inner = q.trim_start_matches("label_values(").trim_end_matches(", node)");
+            let inner = q
+                .trim_start_matches("label_values(")
+                .trim_end_matches(", node)");
             rules.push(json!({ "record": "steward:variable", "expr": inner }));
         }
     }
@@ -110,7 +126,10 @@ fn alert_test(rule: &Rule, case: &Case) -> Value {
     labels["severity"] = rule.severity.into();
     let mut annotations = json!({});
     let node = labels["node"].as_str().unwrap_or_default().to_string();
-    let mount = labels["mountpoint"].as_str().unwrap_or_default().to_string();
+    let mount = labels["mountpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     annotations["summary"] = rule
         .summary
         .replace("{{ $labels.node }}", &node)
@@ -143,8 +162,14 @@ fn cases() -> Vec<Case> {
         Case {
             alert: "HighCPUUsage",
             series: vec![
-                (r#"node_cpu_seconds_total{job="node-exporter",node="n1",cpu="0",mode="idle"}"#, "0+1.5x60"),
-                (r#"node_cpu_seconds_total{job="node-exporter",node="n2",cpu="0",mode="idle"}"#, "0+7.5x60"),
+                (
+                    r#"node_cpu_seconds_total{job="node-exporter",node="n1",cpu="0",mode="idle"}"#,
+                    "0+1.5x60",
+                ),
+                (
+                    r#"node_cpu_seconds_total{job="node-exporter",node="n2",cpu="0",mode="idle"}"#,
+                    "0+7.5x60",
+                ),
             ],
             quiet_at: "4m",
             fires_at: "7m",
@@ -153,10 +178,22 @@ fn cases() -> Vec<Case> {
         Case {
             alert: "HighMemoryUsage",
             series: vec![
-                (r#"node_memory_MemAvailable_bytes{job="node-exporter",node="n1"}"#, "10x40"),
-                (r#"node_memory_MemTotal_bytes{job="node-exporter",node="n1"}"#, "100x40"),
-                (r#"node_memory_MemAvailable_bytes{job="node-exporter",node="n2"}"#, "50x40"),
-                (r#"node_memory_MemTotal_bytes{job="node-exporter",node="n2"}"#, "100x40"),
+                (
+                    r#"node_memory_MemAvailable_bytes{job="node-exporter",node="n1"}"#,
+                    "10x40",
+                ),
+                (
+                    r#"node_memory_MemTotal_bytes{job="node-exporter",node="n1"}"#,
+                    "100x40",
+                ),
+                (
+                    r#"node_memory_MemAvailable_bytes{job="node-exporter",node="n2"}"#,
+                    "50x40",
+                ),
+                (
+                    r#"node_memory_MemTotal_bytes{job="node-exporter",node="n2"}"#,
+                    "100x40",
+                ),
             ],
             quiet_at: "4m",
             fires_at: "6m",
@@ -166,10 +203,22 @@ fn cases() -> Vec<Case> {
         Case {
             alert: "DiskSpaceLow",
             series: vec![
-                (r#"node_filesystem_avail_bytes{job="node-exporter",node="n1",device="/dev/sda1",fstype="ext4",mountpoint="/"}"#, "10x40"),
-                (r#"node_filesystem_size_bytes{job="node-exporter",node="n1",device="/dev/sda1",fstype="ext4",mountpoint="/"}"#, "100x40"),
-                (r#"node_filesystem_avail_bytes{job="node-exporter",node="n1",device="tmpfs",fstype="tmpfs",mountpoint="/run"}"#, "1x40"),
-                (r#"node_filesystem_size_bytes{job="node-exporter",node="n1",device="tmpfs",fstype="tmpfs",mountpoint="/run"}"#, "100x40"),
+                (
+                    r#"node_filesystem_avail_bytes{job="node-exporter",node="n1",device="/dev/sda1",fstype="ext4",mountpoint="/"}"#,
+                    "10x40",
+                ),
+                (
+                    r#"node_filesystem_size_bytes{job="node-exporter",node="n1",device="/dev/sda1",fstype="ext4",mountpoint="/"}"#,
+                    "100x40",
+                ),
+                (
+                    r#"node_filesystem_avail_bytes{job="node-exporter",node="n1",device="tmpfs",fstype="tmpfs",mountpoint="/run"}"#,
+                    "1x40",
+                ),
+                (
+                    r#"node_filesystem_size_bytes{job="node-exporter",node="n1",device="tmpfs",fstype="tmpfs",mountpoint="/run"}"#,
+                    "100x40",
+                ),
             ],
             quiet_at: "4m",
             fires_at: "6m",
@@ -179,8 +228,14 @@ fn cases() -> Vec<Case> {
         Case {
             alert: "NodeNotMonitored",
             series: vec![
-                (r#"kube_node_status_condition{job="kube-state-metrics",node="n1",condition="Ready",status="true"}"#, "1x40"),
-                (r#"kube_node_status_condition{job="kube-state-metrics",node="n2",condition="Ready",status="true"}"#, "1x40"),
+                (
+                    r#"kube_node_status_condition{job="kube-state-metrics",node="n1",condition="Ready",status="true"}"#,
+                    "1x40",
+                ),
+                (
+                    r#"kube_node_status_condition{job="kube-state-metrics",node="n2",condition="Ready",status="true"}"#,
+                    "1x40",
+                ),
                 (r#"up{job="node-exporter",node="n2"}"#, "1x40"),
             ],
             quiet_at: "90s",
@@ -214,13 +269,19 @@ fn each_alert_fires_after_its_for_and_not_before() {
 #[test]
 fn a_raised_threshold_keeps_the_alert_quiet() {
     let spec = MonitoringStackSpec {
-        thresholds: Some(Thresholds { cpu_percent: Some(95.0), ..Default::default() }),
+        thresholds: Some(Thresholds {
+            cpu_percent: Some(95.0),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let rules = rules(&validate(&spec).unwrap().thresholds);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yml"), rules_yaml(&rules)).unwrap();
-    let case = cases().into_iter().find(|c| c.alert == "HighCPUUsage").unwrap();
+    let case = cases()
+        .into_iter()
+        .find(|c| c.alert == "HighCPUUsage")
+        .unwrap();
     let test = json!({
         "interval": "15s",
         "input_series": case.series.iter().map(|(s, v)| json!({ "series": s, "values": v })).collect::<Vec<_>>(),

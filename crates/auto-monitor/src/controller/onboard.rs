@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod, Toleration};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams};
 use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use steward_runtime::Localized;
 
 use super::{Controller, selected};
@@ -36,27 +36,58 @@ impl Controller {
             status.summary = None;
             return Ok(());
         }
-        let url = self.cfg.prometheus_url.clone().unwrap_or_else(|| stack.prometheus_url());
+        let url = self
+            .cfg
+            .prometheus_url
+            .clone()
+            .unwrap_or_else(|| stack.prometheus_url());
         if !self.proms.contains_key(&url) {
             self.proms.insert(url.clone(), PromApi::new(&url)?);
         }
         let prom = self.proms[&url].clone();
         let scrapes = match prom.scrape_views().await {
             Ok(s) => {
-                conditions::set(&mut status.conditions, PROMETHEUS_REACHABLE, true, "Answered", &format!("{url} answered"), now);
+                conditions::set(
+                    &mut status.conditions,
+                    PROMETHEUS_REACHABLE,
+                    true,
+                    "Answered",
+                    &format!("{url} answered"),
+                    now,
+                );
                 s
             }
             Err(e) => {
                 // Without Prometheus nothing can be said about targets: keep the records.
-                conditions::set(&mut status.conditions, PROMETHEUS_REACHABLE, false, "QueryFailed", &e.to_string(), now);
+                conditions::set(
+                    &mut status.conditions,
+                    PROMETHEUS_REACHABLE,
+                    false,
+                    "QueryFailed",
+                    &e.to_string(),
+                    now,
+                );
                 tracing::debug!(%url, error = %e, "Prometheus not answering; onboarding records kept as they are");
                 return Ok(());
             }
         };
         let tolerations = self.exporter_tolerations(stack).await?;
-        let installed_at = status.applied_at.as_deref().and_then(|t| t.parse().ok()).unwrap_or(now);
-        let prev: BTreeMap<String, NodeOnboarding> = status.nodes.iter().map(|r| (r.node.clone(), r.clone())).collect();
-        let mut nodes: Vec<_> = self.nodes.state().into_iter().filter(|n| selected(settings, n)).collect();
+        let installed_at = status
+            .applied_at
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(now);
+        let prev: BTreeMap<String, NodeOnboarding> = status
+            .nodes
+            .iter()
+            .map(|r| (r.node.clone(), r.clone()))
+            .collect();
+        let mut nodes: Vec<_> = self
+            .nodes
+            .state()
+            .into_iter()
+            .filter(|n| selected(settings, n))
+            .collect();
         nodes.sort_by_key(|n| n.name_any());
         let mut records = Vec::with_capacity(nodes.len());
         let deadline = settings.onboarding_deadline;
@@ -65,31 +96,63 @@ impl Controller {
             let exporter = self.exporter_view(stack, &name);
             let mut view = node_view(n, &tolerations);
             let scrape = scrapes.get(&name).copied().unwrap_or_default();
-            let waited = view.ready_since.map(|r| now.duration_since(r.max(installed_at)));
+            let waited = view
+                .ready_since
+                .map(|r| now.duration_since(r.max(installed_at)));
             let maybe_late = waited.is_some_and(|w| w.as_secs_f64() >= deadline.as_secs_f64());
-            if maybe_late && matches!(onboarding::cause(&view, exporter.as_ref(), &scrape), Some(Cause::NoExporterPod | Cause::Unschedulable(_) | Cause::HostPortConflict(_))) {
+            if maybe_late
+                && matches!(
+                    onboarding::cause(&view, exporter.as_ref(), &scrape),
+                    Some(
+                        Cause::NoExporterPod | Cause::Unschedulable(_) | Cause::HostPortConflict(_)
+                    )
+                )
+            {
                 view.port_9100_holders = self.port_holders(stack, &name).await?;
             }
-            let out = onboarding::step(prev.get(&name), &view, exporter.as_ref(), &scrape, installed_at, deadline, now);
+            let out = onboarding::step(
+                prev.get(&name),
+                &view,
+                exporter.as_ref(),
+                &scrape,
+                installed_at,
+                deadline,
+                now,
+            );
             if let Some(secs) = out.onboarded {
                 if view.ready_since.is_some_and(|r| r >= installed_at) {
                     self.metrics.onboarding_seconds.observe(secs);
                 }
                 tracing::info!(node = %name, seconds = secs, "node monitored");
-                let msg = Msg::NodeMonitored { node: &name, seconds: secs }.render(self.cfg.lang);
+                let msg = Msg::NodeMonitored {
+                    node: &name,
+                    seconds: secs,
+                }
+                .render(self.cfg.lang);
                 self.event(&**n, crate::events::node_monitored(msg)).await;
             }
             if let Some(cause) = &out.late {
-                let msg = Msg::NodeLate { node: &name, cause, deadline: deadline.as_secs() }.render(self.cfg.lang);
+                let msg = Msg::NodeLate {
+                    node: &name,
+                    cause,
+                    deadline: deadline.as_secs(),
+                }
+                .render(self.cfg.lang);
                 tracing::warn!(node = %name, cause = cause.reason(), "node not monitored past its deadline");
-                self.event(&**n, crate::events::node_not_monitored(cause, msg)).await;
+                self.event(&**n, crate::events::node_not_monitored(cause, msg))
+                    .await;
             }
             records.push(out.record);
         }
         let monitored = records.iter().filter(|r| r.step == "Monitored").count();
         self.metrics.nodes.clear();
         for r in &records {
-            self.metrics.nodes.get_or_create(&StepLabels { step: r.step.clone() }).inc();
+            self.metrics
+                .nodes
+                .get_or_create(&StepLabels {
+                    step: r.step.clone(),
+                })
+                .inc();
         }
         status.summary = Some(format!("{monitored}/{}", records.len()));
         status.nodes = records;
@@ -105,7 +168,10 @@ impl Controller {
             .into_iter()
             .filter(|p| p.namespace().as_deref() == Some(&stack.namespace))
             .filter(|p| p.labels().get(STACK_LABEL) == Some(&label))
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node) || pending_for(p, node))
+            .filter(|p| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                    || pending_for(p, node)
+            })
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .collect();
         pods.sort_by_key(|p| p.metadata.creation_timestamp.clone());
@@ -115,10 +181,18 @@ impl Controller {
     /// Tolerations of the live node-exporter DaemonSet (helm charts may differ from ours).
     async fn exporter_tolerations(&self, stack: &Stack) -> Result<Vec<Toleration>> {
         let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), &stack.namespace);
-        let ds = api.get_opt(&stack.object_name("node-exporter")).await.map_err(kerr("reading the node-exporter DaemonSet"))?;
+        let ds = api
+            .get_opt(&stack.object_name("node-exporter"))
+            .await
+            .map_err(kerr("reading the node-exporter DaemonSet"))?;
         Ok(ds
             .and_then(|d| d.spec?.template.spec?.tolerations)
-            .unwrap_or_else(|| vec![Toleration { operator: Some("Exists".into()), ..Toleration::default() }]))
+            .unwrap_or_else(|| {
+                vec![Toleration {
+                    operator: Some("Exists".into()),
+                    ..Toleration::default()
+                }]
+            }))
     }
 
     /// Pods not of this stack on `node` that hold host port 9100.
@@ -133,7 +207,11 @@ impl Controller {
             .iter()
             .filter(|p| p.labels().get(STACK_LABEL) != Some(&stack.stack_label()))
             .filter(|p| {
-                p.spec.iter().flat_map(|s| &s.containers).flat_map(|c| c.ports.iter().flatten()).any(|port| port.host_port == Some(NODE_EXPORTER_PORT))
+                p.spec
+                    .iter()
+                    .flat_map(|s| &s.containers)
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .any(|port| port.host_port == Some(NODE_EXPORTER_PORT))
             })
             .map(|p| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()))
             .collect())
@@ -148,34 +226,66 @@ fn pending_for(p: &Pod, node: &str) -> bool {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|r| r.node_selector_terms.clone())
         .unwrap_or_default();
     terms.iter().any(|t| {
-        t.match_fields.iter().flatten().any(|f| f.key == "metadata.name" && f.values.iter().flatten().any(|v| v == node))
+        t.match_fields
+            .iter()
+            .flatten()
+            .any(|f| f.key == "metadata.name" && f.values.iter().flatten().any(|v| v == node))
     })
 }
 
 fn condition_time(p: &Pod, type_: &str, status: &str) -> Option<Timestamp> {
-    p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_ && c.status == status)?.last_transition_time.as_ref().map(|t| t.0)
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
 }
 
 fn exporter(p: &Pod) -> ExporterView {
-    let unschedulable = p.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|cs| {
-        cs.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False").map(|c| c.message.clone().unwrap_or_else(|| c.reason.clone().unwrap_or_default()))
-    });
+    let unschedulable = p
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                .map(|c| {
+                    c.message
+                        .clone()
+                        .unwrap_or_else(|| c.reason.clone().unwrap_or_default())
+                })
+        });
     let waiting_reason = p
         .status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone()));
+        .and_then(|cs| {
+            cs.iter()
+                .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+        });
     ExporterView {
         pod: p.name_any(),
         scheduled_at: condition_time(p, "PodScheduled", "True"),
         unschedulable,
         ready_at: condition_time(p, "Ready", "True"),
         waiting_reason,
-        image: p.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.image.clone()).unwrap_or_default(),
+        image: p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -185,13 +295,26 @@ fn node_view(n: &Node, tolerations: &[Toleration]) -> NodeView {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
-        .map(|c| c.last_transition_time.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0));
+        .map(|c| {
+            c.last_transition_time
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
+        });
     let untolerated_taints = n
         .spec
         .iter()
         .flat_map(|s| s.taints.iter().flatten())
-        .filter(|t| t.effect != "PreferNoSchedule" && !tolerations.iter().any(|tol| tolerates(tol, t)))
-        .map(|t| format!("{}={}:{}", t.key, t.value.clone().unwrap_or_default(), t.effect))
+        .filter(|t| {
+            t.effect != "PreferNoSchedule" && !tolerations.iter().any(|tol| tolerates(tol, t))
+        })
+        .map(|t| {
+            format!(
+                "{}={}:{}",
+                t.key,
+                t.value.clone().unwrap_or_default(),
+                t.effect
+            )
+        })
         .collect();
     NodeView {
         name: n.name_any(),
@@ -200,4 +323,3 @@ fn node_view(n: &Node, tolerations: &[Toleration]) -> NodeView {
         port_9100_holders: Vec::new(),
     }
 }
-

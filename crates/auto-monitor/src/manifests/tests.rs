@@ -60,13 +60,20 @@ fn node_exporter_tolerates_every_taint_and_profile_decides_rootfs() {
     let generic = render(&stack(MonitoringStackSpec::default(), Profile::Generic));
     let ds = find(&generic, "DaemonSet", "mon-node-exporter");
     let pod = &ds["spec"]["template"]["spec"];
-    assert_eq!(pod["tolerations"], serde_json::json!([{ "operator": "Exists" }]));
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([{ "operator": "Exists" }])
+    );
     assert_eq!(pod["containers"][0]["ports"][0]["hostPort"], 9100);
     assert_eq!(pod["containers"][0]["ports"][0]["name"], "metrics");
     assert!(pod["containers"][0]["args"].to_string().contains("rootfs"));
     let kind = render(&stack(MonitoringStackSpec::default(), Profile::Kind));
     let ds = find(&kind, "DaemonSet", "mon-node-exporter");
-    assert!(!ds["spec"]["template"]["spec"]["containers"][0]["args"].to_string().contains("rootfs"));
+    assert!(
+        !ds["spec"]["template"]["spec"]["containers"][0]["args"]
+            .to_string()
+            .contains("rootfs")
+    );
 }
 
 #[test]
@@ -91,7 +98,10 @@ fn config_change_changes_the_prometheus_pod_template_hash() {
     assert_eq!(hash(&a), a.config_hash);
     assert_eq!(hash(&b), b.config_hash);
     // Same input, same hash: no rollout without a change.
-    assert_eq!(render(&stack(MonitoringStackSpec::default(), Profile::Kind)).config_hash, a.config_hash);
+    assert_eq!(
+        render(&stack(MonitoringStackSpec::default(), Profile::Kind)).config_hash,
+        a.config_hash
+    );
 }
 
 #[test]
@@ -114,7 +124,11 @@ fn components_and_storage_decide_objects() {
         .collect();
     assert!(kinds.contains(&"PersistentVolumeClaim/mon-prometheus".to_string()));
     assert!(kinds.contains(&"Deployment/mon-kube-state-metrics".to_string()));
-    assert!(!kinds.iter().any(|k| k.contains("grafana") || k.contains("node-exporter")));
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k.contains("grafana") || k.contains("node-exporter"))
+    );
     let prom = find(&r, "Deployment", "mon-prometheus");
     assert_eq!(
         prom["spec"]["template"]["spec"]["volumes"][1]["persistentVolumeClaim"]["claimName"],

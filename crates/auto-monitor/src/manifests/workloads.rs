@@ -117,7 +117,8 @@ fn deployment(stack: &Stack, component: &str, hash: Option<&str>, pod: PodSpec) 
         ..ObjectMeta::default()
     };
     if let Some(h) = hash {
-        template_meta.annotations = Some([(CONFIG_HASH_ANNOTATION.to_string(), h.to_string())].into());
+        template_meta.annotations =
+            Some([(CONFIG_HASH_ANNOTATION.to_string(), h.to_string())].into());
     }
     Deployment {
         metadata: meta(stack, component, &stack.object_name(component), true),
@@ -194,7 +195,10 @@ pub fn prometheus(stack: &Stack, hash: &str) -> Deployment {
         ports: Some(vec![port("http", 9090)]),
         readiness_probe: Some(http_probe("/-/ready", 9090)),
         resources: Some(resources(stack, "prometheus")),
-        volume_mounts: Some(vec![mount("config", "/etc/prometheus"), mount("data", "/prometheus")]),
+        volume_mounts: Some(vec![
+            mount("config", "/etc/prometheus"),
+            mount("data", "/prometheus"),
+        ]),
         ..Container::default()
     };
     deployment(
@@ -223,7 +227,10 @@ pub fn alertmanager(stack: &Stack, hash: &str) -> Deployment {
         ports: Some(vec![port("http", 9093)]),
         readiness_probe: Some(http_probe("/-/ready", 9093)),
         resources: Some(resources(stack, "alertmanager")),
-        volume_mounts: Some(vec![mount("config", "/etc/alertmanager"), mount("data", "/alertmanager")]),
+        volume_mounts: Some(vec![
+            mount("config", "/etc/alertmanager"),
+            mount("data", "/alertmanager"),
+        ]),
         ..Container::default()
     };
     deployment(
@@ -252,11 +259,17 @@ pub fn grafana(stack: &Stack, hash: &str) -> Deployment {
     let mut mounts = vec![
         VolumeMount {
             sub_path: Some("datasources.yaml".into()),
-            ..mount("provisioning", "/etc/grafana/provisioning/datasources/steward.yaml")
+            ..mount(
+                "provisioning",
+                "/etc/grafana/provisioning/datasources/steward.yaml",
+            )
         },
         VolumeMount {
             sub_path: Some("dashboards.yaml".into()),
-            ..mount("provisioning", "/etc/grafana/provisioning/dashboards/steward.yaml")
+            ..mount(
+                "provisioning",
+                "/etc/grafana/provisioning/dashboards/steward.yaml",
+            )
         },
     ];
     for d in dashboards() {
@@ -349,7 +362,12 @@ pub fn node_exporter(stack: &Stack) -> DaemonSet {
         ..Container::default()
     };
     DaemonSet {
-        metadata: meta(stack, "node-exporter", &stack.object_name("node-exporter"), true),
+        metadata: meta(
+            stack,
+            "node-exporter",
+            &stack.object_name("node-exporter"),
+            true,
+        ),
         spec: Some(DaemonSetSpec {
             selector: LabelSelector {
                 match_labels: Some(stack.selector("node-exporter")),

@@ -34,12 +34,32 @@ fn a_node_walks_every_step_and_keeps_its_times() {
     assert_eq!(o.record.step, "NotReady");
     let o = step(Some(&o.record), &n, None, &none, t(-100), DEADLINE, t(1));
     assert_eq!(o.record.step, "WaitingForExporter");
-    let o = step(Some(&o.record), &n, Some(&exporter(1, None)), &none, t(-100), DEADLINE, t(2));
+    let o = step(
+        Some(&o.record),
+        &n,
+        Some(&exporter(1, None)),
+        &none,
+        t(-100),
+        DEADLINE,
+        t(2),
+    );
     assert_eq!(o.record.step, "ExporterStarting");
     let e = exporter(1, Some(3));
-    let o = step(Some(&o.record), &n, Some(&e), &none, t(-100), DEADLINE, t(4));
+    let o = step(
+        Some(&o.record),
+        &n,
+        Some(&e),
+        &none,
+        t(-100),
+        DEADLINE,
+        t(4),
+    );
     assert_eq!(o.record.step, "WaitingForScrape");
-    let up = ScrapeView { up: Some(true), last_sample: Some(t(5)), availability: Some(1.0) };
+    let up = ScrapeView {
+        up: Some(true),
+        last_sample: Some(t(5)),
+        availability: Some(1.0),
+    };
     let o = step(Some(&o.record), &n, Some(&e), &up, t(-100), DEADLINE, t(6));
     assert_eq!(o.record.step, "Monitored");
     assert_eq!(o.onboarded, Some(5.0));
@@ -48,8 +68,19 @@ fn a_node_walks_every_step_and_keeps_its_times() {
     assert_eq!(o.record.exporter_ready_at, Some(t(3).to_string()));
     assert_eq!(o.record.target_up_at, Some(t(6).to_string()));
     // Later steps never move the recorded times nor count the node again.
-    let later = ScrapeView { last_sample: Some(t(50)), ..up };
-    let o2 = step(Some(&o.record), &n, Some(&e), &later, t(-100), DEADLINE, t(51));
+    let later = ScrapeView {
+        last_sample: Some(t(50)),
+        ..up
+    };
+    let o2 = step(
+        Some(&o.record),
+        &n,
+        Some(&e),
+        &later,
+        t(-100),
+        DEADLINE,
+        t(51),
+    );
     assert_eq!(o2.onboarded, None);
     assert_eq!(o2.record.first_sample_at, o.record.first_sample_at);
     assert_eq!(o2.record.target_up_at, o.record.target_up_at);
@@ -57,8 +88,20 @@ fn a_node_walks_every_step_and_keeps_its_times() {
 
 #[test]
 fn a_node_ready_before_install_is_measured_from_the_install() {
-    let up = ScrapeView { up: Some(true), last_sample: Some(t(1010)), availability: None };
-    let o = step(None, &node(Some(0)), Some(&exporter(1000, Some(1005))), &up, t(1000), DEADLINE, t(1011));
+    let up = ScrapeView {
+        up: Some(true),
+        last_sample: Some(t(1010)),
+        availability: None,
+    };
+    let o = step(
+        None,
+        &node(Some(0)),
+        Some(&exporter(1000, Some(1005))),
+        &up,
+        t(1000),
+        DEADLINE,
+        t(1011),
+    );
     assert_eq!(o.onboarded, Some(10.0));
 }
 
@@ -69,13 +112,44 @@ fn late_nodes_are_reported_once_per_cause() {
     let e = exporter(1, Some(3));
     let o = step(None, &n, Some(&e), &none, t(-1), DEADLINE, t(60));
     assert_eq!(o.late, None, "not late before the deadline");
-    let o = step(Some(&o.record), &n, Some(&e), &none, t(-1), DEADLINE, t(121));
+    let o = step(
+        Some(&o.record),
+        &n,
+        Some(&e),
+        &none,
+        t(-1),
+        DEADLINE,
+        t(121),
+    );
     assert_eq!(o.late, Some(Cause::TargetNotDiscovered));
-    let o = step(Some(&o.record), &n, Some(&e), &none, t(-1), DEADLINE, t(130));
+    let o = step(
+        Some(&o.record),
+        &n,
+        Some(&e),
+        &none,
+        t(-1),
+        DEADLINE,
+        t(130),
+    );
     assert_eq!(o.late, None, "same cause reported once");
-    let down = ScrapeView { up: Some(false), ..none };
-    let o = step(Some(&o.record), &n, Some(&e), &down, t(-1), DEADLINE, t(140));
-    assert_eq!(o.late, Some(Cause::ScrapeFailing), "a new cause is reported");
+    let down = ScrapeView {
+        up: Some(false),
+        ..none
+    };
+    let o = step(
+        Some(&o.record),
+        &n,
+        Some(&e),
+        &down,
+        t(-1),
+        DEADLINE,
+        t(140),
+    );
+    assert_eq!(
+        o.late,
+        Some(Cause::ScrapeFailing),
+        "a new cause is reported"
+    );
     assert_eq!(o.record.late_cause.as_deref(), Some("ScrapeFailing"));
 }
 
@@ -83,19 +157,39 @@ fn late_nodes_are_reported_once_per_cause() {
 fn causes() {
     let ready = node(Some(0));
     let none = ScrapeView::default();
-    let tainted = NodeView { untolerated_taints: vec!["gpu=true:NoSchedule".into()], ..ready.clone() };
-    let port = NodeView { port_9100_holders: vec!["kube-system/other-exporter".into()], ..ready.clone() };
-    let pull = ExporterView { ready_at: None, waiting_reason: Some("ImagePullBackOff".into()), ..exporter(1, None) };
-    let pending = ExporterView {
-        scheduled_at: None,
-        unschedulable: Some("0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports".into()),
+    let tainted = NodeView {
+        untolerated_taints: vec!["gpu=true:NoSchedule".into()],
+        ..ready.clone()
+    };
+    let port = NodeView {
+        port_9100_holders: vec!["kube-system/other-exporter".into()],
+        ..ready.clone()
+    };
+    let pull = ExporterView {
+        ready_at: None,
+        waiting_reason: Some("ImagePullBackOff".into()),
         ..exporter(1, None)
     };
-    let up = ScrapeView { up: Some(true), last_sample: Some(t(1)), availability: None };
+    let pending = ExporterView {
+        scheduled_at: None,
+        unschedulable: Some(
+            "0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports"
+                .into(),
+        ),
+        ..exporter(1, None)
+    };
+    let up = ScrapeView {
+        up: Some(true),
+        last_sample: Some(t(1)),
+        availability: None,
+    };
     let not_ready = node(None);
     let starting = exporter(1, None);
     let running = exporter(1, Some(2));
-    let down = ScrapeView { up: Some(false), ..none };
+    let down = ScrapeView {
+        up: Some(false),
+        ..none
+    };
     let cases: Vec<(&NodeView, Option<&ExporterView>, &ScrapeView, Option<&str>)> = vec![
         (&not_ready, None, &none, Some("NodeNotReady")),
         (&tainted, None, &none, Some("TaintNotTolerated")),
@@ -109,6 +203,10 @@ fn causes() {
         (&ready, Some(&running), &up, None),
     ];
     for (n, e, s, want) in cases {
-        assert_eq!(cause(n, e, s).map(|c| c.reason()), want, "{n:?} {e:?} {s:?}");
+        assert_eq!(
+            cause(n, e, s).map(|c| c.reason()),
+            want,
+            "{n:?} {e:?} {s:?}"
+        );
     }
 }

@@ -63,8 +63,14 @@ impl Fleet {
         std::fs::write(dir.path().join("prometheus.yml"), config)?;
         let log = dir.path().join("prometheus.log");
         let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log)?)
@@ -73,7 +79,11 @@ impl Fleet {
         let url = format!("http://127.0.0.1:{port}");
         let http = testkit::http();
         testkit::wait::until(Duration::from_secs(30), "Prometheus ready", || async {
-            Ok(http.get(format!("{url}/-/ready")).send().await.is_ok_and(|r| r.status().is_success()))
+            Ok(http
+                .get(format!("{url}/-/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success()))
         })
         .await?;
         Ok(Self {
@@ -91,18 +101,31 @@ impl Fleet {
         let child = Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // Fewer collectors: the tests need up, cpu, memory and filesystem only.
-            .args(["--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.filesystem", "--collector.uname", "--collector.loadavg"])
+            .args([
+                "--collector.disable-defaults",
+                "--collector.cpu",
+                "--collector.meminfo",
+                "--collector.filesystem",
+                "--collector.uname",
+                "--collector.loadavg",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;
-        self.exporters.lock().unwrap().insert(node.into(), (port, Some(Proc { child, log })));
+        self.exporters
+            .lock()
+            .unwrap()
+            .insert(node.into(), (port, Some(Proc { child, log })));
         self.write_targets()
     }
 
     /// Adds a target for `node` where nothing listens: its scrapes fail.
     pub fn add_dead_target(&self, node: &str) -> Result<()> {
-        self.exporters.lock().unwrap().insert(node.into(), (free_port(), None));
+        self.exporters
+            .lock()
+            .unwrap()
+            .insert(node.into(), (free_port(), None));
         self.write_targets()
     }
 
@@ -133,7 +156,15 @@ pub fn controller(ns: &str, prometheus_url: &str, admin_port: u16, extra: &[&str
     let log = std::env::temp_dir().join(format!("steward-monitor-{ns}-{}.log", free_port()));
     let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["monitor", "--namespace", ns, "--prometheus-url", prometheus_url, "--poll-interval", "500ms"])
+        .args([
+            "monitor",
+            "--namespace",
+            ns,
+            "--prometheus-url",
+            prometheus_url,
+            "--poll-interval",
+            "500ms",
+        ])
         .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
@@ -147,7 +178,10 @@ pub fn controller(ns: &str, prometheus_url: &str, admin_port: u16, extra: &[&str
 
 /// The controller's /metrics text.
 pub async fn metrics(admin_port: u16) -> Result<String> {
-    let r = testkit::http().get(format!("http://127.0.0.1:{admin_port}/metrics")).send().await?;
+    let r = testkit::http()
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await?;
     if !r.status().is_success() {
         bail!("metrics: {}", r.status());
     }
