@@ -37,9 +37,9 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            onboarding_seconds: Histogram::new(
-                [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0].into_iter(),
-            ),
+            onboarding_seconds: Histogram::new([
+                1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
             nodes: Family::default(),
             errors: Family::default(),
             applies: Counter::default(),

@@ -121,12 +121,14 @@ mod tests {
 
     #[test]
     fn thresholds_reach_the_expressions() {
-        let mut spec = MonitoringStackSpec::default();
-        spec.thresholds = Some(crate::crd::Thresholds {
-            cpu_percent: Some(90.0),
-            node_down_for: Some("30s".into()),
+        let spec = MonitoringStackSpec {
+            thresholds: Some(crate::crd::Thresholds {
+                cpu_percent: Some(90.0),
+                node_down_for: Some("30s".into()),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         let s = crate::validate::validate(&spec).unwrap_or_else(|e| panic!("{e:?}"));
         let r = rules(&s.thresholds);
         let by = |a: &str| r.iter().find(|r| r.alert == a).cloned();

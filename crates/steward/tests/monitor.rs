@@ -446,9 +446,22 @@ async fn spec_changes_prune_and_invalid_specs_change_nothing() {
     // owner, the cluster-scoped RBAC is swept by the controller.
     api.delete("mon", &DeleteParams::default()).await.unwrap();
     let roles: Api<ClusterRole> = Api::all(env.client.clone());
-    wait::gone(&roles, &format!("steward-monitor-{}-mon-prometheus", env.ns), T).await.unwrap();
-    let bindings: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> = Api::all(env.client.clone());
-    wait::gone(&bindings, &format!("steward-monitor-{}-mon-prometheus", env.ns), T).await.unwrap();
+    wait::gone(
+        &roles,
+        &format!("steward-monitor-{}-mon-prometheus", env.ns),
+        T,
+    )
+    .await
+    .unwrap();
+    let bindings: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> =
+        Api::all(env.client.clone());
+    wait::gone(
+        &bindings,
+        &format!("steward-monitor-{}-mon-prometheus", env.ns),
+        T,
+    )
+    .await
+    .unwrap();
     wait::gone(&deployments, "mon-prometheus", T).await.unwrap();
     wait::gone(&cms, "mon-prometheus", T).await.unwrap();
 }

@@ -71,6 +71,9 @@ impl Controller {
                 return Ok(());
             }
         };
+        // "Seen by steward" times are taken after the answer: the pass's start would
+        // come before the sample it reports.
+        let now = Timestamp::now();
         let tolerations = self.exporter_tolerations(stack).await?;
         let installed_at = status
             .applied_at
