@@ -28,6 +28,9 @@ use crate::stack::{FIELD_MANAGER, Stack};
 use crate::validate::{InstallMode, Settings, validate};
 use crate::{events, install, manifests, preflight, profile};
 
+/// How often an install blocked by pre-flight is checked again without a spec change.
+const BLOCKED_RETRY: Duration = Duration::from_secs(30);
+
 /// Controller configuration (from flags).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -57,6 +60,8 @@ pub struct Controller {
     pods: Store<Pod>,
     /// Per stack: when it was last applied and the render's hash.
     applied: HashMap<String, (Instant, String)>,
+    /// Per stack: when pre-flight last blocked its install.
+    blocked: HashMap<String, Instant>,
     /// Stacks seen on the last pass, as `<namespace>.<name>`.
     known: Option<std::collections::BTreeSet<String>>,
     /// Prometheus API clients by URL (one connection pool each).
@@ -112,6 +117,7 @@ pub async fn run(
         applied: HashMap::new(),
         proms: HashMap::new(),
         known: None,
+        blocked: HashMap::new(),
     };
     // Drive the watches until each has its first list before deciding anything.
     let synced = |c: &Controller| {
@@ -277,13 +283,20 @@ impl Controller {
             .map(|m| m.object.to_string())
             .collect();
         let hash = manifests::hash(&objects.iter().map(String::as_str).collect::<Vec<_>>());
-        let due = status.observed_generation != ms.metadata.generation
-            || status.profile.as_deref() != Some(stack.profile.as_str())
-            || status.phase.as_deref() == Some("Failed")
-            || self
-                .applied
-                .get(&key)
-                .is_none_or(|(at, h)| at.elapsed() >= self.cfg.resync || *h != hash);
+        let changed = status.observed_generation != ms.metadata.generation
+            || status.profile.as_deref() != Some(stack.profile.as_str());
+        let stale = self
+            .applied
+            .get(&key)
+            .is_none_or(|(at, h)| at.elapsed() >= self.cfg.resync || *h != hash);
+        // A blocked pre-flight is retried on a spec change at once, otherwise every
+        // BLOCKED_RETRY: its snapshot lists every pod in the cluster.
+        let due = changed
+            || (stale
+                && self
+                    .blocked
+                    .get(&key)
+                    .is_none_or(|at| at.elapsed() >= BLOCKED_RETRY));
         if due {
             let cluster = install::gather(&self.client, stack).await?;
             let findings = preflight::check(stack, &cluster);
@@ -308,6 +321,7 @@ impl Controller {
                     now,
                 );
                 status.phase = Some("Failed".into());
+                self.blocked.insert(key, Instant::now());
                 if was.as_deref() != Some(msg.as_str()) {
                     self.event(ms, events::preflight_blocked(msg)).await;
                 }
@@ -344,6 +358,7 @@ impl Controller {
             status.inventory = applied;
             status.config_hash = Some(rendered.config_hash.clone());
             status.applied_at.get_or_insert_with(|| now.to_string());
+            self.blocked.remove(&key);
             self.applied.insert(key, (Instant::now(), hash));
             tracing::info!(stack = %format!("{}/{}", stack.namespace, stack.name), objects = status.inventory.len(), pruned = pruned.len(), profile = stack.profile.as_str(), "applied");
             if changed {

@@ -141,7 +141,8 @@ pub fn step(
         r.exporter_pod = None;
     }
     r.target_up = scrape.up == Some(true);
-    r.availability = scrape.availability;
+    // Rounded to 0.1 %: finer changes would rewrite the status on every poll.
+    r.availability = scrape.availability.map(|a| (a * 1000.0).round() / 1000.0);
     if r.target_up && r.target_up_at.is_none() {
         r.target_up_at = Some(rfc(now));
     }

@@ -603,3 +603,35 @@ async fn helm_mode_installs_with_generated_values_and_rolls_back_a_failed_upgrad
         args(&d)
     );
 }
+
+/// Pre-flight runs before anything is applied: storage asked for on a cluster without
+/// a default StorageClass blocks the install with the reason, and nothing exists.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocking_preflight_finding_applies_nothing() {
+    let env = testkit::env("monpre").await.unwrap();
+    env.add_nodes("n", 1, |s| s).await.unwrap();
+    let _ctl = controller(&env.ns, "http://127.0.0.1:1", free_port(), &[]).unwrap();
+    let api = create_stack(&env, json!({ "storage": { "size": "1Gi" } })).await;
+    let ms = wait_stack(&api, "phase Failed", |m| phase(m) == Some("Failed")).await;
+    let c = condition(&ms, "PreflightPassed").unwrap();
+    assert_eq!(c.status, "False");
+    assert!(c.message.contains("no default StorageClass"), "{c:?}");
+    let st = ms.status.unwrap();
+    assert!(st.inventory.is_empty(), "{:?}", st.inventory);
+    assert!(
+        st.preflight
+            .iter()
+            .any(|f| f.check == "storage" && f.severity == "blocking")
+    );
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    assert!(
+        deployments
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+    assert!(cms.get_opt("mon-prometheus").await.unwrap().is_none());
+}
