@@ -60,6 +60,8 @@ pub struct Controller {
     pods: Store<Pod>,
     /// Per stack: when it was last applied and the render's hash.
     applied: HashMap<String, (Instant, String)>,
+    /// Per stack: the last valid settings, for onboarding while the spec is invalid.
+    last_good: HashMap<String, Settings>,
     /// Per stack: when pre-flight last blocked its install.
     blocked: HashMap<String, Instant>,
     /// Stacks seen on the last pass, as `<namespace>.<name>`.
@@ -118,6 +120,7 @@ pub async fn run(
         proms: HashMap::new(),
         known: None,
         blocked: HashMap::new(),
+        last_good: HashMap::new(),
     };
     // Drive the watches until each has its first list before deciding anything.
     let synced = |c: &Controller| {
@@ -216,6 +219,17 @@ impl Controller {
                     tracing::warn!(stack = %format!("{ns}/{name}"), errors = %lines.join("; "), "invalid MonitoringStack; nothing applied or removed");
                     self.event(ms, events::spec_invalid(msg)).await;
                 }
+                // What is installed keeps running: onboarding goes on with the last
+                // valid settings this process saw.
+                if let Some(settings) = self.last_good.get(&format!("{ns}/{name}")).cloned() {
+                    let profile = status
+                        .profile
+                        .as_deref()
+                        .and_then(crate::validate::parse_profile)
+                        .unwrap_or(crate::validate::Profile::Generic);
+                    let stack = Stack::new(&name, &ns, settings.clone(), profile);
+                    self.onboard(&stack, &settings, &mut status, now).await?;
+                }
             }
             Ok(settings) => {
                 conditions::set(
@@ -232,6 +246,8 @@ impl Controller {
                     .profile
                     .unwrap_or_else(|| profile::detect(&all_nodes));
                 let stack = Stack::new(&name, &ns, settings.clone(), profile);
+                self.last_good
+                    .insert(format!("{ns}/{name}"), settings.clone());
                 match settings.mode {
                     InstallMode::Embedded => self.embedded(ms, &stack, &mut status, now).await?,
                     InstallMode::Helm => {

@@ -186,10 +186,7 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
     }
     let profile = match spec.profile.as_deref() {
         None | Some("auto") => None,
-        Some("kind") => Some(Profile::Kind),
-        Some("minikube") => Some(Profile::Minikube),
-        Some("k3s") => Some(Profile::K3s),
-        Some("generic") => Some(Profile::Generic),
+        Some(p) if parse_profile(p).is_some() => parse_profile(p),
         Some(other) => {
             err(
                 "spec.profile",
@@ -318,6 +315,17 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
         prometheus_url: spec.prometheus_url.clone(),
         helm: spec.helm.clone(),
     })
+}
+
+/// A profile by its lowercase name.
+pub fn parse_profile(s: &str) -> Option<Profile> {
+    match s {
+        "kind" => Some(Profile::Kind),
+        "minikube" => Some(Profile::Minikube),
+        "k3s" => Some(Profile::K3s),
+        "generic" => Some(Profile::Generic),
+        _ => None,
+    }
 }
 
 /// Parses a Prometheus duration (`1h30m`, `15d`, `500ms`): units y, w, d, h, m, s,

@@ -409,6 +409,14 @@ async fn spec_changes_prune_and_invalid_specs_change_nothing() {
         versions(&cms.list(&ListParams::default()).await.unwrap().items),
         before_c
     );
+    // Onboarding goes on while the spec is invalid: a node added now is monitored.
+    let during = env.add_nodes("during", 1, |s| s).await.unwrap();
+    fleet.start_exporter(&during[0]).unwrap();
+    let ms = wait_stack(&api, "node added while invalid monitored", |m| {
+        monitored(m, &during[0])
+    })
+    .await;
+    assert_eq!(phase(&ms), Some("Invalid"));
 
     // Valid again, without grafana and with a new threshold: grafana is pruned and
     // Prometheus rolls to the new rules.
