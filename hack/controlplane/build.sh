@@ -50,6 +50,11 @@ done
 # Karpenter with its kwok cloud provider: real NodePools, NodeClaims and karpenter_*
 # metrics for the drain tests. Its CRDs come from the same module version.
 build karpenter sigs.k8s.io/karpenter/kwok karpenter-kwok
+# helm for the helm install mode of steward monitor.
+build helm helm.sh/helm/v3/cmd/helm helm "-X helm.sh/helm/v3/internal/version.version=v3.22.0"
+# promtool with Kubernetes service discovery (Debian's is built without it), to check
+# the Prometheus configuration steward monitor generates.
+build promtool github.com/prometheus/prometheus/cmd/promtool promtool
 crds="$bin/../karpenter-crds"
 if [ ! -f "$crds/.done" ]; then
   src=$(cd "$here/karpenter" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)

@@ -46,6 +46,8 @@ pub enum Command {
     /// Karpenter NodePool metrics.
     #[command(subcommand)]
     Karpenter(KarpenterCommand),
+    /// Install and keep the monitoring stack a MonitoringStack declares, and onboard every node into monitoring; `status` prints each node's onboarding.
+    Monitor(auto_monitor::MonitorArgs),
     /// Run a local simulated cluster: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with kwok nodes.
     Sim(crate::sim::Args),
 }
@@ -69,6 +71,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Monitor(args) => {
+            let shutdown = steward_runtime::Shutdown::new();
+            shutdown.on_signals();
+            auto_monitor::run(args, cli.lang, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Karpenter(KarpenterCommand::AllocateRate(args)) => {
             node_drain::run_allocate_rate(args, cli.lang).await?;

@@ -1,0 +1,65 @@
+//! Errors of auto-monitoring.
+
+/// Why a reconcile, an install or a status query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done.
+        what: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Prometheus API failed or answered something unusable.
+    #[error("Prometheus at {url}: {reason}")]
+    Prometheus {
+        /// Base URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The MonitoringStack does not exist.
+    #[error(
+        "MonitoringStack {namespace}/{name} not found; create one (see docs/monitor.md) or pass --name"
+    )]
+    NotFound {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// helm failed.
+    #[error("helm {what}: {reason}")]
+    Helm {
+        /// The helm command.
+        what: String,
+        /// Its error output or why it could not run.
+        reason: String,
+    },
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] steward_runtime::Error),
+}
+
+impl Error {
+    /// A short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube { .. } => "kubernetes",
+            Self::Prometheus { .. } => "prometheus",
+            Self::NotFound { .. } => "input",
+            Self::Helm { .. } => "helm",
+            Self::Runtime(e) => e.metric_label(),
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube { what, source }
+}

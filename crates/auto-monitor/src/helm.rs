@@ -1,0 +1,321 @@
+//! Helm install mode: CRDs first by server-side apply (Helm installs a chart's CRDs
+//! once and never upgrades them), then `helm upgrade --install --atomic` with values
+//! steward generates; `--atomic` rolls the release back when the upgrade fails.
+//!
+//! The values target the kube-prometheus-stack chart's keys: monitors and rules are
+//! selected without the `release` label (the `*SelectorNilUsesHelmValues: false`
+//! pitfall), node-exporter series get a `node` label, the control-plane scrapes that
+//! always fail on kind/minikube/k3s are switched off by profile, and the chart's own
+//! node alerts that steward's rules replace are disabled so nothing fires twice.
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::conditions::{self, AVAILABLE};
+use crate::crd::{MonitoringStack, MonitoringStackStatus};
+use crate::error::{Error, Result, kube as kerr};
+use crate::rules::{rules, rules_document};
+use crate::stack::{FIELD_MANAGER, Stack};
+use crate::validate::Profile;
+
+/// kube-prometheus-stack alerts that steward's default rules replace.
+const REPLACED_ALERTS: [&str; 4] = [
+    "NodeFilesystemAlmostOutOfSpace",
+    "NodeFilesystemSpaceFillingUp",
+    "TargetDown",
+    "NodeExporterDown",
+];
+
+/// The values steward generates for the chart. Pure.
+pub fn values(stack: &Stack) -> Value {
+    let s = &stack.settings;
+    let local = stack.profile != Profile::Generic;
+    let r = |c: &str| {
+        serde_json::to_value(crate::manifests::workloads::resources(stack, c)).unwrap_or_default()
+    };
+    let node_selector = s.placement.node_selector.clone().unwrap_or_default();
+    let tolerations = s.placement.tolerations.clone().unwrap_or_default();
+    json!({
+        "prometheus": {
+            "enabled": s.has("prometheus"),
+            "prometheusSpec": {
+                "retention": s.retention,
+                "scrapeInterval": s.scrape_interval,
+                "evaluationInterval": s.scrape_interval,
+                "resources": r("prometheus"),
+                "serviceMonitorSelectorNilUsesHelmValues": false,
+                "podMonitorSelectorNilUsesHelmValues": false,
+                "ruleSelectorNilUsesHelmValues": false,
+                "probeSelectorNilUsesHelmValues": false,
+                "nodeSelector": node_selector,
+                "tolerations": tolerations,
+            },
+        },
+        "alertmanager": { "enabled": s.has("alertmanager"), "alertmanagerSpec": { "nodeSelector": node_selector, "tolerations": tolerations } },
+        "grafana": {
+            "enabled": s.has("grafana"),
+            "nodeSelector": node_selector,
+            "tolerations": tolerations,
+            "sidecar": { "dashboards": { "enabled": true, "label": "grafana_dashboard", "labelValue": "1" } },
+        },
+        "nodeExporter": { "enabled": s.has("node-exporter") },
+        "prometheus-node-exporter": {
+            "resources": r("node-exporter"),
+            "nodeSelector": s.node_selector,
+            "tolerations": [{ "operator": "Exists" }],
+            "prometheus": { "monitor": { "relabelings": [
+                { "sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node", "action": "replace" },
+            ]}},
+        },
+        "kubeStateMetrics": { "enabled": s.has("kube-state-metrics") },
+        "kube-state-metrics": { "nodeSelector": node_selector, "tolerations": tolerations },
+        "kubeEtcd": { "enabled": !local },
+        "kubeScheduler": { "enabled": !local },
+        "kubeControllerManager": { "enabled": !local },
+        "kubeProxy": { "enabled": stack.profile != Profile::K3s },
+        "defaultRules": { "disabled": REPLACED_ALERTS.iter().map(|a| (a.to_string(), json!(true))).collect::<serde_json::Map<_, _>>() },
+        "additionalPrometheusRulesMap": { "steward-node": rules_document(&rules(&s.thresholds)) },
+    })
+}
+
+/// Merges `extra` over `base` (maps recursively, anything else replaced).
+pub fn merge(base: &mut Value, extra: &Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e.clone(),
+    }
+}
+
+async fn helm(bin: &str, args: &[&str], timeout: Duration) -> Result<String> {
+    let what = args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+    let child = tokio::process::Command::new(bin)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(timeout, child)
+        .await
+        .map_err(|_| Error::Helm {
+            what: what.clone(),
+            reason: format!("no answer within {timeout:?}"),
+        })?
+        .map_err(|e| Error::Helm {
+            what: what.clone(),
+            reason: format!("cannot run {bin}: {e} (install helm or use installMode: embedded)"),
+        })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(Error::Helm { what, reason: err });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Applies the chart's CRDs with server-side apply; returns their names.
+async fn apply_crds(
+    client: &Client,
+    bin: &str,
+    chart: &str,
+    version: Option<&str>,
+) -> Result<Vec<String>> {
+    let mut args = vec!["show", "crds", chart];
+    if let Some(v) = version {
+        args.extend(["--version", v]);
+    }
+    let text = helm(bin, &args, Duration::from_secs(120)).await?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let mut names = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v = serde_json::to_value(
+            <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| {
+                Error::Helm {
+                    what: "show crds".into(),
+                    reason: format!("unreadable CRD YAML: {e}"),
+                }
+            })?,
+        )
+        .unwrap_or_default();
+        if v.is_null() {
+            continue;
+        }
+        let crd: CustomResourceDefinition = serde_json::from_value(v).map_err(|e| Error::Helm {
+            what: "show crds".into(),
+            reason: format!("not a CustomResourceDefinition: {e}"),
+        })?;
+        let name = crd.name_any();
+        api.patch(&name, &pp, &Patch::Apply(&crd))
+            .await
+            .map_err(kerr(format!("applying CRD {name}")))?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// One helm-mode pass: CRDs, then upgrade --install when the values or the spec changed.
+pub async fn reconcile(
+    client: &Client,
+    bin: &str,
+    ms: &MonitoringStack,
+    stack: &Stack,
+    status: &mut MonitoringStackStatus,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(spec) = stack.settings.helm.clone() else {
+        return Ok(());
+    };
+    let mut v = values(stack);
+    if let Some(extra) = &spec.values {
+        merge(&mut v, extra);
+    }
+    let hash = crate::manifests::hash(&[
+        &v.to_string(),
+        &spec.chart,
+        spec.version.as_deref().unwrap_or(""),
+    ]);
+    // A failed upgrade was rolled back; it is retried when the spec changes, not in a loop.
+    let settled = matches!(status.phase.as_deref(), Some("Installed" | "Failed"));
+    if status.config_hash.as_deref() == Some(&hash)
+        && status.observed_generation == ms.metadata.generation
+        && settled
+    {
+        return Ok(());
+    }
+    status.observed_generation = ms.metadata.generation;
+    status.profile = Some(stack.profile.as_str().into());
+    let release = spec.release.clone().unwrap_or_else(|| stack.name.clone());
+    let result = async {
+        let crds = apply_crds(client, bin, &spec.chart, spec.version.as_deref()).await?;
+        let file = std::env::temp_dir().join(format!(
+            "steward-monitor-{}-{}-{}.yaml",
+            stack.namespace,
+            stack.name,
+            std::process::id()
+        ));
+        std::fs::write(&file, serde_yaml::to_string(&v).unwrap_or_default()).map_err(|e| {
+            Error::Helm {
+                what: "values".into(),
+                reason: format!("writing {}: {e}", file.display()),
+            }
+        })?;
+        let file_s = file.display().to_string();
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            &release,
+            &spec.chart,
+            "--namespace",
+            &stack.namespace,
+            "--values",
+            &file_s,
+            "--atomic",
+            "--wait",
+            "--timeout",
+            spec.timeout.as_deref().unwrap_or("5m"),
+            "--skip-crds",
+        ];
+        if let Some(ver) = &spec.version {
+            args.extend(["--version", ver]);
+        }
+        let out = helm(bin, &args, Duration::from_secs(900)).await;
+        let _ = std::fs::remove_file(&file);
+        out.map(|_| crds)
+    }
+    .await;
+    match result {
+        Ok(crds) => {
+            status.config_hash = Some(hash);
+            status.applied_at.get_or_insert_with(|| now.to_string());
+            status.phase = Some("Installed".into());
+            conditions::set(
+                &mut status.conditions,
+                AVAILABLE,
+                true,
+                "HelmDeployed",
+                &format!(
+                    "release {release} deployed; CRDs applied first: {}",
+                    if crds.is_empty() {
+                        "none".into()
+                    } else {
+                        crds.join(", ")
+                    }
+                ),
+                now,
+            );
+            tracing::info!(%release, chart = %spec.chart, "helm release deployed");
+        }
+        Err(e) => {
+            // --atomic already rolled the release back to its last good revision.
+            status.config_hash = Some(hash);
+            status.phase = Some("Failed".into());
+            conditions::set(
+                &mut status.conditions,
+                AVAILABLE,
+                false,
+                "HelmFailed",
+                &format!("{e}; the release was rolled back"),
+                now,
+            );
+            tracing::warn!(%release, error = %e, "helm upgrade failed and was rolled back");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::MonitoringStackSpec;
+
+    fn stack(profile: Profile) -> Stack {
+        let s = crate::validate::validate(&MonitoringStackSpec::default())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        Stack::new("mon", "m", s, profile)
+    }
+
+    #[test]
+    fn values_avoid_the_pitfalls() {
+        let v = values(&stack(Profile::Kind));
+        assert_eq!(
+            v["prometheus"]["prometheusSpec"]["serviceMonitorSelectorNilUsesHelmValues"],
+            false
+        );
+        assert_eq!(
+            v["prometheus"]["prometheusSpec"]["ruleSelectorNilUsesHelmValues"],
+            false
+        );
+        assert_eq!(v["kubeScheduler"]["enabled"], false);
+        assert_eq!(v["kubeEtcd"]["enabled"], false);
+        assert_eq!(
+            v["defaultRules"]["disabled"]["NodeFilesystemAlmostOutOfSpace"],
+            true
+        );
+        assert_eq!(
+            v["prometheus-node-exporter"]["prometheus"]["monitor"]["relabelings"][0]["targetLabel"],
+            "node"
+        );
+        assert!(
+            v["additionalPrometheusRulesMap"]["steward-node"]["groups"][0]["rules"]
+                .as_array()
+                .is_some_and(|r| r.len() == 5)
+        );
+        let g = values(&stack(Profile::Generic));
+        assert_eq!(g["kubeScheduler"]["enabled"], true);
+        let k3s = values(&stack(Profile::K3s));
+        assert_eq!(k3s["kubeProxy"]["enabled"], false);
+    }
+
+    #[test]
+    fn merge_overrides_leaves() {
+        let mut a = json!({"a": {"b": 1, "c": 2}, "d": [1]});
+        merge(&mut a, &json!({"a": {"b": 3}, "d": [2, 3]}));
+        assert_eq!(a, json!({"a": {"b": 3, "c": 2}, "d": [2, 3]}));
+    }
+}

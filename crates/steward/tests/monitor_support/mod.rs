@@ -1,0 +1,189 @@
+//! Real peers for `steward monitor` tests: node-exporter processes standing in for
+//! the simulated nodes, a real Prometheus scraping them through file-based service
+//! discovery with the `node` label the generated configuration sets (kwok pod IPs
+//! are not reachable, so Kubernetes service discovery cannot be used here), and the
+//! controller as a child process.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Prometheus scraping one node-exporter per simulated node, `job="node-exporter"`,
+/// each target labelled with its node's name.
+pub struct Fleet {
+    dir: tempfile::TempDir,
+    prometheus: Proc,
+    pub url: String,
+    exporters: Mutex<BTreeMap<String, (u16, Option<Proc>)>>,
+}
+
+impl Fleet {
+    pub async fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        std::fs::write(dir.path().join("targets.json"), "[]")?;
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: node-exporter\n  file_sd_configs:\n  - files: ['{}']\n    refresh_interval: 1s\n",
+            dir.path().join("targets.json").display()
+        );
+        std::fs::write(dir.path().join("prometheus.yml"), config)?;
+        let log = dir.path().join("prometheus.log");
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::create(dir.path().join("prometheus.err"))?)
+            .spawn()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let http = testkit::http();
+        testkit::wait::until(Duration::from_secs(30), "Prometheus ready", || async {
+            Ok(http
+                .get(format!("{url}/-/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success()))
+        })
+        .await?;
+        Ok(Self {
+            dir,
+            prometheus: Proc { child, log },
+            url,
+            exporters: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Starts a node-exporter for `node` and adds it as a target.
+    pub fn start_exporter(&self, node: &str) -> Result<()> {
+        let port = free_port();
+        let log = self.dir.path().join(format!("exporter-{node}.log"));
+        let child = Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Fewer collectors: the tests need up, cpu, memory and filesystem only.
+            .args([
+                "--collector.disable-defaults",
+                "--collector.cpu",
+                "--collector.meminfo",
+                "--collector.filesystem",
+                "--collector.uname",
+                "--collector.loadavg",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        self.exporters
+            .lock()
+            .unwrap()
+            .insert(node.into(), (port, Some(Proc { child, log })));
+        self.write_targets()
+    }
+
+    /// Adds a target for `node` where nothing listens: its scrapes fail.
+    pub fn add_dead_target(&self, node: &str) -> Result<()> {
+        self.exporters
+            .lock()
+            .unwrap()
+            .insert(node.into(), (free_port(), None));
+        self.write_targets()
+    }
+
+    /// Stops `node`'s exporter and removes its target.
+    pub fn remove(&self, node: &str) -> Result<()> {
+        self.exporters.lock().unwrap().remove(node);
+        self.write_targets()
+    }
+
+    fn write_targets(&self) -> Result<()> {
+        let list: Vec<serde_json::Value> = self
+            .exporters
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(node, (port, _))| serde_json::json!({ "targets": [format!("127.0.0.1:{port}")], "labels": { "node": node } }))
+            .collect();
+        // Write then rename: Prometheus must never read half a file.
+        let tmp = self.dir.path().join("targets.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string(&list)?)?;
+        std::fs::rename(tmp, self.dir.path().join("targets.json"))?;
+        Ok(())
+    }
+}
+
+/// `steward monitor` for one namespace, reading onboarding from `prometheus_url`.
+pub fn controller(ns: &str, prometheus_url: &str, admin_port: u16, extra: &[&str]) -> Result<Proc> {
+    let log = std::env::temp_dir().join(format!("steward-monitor-{ns}-{}.log", free_port()));
+    let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args([
+            "monitor",
+            "--namespace",
+            ns,
+            "--prometheus-url",
+            prometheus_url,
+            "--poll-interval",
+            "500ms",
+        ])
+        .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    Ok(Proc { child, log })
+}
+
+/// The controller's /metrics text.
+pub async fn metrics(admin_port: u16) -> Result<String> {
+    let r = testkit::http()
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("metrics: {}", r.status());
+    }
+    Ok(r.text().await?)
+}
