@@ -1,0 +1,393 @@
+//! The Kubernetes backend: one pod (one container) per worker, observed through a
+//! pod watch, never polled.
+//!
+//! Every run or task has a small ConfigMap, `ottoscaler-<run|task>-<id>`, which is
+//! both its durable record (state, reason, end time: a fixed handful of keys, not an
+//! unbounded custom resource) and the owner of its worker pods: deleting it lets the
+//! garbage collector remove every worker, even ones the scaler never saw again.
+//! Container logs are followed through the API (`follow`, `timestamps`) from the
+//! moment a pod runs into the run's log buffer.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::backend::{
+    ANNOTATION_BUSY, Backend, BackendResult, EventSink, Group, GroupRecord, LABEL_WORKER, Phase, WorkerEvent,
+    WorkerLabels, WorkerObs, WorkerPlan,
+};
+use crate::error::{Error, kube as kube_err};
+use crate::hub::{LogHub, now_ms};
+use crate::logs::Stream;
+use crate::retry::FailureClass;
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "steward-ottoscaler";
+const RECORD_LABEL_KIND: &str = "steward.io/ottoscaler-kind";
+const RECORD_LABEL_ID: &str = "steward.io/ottoscaler-id";
+
+/// Workers as pods in one namespace.
+#[derive(Clone)]
+pub struct KubeBackend {
+    client: Client,
+    pods: Api<Pod>,
+    cms: Api<ConfigMap>,
+    followed: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for KubeBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeBackend").finish_non_exhaustive()
+    }
+}
+
+fn record_name(g: &Group) -> String {
+    format!("ottoscaler-{}-{}", g.kind(), g.id())
+}
+
+fn ts_ms(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> i64 {
+    t.map_or(0, |t| t.0.as_millisecond())
+}
+
+/// Why a failed (or stuck Pending) pod failed, from its status. Pure.
+pub fn classify(pod: &Pod) -> (Option<FailureClass>, Option<i32>) {
+    let Some(st) = pod.status.as_ref() else { return (None, None) };
+    let container = st.container_statuses.as_ref().and_then(|c| c.first());
+    let terminated = container.and_then(|c| c.state.as_ref()).and_then(|s| s.terminated.as_ref());
+    let waiting = container.and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref());
+    let code = terminated.map(|t| t.exit_code);
+    let phase = st.phase.as_deref().unwrap_or("Pending");
+    if phase == "Pending" {
+        let pull = waiting
+            .and_then(|w| w.reason.as_deref())
+            .is_some_and(|r| matches!(r, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"));
+        return (pull.then_some(FailureClass::ImagePull), None);
+    }
+    if phase != "Failed" {
+        return (None, code);
+    }
+    let disruption = st
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+        .and_then(|c| c.reason.as_deref());
+    let class = match (st.reason.as_deref(), disruption, terminated.and_then(|t| t.reason.as_deref()), code) {
+        (Some("Evicted"), ..) | (_, Some("EvictionByEvictionAPI" | "PreemptionByScheduler" | "TerminationByKubelet"), ..) => FailureClass::Evicted,
+        (Some("NodeLost" | "Shutdown" | "NodeShutdown" | "UnexpectedAdmissionError"), ..) | (_, Some("DeletionByTaintManager"), ..) => FailureClass::NodeLost,
+        (_, _, Some("OOMKilled"), _) => FailureClass::OomKilled,
+        (_, _, _, Some(c)) if c != 0 => FailureClass::ExitCode(c),
+        _ => FailureClass::NodeLost,
+    };
+    (Some(class), code)
+}
+
+/// A worker pod as the scaler sees it; `None` for pods without worker labels. Pure.
+pub fn observe(pod: &Pod) -> Option<WorkerObs> {
+    let labels = WorkerLabels::from_map(pod.metadata.labels.as_ref()?)?;
+    let phase_s = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let mut phase = match phase_s {
+        "Running" | "Unknown" => Phase::Running,
+        "Succeeded" => Phase::Succeeded,
+        "Failed" => Phase::Failed,
+        _ => Phase::Pending,
+    };
+    if pod.metadata.deletion_timestamp.is_some() && matches!(phase, Phase::Pending | Phase::Running) {
+        phase = Phase::Terminating;
+    }
+    let (failure, exit_code) = classify(pod);
+    Some(WorkerObs {
+        name: pod.name_any(),
+        labels,
+        phase,
+        failure,
+        exit_code: if phase == Phase::Succeeded { Some(exit_code.unwrap_or(0)) } else { exit_code },
+        busy: pod.annotations().get(ANNOTATION_BUSY).is_some_and(|v| v == "true"),
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        created_ms: ts_ms(pod.metadata.creation_timestamp.as_ref()),
+    })
+}
+
+/// Splits a `timestamps=true` log line into (ms since the epoch, text).
+fn split_timestamp(line: &str) -> (i64, &str) {
+    line.split_once(' ')
+        .and_then(|(ts, rest)| ts.parse::<jiff::Timestamp>().ok().map(|t| (t.as_millisecond(), rest)))
+        .unwrap_or((now_ms(), line))
+}
+
+impl KubeBackend {
+    /// Workers in `namespace`.
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self {
+            pods: Api::namespaced(client.clone(), namespace),
+            cms: Api::namespaced(client.clone(), namespace),
+            client,
+            followed: Arc::default(),
+        }
+    }
+
+    fn follow_logs(&self, obs: &WorkerObs, logs: &LogHub) {
+        if !matches!(obs.phase, Phase::Running | Phase::Succeeded | Phase::Failed)
+            || !self.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(obs.name.clone())
+        {
+            return;
+        }
+        let (pods, logs, obs) = (self.pods.clone(), logs.clone(), obs.clone());
+        tokio::spawn(async move {
+            let lp = LogParams { follow: true, timestamps: true, ..LogParams::default() };
+            let result = async {
+                let mut lines = pods.log_stream(&obs.name, &lp).await?.lines();
+                while let Some(line) = lines.try_next().await.map_err(kube::Error::ReadEvents)? {
+                    let (ts, text) = split_timestamp(&line);
+                    logs.push(&obs.name, &obs.labels, Stream::Stdout, ts, text.to_string());
+                }
+                Ok::<_, kube::Error>(())
+            }
+            .await;
+            if let Err(e) = result {
+                debug!(worker = %obs.name, error = %e, "container log not available");
+                logs.push(&obs.name, &obs.labels, Stream::System, now_ms(), format!("container log not available from the API: {e}"));
+            }
+        });
+    }
+
+    async fn owner(&self, g: &Group) -> BackendResult<OwnerReference> {
+        let name = record_name(g);
+        let cm = self.cms.get(&name).await.map_err(kube_err(format!("reading ConfigMap {name}")))?;
+        Ok(OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name,
+            uid: cm.uid().unwrap_or_default(),
+            block_owner_deletion: Some(false),
+            controller: Some(true),
+        })
+    }
+}
+
+fn quantities(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>> {
+    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
+}
+
+/// The pod for a worker. Pure.
+pub fn pod_for(w: &WorkerPlan, owner: OwnerReference) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(w.name.clone()),
+            labels: Some(w.labels.to_map()),
+            annotations: (!w.annotations.is_empty()).then(|| w.annotations.clone()),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            termination_grace_period_seconds: Some(i64::try_from(w.grace.as_secs()).unwrap_or(i64::MAX)),
+            node_selector: (!w.node_selector.is_empty()).then(|| w.node_selector.clone()),
+            tolerations: (!w.tolerations.is_empty()).then(|| w.tolerations.clone()),
+            automount_service_account_token: Some(false),
+            containers: vec![Container {
+                name: "worker".into(),
+                image: Some(w.image.clone()),
+                command: (!w.command.is_empty()).then(|| w.command.clone()),
+                env: Some(w.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..EnvVar::default() }).collect()),
+                resources: Some(ResourceRequirements {
+                    requests: quantities(&w.requests),
+                    limits: quantities(&w.limits),
+                    ..ResourceRequirements::default()
+                }),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    }
+}
+
+fn record_from(cm: &ConfigMap) -> Option<GroupRecord> {
+    let labels = cm.metadata.labels.as_ref()?;
+    let id = labels.get(RECORD_LABEL_ID)?.clone();
+    let group = match labels.get(RECORD_LABEL_KIND)?.as_str() {
+        "run" => Group::Run(id),
+        "task" => Group::Task(id),
+        _ => return None,
+    };
+    let data = cm.data.clone().unwrap_or_default();
+    Some(GroupRecord {
+        group,
+        state: data.get("state").cloned().unwrap_or_default(),
+        reason: data.get("reason").cloned().unwrap_or_default(),
+        finished_ms: data.get("finished_ms").and_then(|v| v.parse().ok()),
+    })
+}
+
+fn gone_ok(r: Result<impl Sized, kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for KubeBackend {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn start(&self, sink: EventSink, logs: LogHub, shutdown: CancellationToken) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let cfg = watcher::Config::default().labels(&format!("{LABEL_WORKER}=worker"));
+            let mut stream = std::pin::pin!(watcher::watcher(me.pods.clone(), cfg).default_backoff());
+            let mut init: Vec<WorkerObs> = Vec::new();
+            loop {
+                let ev = tokio::select! {
+                    ev = stream.next() => ev,
+                    () = shutdown.cancelled() => return,
+                };
+                let Some(ev) = ev else { return };
+                match ev {
+                    Ok(Event::Init) => init.clear(),
+                    Ok(Event::InitApply(p)) => init.extend(observe(&p)),
+                    Ok(Event::InitDone) => {
+                        for o in &init {
+                            me.follow_logs(o, &logs);
+                        }
+                        let _ = sink.send(WorkerEvent::Resync(std::mem::take(&mut init)));
+                        let _ = sink.send(WorkerEvent::Healthy(true));
+                    }
+                    Ok(Event::Apply(p)) => {
+                        if let Some(o) = observe(&p) {
+                            me.follow_logs(&o, &logs);
+                            let _ = sink.send(WorkerEvent::Applied(o));
+                        }
+                    }
+                    Ok(Event::Delete(p)) => {
+                        if let Some(o) = observe(&p) {
+                            me.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&o.name);
+                            let _ = sink.send(WorkerEvent::Deleted(o));
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "worker pod watch failed; retrying with back-off");
+                        let _ = sink.send(WorkerEvent::Healthy(false));
+                    }
+                }
+            }
+        });
+    }
+
+    async fn put_group(&self, r: &GroupRecord) -> BackendResult<()> {
+        let name = record_name(&r.group);
+        let mut data = BTreeMap::from([("state".to_string(), r.state.clone()), ("reason".to_string(), r.reason.clone())]);
+        if let Some(f) = r.finished_ms {
+            data.insert("finished_ms".into(), f.to_string());
+        }
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([
+                    (LABEL_WORKER.to_string(), "record".to_string()),
+                    (RECORD_LABEL_KIND.to_string(), r.group.kind().to_string()),
+                    (RECORD_LABEL_ID.to_string(), r.group.id().to_string()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            data: Some(data),
+            ..ConfigMap::default()
+        };
+        self.cms
+            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm))
+            .await
+            .map_err(kube_err(format!("writing ConfigMap {name}")))?;
+        Ok(())
+    }
+
+    async fn delete_group(&self, g: &Group) -> BackendResult<()> {
+        let name = record_name(g);
+        gone_ok(self.cms.delete(&name, &DeleteParams::background()).await)
+            .map_err(kube_err(format!("deleting ConfigMap {name}")))
+    }
+
+    async fn list_groups(&self) -> BackendResult<Vec<GroupRecord>> {
+        let lp = ListParams::default().labels(&format!("{LABEL_WORKER}=record"));
+        let list = self.cms.list(&lp).await.map_err(kube_err("listing ottoscaler records"))?;
+        Ok(list.items.iter().filter_map(record_from).collect())
+    }
+
+    async fn create_worker(&self, w: &WorkerPlan) -> BackendResult<()> {
+        if w.image.is_empty() {
+            return Err(Error::Invalid(crate::spec::bad("worker.image", "required by the Kubernetes backend")));
+        }
+        let owner = self.owner(&w.labels.group).await?;
+        self.pods
+            .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, &pod_for(w, owner))
+            .await
+            .map_err(kube_err(format!("creating worker pod {}", w.name)))?;
+        Ok(())
+    }
+
+    async fn delete_worker(&self, name: &str, grace: Duration) -> BackendResult<()> {
+        let dp = DeleteParams { grace_period_seconds: Some(u32::try_from(grace.as_secs()).unwrap_or(u32::MAX)), ..DeleteParams::default() };
+        gone_ok(self.pods.delete(name, &dp).await).map_err(kube_err(format!("deleting worker pod {name}")))
+    }
+
+    async fn list_workers(&self) -> BackendResult<Vec<WorkerObs>> {
+        let lp = ListParams::default().labels(&format!("{LABEL_WORKER}=worker"));
+        let list = self.pods.list(&lp).await.map_err(kube_err("listing worker pods"))?;
+        let _ = &self.client;
+        Ok(list.items.iter().filter_map(observe).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": "r-a-1", "labels": { "steward.io/ottoscaler": "worker", "steward.io/pipeline-run": "r", "steward.io/stage": "a", "steward.io/attempt": "2" } },
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn classify_table() {
+        let term = |code: i32, reason: &str| json!({ "phase": "Failed", "containerStatuses": [{ "name": "worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": { "terminated": { "exitCode": code, "reason": reason } } }] });
+        let cases = vec![
+            (json!({ "phase": "Running" }), Phase::Running, None),
+            (json!({ "phase": "Succeeded" }), Phase::Succeeded, None),
+            (term(3, "Error"), Phase::Failed, Some(FailureClass::ExitCode(3))),
+            (term(137, "OOMKilled"), Phase::Failed, Some(FailureClass::OomKilled)),
+            (json!({ "phase": "Failed", "reason": "Evicted" }), Phase::Failed, Some(FailureClass::Evicted)),
+            (json!({ "phase": "Failed", "reason": "NodeLost" }), Phase::Failed, Some(FailureClass::NodeLost)),
+            (json!({ "phase": "Failed", "conditions": [{ "type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager" }] }), Phase::Failed, Some(FailureClass::NodeLost)),
+            (json!({ "phase": "Pending", "containerStatuses": [{ "name": "worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": { "waiting": { "reason": "ImagePullBackOff" } } }] }), Phase::Pending, Some(FailureClass::ImagePull)),
+        ];
+        for (status, phase, failure) in cases {
+            let o = observe(&pod(status.clone())).unwrap();
+            assert_eq!((o.phase, o.failure), (phase, failure), "{status}");
+            assert_eq!((o.labels.stage.as_str(), o.labels.attempt), ("a", 2));
+        }
+    }
+
+    #[test]
+    fn timestamps_are_split() {
+        let (ts, text) = split_timestamp("2025-01-06T10:00:00.5Z hello world");
+        assert_eq!((ts, text), (1_736_157_600_500, "hello world"));
+        assert_eq!(split_timestamp("no-timestamp").1, "no-timestamp");
+    }
+}
