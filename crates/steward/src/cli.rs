@@ -46,6 +46,8 @@ pub enum Command {
     /// Karpenter NodePool metrics.
     #[command(subcommand)]
     Karpenter(KarpenterCommand),
+    /// CI workers: the gRPC scaler (`serve`) and its clients: scale workers, run pipelines as DAGs, stream progress and logs.
+    Ottoscaler(ottoscaler::OttoscalerArgs),
     /// Run a local simulated cluster: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with kwok nodes.
     Sim(crate::sim::Args),
 }
@@ -70,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Ottoscaler(args) => Ok(ottoscaler::run(args, cli.lang).await?),
         Command::Karpenter(KarpenterCommand::AllocateRate(args)) => {
             node_drain::run_allocate_rate(args, cli.lang).await?;
             Ok(ExitCode::SUCCESS)
