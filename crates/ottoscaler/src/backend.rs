@@ -91,7 +91,10 @@ impl WorkerLabels {
             return Some(Self {
                 group: Group::Run(run.clone()),
                 stage: m.get(LABEL_STAGE).cloned().unwrap_or_default(),
-                attempt: m.get(LABEL_ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1),
+                attempt: m
+                    .get(LABEL_ATTEMPT)
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(1),
             });
         }
         m.get(LABEL_TASK).map(|t| Self {
@@ -217,7 +220,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// `kubernetes` or `local`.
     fn name(&self) -> &'static str;
     /// Starts reporting to `sink` (the watch, for Kubernetes).
-    fn start(&self, sink: EventSink, logs: crate::hub::LogHub, shutdown: tokio_util::sync::CancellationToken);
+    fn start(
+        &self,
+        sink: EventSink,
+        logs: crate::hub::LogHub,
+        shutdown: tokio_util::sync::CancellationToken,
+    );
     /// Writes a group's record (creating it if needed).
     async fn put_group(&self, r: &GroupRecord) -> BackendResult<()>;
     /// Deletes a group's record (its workers go with it).

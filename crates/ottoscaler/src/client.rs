@@ -60,10 +60,20 @@ pub type Logs = LogStreamingServiceClient<InterceptedService<Channel, Bearer>>;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// Address of the scaler (https:// for TLS).
-    #[arg(long, env = "OTTOSCALER_SERVER", default_value = "http://127.0.0.1:9090", value_name = "URL")]
+    #[arg(
+        long,
+        env = "OTTOSCALER_SERVER",
+        default_value = "http://127.0.0.1:9090",
+        value_name = "URL"
+    )]
     pub server: String,
     /// Bearer token.
-    #[arg(long, env = "OTTOSCALER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "OTTOSCALER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
     /// File holding the bearer token (instead of --token).
     #[arg(long, value_name = "PATH")]
@@ -80,19 +90,27 @@ pub struct ClientArgs {
 }
 
 fn read(flag: &str, p: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|source| Error::Io { what: format!("{flag} {}", p.display()), source })
+    std::fs::read(p).map_err(|source| Error::Io {
+        what: format!("{flag} {}", p.display()),
+        source,
+    })
 }
 
 impl ClientArgs {
     /// Connects both clients.
     pub async fn connect(&self) -> Result<(Otto, Logs)> {
         let token = match (&self.token, &self.token_file) {
-            (_, Some(f)) => String::from_utf8_lossy(&read("--token-file", f)?).trim().to_string(),
+            (_, Some(f)) => String::from_utf8_lossy(&read("--token-file", f)?)
+                .trim()
+                .to_string(),
             (Some(t), None) => t.clone(),
             (None, None) => String::new(),
         };
         let bearer = Bearer::new(&token)?;
-        let transport = |source| Error::Transport { what: format!("connecting to {}", self.server), source };
+        let transport = |source| Error::Transport {
+            what: format!("connecting to {}", self.server),
+            source,
+        };
         let mut ep = Endpoint::from_shared(self.server.clone())
             .map_err(transport)?
             .connect_timeout(Duration::from_secs(10))
@@ -104,7 +122,10 @@ impl ClientArgs {
                 tls = tls.ca_certificate(Certificate::from_pem(read("--ca-cert", ca)?));
             }
             if let (Some(c), Some(k)) = (&self.client_cert, &self.client_key) {
-                tls = tls.identity(Identity::from_pem(read("--client-cert", c)?, read("--client-key", k)?));
+                tls = tls.identity(Identity::from_pem(
+                    read("--client-cert", c)?,
+                    read("--client-key", k)?,
+                ));
             }
             ep = ep.tls_config(tls).map_err(transport)?;
         }
@@ -135,7 +156,11 @@ fn code_name(c: Code) -> &'static str {
 
 /// Exit code for a run's final state.
 pub fn exit_for(state: RunState) -> ExitCode {
-    if state == RunState::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if state == RunState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Prints progress (and, unless `quiet_logs`, the run's logs) until the run ends,
@@ -179,11 +204,26 @@ pub async fn follow_run(
             other => {
                 breaks += 1;
                 if breaks > 5 {
-                    return Err(other.and_then(Result::err).map_or_else(|| Error::Rpc("progress stream ended early".into()), rpc));
+                    return Err(other
+                        .and_then(Result::err)
+                        .map_or_else(|| Error::Rpc("progress stream ended early".into()), rpc));
                 }
-                eprintln!("{}", Msg::Reattach { run: &run_id, from: next_seq }.render(lang));
+                eprintln!(
+                    "{}",
+                    Msg::Reattach {
+                        run: &run_id,
+                        from: next_seq
+                    }
+                    .render(lang)
+                );
                 tokio::time::sleep(Duration::from_millis(500 * breaks)).await;
-                if let Ok(r) = otto.watch_pipeline(proto::WatchPipelineRequest { run_id: run_id.clone(), from_seq: next_seq }).await {
+                if let Ok(r) = otto
+                    .watch_pipeline(proto::WatchPipelineRequest {
+                        run_id: run_id.clone(),
+                        from_seq: next_seq,
+                    })
+                    .await
+                {
                     stream = r.into_inner();
                 }
             }
@@ -192,24 +232,47 @@ pub async fn follow_run(
 }
 
 /// Prints a run's log lines (`[stage#attempt worker] text`).
-pub async fn print_build_logs(logs: &mut Logs, run_id: &str, from: u64, follow: bool) -> Result<()> {
+pub async fn print_build_logs(
+    logs: &mut Logs,
+    run_id: &str,
+    from: u64,
+    follow: bool,
+) -> Result<()> {
     let mut s = logs
-        .stream_build_logs(proto::BuildIdentifier { run_id: run_id.into(), from_seq: from, snapshot: !follow, stage: String::new() })
+        .stream_build_logs(proto::BuildIdentifier {
+            run_id: run_id.into(),
+            from_seq: from,
+            snapshot: !follow,
+            stage: String::new(),
+        })
         .await
         .map_err(rpc)?
         .into_inner();
     let mut out = std::io::stdout();
     while let Some(e) = s.next().await {
         let e = e.map_err(rpc)?;
-        let _ = writeln!(out, "[{}#{} {}] {}", e.stage, e.attempt, e.stream, e.message);
+        let _ = writeln!(
+            out,
+            "[{}#{} {}] {}",
+            e.stage, e.attempt, e.stream, e.message
+        );
     }
     Ok(())
 }
 
 /// Prints one worker's log lines.
-pub async fn print_worker_logs(logs: &mut Logs, worker: &str, from: u64, follow: bool) -> Result<()> {
+pub async fn print_worker_logs(
+    logs: &mut Logs,
+    worker: &str,
+    from: u64,
+    follow: bool,
+) -> Result<()> {
     let mut s = logs
-        .stream_worker_logs(proto::WorkerIdentifier { worker_id: worker.into(), from_seq: from, snapshot: !follow })
+        .stream_worker_logs(proto::WorkerIdentifier {
+            worker_id: worker.into(),
+            from_seq: from,
+            snapshot: !follow,
+        })
         .await
         .map_err(rpc)?
         .into_inner();
@@ -223,10 +286,27 @@ pub async fn print_worker_logs(logs: &mut Logs, worker: &str, from: u64, follow:
 
 /// Prints the worker table.
 pub fn print_status(r: &proto::WorkerStatusResponse, lang: Lang) {
-    println!("{}", Msg::StatusHeader { cap: r.capacity, in_use: r.in_use, queued: r.queued }.render(lang));
-    println!("{:<40} {:<12} {:<5} {:<24} {}", "WORKER", "PHASE", "BUSY", "TASK/RUN", "NODE");
+    println!(
+        "{}",
+        Msg::StatusHeader {
+            cap: r.capacity,
+            in_use: r.in_use,
+            queued: r.queued
+        }
+        .render(lang)
+    );
+    println!(
+        "WORKER                                   PHASE        BUSY  TASK/RUN                 NODE"
+    );
     for w in &r.workers {
-        let owner = if w.run_id.is_empty() { w.task_id.clone() } else { format!("{}/{}#{}", w.run_id, w.stage, w.attempt) };
-        println!("{:<40} {:<12} {:<5} {:<24} {}", w.name, w.phase, w.busy, owner, w.node);
+        let owner = if w.run_id.is_empty() {
+            w.task_id.clone()
+        } else {
+            format!("{}/{}#{}", w.run_id, w.stage, w.attempt)
+        };
+        println!(
+            "{:<40} {:<12} {:<5} {:<24} {}",
+            w.name, w.phase, w.busy, owner, w.node
+        );
     }
 }

@@ -104,15 +104,24 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, String> {
         let c: Self = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
         if !c.classes.contains_key(&c.default_class) {
-            return Err(format!("default_class: no class named \"{}\"", c.default_class));
+            return Err(format!(
+                "default_class: no class named \"{}\"",
+                c.default_class
+            ));
         }
         for (name, class) in &c.classes {
-            for (what, a) in [("requests", &class.requests), ("limits", &class.limits), ("max", &class.max)] {
+            for (what, a) in [
+                ("requests", &class.requests),
+                ("limits", &class.limits),
+                ("max", &class.max),
+            ] {
                 for (res, q) in [("cpu", &a.cpu), ("memory", &a.memory)] {
                     if let Some(q) = q
                         && parse_quantity(q).is_none()
                     {
-                        return Err(format!("classes.{name}.{what}.{res}: \"{q}\" is not a quantity"));
+                        return Err(format!(
+                            "classes.{name}.{what}.{res}: \"{q}\" is not a quantity"
+                        ));
                     }
                 }
             }
@@ -122,7 +131,11 @@ impl Config {
 
     /// The class a request names (`field` is the request field, for the error).
     pub fn class(&self, field: &str, name: &str) -> Result<(&str, &WorkerClass), SpecError> {
-        let name = if name.is_empty() { &self.default_class } else { name };
+        let name = if name.is_empty() {
+            &self.default_class
+        } else {
+            name
+        };
         self.classes
             .get_key_value(name)
             .map(|(k, v)| (k.as_str(), v))
@@ -148,22 +161,47 @@ pub fn resolve(
 ) -> Result<Resolved, SpecError> {
     let mut out = Resolved::default();
     let pick = |o: &str, d: &Option<String>| {
-        if o.is_empty() { d.clone() } else { Some(o.to_string()) }
+        if o.is_empty() {
+            d.clone()
+        } else {
+            Some(o.to_string())
+        }
     };
     let rows = [
-        ("cpu", "cpu_request", pick(&ov.cpu_request, &class.requests.cpu), "cpu_limit", pick(&ov.cpu_limit, &class.limits.cpu), &class.max.cpu),
-        ("memory", "memory_request", pick(&ov.memory_request, &class.requests.memory), "memory_limit", pick(&ov.memory_limit, &class.limits.memory), &class.max.memory),
+        (
+            "cpu",
+            "cpu_request",
+            pick(&ov.cpu_request, &class.requests.cpu),
+            "cpu_limit",
+            pick(&ov.cpu_limit, &class.limits.cpu),
+            &class.max.cpu,
+        ),
+        (
+            "memory",
+            "memory_request",
+            pick(&ov.memory_request, &class.requests.memory),
+            "memory_limit",
+            pick(&ov.memory_limit, &class.limits.memory),
+            &class.max.memory,
+        ),
     ];
     for (res, req_field, req, lim_field, lim, max) in rows {
         let max_v = max.as_deref().and_then(parse_quantity);
         let check = |f: &str, q: &Option<String>| -> Result<Option<f64>, SpecError> {
             let Some(q) = q else { return Ok(None) };
-            let v = parse_quantity(q)
-                .ok_or_else(|| bad(format!("{field}.{f}"), format!("\"{q}\" is not a Kubernetes quantity")))?;
+            let v = parse_quantity(q).ok_or_else(|| {
+                bad(
+                    format!("{field}.{f}"),
+                    format!("\"{q}\" is not a Kubernetes quantity"),
+                )
+            })?;
             if let (Some(m), Some(ms)) = (max_v, max.as_deref())
                 && v > m
             {
-                return Err(bad(format!("{field}.{f}"), format!("\"{q}\" is above the cap of {ms} of worker class \"{class_name}\"")));
+                return Err(bad(
+                    format!("{field}.{f}"),
+                    format!("\"{q}\" is above the cap of {ms} of worker class \"{class_name}\""),
+                ));
             }
             Ok(Some(v))
         };
@@ -172,7 +210,14 @@ pub fn resolve(
         if let (Some(r), Some(l)) = (rv, lv)
             && r > l
         {
-            return Err(bad(format!("{field}.{req_field}"), format!("request {} is above the limit {}", req.as_deref().unwrap_or_default(), lim.as_deref().unwrap_or_default())));
+            return Err(bad(
+                format!("{field}.{req_field}"),
+                format!(
+                    "request {} is above the limit {}",
+                    req.as_deref().unwrap_or_default(),
+                    lim.as_deref().unwrap_or_default()
+                ),
+            ));
         }
         if let Some(r) = req {
             out.requests.insert(res.into(), r);
@@ -189,9 +234,20 @@ pub fn resolve(
 /// is needed for validation, and the k8s-openapi `Quantity` type is an unchecked string.
 pub fn parse_quantity(s: &str) -> Option<f64> {
     const SUFFIXES: [(&str, f64); 14] = [
-        ("Ki", 1024.0), ("Mi", 1_048_576.0), ("Gi", 1_073_741_824.0), ("Ti", 1_099_511_627_776.0),
-        ("Pi", 1_125_899_906_842_624.0), ("Ei", 1_152_921_504_606_846_976.0),
-        ("m", 1e-3), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15), ("E", 1e18), ("", 1.0),
+        ("Ki", 1024.0),
+        ("Mi", 1_048_576.0),
+        ("Gi", 1_073_741_824.0),
+        ("Ti", 1_099_511_627_776.0),
+        ("Pi", 1_125_899_906_842_624.0),
+        ("Ei", 1_152_921_504_606_846_976.0),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+        ("", 1.0),
     ];
     let s = s.trim();
     for (suf, mult) in SUFFIXES {
@@ -199,7 +255,11 @@ pub fn parse_quantity(s: &str) -> Option<f64> {
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
                 continue;
             }
-            return n.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(|v| v * mult);
+            return n
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| v * mult);
         }
     }
     None
@@ -211,7 +271,17 @@ mod tests {
 
     #[test]
     fn quantities() {
-        for (s, want) in [("500m", Some(0.5)), ("2", Some(2.0)), ("1.5", Some(1.5)), ("256Mi", Some(268_435_456.0)), ("1G", Some(1e9)), ("", None), ("abc", None), ("-1", None), ("1Xi", None)] {
+        for (s, want) in [
+            ("500m", Some(0.5)),
+            ("2", Some(2.0)),
+            ("1.5", Some(1.5)),
+            ("256Mi", Some(268_435_456.0)),
+            ("1G", Some(1e9)),
+            ("", None),
+            ("abc", None),
+            ("-1", None),
+            ("1Xi", None),
+        ] {
             assert_eq!(parse_quantity(s), want, "{s}");
         }
     }
@@ -229,25 +299,60 @@ mod tests {
         let cases = [
             (ov("", "", ""), Ok(("100m", "1", "128Mi"))),
             (ov("2", "3", ""), Ok(("2", "3", "128Mi"))),
-            (ov("", "8", ""), Err("r.cpu_limit: \"8\" is above the cap of 4 of worker class \"default\"")),
-            (ov("2", "", ""), Err("r.cpu_request: request 2 is above the limit 1")),
-            (ov("lots", "", ""), Err("r.cpu_request: \"lots\" is not a Kubernetes quantity")),
-            (ov("", "", "16Gi"), Err("r.memory_request: \"16Gi\" is above the cap of 8Gi of worker class \"default\"")),
+            (
+                ov("", "8", ""),
+                Err("r.cpu_limit: \"8\" is above the cap of 4 of worker class \"default\""),
+            ),
+            (
+                ov("2", "", ""),
+                Err("r.cpu_request: request 2 is above the limit 1"),
+            ),
+            (
+                ov("lots", "", ""),
+                Err("r.cpu_request: \"lots\" is not a Kubernetes quantity"),
+            ),
+            (
+                ov("", "", "16Gi"),
+                Err(
+                    "r.memory_request: \"16Gi\" is above the cap of 8Gi of worker class \"default\"",
+                ),
+            ),
         ];
         for (o, want) in cases {
             let got = resolve(name, class, &o, "r")
-                .map(|r| (r.requests["cpu"].clone(), r.limits["cpu"].clone(), r.requests["memory"].clone()))
+                .map(|r| {
+                    (
+                        r.requests["cpu"].clone(),
+                        r.limits["cpu"].clone(),
+                        r.requests["memory"].clone(),
+                    )
+                })
                 .map_err(|e| e.to_string());
-            let want = want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).map_err(str::to_string);
+            let want = want
+                .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+                .map_err(str::to_string);
             assert_eq!(got, want, "{o:?}");
         }
-        assert!(c.class("worker.worker_class", "gpu").unwrap_err().to_string().contains("unknown worker class \"gpu\""));
+        assert!(
+            c.class("worker.worker_class", "gpu")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown worker class \"gpu\"")
+        );
     }
 
     #[test]
     fn parse_checks_default_and_quantities() {
-        assert!(Config::parse("default_class: x\nclasses: {}\n").unwrap_err().contains("default_class"));
-        assert!(Config::parse("classes:\n  default:\n    max: { cpu: lots }\n").unwrap_err().contains("classes.default.max.cpu"));
+        assert!(
+            Config::parse("default_class: x\nclasses: {}\n")
+                .unwrap_err()
+                .contains("default_class")
+        );
+        assert!(
+            Config::parse("classes:\n  default:\n    max: { cpu: lots }\n")
+                .unwrap_err()
+                .contains("classes.default.max.cpu")
+        );
         assert!(Config::parse("classes:\n  default:\n    requests: { cpu: 1 }\n").is_ok());
     }
 }

@@ -20,7 +20,9 @@ pub enum Error {
     #[error("run_id: \"{0}\" is already used")]
     AlreadyExists(String),
     /// More workers than the concurrency cap allows right now.
-    #[error("worker_count: {requested} workers do not fit: {in_use} of the cap of {cap} are in use")]
+    #[error(
+        "worker_count: {requested} workers do not fit: {in_use} of the cap of {cap} are in use"
+    )]
     OverCapacity {
         /// Asked for.
         requested: u32,
@@ -89,7 +91,9 @@ impl Error {
     /// The gRPC status for a client.
     pub fn to_status(&self) -> tonic::Status {
         match self {
-            Self::Invalid(_) | Self::Config { .. } => tonic::Status::invalid_argument(self.to_string()),
+            Self::Invalid(_) | Self::Config { .. } => {
+                tonic::Status::invalid_argument(self.to_string())
+            }
             Self::NotFound { .. } => tonic::Status::not_found(self.to_string()),
             Self::AlreadyExists(_) => tonic::Status::already_exists(self.to_string()),
             Self::OverCapacity { .. } => tonic::Status::resource_exhausted(self.to_string()),

@@ -109,7 +109,14 @@ pub async fn drive(
     let mut d = Driver {
         scaler,
         status: vec![StageStatus::Waiting; n],
-        rt: (0..n).map(|_| StageRt { attempt: 0, now: Attempt::Idle, permit: None, deadline: None }).collect(),
+        rt: (0..n)
+            .map(|_| StageRt {
+                attempt: 0,
+                now: Attempt::Idle,
+                permit: None,
+                deadline: None,
+            })
+            .collect(),
         stop: None,
         run_deadline,
         tx,
@@ -118,7 +125,10 @@ pub async fn drive(
     };
     d.setup.progress.emit(PipelineProgress {
         run_state: RunState::Running as i32,
-        message: format!("run started: pipeline \"{}\", {n} stages", d.setup.pipeline.name),
+        message: format!(
+            "run started: pipeline \"{}\", {n} stages",
+            d.setup.pipeline.name
+        ),
         ..Default::default()
     });
     loop {
@@ -135,10 +145,7 @@ pub async fn drive(
         let timer = d.next_timer();
         let cancel = d.setup.cancel.clone();
         tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(m) => d.handle(m).await,
-                None => {}
-            },
+            msg = rx.recv() => if let Some(m) = msg { d.handle(m).await },
             () = cancel.cancelled(), if d.stop.is_none() => d.stop_run(Stop::Cancelled).await,
             () = sleep_until(timer) => d.on_timer().await,
         }
@@ -173,12 +180,21 @@ impl Driver {
         let handle = tokio::spawn(async move {
             let permit = slots
                 .acquire(|pos| {
-                    let mut m = stage_msg(&stage, StageState::Queued, attempt, format!("queued, position {pos}"));
+                    let mut m = stage_msg(
+                        &stage,
+                        StageState::Queued,
+                        attempt,
+                        format!("queued, position {pos}"),
+                    );
                     m.queue_position = i32::try_from(pos).unwrap_or(i32::MAX);
                     progress.emit(m);
                 })
                 .await;
-            let _ = tx.send(RunMsg::Granted { stage: i, attempt, permit });
+            let _ = tx.send(RunMsg::Granted {
+                stage: i,
+                attempt,
+                permit,
+            });
         });
         self.rt[i].now = Attempt::Queued(handle);
     }
@@ -186,7 +202,9 @@ impl Driver {
     fn skip(&mut self, i: usize, why: SkipReason) {
         self.status[i] = StageStatus::Skipped;
         let msg = match why {
-            SkipReason::Condition => "skipped: its when condition is false for its dependencies' outcomes",
+            SkipReason::Condition => {
+                "skipped: its when condition is false for its dependencies' outcomes"
+            }
             SkipReason::Stopped => "skipped: the run stopped before this stage started",
         };
         self.emit(stage_msg(self.name(i), StageState::Skipped, 0, msg.into()));
@@ -194,7 +212,11 @@ impl Driver {
 
     async fn handle(&mut self, m: RunMsg) {
         match m {
-            RunMsg::Granted { stage, attempt, permit } => self.granted(stage, attempt, permit).await,
+            RunMsg::Granted {
+                stage,
+                attempt,
+                permit,
+            } => self.granted(stage, attempt, permit).await,
             RunMsg::Obs(obs) => self.observed(obs, false).await,
             RunMsg::Gone(obs) => self.observed(obs, true).await,
         }
@@ -211,36 +233,56 @@ impl Driver {
             stage: self.name(i).to_string(),
             attempt,
         };
-        plan.env.insert("OTTOSCALER_RUN_ID".into(), self.setup.id.clone());
-        plan.env.insert("OTTOSCALER_STAGE".into(), self.name(i).to_string());
-        plan.env.insert("OTTOSCALER_ATTEMPT".into(), attempt.to_string());
+        plan.env
+            .insert("OTTOSCALER_RUN_ID".into(), self.setup.id.clone());
+        plan.env
+            .insert("OTTOSCALER_STAGE".into(), self.name(i).to_string());
+        plan.env
+            .insert("OTTOSCALER_ATTEMPT".into(), attempt.to_string());
         // The worker must be known before its first event can arrive.
         self.rt[i].now = Attempt::Starting(plan.name.clone());
         self.rt[i].permit = Some(permit);
-        self.rt[i].deadline = self.setup.pipeline.stages[i].timeout.map(|t| Instant::now() + t);
+        self.rt[i].deadline = self.setup.pipeline.stages[i]
+            .timeout
+            .map(|t| Instant::now() + t);
         self.created.push(plan.name.clone());
         self.scaler.logs.push(
             &plan.name,
             &plan.labels,
             Stream::System,
             crate::hub::now_ms(),
-            format!("attempt {attempt} of stage {} on worker {}", self.name(i), plan.name),
+            format!(
+                "attempt {attempt} of stage {} on worker {}",
+                self.name(i),
+                plan.name
+            ),
         );
         match self.scaler.backend.create_worker(&plan).await {
             Ok(()) => {
-                let mut m = stage_msg(self.name(i), StageState::Starting, attempt, format!("worker {} created", plan.name));
+                let mut m = stage_msg(
+                    self.name(i),
+                    StageState::Starting,
+                    attempt,
+                    format!("worker {} created", plan.name),
+                );
                 m.worker = plan.name.clone();
                 self.emit(m);
             }
             Err(e) => {
                 warn!(run = %self.setup.id, stage = self.name(i), error = %e, "creating worker failed");
-                self.attempt_failed(i, FailureClass::CreateFailed, None, e.to_string()).await;
+                self.attempt_failed(i, FailureClass::CreateFailed, None, e.to_string())
+                    .await;
             }
         }
     }
 
     fn current(&self, obs: &WorkerObs) -> Option<usize> {
-        let i = self.setup.pipeline.stages.iter().position(|s| s.name == obs.labels.stage)?;
+        let i = self
+            .setup
+            .pipeline
+            .stages
+            .iter()
+            .position(|s| s.name == obs.labels.stage)?;
         let rt = &self.rt[i];
         let same = match &rt.now {
             Attempt::Starting(w) | Attempt::Running(w) => *w == obs.name,
@@ -257,7 +299,12 @@ impl Driver {
                 self.rt[i].now = Attempt::Idle;
                 self.rt[i].permit = None;
                 self.status[i] = StageStatus::Succeeded;
-                let mut m = stage_msg(self.name(i), StageState::Succeeded, attempt, "succeeded".into());
+                let mut m = stage_msg(
+                    self.name(i),
+                    StageState::Succeeded,
+                    attempt,
+                    "succeeded".into(),
+                );
                 m.worker = obs.name.clone();
                 self.emit(m);
                 self.scaler.metrics.attempt("succeeded");
@@ -275,18 +322,41 @@ impl Driver {
             }
             (false, Phase::Running, _) if matches!(self.rt[i].now, Attempt::Starting(_)) => {
                 self.rt[i].now = Attempt::Running(obs.name.clone());
-                let mut m = stage_msg(self.name(i), StageState::Running, attempt, format!("running on {}", if obs.node.is_empty() { "?" } else { &obs.node }));
+                let mut m = stage_msg(
+                    self.name(i),
+                    StageState::Running,
+                    attempt,
+                    format!(
+                        "running on {}",
+                        if obs.node.is_empty() { "?" } else { &obs.node }
+                    ),
+                );
                 m.worker = obs.name.clone();
                 self.emit(m);
             }
             (true, _, _) => {
-                self.attempt_failed(i, FailureClass::NodeLost, None, format!("attempt {attempt} failed: worker {} went away before it finished", obs.name)).await;
+                self.attempt_failed(
+                    i,
+                    FailureClass::NodeLost,
+                    None,
+                    format!(
+                        "attempt {attempt} failed: worker {} went away before it finished",
+                        obs.name
+                    ),
+                )
+                .await;
             }
             _ => {}
         }
     }
 
-    async fn attempt_failed(&mut self, i: usize, class: FailureClass, code: Option<i32>, message: String) {
+    async fn attempt_failed(
+        &mut self,
+        i: usize,
+        class: FailureClass,
+        code: Option<i32>,
+        message: String,
+    ) {
         let attempt = self.rt[i].attempt;
         self.rt[i].permit = None;
         self.rt[i].deadline = None;
@@ -294,11 +364,27 @@ impl Driver {
         self.scaler.metrics.attempt(class.label());
         let stage = &self.setup.pipeline.stages[i];
         let stopping = self.stop.is_some() && !stage.finally;
-        let next = if stopping { AfterFailure::GiveUp } else { stage.retry.after_failure(attempt, class, rand::random()) };
+        let next = if stopping {
+            AfterFailure::GiveUp
+        } else {
+            stage.retry.after_failure(attempt, class, rand::random())
+        };
         let mut m = match next {
             AfterFailure::Retry { next, delay } => {
-                self.rt[i].now = Attempt::Backoff { until: Instant::now() + delay, next };
-                stage_msg(&stage.name, StageState::Retrying, attempt, format!("{message}; attempt {next} of {} in {:.1}s", stage.retry.max_attempts, delay.as_secs_f64()))
+                self.rt[i].now = Attempt::Backoff {
+                    until: Instant::now() + delay,
+                    next,
+                };
+                stage_msg(
+                    &stage.name,
+                    StageState::Retrying,
+                    attempt,
+                    format!(
+                        "{message}; attempt {next} of {} in {:.1}s",
+                        stage.retry.max_attempts,
+                        delay.as_secs_f64()
+                    ),
+                )
             }
             AfterFailure::GiveUp => {
                 self.status[i] = StageStatus::Failed;
@@ -315,7 +401,11 @@ impl Driver {
             Attempt::Backoff { until, .. } => Some(until),
             _ => r.deadline,
         });
-        let run = if self.stop.is_none() { self.run_deadline } else { None };
+        let run = if self.stop.is_none() {
+            self.run_deadline
+        } else {
+            None
+        };
         stage_timers.chain(run).min()
     }
 
@@ -327,12 +417,19 @@ impl Driver {
         for i in 0..self.rt.len() {
             match self.rt[i].now {
                 Attempt::Backoff { until, next } if until <= now => self.begin(i, next),
-                Attempt::Starting(ref w) | Attempt::Running(ref w) if self.rt[i].deadline.is_some_and(|d| d <= now) => {
+                Attempt::Starting(ref w) | Attempt::Running(ref w)
+                    if self.rt[i].deadline.is_some_and(|d| d <= now) =>
+                {
                     let w = w.clone();
                     self.delete(&w).await;
                     let t = self.setup.pipeline.stages[i].timeout.unwrap_or_default();
-                    let msg = format!("attempt {} timed out after {}s", self.rt[i].attempt, t.as_secs());
-                    self.attempt_failed(i, FailureClass::Timeout, None, msg).await;
+                    let msg = format!(
+                        "attempt {} timed out after {}s",
+                        self.rt[i].attempt,
+                        t.as_secs()
+                    );
+                    self.attempt_failed(i, FailureClass::Timeout, None, msg)
+                        .await;
                 }
                 _ => {}
             }
@@ -357,15 +454,29 @@ impl Driver {
             }
             self.rt[i].permit = None;
             self.rt[i].deadline = None;
-            self.status[i] = if why == Stop::Cancelled { StageStatus::Cancelled } else { StageStatus::Failed };
+            self.status[i] = if why == Stop::Cancelled {
+                StageStatus::Cancelled
+            } else {
+                StageStatus::Failed
+            };
             let mut m = stage_msg(self.name(i), state, self.rt[i].attempt, text.into());
-            m.failure_class = if why == Stop::Cancelled { "cancelled" } else { "timeout" }.into();
+            m.failure_class = if why == Stop::Cancelled {
+                "cancelled"
+            } else {
+                "timeout"
+            }
+            .into();
             self.emit(m);
         }
     }
 
     async fn delete(&self, worker: &str) {
-        if let Err(e) = self.scaler.backend.delete_worker(worker, self.scaler.opts.grace).await {
+        if let Err(e) = self
+            .scaler
+            .backend
+            .delete_worker(worker, self.scaler.opts.grace)
+            .await
+        {
             warn!(run = %self.setup.id, worker, error = %e, "deleting worker failed; the orphan sweep retries");
         }
     }
@@ -373,7 +484,14 @@ impl Driver {
     async fn finish(&mut self, outcome: Outcome) {
         let (state, text) = match outcome {
             Outcome::Succeeded => (RunState::Succeeded, "succeeded"),
-            Outcome::Failed => (RunState::Failed, if self.stop == Some(Stop::TimedOut) { "failed: the run timed out" } else { "failed" }),
+            Outcome::Failed => (
+                RunState::Failed,
+                if self.stop == Some(Stop::TimedOut) {
+                    "failed: the run timed out"
+                } else {
+                    "failed"
+                },
+            ),
             Outcome::Cancelled => (RunState::Cancelled, "cancelled"),
         };
         info!(run = %self.setup.id, outcome = text, "run ended");

@@ -36,7 +36,9 @@ impl LogHub {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The group's buffer, created on first use.
@@ -60,7 +62,14 @@ impl LogHub {
     }
 
     /// Appends one line of `worker`.
-    pub fn push(&self, worker: &str, labels: &WorkerLabels, stream: Stream, ts_ms: i64, text: String) {
+    pub fn push(
+        &self,
+        worker: &str,
+        labels: &WorkerLabels,
+        stream: Stream,
+        ts_ms: i64,
+        text: String,
+    ) {
         let buf = self.buffer(&labels.group);
         self.lock()
             .workers

@@ -13,19 +13,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, Pod, PodSpec, ResourceRequirements,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::watcher::{self, Event};
+use kube::api::{
+    Api, DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams,
+};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::backend::{
-    ANNOTATION_BUSY, Backend, BackendResult, EventSink, Group, GroupRecord, LABEL_WORKER, Phase, WorkerEvent,
-    WorkerLabels, WorkerObs, WorkerPlan,
+    ANNOTATION_BUSY, Backend, BackendResult, EventSink, Group, GroupRecord, LABEL_WORKER, Phase,
+    WorkerEvent, WorkerLabels, WorkerObs, WorkerPlan,
 };
 use crate::error::{Error, kube as kube_err};
 use crate::hub::{LogHub, now_ms};
@@ -62,16 +66,25 @@ fn ts_ms(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> i6
 
 /// Why a failed (or stuck Pending) pod failed, from its status. Pure.
 pub fn classify(pod: &Pod) -> (Option<FailureClass>, Option<i32>) {
-    let Some(st) = pod.status.as_ref() else { return (None, None) };
+    let Some(st) = pod.status.as_ref() else {
+        return (None, None);
+    };
     let container = st.container_statuses.as_ref().and_then(|c| c.first());
-    let terminated = container.and_then(|c| c.state.as_ref()).and_then(|s| s.terminated.as_ref());
-    let waiting = container.and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref());
+    let terminated = container
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref());
+    let waiting = container
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.waiting.as_ref());
     let code = terminated.map(|t| t.exit_code);
     let phase = st.phase.as_deref().unwrap_or("Pending");
     if phase == "Pending" {
-        let pull = waiting
-            .and_then(|w| w.reason.as_deref())
-            .is_some_and(|r| matches!(r, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"));
+        let pull = waiting.and_then(|w| w.reason.as_deref()).is_some_and(|r| {
+            matches!(
+                r,
+                "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"
+            )
+        });
         return (pull.then_some(FailureClass::ImagePull), None);
     }
     if phase != "Failed" {
@@ -83,9 +96,20 @@ pub fn classify(pod: &Pod) -> (Option<FailureClass>, Option<i32>) {
         .flatten()
         .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
         .and_then(|c| c.reason.as_deref());
-    let class = match (st.reason.as_deref(), disruption, terminated.and_then(|t| t.reason.as_deref()), code) {
-        (Some("Evicted"), ..) | (_, Some("EvictionByEvictionAPI" | "PreemptionByScheduler" | "TerminationByKubelet"), ..) => FailureClass::Evicted,
-        (Some("NodeLost" | "Shutdown" | "NodeShutdown" | "UnexpectedAdmissionError"), ..) | (_, Some("DeletionByTaintManager"), ..) => FailureClass::NodeLost,
+    let class = match (
+        st.reason.as_deref(),
+        disruption,
+        terminated.and_then(|t| t.reason.as_deref()),
+        code,
+    ) {
+        (Some("Evicted"), ..)
+        | (
+            _,
+            Some("EvictionByEvictionAPI" | "PreemptionByScheduler" | "TerminationByKubelet"),
+            ..,
+        ) => FailureClass::Evicted,
+        (Some("NodeLost" | "Shutdown" | "NodeShutdown" | "UnexpectedAdmissionError"), ..)
+        | (_, Some("DeletionByTaintManager"), ..) => FailureClass::NodeLost,
         (_, _, Some("OOMKilled"), _) => FailureClass::OomKilled,
         (_, _, _, Some(c)) if c != 0 => FailureClass::ExitCode(c),
         _ => FailureClass::NodeLost,
@@ -96,14 +120,19 @@ pub fn classify(pod: &Pod) -> (Option<FailureClass>, Option<i32>) {
 /// A worker pod as the scaler sees it; `None` for pods without worker labels. Pure.
 pub fn observe(pod: &Pod) -> Option<WorkerObs> {
     let labels = WorkerLabels::from_map(pod.metadata.labels.as_ref()?)?;
-    let phase_s = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let phase_s = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending");
     let mut phase = match phase_s {
         "Running" | "Unknown" => Phase::Running,
         "Succeeded" => Phase::Succeeded,
         "Failed" => Phase::Failed,
         _ => Phase::Pending,
     };
-    if pod.metadata.deletion_timestamp.is_some() && matches!(phase, Phase::Pending | Phase::Running) {
+    if pod.metadata.deletion_timestamp.is_some() && matches!(phase, Phase::Pending | Phase::Running)
+    {
         phase = Phase::Terminating;
     }
     let (failure, exit_code) = classify(pod);
@@ -112,9 +141,20 @@ pub fn observe(pod: &Pod) -> Option<WorkerObs> {
         labels,
         phase,
         failure,
-        exit_code: if phase == Phase::Succeeded { Some(exit_code.unwrap_or(0)) } else { exit_code },
-        busy: pod.annotations().get(ANNOTATION_BUSY).is_some_and(|v| v == "true"),
-        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        exit_code: if phase == Phase::Succeeded {
+            Some(exit_code.unwrap_or(0))
+        } else {
+            exit_code
+        },
+        busy: pod
+            .annotations()
+            .get(ANNOTATION_BUSY)
+            .is_some_and(|v| v == "true"),
+        node: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
         created_ms: ts_ms(pod.metadata.creation_timestamp.as_ref()),
     })
 }
@@ -122,7 +162,11 @@ pub fn observe(pod: &Pod) -> Option<WorkerObs> {
 /// Splits a `timestamps=true` log line into (ms since the epoch, text).
 fn split_timestamp(line: &str) -> (i64, &str) {
     line.split_once(' ')
-        .and_then(|(ts, rest)| ts.parse::<jiff::Timestamp>().ok().map(|t| (t.as_millisecond(), rest)))
+        .and_then(|(ts, rest)| {
+            ts.parse::<jiff::Timestamp>()
+                .ok()
+                .map(|t| (t.as_millisecond(), rest))
+        })
         .unwrap_or((now_ms(), line))
 }
 
@@ -139,13 +183,21 @@ impl KubeBackend {
 
     fn follow_logs(&self, obs: &WorkerObs, logs: &LogHub) {
         if !matches!(obs.phase, Phase::Running | Phase::Succeeded | Phase::Failed)
-            || !self.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(obs.name.clone())
+            || !self
+                .followed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(obs.name.clone())
         {
             return;
         }
         let (pods, logs, obs) = (self.pods.clone(), logs.clone(), obs.clone());
         tokio::spawn(async move {
-            let lp = LogParams { follow: true, timestamps: true, ..LogParams::default() };
+            let lp = LogParams {
+                follow: true,
+                timestamps: true,
+                ..LogParams::default()
+            };
             let result = async {
                 let mut lines = pods.log_stream(&obs.name, &lp).await?.lines();
                 while let Some(line) = lines.try_next().await.map_err(kube::Error::ReadEvents)? {
@@ -157,14 +209,24 @@ impl KubeBackend {
             .await;
             if let Err(e) = result {
                 debug!(worker = %obs.name, error = %e, "container log not available");
-                logs.push(&obs.name, &obs.labels, Stream::System, now_ms(), format!("container log not available from the API: {e}"));
+                logs.push(
+                    &obs.name,
+                    &obs.labels,
+                    Stream::System,
+                    now_ms(),
+                    format!("container log not available from the API: {e}"),
+                );
             }
         });
     }
 
     async fn owner(&self, g: &Group) -> BackendResult<OwnerReference> {
         let name = record_name(g);
-        let cm = self.cms.get(&name).await.map_err(kube_err(format!("reading ConfigMap {name}")))?;
+        let cm = self
+            .cms
+            .get(&name)
+            .await
+            .map_err(kube_err(format!("reading ConfigMap {name}")))?;
         Ok(OwnerReference {
             api_version: "v1".into(),
             kind: "ConfigMap".into(),
@@ -177,7 +239,11 @@ impl KubeBackend {
 }
 
 fn quantities(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>> {
-    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
+    (!m.is_empty()).then(|| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+            .collect()
+    })
 }
 
 /// The pod for a worker. Pure.
@@ -192,7 +258,9 @@ pub fn pod_for(w: &WorkerPlan, owner: OwnerReference) -> Pod {
         },
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
-            termination_grace_period_seconds: Some(i64::try_from(w.grace.as_secs()).unwrap_or(i64::MAX)),
+            termination_grace_period_seconds: Some(
+                i64::try_from(w.grace.as_secs()).unwrap_or(i64::MAX),
+            ),
             node_selector: (!w.node_selector.is_empty()).then(|| w.node_selector.clone()),
             tolerations: (!w.tolerations.is_empty()).then(|| w.tolerations.clone()),
             automount_service_account_token: Some(false),
@@ -200,7 +268,16 @@ pub fn pod_for(w: &WorkerPlan, owner: OwnerReference) -> Pod {
                 name: "worker".into(),
                 image: Some(w.image.clone()),
                 command: (!w.command.is_empty()).then(|| w.command.clone()),
-                env: Some(w.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..EnvVar::default() }).collect()),
+                env: Some(
+                    w.env
+                        .iter()
+                        .map(|(k, v)| EnvVar {
+                            name: k.clone(),
+                            value: Some(v.clone()),
+                            ..EnvVar::default()
+                        })
+                        .collect(),
+                ),
                 resources: Some(ResourceRequirements {
                     requests: quantities(&w.requests),
                     limits: quantities(&w.limits),
@@ -249,7 +326,8 @@ impl Backend for KubeBackend {
         let me = self.clone();
         tokio::spawn(async move {
             let cfg = watcher::Config::default().labels(&format!("{LABEL_WORKER}=worker"));
-            let mut stream = std::pin::pin!(watcher::watcher(me.pods.clone(), cfg).default_backoff());
+            let mut stream =
+                std::pin::pin!(watcher::watcher(me.pods.clone(), cfg).default_backoff());
             let mut init: Vec<WorkerObs> = Vec::new();
             loop {
                 let ev = tokio::select! {
@@ -275,7 +353,10 @@ impl Backend for KubeBackend {
                     }
                     Ok(Event::Delete(p)) => {
                         if let Some(o) = observe(&p) {
-                            me.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&o.name);
+                            me.followed
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .remove(&o.name);
                             let _ = sink.send(WorkerEvent::Deleted(o));
                         }
                     }
@@ -290,7 +371,10 @@ impl Backend for KubeBackend {
 
     async fn put_group(&self, r: &GroupRecord) -> BackendResult<()> {
         let name = record_name(&r.group);
-        let mut data = BTreeMap::from([("state".to_string(), r.state.clone()), ("reason".to_string(), r.reason.clone())]);
+        let mut data = BTreeMap::from([
+            ("state".to_string(), r.state.clone()),
+            ("reason".to_string(), r.reason.clone()),
+        ]);
         if let Some(f) = r.finished_ms {
             data.insert("finished_ms".into(), f.to_string());
         }
@@ -308,7 +392,11 @@ impl Backend for KubeBackend {
             ..ConfigMap::default()
         };
         self.cms
-            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm))
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&cm),
+            )
             .await
             .map_err(kube_err(format!("writing ConfigMap {name}")))?;
         Ok(())
@@ -322,30 +410,51 @@ impl Backend for KubeBackend {
 
     async fn list_groups(&self) -> BackendResult<Vec<GroupRecord>> {
         let lp = ListParams::default().labels(&format!("{LABEL_WORKER}=record"));
-        let list = self.cms.list(&lp).await.map_err(kube_err("listing ottoscaler records"))?;
+        let list = self
+            .cms
+            .list(&lp)
+            .await
+            .map_err(kube_err("listing ottoscaler records"))?;
         Ok(list.items.iter().filter_map(record_from).collect())
     }
 
     async fn create_worker(&self, w: &WorkerPlan) -> BackendResult<()> {
         if w.image.is_empty() {
-            return Err(Error::Invalid(crate::spec::bad("worker.image", "required by the Kubernetes backend")));
+            return Err(Error::Invalid(crate::spec::bad(
+                "worker.image",
+                "required by the Kubernetes backend",
+            )));
         }
         let owner = self.owner(&w.labels.group).await?;
         self.pods
-            .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, &pod_for(w, owner))
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PostParams::default()
+                },
+                &pod_for(w, owner),
+            )
             .await
             .map_err(kube_err(format!("creating worker pod {}", w.name)))?;
         Ok(())
     }
 
     async fn delete_worker(&self, name: &str, grace: Duration) -> BackendResult<()> {
-        let dp = DeleteParams { grace_period_seconds: Some(u32::try_from(grace.as_secs()).unwrap_or(u32::MAX)), ..DeleteParams::default() };
-        gone_ok(self.pods.delete(name, &dp).await).map_err(kube_err(format!("deleting worker pod {name}")))
+        let dp = DeleteParams {
+            grace_period_seconds: Some(u32::try_from(grace.as_secs()).unwrap_or(u32::MAX)),
+            ..DeleteParams::default()
+        };
+        gone_ok(self.pods.delete(name, &dp).await)
+            .map_err(kube_err(format!("deleting worker pod {name}")))
     }
 
     async fn list_workers(&self) -> BackendResult<Vec<WorkerObs>> {
         let lp = ListParams::default().labels(&format!("{LABEL_WORKER}=worker"));
-        let list = self.pods.list(&lp).await.map_err(kube_err("listing worker pods"))?;
+        let list = self
+            .pods
+            .list(&lp)
+            .await
+            .map_err(kube_err("listing worker pods"))?;
         let _ = &self.client;
         Ok(list.items.iter().filter_map(observe).collect())
     }
@@ -370,12 +479,36 @@ mod tests {
         let cases = vec![
             (json!({ "phase": "Running" }), Phase::Running, None),
             (json!({ "phase": "Succeeded" }), Phase::Succeeded, None),
-            (term(3, "Error"), Phase::Failed, Some(FailureClass::ExitCode(3))),
-            (term(137, "OOMKilled"), Phase::Failed, Some(FailureClass::OomKilled)),
-            (json!({ "phase": "Failed", "reason": "Evicted" }), Phase::Failed, Some(FailureClass::Evicted)),
-            (json!({ "phase": "Failed", "reason": "NodeLost" }), Phase::Failed, Some(FailureClass::NodeLost)),
-            (json!({ "phase": "Failed", "conditions": [{ "type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager" }] }), Phase::Failed, Some(FailureClass::NodeLost)),
-            (json!({ "phase": "Pending", "containerStatuses": [{ "name": "worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": { "waiting": { "reason": "ImagePullBackOff" } } }] }), Phase::Pending, Some(FailureClass::ImagePull)),
+            (
+                term(3, "Error"),
+                Phase::Failed,
+                Some(FailureClass::ExitCode(3)),
+            ),
+            (
+                term(137, "OOMKilled"),
+                Phase::Failed,
+                Some(FailureClass::OomKilled),
+            ),
+            (
+                json!({ "phase": "Failed", "reason": "Evicted" }),
+                Phase::Failed,
+                Some(FailureClass::Evicted),
+            ),
+            (
+                json!({ "phase": "Failed", "reason": "NodeLost" }),
+                Phase::Failed,
+                Some(FailureClass::NodeLost),
+            ),
+            (
+                json!({ "phase": "Failed", "conditions": [{ "type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager" }] }),
+                Phase::Failed,
+                Some(FailureClass::NodeLost),
+            ),
+            (
+                json!({ "phase": "Pending", "containerStatuses": [{ "name": "worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": { "waiting": { "reason": "ImagePullBackOff" } } }] }),
+                Phase::Pending,
+                Some(FailureClass::ImagePull),
+            ),
         ];
         for (status, phase, failure) in cases {
             let o = observe(&pod(status.clone())).unwrap();

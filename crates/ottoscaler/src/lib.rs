@@ -33,7 +33,12 @@ pub use error::{Error, Result};
 pub use run::{BackendKind, OttoscalerArgs, run};
 
 /// Generated from `proto/ottoscaler.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic, missing_debug_implementations)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
 pub mod proto {
     tonic::include_proto!("ottoscaler.v1");
 

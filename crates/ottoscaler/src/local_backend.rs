@@ -20,7 +20,8 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    Backend, BackendResult, EventSink, Group, GroupRecord, Phase, WorkerEvent, WorkerObs, WorkerPlan,
+    Backend, BackendResult, EventSink, Group, GroupRecord, Phase, WorkerEvent, WorkerObs,
+    WorkerPlan,
 };
 use crate::error::Error;
 use crate::hub::{LogHub, now_ms};
@@ -54,7 +55,9 @@ impl LocalBackend {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn send(&self, ev: WorkerEvent) {
@@ -112,7 +115,10 @@ impl Backend for LocalBackend {
         let Some((prog, args)) = w.command.split_first() else {
             return Err(Error::Io {
                 what: format!("starting worker {}", w.name),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the local backend runs a command; this worker has only an image"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the local backend runs a command; this worker has only an image",
+                ),
             });
         };
         let mut child = Command::new(prog)
@@ -124,7 +130,10 @@ impl Backend for LocalBackend {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| Error::Io { what: format!("starting worker {} ({prog})", w.name), source })?;
+            .map_err(|source| Error::Io {
+                what: format!("starting worker {} ({prog})", w.name),
+                source,
+            })?;
         let pid = child.id();
         let logs = self.lock().logs.clone().unwrap_or_else(|| LogHub::new(1));
         let obs = WorkerObs {
@@ -138,10 +147,22 @@ impl Backend for LocalBackend {
             created_ms: now_ms(),
         };
         let kill = CancellationToken::new();
-        self.lock().procs.insert(w.name.clone(), Proc { obs: obs.clone(), kill: kill.clone() });
+        self.lock().procs.insert(
+            w.name.clone(),
+            Proc {
+                obs: obs.clone(),
+                kill: kill.clone(),
+            },
+        );
         self.send(WorkerEvent::Applied(obs.clone()));
-        let out = child.stdout.take().map(|r| tokio::spawn(pump_lines(r, logs.clone(), obs.clone(), Stream::Stdout)));
-        let err = child.stderr.take().map(|r| tokio::spawn(pump_lines(r, logs.clone(), obs.clone(), Stream::Stderr)));
+        let out = child
+            .stdout
+            .take()
+            .map(|r| tokio::spawn(pump_lines(r, logs.clone(), obs.clone(), Stream::Stdout)));
+        let err = child
+            .stderr
+            .take()
+            .map(|r| tokio::spawn(pump_lines(r, logs.clone(), obs.clone(), Stream::Stderr)));
         let me = self.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
@@ -151,7 +172,10 @@ impl Backend for LocalBackend {
             let Some(status) = status else {
                 if let Some(pid) = pid {
                     // The group leader's pid is the group id.
-                    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status().await;
+                    let _ = Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{pid}")])
+                        .status()
+                        .await;
                 }
                 let _ = child.kill().await;
                 for t in [out, err].into_iter().flatten() {

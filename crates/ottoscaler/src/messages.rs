@@ -12,9 +12,16 @@ pub enum Msg<'a> {
     /// One progress message.
     Progress(&'a PipelineProgress),
     /// ScaleUp created workers.
-    ScaledUp { task: &'a str, workers: &'a [String] },
+    ScaledUp {
+        task: &'a str,
+        workers: &'a [String],
+    },
     /// ScaleDown removed workers.
-    ScaledDown { task: &'a str, workers: &'a [String], left: i32 },
+    ScaledDown {
+        task: &'a str,
+        workers: &'a [String],
+        left: i32,
+    },
     /// The status header.
     StatusHeader { cap: i32, in_use: i32, queued: i32 },
     /// A cancel answer.
@@ -82,18 +89,51 @@ impl Localized for Msg<'_> {
         match self {
             Self::Progress(p) if p.stage.is_empty() => format!(
                 "{} #{} run {} {}: {}",
-                clock(p.timestamp_unix_ms), p.seq, p.run_id, run_en(p.run_state()), p.message
+                clock(p.timestamp_unix_ms),
+                p.seq,
+                p.run_id,
+                run_en(p.run_state()),
+                p.message
             ),
             Self::Progress(p) => format!(
                 "{} #{} stage {} (attempt {}) {}: {}",
-                clock(p.timestamp_unix_ms), p.seq, p.stage, p.attempt, stage_en(p.stage_state()), p.message
+                clock(p.timestamp_unix_ms),
+                p.seq,
+                p.stage,
+                p.attempt,
+                stage_en(p.stage_state()),
+                p.message
             ),
-            Self::ScaledUp { task, workers } => format!("task {task}: created {} workers: {}", workers.len(), workers.join(", ")),
-            Self::ScaledDown { task, workers, left } => format!("task {task}: removed {} workers ({}), {left} left", workers.len(), workers.join(", ")),
-            Self::StatusHeader { cap, in_use, queued } => format!("workers in use {in_use}/{cap}, queued {queued}"),
-            Self::Cancel { run, cancelled: true } => format!("run {run}: cancelling (finally stages still run)"),
-            Self::Cancel { run, cancelled: false } => format!("run {run} had already ended"),
-            Self::Reattach { run, from } => format!("progress stream of run {run} broke; re-attaching from #{from}"),
+            Self::ScaledUp { task, workers } => format!(
+                "task {task}: created {} workers: {}",
+                workers.len(),
+                workers.join(", ")
+            ),
+            Self::ScaledDown {
+                task,
+                workers,
+                left,
+            } => format!(
+                "task {task}: removed {} workers ({}), {left} left",
+                workers.len(),
+                workers.join(", ")
+            ),
+            Self::StatusHeader {
+                cap,
+                in_use,
+                queued,
+            } => format!("workers in use {in_use}/{cap}, queued {queued}"),
+            Self::Cancel {
+                run,
+                cancelled: true,
+            } => format!("run {run}: cancelling (finally stages still run)"),
+            Self::Cancel {
+                run,
+                cancelled: false,
+            } => format!("run {run} had already ended"),
+            Self::Reattach { run, from } => {
+                format!("progress stream of run {run} broke; re-attaching from #{from}")
+            }
         }
     }
 
@@ -101,18 +141,51 @@ impl Localized for Msg<'_> {
         match self {
             Self::Progress(p) if p.stage.is_empty() => format!(
                 "{} #{} 실행 {} {}: {}",
-                clock(p.timestamp_unix_ms), p.seq, p.run_id, run_ko(p.run_state()), p.message
+                clock(p.timestamp_unix_ms),
+                p.seq,
+                p.run_id,
+                run_ko(p.run_state()),
+                p.message
             ),
             Self::Progress(p) => format!(
                 "{} #{} 스테이지 {} (시도 {}) {}: {}",
-                clock(p.timestamp_unix_ms), p.seq, p.stage, p.attempt, stage_ko(p.stage_state()), p.message
+                clock(p.timestamp_unix_ms),
+                p.seq,
+                p.stage,
+                p.attempt,
+                stage_ko(p.stage_state()),
+                p.message
             ),
-            Self::ScaledUp { task, workers } => format!("태스크 {task}: 워커 {}개 생성: {}", workers.len(), workers.join(", ")),
-            Self::ScaledDown { task, workers, left } => format!("태스크 {task}: 워커 {}개 삭제 ({}), 남은 워커 {left}개", workers.len(), workers.join(", ")),
-            Self::StatusHeader { cap, in_use, queued } => format!("사용 중인 워커 {in_use}/{cap}, 대기 {queued}"),
-            Self::Cancel { run, cancelled: true } => format!("실행 {run}: 취소 중 (finally 스테이지는 실행됩니다)"),
-            Self::Cancel { run, cancelled: false } => format!("실행 {run}은(는) 이미 끝났습니다"),
-            Self::Reattach { run, from } => format!("실행 {run}의 진행 스트림이 끊겼습니다; #{from}부터 다시 연결합니다"),
+            Self::ScaledUp { task, workers } => format!(
+                "태스크 {task}: 워커 {}개 생성: {}",
+                workers.len(),
+                workers.join(", ")
+            ),
+            Self::ScaledDown {
+                task,
+                workers,
+                left,
+            } => format!(
+                "태스크 {task}: 워커 {}개 삭제 ({}), 남은 워커 {left}개",
+                workers.len(),
+                workers.join(", ")
+            ),
+            Self::StatusHeader {
+                cap,
+                in_use,
+                queued,
+            } => format!("사용 중인 워커 {in_use}/{cap}, 대기 {queued}"),
+            Self::Cancel {
+                run,
+                cancelled: true,
+            } => format!("실행 {run}: 취소 중 (finally 스테이지는 실행됩니다)"),
+            Self::Cancel {
+                run,
+                cancelled: false,
+            } => format!("실행 {run}은(는) 이미 끝났습니다"),
+            Self::Reattach { run, from } => {
+                format!("실행 {run}의 진행 스트림이 끊겼습니다; #{from}부터 다시 연결합니다")
+            }
         }
     }
 }

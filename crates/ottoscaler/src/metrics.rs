@@ -17,20 +17,40 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric in `r`.
     pub fn register(&self, r: &mut Registry) {
-        r.register("steward_ottoscaler_runs", "Pipeline runs ended, by outcome", self.runs.clone());
-        r.register("steward_ottoscaler_stage_attempts", "Stage attempts ended, by outcome or failure class", self.attempts.clone());
-        r.register("steward_ottoscaler_workers", "Worker pods or processes known to the scaler", self.workers.clone());
-        r.register("steward_ottoscaler_orphans_deleted", "Workers deleted because no live run or task owned them", self.orphans.clone());
+        r.register(
+            "steward_ottoscaler_runs",
+            "Pipeline runs ended, by outcome",
+            self.runs.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_stage_attempts",
+            "Stage attempts ended, by outcome or failure class",
+            self.attempts.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_workers",
+            "Worker pods or processes known to the scaler",
+            self.workers.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_orphans_deleted",
+            "Workers deleted because no live run or task owned them",
+            self.orphans.clone(),
+        );
     }
 
     /// A run ended.
     pub fn run(&self, outcome: &str) {
-        self.runs.get_or_create(&vec![("outcome".into(), outcome.into())]).inc();
+        self.runs
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
     }
 
     /// An attempt ended.
     pub fn attempt(&self, outcome: &str) {
-        self.attempts.get_or_create(&vec![("outcome".into(), outcome.into())]).inc();
+        self.attempts
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
     }
 
     /// Workers known.

@@ -104,7 +104,9 @@ struct StageFile {
 }
 
 fn dur(field: &str, s: Option<&str>) -> Result<Duration, String> {
-    s.map_or(Ok(Duration::ZERO), |s| humantime_secs(s).map_err(|e| format!("{field}: {e}")))
+    s.map_or(Ok(Duration::ZERO), |s| {
+        humantime_secs(s).map_err(|e| format!("{field}: {e}"))
+    })
 }
 
 fn secs(field: &str, s: Option<&str>) -> Result<u32, String> {

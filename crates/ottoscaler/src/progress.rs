@@ -31,7 +31,9 @@ impl Progress {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PipelineProgress>> {
-        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Appends `p`, filling in seq, run id and timestamp; returns the seq.
@@ -54,7 +56,10 @@ impl Progress {
     /// Messages with seq >= `from` (1-based; 0 means 1).
     pub fn since(&self, from: u64) -> Vec<PipelineProgress> {
         let from = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX);
-        self.lock().get(from..).map(<[_]>::to_vec).unwrap_or_default()
+        self.lock()
+            .get(from..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// The final message, once the run has ended.
@@ -104,18 +109,36 @@ mod tests {
     #[tokio::test]
     async fn replay_then_follow_until_final() {
         let p = Progress::new("r1");
-        p.emit(PipelineProgress { stage: "a".into(), ..Default::default() });
-        p.emit(PipelineProgress { stage: "b".into(), ..Default::default() });
+        p.emit(PipelineProgress {
+            stage: "a".into(),
+            ..Default::default()
+        });
+        p.emit(PipelineProgress {
+            stage: "b".into(),
+            ..Default::default()
+        });
         let late = p.follow(2);
         let p2 = p.clone();
         tokio::spawn(async move {
-            p2.emit(PipelineProgress { stage: "c".into(), ..Default::default() });
-            p2.emit(PipelineProgress { r#final: true, ..Default::default() });
+            p2.emit(PipelineProgress {
+                stage: "c".into(),
+                ..Default::default()
+            });
+            p2.emit(PipelineProgress {
+                r#final: true,
+                ..Default::default()
+            });
             // Nothing after the final message is recorded.
-            p2.emit(PipelineProgress { stage: "late".into(), ..Default::default() });
+            p2.emit(PipelineProgress {
+                stage: "late".into(),
+                ..Default::default()
+            });
         });
         let got: Vec<(u64, String)> = late.map(|m| (m.seq, m.stage)).collect().await;
-        assert_eq!(got, vec![(2, "b".into()), (3, "c".into()), (4, String::new())]);
+        assert_eq!(
+            got,
+            vec![(2, "b".into()), (3, "c".into()), (4, String::new())]
+        );
         assert_eq!(p.since(0).len(), 4);
     }
 }

@@ -76,7 +76,11 @@ impl RetryOn {
             "timeout" => Self::Timeout,
             _ => match s.strip_prefix("exit-code:").map(str::parse::<i32>) {
                 Some(Ok(n)) if n != 0 => Self::ExitCode(n),
-                _ => return Err(format!("unknown class \"{s}\" (expected exit-code, exit-code:<n>, oom-killed, evicted, node-lost, image-pull or timeout)")),
+                _ => {
+                    return Err(format!(
+                        "unknown class \"{s}\" (expected exit-code, exit-code:<n>, oom-killed, evicted, node-lost, image-pull or timeout)"
+                    ));
+                }
             },
         })
     }
@@ -183,7 +187,10 @@ mod tests {
         ];
         for (attempt, rand, ms) in cases {
             let got = p.delay(attempt, rand).as_millis();
-            assert!(got.abs_diff(ms) <= 1, "attempt {attempt} rand {rand}: {got} ms, want {ms}");
+            assert!(
+                got.abs_diff(ms) <= 1,
+                "attempt {attempt} rand {rand}: {got} ms, want {ms}"
+            );
         }
     }
 
@@ -206,7 +213,11 @@ mod tests {
         ];
         for (p, attempt, class, retry) in cases {
             let got = p.after_failure(attempt, class, 0.0);
-            assert_eq!(matches!(got, AfterFailure::Retry { next, .. } if next == attempt + 1), retry, "{p:?} {attempt} {class:?}");
+            assert_eq!(
+                matches!(got, AfterFailure::Retry { next, .. } if next == attempt + 1),
+                retry,
+                "{p:?} {attempt} {class:?}"
+            );
         }
     }
 

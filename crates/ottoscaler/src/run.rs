@@ -62,7 +62,12 @@ pub enum BackendKind {
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// gRPC listen address.
-    #[arg(long, env = "OTTOSCALER_LISTEN", default_value = "0.0.0.0:9090", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "OTTOSCALER_LISTEN",
+        default_value = "0.0.0.0:9090",
+        value_name = "ADDR"
+    )]
     listen: SocketAddr,
     /// Where workers run.
     #[arg(long, value_enum, default_value = "kubernetes")]
@@ -225,7 +230,11 @@ pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
                         image: a.image,
                         command: a.command,
                         worker_class: a.class,
-                        resources: Some(proto::Resources { cpu_request: a.cpu, memory_request: a.memory, ..Default::default() }),
+                        resources: Some(proto::Resources {
+                            cpu_request: a.cpu,
+                            memory_request: a.memory,
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -233,23 +242,50 @@ pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
                 .await
                 .map_err(rpc)?
                 .into_inner();
-            println!("{}", Msg::ScaledUp { task: &r.task_id, workers: &r.workers }.render(lang));
+            println!(
+                "{}",
+                Msg::ScaledUp {
+                    task: &r.task_id,
+                    workers: &r.workers
+                }
+                .render(lang)
+            );
             Ok(ExitCode::SUCCESS)
         }
         OttoCommand::ScaleDown(a) => {
             let (mut otto, _) = a.client.connect().await?;
             let r = otto
-                .scale_down(proto::ScaleRequest { task_id: a.task, worker_count: a.workers, force: a.force, grace_period_seconds: a.grace_period, ..Default::default() })
+                .scale_down(proto::ScaleRequest {
+                    task_id: a.task,
+                    worker_count: a.workers,
+                    force: a.force,
+                    grace_period_seconds: a.grace_period,
+                    ..Default::default()
+                })
                 .await
                 .map_err(rpc)?
                 .into_inner();
-            println!("{}", Msg::ScaledDown { task: &r.task_id, workers: &r.workers, left: r.active_workers }.render(lang));
+            println!(
+                "{}",
+                Msg::ScaledDown {
+                    task: &r.task_id,
+                    workers: &r.workers,
+                    left: r.active_workers
+                }
+                .render(lang)
+            );
             Ok(ExitCode::SUCCESS)
         }
         OttoCommand::Status(a) => status_cmd(a, lang).await.map(|()| ExitCode::SUCCESS),
         OttoCommand::Run(a) => {
-            let text = std::fs::read_to_string(&a.file).map_err(|source| Error::Io { what: format!("reading {}", a.file.display()), source })?;
-            let mut req = crate::pipeline_file::parse(&text).map_err(|reason| Error::Config { path: a.file.display().to_string(), reason })?;
+            let text = std::fs::read_to_string(&a.file).map_err(|source| Error::Io {
+                what: format!("reading {}", a.file.display()),
+                source,
+            })?;
+            let mut req = crate::pipeline_file::parse(&text).map_err(|reason| Error::Config {
+                path: a.file.display().to_string(),
+                reason,
+            })?;
             req.run_id = a.run_id;
             let (mut otto, mut logs) = a.client.connect().await?;
             let stream = otto.execute_pipeline(req).await.map_err(rpc)?.into_inner();
@@ -269,11 +305,21 @@ pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
         OttoCommand::Cancel(a) => {
             let (mut otto, _) = a.client.connect().await?;
             let r = otto
-                .cancel_pipeline(proto::CancelPipelineRequest { run_id: a.run.clone(), reason: a.reason })
+                .cancel_pipeline(proto::CancelPipelineRequest {
+                    run_id: a.run.clone(),
+                    reason: a.reason,
+                })
                 .await
                 .map_err(rpc)?
                 .into_inner();
-            println!("{}", Msg::Cancel { run: &r.run_id, cancelled: r.cancelled }.render(lang));
+            println!(
+                "{}",
+                Msg::Cancel {
+                    run: &r.run_id,
+                    cancelled: r.cancelled
+                }
+                .render(lang)
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -284,7 +330,10 @@ async fn status_cmd(a: StatusArgs, lang: Lang) -> Result<()> {
     let mut last = None;
     loop {
         let r = otto
-            .get_worker_status(proto::WorkerStatusRequest { task_id: a.task.clone(), run_id: a.run.clone() })
+            .get_worker_status(proto::WorkerStatusRequest {
+                task_id: a.task.clone(),
+                run_id: a.run.clone(),
+            })
             .await
             .map_err(rpc)?
             .into_inner();
@@ -301,21 +350,32 @@ async fn status_cmd(a: StatusArgs, lang: Lang) -> Result<()> {
 }
 
 fn read_file(flag: &str, p: &PathBuf) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|source| Error::Io { what: format!("{flag} {}", p.display()), source })
+    std::fs::read(p).map_err(|source| Error::Io {
+        what: format!("{flag} {}", p.display()),
+        source,
+    })
 }
 
 async fn serve_cmd(a: ServeArgs) -> Result<()> {
     let token = match &a.token_file {
-        Some(p) => String::from_utf8_lossy(&read_file("--token-file", p)?).trim().to_string(),
+        Some(p) => String::from_utf8_lossy(&read_file("--token-file", p)?)
+            .trim()
+            .to_string(),
         None => std::env::var("OTTOSCALER_TOKEN").unwrap_or_default(),
     };
     if token.is_empty() {
-        return Err(Error::Config { path: "--token-file".into(), reason: "a bearer token is required: set --token-file or OTTOSCALER_TOKEN".into() });
+        return Err(Error::Config {
+            path: "--token-file".into(),
+            reason: "a bearer token is required: set --token-file or OTTOSCALER_TOKEN".into(),
+        });
     }
     let config = match &a.config {
         Some(p) => {
             let text = String::from_utf8_lossy(&read_file("--config", p)?).into_owned();
-            Config::parse(&text).map_err(|reason| Error::Config { path: p.display().to_string(), reason })?
+            Config::parse(&text).map_err(|reason| Error::Config {
+                path: p.display().to_string(),
+                reason,
+            })?
         }
         None => Config::default(),
     };
@@ -323,12 +383,19 @@ async fn serve_cmd(a: ServeArgs) -> Result<()> {
         (Some(c), Some(k)) => Some(Tls {
             cert: read_file("--tls-cert", c)?,
             key: read_file("--tls-key", k)?,
-            client_ca: a.tls_client_ca.as_ref().map(|p| read_file("--tls-client-ca", p)).transpose()?,
+            client_ca: a
+                .tls_client_ca
+                .as_ref()
+                .map(|p| read_file("--tls-client-ca", p))
+                .transpose()?,
         }),
         _ => None,
     };
     let backend: Arc<dyn Backend> = match a.backend {
-        BackendKind::Kubernetes => Arc::new(KubeBackend::new(a.kube.connect().await?.client, &a.namespace)),
+        BackendKind::Kubernetes => Arc::new(KubeBackend::new(
+            a.kube.connect().await?.client,
+            &a.namespace,
+        )),
         BackendKind::Local => Arc::new(LocalBackend::new()),
     };
     let shutdown = Shutdown::new();
@@ -339,7 +406,12 @@ async fn serve_cmd(a: ServeArgs) -> Result<()> {
     let admin = AdminServer::bind(a.admin.admin_addr).await?;
     let ready = Readiness::default();
     tokio::spawn(admin.serve(Arc::new(registry), ready.clone(), shutdown.clone()));
-    let opts = Options { max_workers: a.max_workers, grace: a.grace_period, retention: a.retention, log_lines: a.log_lines };
+    let opts = Options {
+        max_workers: a.max_workers,
+        grace: a.grace_period,
+        retention: a.retention,
+        log_lines: a.log_lines,
+    };
     let scaler = Scaler::new(backend, config, opts, metrics);
     scaler.start(shutdown.token()).await?;
     let sweeper = scaler.clone();
@@ -359,7 +431,20 @@ async fn serve_cmd(a: ServeArgs) -> Result<()> {
     });
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
-        .map_err(|source| Error::Io { what: format!("binding {}", a.listen), source })?;
+        .map_err(|source| Error::Io {
+            what: format!("binding {}", a.listen),
+            source,
+        })?;
     ready.set(true);
-    serve(scaler, listener, ServeOptions { token, reflection: a.reflection, tls }, shutdown.token()).await
+    serve(
+        scaler,
+        listener,
+        ServeOptions {
+            token,
+            reflection: a.reflection,
+            tls,
+        },
+        shutdown.token(),
+    )
+    .await
 }

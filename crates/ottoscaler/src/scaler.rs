@@ -10,7 +10,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backend::{Backend, Group, GroupRecord, Phase, WorkerEvent, WorkerLabels, WorkerObs, WorkerPlan};
+use crate::backend::{
+    Backend, Group, GroupRecord, Phase, WorkerEvent, WorkerLabels, WorkerObs, WorkerPlan,
+};
 use crate::config::{Config, resolve};
 use crate::error::{Error, Result};
 use crate::executor::{self, RunMsg, RunSetup};
@@ -89,7 +91,10 @@ pub fn pick_scale_down(workers: &[WorkerObs], count: usize, force: bool) -> Vec<
         .collect();
     c.sort_unstable();
     let take = if count == 0 { c.len() } else { count };
-    c.into_iter().take(take).map(|(_, _, n)| n.to_string()).collect()
+    c.into_iter()
+        .take(take)
+        .map(|(_, _, n)| n.to_string())
+        .collect()
 }
 
 /// Workers whose run or task is not live: left behind by a crash, a restart, or a
@@ -111,7 +116,12 @@ fn random_suffix(n: usize) -> String {
 
 impl Scaler {
     /// A scaler on `backend`; call [`start`](Self::start) next.
-    pub fn new(backend: Arc<dyn Backend>, config: Config, opts: Options, metrics: Metrics) -> Arc<Self> {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        opts: Options,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         Arc::new(Self {
             backend,
             slots: Slots::new(opts.max_workers),
@@ -141,7 +151,11 @@ impl Scaler {
         Ok(())
     }
 
-    async fn pump(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<WorkerEvent>, shutdown: CancellationToken) {
+    async fn pump(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<WorkerEvent>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let ev = tokio::select! {
                 ev = rx.recv() => ev,
@@ -177,7 +191,11 @@ impl Scaler {
         if let Group::Run(id) = &obs.labels.group
             && let Some(tx) = lock(&self.runs).get(id).and_then(|r| r.tx.clone())
         {
-            let _ = tx.send(if gone { RunMsg::Gone(obs.clone()) } else { RunMsg::Obs(obs.clone()) });
+            let _ = tx.send(if gone {
+                RunMsg::Gone(obs.clone())
+            } else {
+                RunMsg::Obs(obs.clone())
+            });
         }
     }
 
@@ -195,7 +213,10 @@ impl Scaler {
                 }
             }
         }
-        let changed = lock(&self.workers).insert(obs.name.clone(), obs.clone()).as_ref() != Some(&obs);
+        let changed = lock(&self.workers)
+            .insert(obs.name.clone(), obs.clone())
+            .as_ref()
+            != Some(&obs);
         if changed {
             self.route(&obs, false);
         }
@@ -208,7 +229,10 @@ impl Scaler {
     }
 
     fn live_groups(&self) -> HashSet<Group> {
-        let mut live: HashSet<Group> = lock(&self.tasks).iter().map(|t| Group::Task(t.clone())).collect();
+        let mut live: HashSet<Group> = lock(&self.tasks)
+            .iter()
+            .map(|t| Group::Task(t.clone()))
+            .collect();
         live.extend(
             lock(&self.runs)
                 .iter()
@@ -248,7 +272,14 @@ impl Scaler {
                         r#final: true,
                         ..Default::default()
                     });
-                    lock(&self.runs).insert(id.clone(), RunEntry { progress, cancel: CancellationToken::new(), tx: None });
+                    lock(&self.runs).insert(
+                        id.clone(),
+                        RunEntry {
+                            progress,
+                            cancel: CancellationToken::new(),
+                            tx: None,
+                        },
+                    );
                     let left = self.opts.retention.saturating_sub(Duration::from_millis(
                         u64::try_from(now_ms() - r.finished_ms.unwrap_or_else(now_ms)).unwrap_or(0),
                     ));
@@ -289,11 +320,22 @@ impl Scaler {
     }
 
     fn worker_plan(&self, field: &str, w: &spec::WorkerTemplate) -> Result<WorkerPlan, SpecError> {
-        let (class_name, class) = self.config.class(&format!("{field}.worker_class"), &w.class)?;
-        let r = resolve(class_name, class, &w.resources, &format!("{field}.resources"))?;
+        let (class_name, class) = self
+            .config
+            .class(&format!("{field}.worker_class"), &w.class)?;
+        let r = resolve(
+            class_name,
+            class,
+            &w.resources,
+            &format!("{field}.resources"),
+        )?;
         Ok(WorkerPlan {
             name: String::new(),
-            labels: WorkerLabels { group: Group::Task(String::new()), stage: String::new(), attempt: 1 },
+            labels: WorkerLabels {
+                group: Group::Task(String::new()),
+                stage: String::new(),
+                attempt: 1,
+            },
             image: w.image.clone(),
             command: w.command.clone(),
             env: w.env.clone(),
@@ -307,7 +349,10 @@ impl Scaler {
     }
 
     /// Validates and starts a run; returns its id and progress.
-    pub async fn submit(self: &Arc<Self>, req: &proto::PipelineRequest) -> Result<(String, Arc<Progress>)> {
+    pub async fn submit(
+        self: &Arc<Self>,
+        req: &proto::PipelineRequest,
+    ) -> Result<(String, Arc<Progress>)> {
         let pipeline = spec::validate(req)?;
         let workers = pipeline
             .stages
@@ -315,7 +360,11 @@ impl Scaler {
             .enumerate()
             .map(|(i, s)| self.worker_plan(&format!("stages[{i}].worker"), &s.worker))
             .collect::<Result<Vec<_>, _>>()?;
-        let id = if req.run_id.is_empty() { format!("r-{}", random_suffix(8)) } else { req.run_id.clone() };
+        let id = if req.run_id.is_empty() {
+            format!("r-{}", random_suffix(8))
+        } else {
+            req.run_id.clone()
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let progress = Progress::new(&id);
         let cancel = CancellationToken::new();
@@ -324,16 +373,34 @@ impl Scaler {
             if runs.contains_key(&id) {
                 return Err(Error::AlreadyExists(id));
             }
-            runs.insert(id.clone(), RunEntry { progress: progress.clone(), cancel: cancel.clone(), tx: Some(tx.clone()) });
+            runs.insert(
+                id.clone(),
+                RunEntry {
+                    progress: progress.clone(),
+                    cancel: cancel.clone(),
+                    tx: Some(tx.clone()),
+                },
+            );
         }
-        let record = GroupRecord { group: Group::Run(id.clone()), state: "running".into(), reason: String::new(), finished_ms: None };
+        let record = GroupRecord {
+            group: Group::Run(id.clone()),
+            state: "running".into(),
+            reason: String::new(),
+            finished_ms: None,
+        };
         if let Err(e) = self.backend.put_group(&record).await {
             lock(&self.runs).remove(&id);
             return Err(e);
         }
         self.logs.buffer(&Group::Run(id.clone()));
         info!(run = %id, pipeline = %pipeline.name, stages = pipeline.stages.len(), "run submitted");
-        let setup = RunSetup { id: id.clone(), pipeline, workers, progress: progress.clone(), cancel };
+        let setup = RunSetup {
+            id: id.clone(),
+            pipeline,
+            workers,
+            progress: progress.clone(),
+            cancel,
+        };
         tokio::spawn(executor::drive(self.clone(), setup, tx, rx));
         Ok((id, progress))
     }
@@ -353,7 +420,12 @@ impl Scaler {
                 r.progress.clone()
             })
         };
-        let record = GroupRecord { group: Group::Run(id.into()), state: record_state.into(), reason: text.into(), finished_ms: Some(now_ms()) };
+        let record = GroupRecord {
+            group: Group::Run(id.into()),
+            state: record_state.into(),
+            reason: text.into(),
+            finished_ms: Some(now_ms()),
+        };
         if let Err(e) = self.backend.put_group(&record).await {
             warn!(run = %id, error = %e, "recording the end of the run failed");
         }
@@ -361,7 +433,12 @@ impl Scaler {
             b.close();
         }
         if let Some(p) = progress {
-            p.emit(PipelineProgress { run_state: state as i32, message: format!("run {text}"), r#final: true, ..Default::default() });
+            p.emit(PipelineProgress {
+                run_state: state as i32,
+                message: format!("run {text}"),
+                r#final: true,
+                ..Default::default()
+            });
         }
         self.forget_after(Group::Run(id.into()), self.opts.retention);
     }
@@ -371,13 +448,19 @@ impl Scaler {
         lock(&self.runs)
             .get(run_id)
             .map(|r| r.progress.clone())
-            .ok_or_else(|| Error::NotFound { kind: "run", id: run_id.into() })
+            .ok_or_else(|| Error::NotFound {
+                kind: "run",
+                id: run_id.into(),
+            })
     }
 
     /// Cancels a run; false if it had already ended.
     pub fn cancel(&self, run_id: &str) -> Result<bool> {
         let runs = lock(&self.runs);
-        let r = runs.get(run_id).ok_or_else(|| Error::NotFound { kind: "run", id: run_id.into() })?;
+        let r = runs.get(run_id).ok_or_else(|| Error::NotFound {
+            kind: "run",
+            id: run_id.into(),
+        })?;
         if r.tx.is_none() {
             return Ok(false);
         }
@@ -401,9 +484,18 @@ impl Scaler {
     pub async fn scale_up(&self, req: &proto::ScaleRequest) -> Result<Vec<String>> {
         check_name("task_id", &req.task_id, spec::MAX_ID)?;
         let cap = self.opts.max_workers;
-        let n = u32::try_from(req.worker_count).ok().filter(|n| (1..=cap).contains(n)).ok_or_else(|| {
-            bad("worker_count", format!("{} is outside 1..={cap} (the concurrency cap)", req.worker_count))
-        })?;
+        let n = u32::try_from(req.worker_count)
+            .ok()
+            .filter(|n| (1..=cap).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "worker_count",
+                    format!(
+                        "{} is outside 1..={cap} (the concurrency cap)",
+                        req.worker_count
+                    ),
+                )
+            })?;
         let w = req.worker.clone().unwrap_or_default();
         if w.image.is_empty() && w.command.is_empty() {
             return Err(bad("worker", "needs an image or a command").into());
@@ -417,17 +509,34 @@ impl Scaler {
             annotations: w.annotations.into_iter().collect(),
         };
         let mut plan = self.worker_plan("worker", &template)?;
-        let permits = self.slots.try_acquire(n).map_err(|in_use| Error::OverCapacity { requested: n, in_use, cap })?;
+        let permits = self
+            .slots
+            .try_acquire(n)
+            .map_err(|in_use| Error::OverCapacity {
+                requested: n,
+                in_use,
+                cap,
+            })?;
         let group = Group::Task(req.task_id.clone());
         if lock(&self.tasks).insert(req.task_id.clone()) {
-            let r = GroupRecord { group: group.clone(), state: "active".into(), reason: String::new(), finished_ms: None };
+            let r = GroupRecord {
+                group: group.clone(),
+                state: "active".into(),
+                reason: String::new(),
+                finished_ms: None,
+            };
             if let Err(e) = self.backend.put_group(&r).await {
                 lock(&self.tasks).remove(&req.task_id);
                 return Err(e);
             }
         }
-        plan.labels = WorkerLabels { group, stage: String::new(), attempt: 1 };
-        plan.env.insert("OTTOSCALER_TASK_ID".into(), req.task_id.clone());
+        plan.labels = WorkerLabels {
+            group,
+            stage: String::new(),
+            attempt: 1,
+        };
+        plan.env
+            .insert("OTTOSCALER_TASK_ID".into(), req.task_id.clone());
         let mut created = Vec::new();
         for permit in permits {
             plan.name = format!("{}-{}", req.task_id, random_suffix(6));
@@ -446,13 +555,20 @@ impl Scaler {
     pub async fn scale_down(&self, req: &proto::ScaleRequest) -> Result<(Vec<String>, usize)> {
         check_name("task_id", &req.task_id, spec::MAX_ID)?;
         if !lock(&self.tasks).contains(&req.task_id) {
-            return Err(Error::NotFound { kind: "task", id: req.task_id.clone() });
+            return Err(Error::NotFound {
+                kind: "task",
+                id: req.task_id.clone(),
+            });
         }
         let count = usize::try_from(req.worker_count)
             .map_err(|_| bad("worker_count", format!("{} is negative", req.worker_count)))?;
         let grace = u64::try_from(req.grace_period_seconds)
             .map_err(|_| bad("grace_period_seconds", "is negative"))?;
-        let grace = if grace == 0 { self.opts.grace } else { Duration::from_secs(grace) };
+        let grace = if grace == 0 {
+            self.opts.grace
+        } else {
+            Duration::from_secs(grace)
+        };
         let workers = self.workers(&req.task_id, "");
         let picked = pick_scale_down(&workers, count, req.force);
         for w in &picked {
@@ -461,7 +577,9 @@ impl Scaler {
         let left = workers.len() - picked.len();
         if left == 0 && count == 0 {
             lock(&self.tasks).remove(&req.task_id);
-            self.backend.delete_group(&Group::Task(req.task_id.clone())).await?;
+            self.backend
+                .delete_group(&Group::Task(req.task_id.clone()))
+                .await?;
         }
         info!(task = %req.task_id, removed = picked.len(), left, "scaled down");
         Ok((picked, left))
@@ -475,7 +593,11 @@ mod tests {
     fn w(name: &str, phase: Phase, busy: bool, created: i64, group: Group) -> WorkerObs {
         WorkerObs {
             name: name.into(),
-            labels: WorkerLabels { group, stage: String::new(), attempt: 1 },
+            labels: WorkerLabels {
+                group,
+                stage: String::new(),
+                attempt: 1,
+            },
             phase,
             failure: None,
             exit_code: None,
@@ -501,10 +623,18 @@ mod tests {
             (3, false, vec!["done", "pending", "idle-new"]),
             (0, false, vec!["done", "pending", "idle-new", "idle-old"]),
             (10, false, vec!["done", "pending", "idle-new", "idle-old"]),
-            (0, true, vec!["done", "pending", "idle-new", "idle-old", "busy"]),
+            (
+                0,
+                true,
+                vec!["done", "pending", "idle-new", "idle-old", "busy"],
+            ),
         ];
         for (count, force, want) in cases {
-            assert_eq!(pick_scale_down(&ws, count, force), want, "count {count} force {force}");
+            assert_eq!(
+                pick_scale_down(&ws, count, force),
+                want,
+                "count {count} force {force}"
+            );
         }
     }
 
@@ -516,7 +646,13 @@ mod tests {
             w("r2-a-1", Phase::Running, false, 0, Group::Run("r2".into())),
             w("t1-x", Phase::Pending, false, 0, Group::Task("t1".into())),
             w("t2-x", Phase::Succeeded, false, 0, Group::Task("t2".into())),
-            w("r3-a-1", Phase::Terminating, false, 0, Group::Run("r3".into())),
+            w(
+                "r3-a-1",
+                Phase::Terminating,
+                false,
+                0,
+                Group::Run("r3".into()),
+            ),
         ];
         assert_eq!(orphans(&live, &ws), vec!["r2-a-1", "t2-x"]);
     }

@@ -147,35 +147,157 @@ mod tests {
                 let flags = parts.next().unwrap_or_default();
                 proto::Stage {
                     name: name.into(),
-                    depends_on: deps.split(',').filter(|d| !d.is_empty()).map(str::to_string).collect(),
-                    worker: Some(proto::WorkerTemplate { command: vec!["true".into()], ..Default::default() }),
+                    depends_on: deps
+                        .split(',')
+                        .filter(|d| !d.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    worker: Some(proto::WorkerTemplate {
+                        command: vec!["true".into()],
+                        ..Default::default()
+                    }),
                     finally: flags.contains('f'),
-                    when: if flags.contains('F') { proto::When::OnFailure as i32 } else if flags.contains('A') { proto::When::Always as i32 } else { 0 },
+                    when: if flags.contains('F') {
+                        proto::When::OnFailure as i32
+                    } else if flags.contains('A') {
+                        proto::When::Always as i32
+                    } else {
+                        0
+                    },
                     ..Default::default()
                 }
             })
             .collect();
-        validate(&proto::PipelineRequest { stages, ..Default::default() }).unwrap()
+        validate(&proto::PipelineRequest {
+            stages,
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[test]
     fn decide_table() {
         let diamond = pipeline(&["a", "b:a", "c:a", "d:b,c"]);
-        let handlers = pipeline(&["build", "test:build", "notify:test:F", "report:test:A", "clean::f", "after:clean:f"]);
-        let cases: Vec<(&str, &Pipeline, Vec<StageStatus>, Option<Stop>, Vec<Decision>)> = vec![
-            ("roots start", &diamond, vec![Waiting; 4], None, vec![Start(0)]),
-            ("parallel fan-out", &diamond, vec![Succeeded, Waiting, Waiting, Waiting], None, vec![Start(1), Start(2)]),
-            ("join waits for all", &diamond, vec![Succeeded, Succeeded, Active, Waiting], None, vec![]),
-            ("join starts", &diamond, vec![Succeeded, Succeeded, Succeeded, Waiting], None, vec![Start(3)]),
-            ("failure skips downstream transitively", &diamond, vec![Failed, Waiting, Waiting, Waiting], None, vec![Skip(1, SkipReason::Condition), Skip(2, SkipReason::Condition), Skip(3, SkipReason::Condition)]),
-            ("one branch failed", &diamond, vec![Succeeded, Failed, Succeeded, Waiting], None, vec![Skip(3, SkipReason::Condition)]),
-            ("nothing while active", &diamond, vec![Active, Waiting, Waiting, Waiting], None, vec![]),
-            ("finally waits for main stages", &handlers, vec![Active, Waiting, Waiting, Waiting, Waiting, Waiting], None, vec![]),
-            ("on-failure runs, always runs", &handlers, vec![Succeeded, Failed, Waiting, Waiting, Waiting, Waiting], None, vec![Start(2), Start(3)]),
-            ("on-failure skipped on success, finally then starts", &handlers, vec![Succeeded, Succeeded, Waiting, Succeeded, Waiting, Waiting], None, vec![Skip(2, SkipReason::Condition), Start(4)]),
-            ("finally chain", &handlers, vec![Succeeded, Succeeded, Skipped, Succeeded, Failed, Waiting], None, vec![Skip(5, SkipReason::Condition)]),
-            ("cancel skips waiting main stages and starts finally", &handlers, vec![Cancelled, Waiting, Waiting, Waiting, Waiting, Waiting], Some(Stop::Cancelled), vec![Skip(1, SkipReason::Stopped), Skip(2, SkipReason::Stopped), Skip(3, SkipReason::Stopped), Start(4)]),
-            ("finally waits for active main stage even when stopping", &handlers, vec![Active, Waiting, Waiting, Waiting, Waiting, Waiting], Some(Stop::TimedOut), vec![Skip(1, SkipReason::Stopped), Skip(2, SkipReason::Stopped), Skip(3, SkipReason::Stopped)]),
+        let handlers = pipeline(&[
+            "build",
+            "test:build",
+            "notify:test:F",
+            "report:test:A",
+            "clean::f",
+            "after:clean:f",
+        ]);
+        type Case<'a> = (
+            &'a str,
+            &'a Pipeline,
+            Vec<StageStatus>,
+            Option<Stop>,
+            Vec<Decision>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "roots start",
+                &diamond,
+                vec![Waiting; 4],
+                None,
+                vec![Start(0)],
+            ),
+            (
+                "parallel fan-out",
+                &diamond,
+                vec![Succeeded, Waiting, Waiting, Waiting],
+                None,
+                vec![Start(1), Start(2)],
+            ),
+            (
+                "join waits for all",
+                &diamond,
+                vec![Succeeded, Succeeded, Active, Waiting],
+                None,
+                vec![],
+            ),
+            (
+                "join starts",
+                &diamond,
+                vec![Succeeded, Succeeded, Succeeded, Waiting],
+                None,
+                vec![Start(3)],
+            ),
+            (
+                "failure skips downstream transitively",
+                &diamond,
+                vec![Failed, Waiting, Waiting, Waiting],
+                None,
+                vec![
+                    Skip(1, SkipReason::Condition),
+                    Skip(2, SkipReason::Condition),
+                    Skip(3, SkipReason::Condition),
+                ],
+            ),
+            (
+                "one branch failed",
+                &diamond,
+                vec![Succeeded, Failed, Succeeded, Waiting],
+                None,
+                vec![Skip(3, SkipReason::Condition)],
+            ),
+            (
+                "nothing while active",
+                &diamond,
+                vec![Active, Waiting, Waiting, Waiting],
+                None,
+                vec![],
+            ),
+            (
+                "finally waits for main stages",
+                &handlers,
+                vec![Active, Waiting, Waiting, Waiting, Waiting, Waiting],
+                None,
+                vec![],
+            ),
+            (
+                "on-failure runs, always runs",
+                &handlers,
+                vec![Succeeded, Failed, Waiting, Waiting, Waiting, Waiting],
+                None,
+                vec![Start(2), Start(3)],
+            ),
+            (
+                "on-failure skipped on success, finally then starts",
+                &handlers,
+                vec![Succeeded, Succeeded, Waiting, Succeeded, Waiting, Waiting],
+                None,
+                vec![Skip(2, SkipReason::Condition), Start(4)],
+            ),
+            (
+                "finally chain",
+                &handlers,
+                vec![Succeeded, Succeeded, Skipped, Succeeded, Failed, Waiting],
+                None,
+                vec![Skip(5, SkipReason::Condition)],
+            ),
+            (
+                "cancel skips waiting main stages and starts finally",
+                &handlers,
+                vec![Cancelled, Waiting, Waiting, Waiting, Waiting, Waiting],
+                Some(Stop::Cancelled),
+                vec![
+                    Skip(1, SkipReason::Stopped),
+                    Skip(2, SkipReason::Stopped),
+                    Skip(3, SkipReason::Stopped),
+                    Start(4),
+                ],
+            ),
+            (
+                "finally waits for active main stage even when stopping",
+                &handlers,
+                vec![Active, Waiting, Waiting, Waiting, Waiting, Waiting],
+                Some(Stop::TimedOut),
+                vec![
+                    Skip(1, SkipReason::Stopped),
+                    Skip(2, SkipReason::Stopped),
+                    Skip(3, SkipReason::Stopped),
+                ],
+            ),
         ];
         for (name, p, states, stop, want) in cases {
             assert_eq!(decide(p, &states, stop), want, "{name}");
@@ -188,8 +310,16 @@ mod tests {
             (vec![Succeeded, Active], None, None),
             (vec![Succeeded, Skipped], None, Some(Outcome::Succeeded)),
             (vec![Succeeded, Failed], None, Some(Outcome::Failed)),
-            (vec![Cancelled, Skipped], Some(Stop::Cancelled), Some(Outcome::Cancelled)),
-            (vec![Failed, Succeeded], Some(Stop::TimedOut), Some(Outcome::Failed)),
+            (
+                vec![Cancelled, Skipped],
+                Some(Stop::Cancelled),
+                Some(Outcome::Cancelled),
+            ),
+            (
+                vec![Failed, Succeeded],
+                Some(Stop::TimedOut),
+                Some(Outcome::Failed),
+            ),
             (vec![Waiting], None, None),
         ];
         for (states, stop, want) in cases {

@@ -29,7 +29,10 @@ use crate::scaler::Scaler;
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Service names for health.
-pub const SERVICES: [&str; 2] = ["ottoscaler.v1.OttoscalerService", "ottoscaler.v1.LogStreamingService"];
+pub const SERVICES: [&str; 2] = [
+    "ottoscaler.v1.OttoscalerService",
+    "ottoscaler.v1.LogStreamingService",
+];
 
 /// Checks `authorization: Bearer <token>`.
 #[derive(Clone)]
@@ -53,7 +56,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 impl Auth {
     /// Accepts this token.
     pub fn new(token: &str) -> Self {
-        Self { token: token.into() }
+        Self {
+            token: token.into(),
+        }
     }
 }
 
@@ -64,7 +69,9 @@ impl Interceptor for Auth {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| Status::unauthenticated("missing \"authorization: Bearer <token>\" metadata"))?;
+            .ok_or_else(|| {
+                Status::unauthenticated("missing \"authorization: Bearer <token>\" metadata")
+            })?;
         if same(given.as_bytes(), self.token.as_bytes()) {
             Ok(req)
         } else {
@@ -96,10 +103,17 @@ fn i32c(n: usize) -> i32 {
 
 #[tonic::async_trait]
 impl OttoscalerService for Services {
-    async fn scale_up(&self, req: Request<proto::ScaleRequest>) -> Result<Response<proto::ScaleResponse>, Status> {
+    async fn scale_up(
+        &self,
+        req: Request<proto::ScaleRequest>,
+    ) -> Result<Response<proto::ScaleResponse>, Status> {
         let req = req.into_inner();
         let created = self.scaler.scale_up(&req).await.map_err(|e| status(&e))?;
-        let active = self.scaler.workers(&req.task_id, "").len().max(created.len());
+        let active = self
+            .scaler
+            .workers(&req.task_id, "")
+            .len()
+            .max(created.len());
         Ok(Response::new(proto::ScaleResponse {
             message: format!("created {} workers for task {}", created.len(), req.task_id),
             task_id: req.task_id,
@@ -108,15 +122,30 @@ impl OttoscalerService for Services {
         }))
     }
 
-    async fn scale_down(&self, req: Request<proto::ScaleRequest>) -> Result<Response<proto::ScaleResponse>, Status> {
+    async fn scale_down(
+        &self,
+        req: Request<proto::ScaleRequest>,
+    ) -> Result<Response<proto::ScaleResponse>, Status> {
         let req = req.into_inner();
         let (removed, left) = self.scaler.scale_down(&req).await.map_err(|e| status(&e))?;
-        let busy_kept = self.scaler.workers(&req.task_id, "").iter().filter(|w| w.busy).count();
+        let busy_kept = self
+            .scaler
+            .workers(&req.task_id, "")
+            .iter()
+            .filter(|w| w.busy)
+            .count();
         let mut message = format!("removed {} workers of task {}", removed.len(), req.task_id);
         if !req.force && busy_kept > 0 {
-            message.push_str(&format!("; {busy_kept} busy workers kept (force removes them)"));
+            message.push_str(&format!(
+                "; {busy_kept} busy workers kept (force removes them)"
+            ));
         }
-        Ok(Response::new(proto::ScaleResponse { task_id: req.task_id, workers: removed, message, active_workers: i32c(left) }))
+        Ok(Response::new(proto::ScaleResponse {
+            task_id: req.task_id,
+            workers: removed,
+            message,
+            active_workers: i32c(left),
+        }))
     }
 
     async fn get_worker_status(
@@ -129,8 +158,14 @@ impl OttoscalerService for Services {
             .workers(&req.task_id, &req.run_id)
             .into_iter()
             .map(|w| proto::WorkerInfo {
-                task_id: match &w.labels.group { Group::Task(t) => t.clone(), Group::Run(_) => String::new() },
-                run_id: match &w.labels.group { Group::Run(r) => r.clone(), Group::Task(_) => String::new() },
+                task_id: match &w.labels.group {
+                    Group::Task(t) => t.clone(),
+                    Group::Run(_) => String::new(),
+                },
+                run_id: match &w.labels.group {
+                    Group::Run(r) => r.clone(),
+                    Group::Task(_) => String::new(),
+                },
                 stage: w.labels.stage.clone(),
                 attempt: i32::try_from(w.labels.attempt).unwrap_or(0),
                 phase: w.phase.as_str().into(),
@@ -142,7 +177,12 @@ impl OttoscalerService for Services {
             .collect();
         let (cap, used, queued) = self.scaler.slots.usage();
         let c = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-        Ok(Response::new(proto::WorkerStatusResponse { workers, capacity: c(cap), in_use: c(used), queued: c(queued) }))
+        Ok(Response::new(proto::WorkerStatusResponse {
+            workers,
+            capacity: c(cap),
+            in_use: c(used),
+            queued: c(queued),
+        }))
     }
 
     type ExecutePipelineStream = BoxStream<proto::PipelineProgress>;
@@ -151,7 +191,11 @@ impl OttoscalerService for Services {
         &self,
         req: Request<proto::PipelineRequest>,
     ) -> Result<Response<Self::ExecutePipelineStream>, Status> {
-        let (_, progress) = self.scaler.submit(req.get_ref()).await.map_err(|e| status(&e))?;
+        let (_, progress) = self
+            .scaler
+            .submit(req.get_ref())
+            .await
+            .map_err(|e| status(&e))?;
         Ok(Response::new(Box::pin(progress.follow(1).map(Ok))))
     }
 
@@ -163,7 +207,9 @@ impl OttoscalerService for Services {
     ) -> Result<Response<Self::WatchPipelineStream>, Status> {
         let req = req.into_inner();
         let progress = self.scaler.progress(&req.run_id).map_err(|e| status(&e))?;
-        Ok(Response::new(Box::pin(progress.follow(req.from_seq).map(Ok))))
+        Ok(Response::new(Box::pin(
+            progress.follow(req.from_seq).map(Ok),
+        )))
     }
 
     async fn cancel_pipeline(
@@ -173,8 +219,16 @@ impl OttoscalerService for Services {
         let req = req.into_inner();
         let cancelled = self.scaler.cancel(&req.run_id).map_err(|e| status(&e))?;
         info!(run = %req.run_id, cancelled, reason = %req.reason, "cancel requested");
-        let message = if cancelled { "cancelling: running workers are deleted, finally stages still run" } else { "the run had already ended" };
-        Ok(Response::new(proto::CancelPipelineResponse { run_id: req.run_id, cancelled, message: message.into() }))
+        let message = if cancelled {
+            "cancelling: running workers are deleted, finally stages still run"
+        } else {
+            "the run had already ended"
+        };
+        Ok(Response::new(proto::CancelPipelineResponse {
+            run_id: req.run_id,
+            cancelled,
+            message: message.into(),
+        }))
     }
 }
 
@@ -189,7 +243,13 @@ fn follow_lines(
     const PAGE: usize = 256;
     let rx = buf.subscribe();
     futures::stream::unfold(
-        (buf, rx, from.max(1), std::collections::VecDeque::new(), keep),
+        (
+            buf,
+            rx,
+            from.max(1),
+            std::collections::VecDeque::new(),
+            keep,
+        ),
         move |(buf, mut rx, mut cursor, mut pending, keep)| async move {
             loop {
                 if let Some(item) = pending.pop_front() {
@@ -233,26 +293,34 @@ impl LogStreamingService for Services {
         req: Request<proto::WorkerIdentifier>,
     ) -> Result<Response<Self::StreamWorkerLogsStream>, Status> {
         let req = req.into_inner();
-        let buf = self
-            .scaler
-            .logs
-            .for_worker(&req.worker_id)
-            .ok_or_else(|| status(&Error::NotFound { kind: "worker", id: req.worker_id.clone() }))?;
-        let worker = req.worker_id.clone();
-        let stream = follow_lines(buf, req.from_seq, req.snapshot, move |l| l.worker == worker).map(move |(dropped, l)| {
-            Ok(match l {
-                Some(l) => proto::LogEntry {
-                    seq: l.seq,
-                    worker_id: l.worker,
-                    timestamp_unix_ms: l.ts_ms,
-                    stream: l.stream.as_str().into(),
-                    message: l.text,
-                    attempt: i32::try_from(l.attempt).unwrap_or(0),
-                    dropped: 0,
-                },
-                None => proto::LogEntry { worker_id: req.worker_id.clone(), stream: "system".into(), message: dropped_text(dropped), dropped, ..Default::default() },
+        let buf = self.scaler.logs.for_worker(&req.worker_id).ok_or_else(|| {
+            status(&Error::NotFound {
+                kind: "worker",
+                id: req.worker_id.clone(),
             })
-        });
+        })?;
+        let worker = req.worker_id.clone();
+        let stream = follow_lines(buf, req.from_seq, req.snapshot, move |l| l.worker == worker)
+            .map(move |(dropped, l)| {
+                Ok(match l {
+                    Some(l) => proto::LogEntry {
+                        seq: l.seq,
+                        worker_id: l.worker,
+                        timestamp_unix_ms: l.ts_ms,
+                        stream: l.stream.as_str().into(),
+                        message: l.text,
+                        attempt: i32::try_from(l.attempt).unwrap_or(0),
+                        dropped: 0,
+                    },
+                    None => proto::LogEntry {
+                        worker_id: req.worker_id.clone(),
+                        stream: "system".into(),
+                        message: dropped_text(dropped),
+                        dropped,
+                        ..Default::default()
+                    },
+                })
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -267,10 +335,18 @@ impl LogStreamingService for Services {
             .scaler
             .logs
             .get(&Group::Run(req.run_id.clone()))
-            .ok_or_else(|| status(&Error::NotFound { kind: "run", id: req.run_id.clone() }))?;
+            .ok_or_else(|| {
+                status(&Error::NotFound {
+                    kind: "run",
+                    id: req.run_id.clone(),
+                })
+            })?;
         let stage = req.stage.clone();
         let run_id = req.run_id.clone();
-        let stream = follow_lines(buf, req.from_seq, req.snapshot, move |l| stage.is_empty() || l.stage == stage).map(move |(dropped, l)| {
+        let stream = follow_lines(buf, req.from_seq, req.snapshot, move |l| {
+            stage.is_empty() || l.stage == stage
+        })
+        .map(move |(dropped, l)| {
             Ok(match l {
                 Some(l) => proto::BuildLogEntry {
                     seq: l.seq,
@@ -283,7 +359,13 @@ impl LogStreamingService for Services {
                     message: l.text,
                     dropped: 0,
                 },
-                None => proto::BuildLogEntry { run_id: run_id.clone(), stream: "system".into(), message: dropped_text(dropped), dropped, ..Default::default() },
+                None => proto::BuildLogEntry {
+                    run_id: run_id.clone(),
+                    stream: "system".into(),
+                    message: dropped_text(dropped),
+                    dropped,
+                    ..Default::default()
+                },
             })
         });
         Ok(Response::new(Box::pin(stream)))
@@ -324,7 +406,11 @@ pub async fn serve(
     let mut healthy = scaler.health();
     tokio::spawn(async move {
         loop {
-            let s = if *healthy.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
+            let s = if *healthy.borrow_and_update() {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
             for svc in SERVICES.into_iter().chain([""]) {
                 reporter.set_service_status(svc, s).await;
             }
@@ -355,17 +441,29 @@ pub async fn serve(
         if let Some(ca) = &tls.client_ca {
             cfg = cfg.client_ca_root(Certificate::from_pem(ca));
         }
-        builder = builder.tls_config(cfg).map_err(|source| Error::Transport { what: "configuring TLS".into(), source })?;
+        builder = builder.tls_config(cfg).map_err(|source| Error::Transport {
+            what: "configuring TLS".into(),
+            source,
+        })?;
     }
     info!(addr = ?addr, tls = opts.tls.is_some(), reflection = opts.reflection, "gRPC server listening");
     builder
         .add_service(health)
         .add_optional_service(reflection)
-        .add_service(OttoscalerServiceServer::with_interceptor(svc.clone(), auth.clone()))
+        .add_service(OttoscalerServiceServer::with_interceptor(
+            svc.clone(),
+            auth.clone(),
+        ))
         .add_service(LogStreamingServiceServer::with_interceptor(svc, auth))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
         .await
-        .map_err(|source| Error::Transport { what: "serving".into(), source })
+        .map_err(|source| Error::Transport {
+            what: "serving".into(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -379,11 +477,16 @@ mod tests {
         assert!(!same(b"abc", b"abcd"));
         let mut a = Auth::new("s3cret");
         let mut r = Request::new(());
-        assert_eq!(a.call(Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
-        r.metadata_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
+        assert_eq!(
+            a.call(Request::new(())).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        r.metadata_mut()
+            .insert("authorization", "Bearer s3cret".parse().unwrap());
         assert!(a.call(r).is_ok());
         let mut r = Request::new(());
-        r.metadata_mut().insert("authorization", "Bearer nope".parse().unwrap());
+        r.metadata_mut()
+            .insert("authorization", "Bearer nope".parse().unwrap());
         assert_eq!(a.call(r).unwrap_err().code(), tonic::Code::Unauthenticated);
     }
 }

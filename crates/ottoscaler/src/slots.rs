@@ -70,7 +70,10 @@ impl Slots {
 
     fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let r = {
-            let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut s = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             f(&mut s)
         };
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
@@ -78,12 +81,21 @@ impl Slots {
     }
 
     fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        f(&self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        f(&self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// (cap, in use, queued).
     pub fn usage(&self) -> (u32, u32, u32) {
-        self.read(|s| (s.cap, s.used, u32::try_from(s.queue.len()).unwrap_or(u32::MAX)))
+        self.read(|s| {
+            (
+                s.cap,
+                s.used,
+                u32::try_from(s.queue.len()).unwrap_or(u32::MAX),
+            )
+        })
     }
 
     /// `n` permits at once if they fit and nobody is waiting; else how many are in use.
@@ -96,14 +108,22 @@ impl Slots {
                 Err(s.used)
             }
         });
-        ok.map(|()| (0..n).map(|_| Permit { slots: self.clone() }).collect())
+        ok.map(|()| {
+            (0..n)
+                .map(|_| Permit {
+                    slots: self.clone(),
+                })
+                .collect()
+        })
     }
 
     /// A permit even over the cap: for workers found running after a restart, which
     /// exist whether or not they fit.
     pub fn adopt(&self) -> Permit {
         self.update(|s| s.used += 1);
-        Permit { slots: self.clone() }
+        Permit {
+            slots: self.clone(),
+        }
     }
 
     /// Waits in line for a permit; `on_position` is called with the 1-based position
@@ -116,24 +136,36 @@ impl Slots {
             s.queue.push_back(id);
             id
         });
-        let mut ticket = Ticket { slots: self, id, granted: false };
+        let mut ticket = Ticket {
+            slots: self,
+            id,
+            granted: false,
+        };
         let mut last = 0;
         loop {
             let pos = {
-                let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut s = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if s.queue.front() == Some(&id) && s.used < s.cap {
                     s.queue.pop_front();
                     s.used += 1;
                     None
                 } else {
-                    s.queue.iter().position(|&t| t == id).map(|p| u32::try_from(p + 1).unwrap_or(u32::MAX))
+                    s.queue
+                        .iter()
+                        .position(|&t| t == id)
+                        .map(|p| u32::try_from(p + 1).unwrap_or(u32::MAX))
                 }
             };
             let Some(pos) = pos else {
                 ticket.granted = true;
                 drop(ticket);
                 self.changed.send_modify(|v| *v = v.wrapping_add(1));
-                return Permit { slots: self.clone() };
+                return Permit {
+                    slots: self.clone(),
+                };
             };
             if pos != last {
                 on_position(pos);
@@ -158,13 +190,15 @@ mod tests {
         let positions = Arc::new(Mutex::new(Vec::new()));
         let (p2, p3) = (positions.clone(), positions.clone());
         let s2 = slots.clone();
-        let a = tokio::spawn(async move { s2.acquire(|p| p2.lock().unwrap().push(("a", p))).await });
+        let a =
+            tokio::spawn(async move { s2.acquire(|p| p2.lock().unwrap().push(("a", p))).await });
         // Let `a` enter the queue before `b`.
         while slots.usage().2 < 1 {
             tokio::task::yield_now().await;
         }
         let s3 = slots.clone();
-        let b = tokio::spawn(async move { s3.acquire(|p| p3.lock().unwrap().push(("b", p))).await });
+        let b =
+            tokio::spawn(async move { s3.acquire(|p| p3.lock().unwrap().push(("b", p))).await });
         while slots.usage().2 < 2 {
             tokio::task::yield_now().await;
         }
@@ -179,7 +213,10 @@ mod tests {
         drop(pb);
         assert_eq!(slots.usage(), (1, 0, 0));
         let seen = positions.lock().unwrap().clone();
-        assert!(seen.contains(&("a", 1)) && seen.contains(&("b", 2)) && seen.contains(&("b", 1)), "{seen:?}");
+        assert!(
+            seen.contains(&("a", 1)) && seen.contains(&("b", 2)) && seen.contains(&("b", 1)),
+            "{seen:?}"
+        );
     }
 
     #[tokio::test]

@@ -101,7 +101,10 @@ pub fn check_name(field: &str, name: &str, max: usize) -> Result<(), SpecError> 
         return Err(bad(field, "required"));
     }
     if name.len() > max {
-        return Err(bad(field, format!("\"{name}\" is longer than {max} characters")));
+        return Err(bad(
+            field,
+            format!("\"{name}\" is longer than {max} characters"),
+        ));
     }
     let ok = name
         .bytes()
@@ -111,7 +114,9 @@ pub fn check_name(field: &str, name: &str, max: usize) -> Result<(), SpecError> 
     if !ok {
         return Err(bad(
             field,
-            format!("\"{name}\" must be lowercase letters, digits and '-', starting and ending with a letter or digit"),
+            format!(
+                "\"{name}\" must be lowercase letters, digits and '-', starting and ending with a letter or digit"
+            ),
         ));
     }
     Ok(())
@@ -167,7 +172,10 @@ fn stage(
     let mut depends_on = Vec::with_capacity(s.depends_on.len());
     for (k, d) in s.depends_on.iter().enumerate() {
         let Some(&j) = index.get(d.as_str()) else {
-            return Err(bad(f(&format!("depends_on[{k}]")), format!("unknown stage \"{d}\"")));
+            return Err(bad(
+                f(&format!("depends_on[{k}]")),
+                format!("unknown stage \"{d}\""),
+            ));
         };
         if req.stages[j].finally && !s.finally {
             return Err(bad(
@@ -176,7 +184,10 @@ fn stage(
             ));
         }
         if depends_on.contains(&j) {
-            return Err(bad(f(&format!("depends_on[{k}]")), format!("\"{d}\" is listed twice")));
+            return Err(bad(
+                f(&format!("depends_on[{k}]")),
+                format!("\"{d}\" is listed twice"),
+            ));
         }
         depends_on.push(j);
     }
@@ -220,9 +231,7 @@ fn retry(field: &str, r: Option<&proto::RetryPolicy>) -> Result<RetryPolicy, Spe
     }
     let mut on = Vec::new();
     for (k, c) in r.retry_on.iter().enumerate() {
-        on.push(
-            RetryOn::parse(c).map_err(|reason| bad(format!("{field}.retry_on[{k}]"), reason))?,
-        );
+        on.push(RetryOn::parse(c).map_err(|reason| bad(format!("{field}.retry_on[{k}]"), reason))?);
     }
     if on.is_empty() {
         on.push(RetryOn::AnyExitCode);
@@ -327,17 +336,77 @@ mod tests {
         let mut no_worker = st("a", &[]);
         no_worker.worker = None;
         let cases: Vec<(&str, proto::PipelineRequest, Result<(), &str>)> = vec![
-            ("ok diamond", req(vec![st("a", &[]), st("b", &["a"]), st("c", &["a"]), st("d", &["b", "c"])]), Ok(())),
-            ("empty", req(vec![]), Err("stages: a pipeline needs at least one stage")),
-            ("duplicate", req(vec![st("a", &[]), st("b", &[]), st("a", &[])]), Err("stages[2].name: duplicate stage name \"a\" (also stages[0])")),
-            ("unknown dep", req(vec![st("a", &[]), st("b", &["a", "buidl"])]), Err("stages[1].depends_on[1]: unknown stage \"buidl\"")),
-            ("self cycle", req(vec![st("a", &["a"])]), Err("stages: dependency cycle: a -> a")),
-            ("cycle", req(vec![st("a", &["c"]), st("b", &["a"]), st("c", &["b"]), st("d", &[])]), Err("stages: dependency cycle: a -> c -> b -> a")),
-            ("bad name", req(vec![st("Build", &[])]), Err("stages[0].name: \"Build\" must be lowercase letters, digits and '-', starting and ending with a letter or digit")),
-            ("bad retry class", req(vec![retry_bad]), Err("stages[0].retry.retry_on[1]: unknown class \"sometimes\" (expected exit-code, exit-code:<n>, oom-killed, evicted, node-lost, image-pull or timeout)")),
-            ("depends on finally", req(vec![fin.clone(), st("b", &["cleanup"])]), Err("stages[1].depends_on[0]: \"cleanup\" is a finally stage; only finally stages may depend on it")),
-            ("no worker", req(vec![no_worker]), Err("stages[0].worker: needs an image or a command")),
-            ("dup dep", req(vec![st("a", &[]), st("b", &["a", "a"])]), Err("stages[1].depends_on[1]: \"a\" is listed twice")),
+            (
+                "ok diamond",
+                req(vec![
+                    st("a", &[]),
+                    st("b", &["a"]),
+                    st("c", &["a"]),
+                    st("d", &["b", "c"]),
+                ]),
+                Ok(()),
+            ),
+            (
+                "empty",
+                req(vec![]),
+                Err("stages: a pipeline needs at least one stage"),
+            ),
+            (
+                "duplicate",
+                req(vec![st("a", &[]), st("b", &[]), st("a", &[])]),
+                Err("stages[2].name: duplicate stage name \"a\" (also stages[0])"),
+            ),
+            (
+                "unknown dep",
+                req(vec![st("a", &[]), st("b", &["a", "buidl"])]),
+                Err("stages[1].depends_on[1]: unknown stage \"buidl\""),
+            ),
+            (
+                "self cycle",
+                req(vec![st("a", &["a"])]),
+                Err("stages: dependency cycle: a -> a"),
+            ),
+            (
+                "cycle",
+                req(vec![
+                    st("a", &["c"]),
+                    st("b", &["a"]),
+                    st("c", &["b"]),
+                    st("d", &[]),
+                ]),
+                Err("stages: dependency cycle: a -> c -> b -> a"),
+            ),
+            (
+                "bad name",
+                req(vec![st("Build", &[])]),
+                Err(
+                    "stages[0].name: \"Build\" must be lowercase letters, digits and '-', starting and ending with a letter or digit",
+                ),
+            ),
+            (
+                "bad retry class",
+                req(vec![retry_bad]),
+                Err(
+                    "stages[0].retry.retry_on[1]: unknown class \"sometimes\" (expected exit-code, exit-code:<n>, oom-killed, evicted, node-lost, image-pull or timeout)",
+                ),
+            ),
+            (
+                "depends on finally",
+                req(vec![fin.clone(), st("b", &["cleanup"])]),
+                Err(
+                    "stages[1].depends_on[0]: \"cleanup\" is a finally stage; only finally stages may depend on it",
+                ),
+            ),
+            (
+                "no worker",
+                req(vec![no_worker]),
+                Err("stages[0].worker: needs an image or a command"),
+            ),
+            (
+                "dup dep",
+                req(vec![st("a", &[]), st("b", &["a", "a"])]),
+                Err("stages[1].depends_on[1]: \"a\" is listed twice"),
+            ),
         ];
         for (name, r, want) in cases {
             let got = validate(&r).map(|_| ()).map_err(|e| e.to_string());
@@ -349,6 +418,11 @@ mod tests {
     fn bad_run_id_is_named() {
         let mut r = req(vec![st("a", &[])]);
         r.run_id = "Run_1".into();
-        assert!(validate(&r).unwrap_err().to_string().starts_with("run_id: "));
+        assert!(
+            validate(&r)
+                .unwrap_err()
+                .to_string()
+                .starts_with("run_id: ")
+        );
     }
 }

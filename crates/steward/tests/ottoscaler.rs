@@ -31,7 +31,11 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Worker classes placing pods on this test's kwok nodes.
@@ -54,12 +58,24 @@ fn config_file(env: Option<&TestEnv>) -> tempfile::TempPath {
 impl Server {
     async fn start(extra: &[&str]) -> Self {
         let port = free_port();
-        let mut args: Vec<String> = ["ottoscaler", "serve", "--admin-addr", "127.0.0.1:0", "--grace-period", "1s"]
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect();
+        let mut args: Vec<String> = [
+            "ottoscaler",
+            "serve",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--grace-period",
+            "1s",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
         args.extend(extra.iter().map(|s| (*s).to_string()));
-        let s = Self { child: spawn(&args, port), url: format!("http://127.0.0.1:{port}"), args, port };
+        let s = Self {
+            child: spawn(&args, port),
+            url: format!("http://127.0.0.1:{port}"),
+            args,
+            port,
+        };
         s.wait_serving().await;
         s
     }
@@ -77,10 +93,22 @@ impl Server {
         wait::until(T, "ottoscaler health SERVING", || {
             let url = url.clone();
             async move {
-                let Ok(ch) = tonic::transport::Endpoint::from_shared(url)?.connect().await else { return Ok(false) };
+                let Ok(ch) = tonic::transport::Endpoint::from_shared(url)?
+                    .connect()
+                    .await
+                else {
+                    return Ok(false);
+                };
                 let mut h = tonic_health::pb::health_client::HealthClient::new(ch);
-                let r = h.check(tonic_health::pb::HealthCheckRequest { service: "ottoscaler.v1.OttoscalerService".into() }).await;
-                Ok(r.is_ok_and(|r| r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32))
+                let r = h
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: "ottoscaler.v1.OttoscalerService".into(),
+                    })
+                    .await;
+                Ok(r.is_ok_and(|r| {
+                    r.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                }))
             }
         })
         .await
@@ -88,7 +116,14 @@ impl Server {
     }
 
     fn client_args(&self, token: &str) -> ClientArgs {
-        ClientArgs { server: self.url.clone(), token: Some(token.into()), token_file: None, ca_cert: None, client_cert: None, client_key: None }
+        ClientArgs {
+            server: self.url.clone(),
+            token: Some(token.into()),
+            token_file: None,
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
+        }
     }
 
     async fn clients(&self) -> (Otto, Logs) {
@@ -115,7 +150,14 @@ async fn kube_setup(prefix: &str, extra: &[&str]) -> (TestEnv, Server, tempfile:
     let env = testkit::env(prefix).await.unwrap();
     env.add_nodes("n", 2, |s| s).await.unwrap();
     let cfg = config_file(Some(&env));
-    let mut args = vec!["--namespace", &env.ns, "--config", cfg.to_str().unwrap(), "--orphan-interval", "2s"];
+    let mut args = vec![
+        "--namespace",
+        &env.ns,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--orphan-interval",
+        "2s",
+    ];
     args.extend_from_slice(extra);
     let server = Server::start(&args).await;
     (env, server, cfg)
@@ -128,7 +170,10 @@ fn stage(name: &str, deps: &[&str], annotations: &[(&str, &str)]) -> proto::Stag
         worker: Some(proto::WorkerTemplate {
             image: "registry.invalid/ci:1".into(),
             command: vec!["make".into(), name.into()],
-            annotations: annotations.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
             ..Default::default()
         }),
         ..Default::default()
@@ -140,7 +185,10 @@ const EXIT: &str = "steward.io/sim-exit-code";
 /// Collects progress until the final message.
 async fn collect(mut s: tonic::Streaming<proto::PipelineProgress>) -> Vec<proto::PipelineProgress> {
     let mut out = Vec::new();
-    while let Some(p) = tokio::time::timeout(T, s.next()).await.expect("progress within the deadline") {
+    while let Some(p) = tokio::time::timeout(T, s.next())
+        .await
+        .expect("progress within the deadline")
+    {
         let p = p.unwrap();
         let end = p.r#final;
         out.push(p);
@@ -152,32 +200,64 @@ async fn collect(mut s: tonic::Streaming<proto::PipelineProgress>) -> Vec<proto:
 }
 
 fn states_of(ps: &[proto::PipelineProgress], stage: &str) -> Vec<(i32, StageState)> {
-    ps.iter().filter(|p| p.stage == stage).map(|p| (p.attempt, p.stage_state())).collect()
+    ps.iter()
+        .filter(|p| p.stage == stage)
+        .map(|p| (p.attempt, p.stage_state()))
+        .collect()
 }
 
 async fn pods(env: &TestEnv, selector: &str) -> Vec<Pod> {
-    Api::<Pod>::namespaced(env.client.clone(), &env.ns).list(&ListParams::default().labels(selector)).await.unwrap().items
+    Api::<Pod>::namespaced(env.client.clone(), &env.ns)
+        .list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .items
 }
 
 /// Waits until a pod matching `selector` is Running, returns its name.
 async fn running_pod(env: &TestEnv, selector: &str) -> String {
     let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    let found = wait::list(&api, &ListParams::default().labels(selector), T, selector, |ps: &[Pod]| {
-        ps.iter().any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-    })
+    let found = wait::list(
+        &api,
+        &ListParams::default().labels(selector),
+        T,
+        selector,
+        |ps: &[Pod]| {
+            ps.iter()
+                .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        },
+    )
     .await
     .unwrap();
-    found.into_iter().find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).unwrap().name_any()
+    found
+        .into_iter()
+        .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .unwrap()
+        .name_any()
 }
 
 async fn annotate(env: &TestEnv, pod: &str, key: &str, value: &str) {
     let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    api.patch(pod, &PatchParams::default(), &Patch::Merge(json!({ "metadata": { "annotations": { key: value } } }))).await.unwrap();
+    api.patch(
+        pod,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": { key: value } } })),
+    )
+    .await
+    .unwrap();
 }
 
 async fn no_pods(env: &TestEnv, selector: &str) {
     let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    wait::list(&api, &ListParams::default().labels(selector), T, &format!("no pods {selector}"), <[Pod]>::is_empty).await.unwrap();
+    wait::list(
+        &api,
+        &ListParams::default().labels(selector),
+        T,
+        &format!("no pods {selector}"),
+        <[Pod]>::is_empty,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -189,7 +269,10 @@ async fn scale_up_and_down_with_caps_labels_and_owner() {
         worker_count: n,
         worker: Some(proto::WorkerTemplate {
             image: "registry.invalid/worker:1".into(),
-            resources: Some(proto::Resources { cpu_request: cpu.into(), ..Default::default() }),
+            resources: Some(proto::Resources {
+                cpu_request: cpu.into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -197,7 +280,12 @@ async fn scale_up_and_down_with_caps_labels_and_owner() {
     // A request over the class cap is refused before anything is created.
     let e = otto.scale_up(up(1, "3")).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert!(e.message().contains("worker.resources.cpu_request: \"3\" is above the cap of 2"), "{}", e.message());
+    assert!(
+        e.message()
+            .contains("worker.resources.cpu_request: \"3\" is above the cap of 2"),
+        "{}",
+        e.message()
+    );
     assert!(pods(&env, "steward.io/task=build-42").await.is_empty());
 
     let r = otto.scale_up(up(3, "250m")).await.unwrap().into_inner();
@@ -205,24 +293,48 @@ async fn scale_up_and_down_with_caps_labels_and_owner() {
     // Over the concurrency cap (5): refused, naming the numbers.
     let e = otto.scale_up(up(3, "")).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
-    assert!(e.message().contains("3 of the cap of 5 are in use"), "{}", e.message());
+    assert!(
+        e.message().contains("3 of the cap of 5 are in use"),
+        "{}",
+        e.message()
+    );
 
     let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    let ready = wait::list(&api, &ListParams::default().labels("steward.io/task=build-42"), T, "3 workers running", |ps: &[Pod]| {
-        ps.len() == 3 && ps.iter().all(wait::pod_ready)
-    })
+    let ready = wait::list(
+        &api,
+        &ListParams::default().labels("steward.io/task=build-42"),
+        T,
+        "3 workers running",
+        |ps: &[Pod]| ps.len() == 3 && ps.iter().all(wait::pod_ready),
+    )
     .await
     .unwrap();
     let p = &ready[0];
     assert_eq!(p.labels()["steward.io/ottoscaler"], "worker");
     let owner = &p.owner_references()[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("ConfigMap", "ottoscaler-task-build-42"));
-    let res = p.spec.as_ref().unwrap().containers[0].resources.clone().unwrap();
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("ConfigMap", "ottoscaler-task-build-42")
+    );
+    let res = p.spec.as_ref().unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap();
     assert_eq!(res.requests.unwrap()["cpu"].0, "250m");
     assert_eq!(res.limits.unwrap()["memory"].0, "256Mi");
 
-    let status = otto.get_worker_status(proto::WorkerStatusRequest { task_id: "build-42".into(), ..Default::default() }).await.unwrap().into_inner();
-    assert_eq!((status.workers.len(), status.capacity, status.in_use), (3, 5, 3));
+    let status = otto
+        .get_worker_status(proto::WorkerStatusRequest {
+            task_id: "build-42".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (status.workers.len(), status.capacity, status.in_use),
+        (3, 5, 3)
+    );
 
     // One worker is busy: a plain ScaleDown keeps it.
     let busy = ready[1].name_any();
@@ -231,29 +343,63 @@ async fn scale_up_and_down_with_caps_labels_and_owner() {
         let mut o = otto.clone();
         let busy = busy.clone();
         async move {
-            let s = o.get_worker_status(proto::WorkerStatusRequest::default()).await?.into_inner();
+            let s = o
+                .get_worker_status(proto::WorkerStatusRequest::default())
+                .await?
+                .into_inner();
             Ok(s.workers.iter().any(|w| w.name == busy && w.busy))
         }
     })
     .await
     .unwrap();
-    let down = otto.scale_down(proto::ScaleRequest { task_id: "build-42".into(), ..Default::default() }).await.unwrap().into_inner();
+    let down = otto
+        .scale_down(proto::ScaleRequest {
+            task_id: "build-42".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(down.workers.len(), 2, "{down:?}");
     assert!(!down.workers.contains(&busy));
     assert_eq!(down.active_workers, 1);
-    assert!(down.message.contains("1 busy workers kept"), "{}", down.message);
-    wait::list(&api, &ListParams::default().labels("steward.io/task=build-42"), T, "only the busy worker left", |ps: &[Pod]| {
-        ps.len() == 1 && ps[0].name_any() == busy
-    })
+    assert!(
+        down.message.contains("1 busy workers kept"),
+        "{}",
+        down.message
+    );
+    wait::list(
+        &api,
+        &ListParams::default().labels("steward.io/task=build-42"),
+        T,
+        "only the busy worker left",
+        |ps: &[Pod]| ps.len() == 1 && ps[0].name_any() == busy,
+    )
     .await
     .unwrap();
     // Forced: the busy one goes too, and with the last worker the task record.
-    let down = otto.scale_down(proto::ScaleRequest { task_id: "build-42".into(), force: true, ..Default::default() }).await.unwrap().into_inner();
+    let down = otto
+        .scale_down(proto::ScaleRequest {
+            task_id: "build-42".into(),
+            force: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(down.workers, vec![busy]);
     no_pods(&env, "steward.io/task=build-42").await;
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
-    wait::gone(&cms, "ottoscaler-task-build-42", T).await.unwrap();
-    let e = otto.scale_down(proto::ScaleRequest { task_id: "build-42".into(), ..Default::default() }).await.unwrap_err();
+    wait::gone(&cms, "ottoscaler-task-build-42", T)
+        .await
+        .unwrap();
+    let e = otto
+        .scale_down(proto::ScaleRequest {
+            task_id: "build-42".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
 }
 
@@ -262,7 +408,12 @@ async fn dag_pipeline_with_a_failing_then_retried_stage() {
     let (env, server, _cfg) = kube_setup("otto-dag", &[]).await;
     let (mut otto, _) = server.clients().await;
     let mut build = stage("build", &["checkout"], &[]);
-    build.retry = Some(proto::RetryPolicy { max_attempts: 3, initial_backoff_ms: 200, max_backoff_ms: 1000, retry_on: vec!["exit-code".into()] });
+    build.retry = Some(proto::RetryPolicy {
+        max_attempts: 3,
+        initial_backoff_ms: 200,
+        max_backoff_ms: 1000,
+        retry_on: vec!["exit-code".into()],
+    });
     let mut notify = stage("notify", &["build"], &[(EXIT, "0")]);
     notify.when = proto::When::OnFailure as i32;
     let mut cleanup = stage("cleanup", &[], &[(EXIT, "0")]);
@@ -284,9 +435,17 @@ async fn dag_pipeline_with_a_failing_then_retried_stage() {
     let progress = tokio::spawn(collect(stream));
 
     // The simulated container of build's first attempt exits 1, the second exits 0.
-    let first = running_pod(&env, "steward.io/pipeline-run=dag-1,steward.io/stage=build,steward.io/attempt=1").await;
+    let first = running_pod(
+        &env,
+        "steward.io/pipeline-run=dag-1,steward.io/stage=build,steward.io/attempt=1",
+    )
+    .await;
     annotate(&env, &first, EXIT, "1").await;
-    let second = running_pod(&env, "steward.io/pipeline-run=dag-1,steward.io/stage=build,steward.io/attempt=2").await;
+    let second = running_pod(
+        &env,
+        "steward.io/pipeline-run=dag-1,steward.io/stage=build,steward.io/attempt=2",
+    )
+    .await;
     annotate(&env, &second, EXIT, "0").await;
 
     let ps = progress.await.unwrap();
@@ -298,20 +457,37 @@ async fn dag_pipeline_with_a_failing_then_retried_stage() {
         assert!(i == 0 || p.timestamp_unix_ms >= ps[i - 1].timestamp_unix_ms);
     }
     let build = states_of(&ps, "build");
-    assert!(build.contains(&(1, StageState::Retrying)) && build.contains(&(2, StageState::Succeeded)), "{build:?}");
-    let retry = ps.iter().find(|p| p.stage == "build" && p.stage_state() == StageState::Retrying).unwrap();
-    assert_eq!((retry.failure_class.as_str(), retry.exit_code), ("exit-code", 1));
+    assert!(
+        build.contains(&(1, StageState::Retrying)) && build.contains(&(2, StageState::Succeeded)),
+        "{build:?}"
+    );
+    let retry = ps
+        .iter()
+        .find(|p| p.stage == "build" && p.stage_state() == StageState::Retrying)
+        .unwrap();
+    assert_eq!(
+        (retry.failure_class.as_str(), retry.exit_code),
+        ("exit-code", 1)
+    );
     assert_eq!(states_of(&ps, "notify"), vec![(0, StageState::Skipped)]);
     assert!(states_of(&ps, "cleanup").contains(&(1, StageState::Succeeded)));
     // report started only after both build and lint succeeded.
-    let seq = |stage: &str, st: StageState| ps.iter().find(|p| p.stage == stage && p.stage_state() == st).unwrap().seq;
+    let seq = |stage: &str, st: StageState| {
+        ps.iter()
+            .find(|p| p.stage == stage && p.stage_state() == st)
+            .unwrap()
+            .seq
+    };
     assert!(seq("report", StageState::Starting) > seq("build", StageState::Succeeded));
     assert!(seq("report", StageState::Starting) > seq("lint", StageState::Succeeded));
     // lint and build ran in parallel: lint started before build's retry finished.
     assert!(seq("lint", StageState::Starting) < seq("build", StageState::Succeeded));
     // Nothing is left behind; the record says how it ended.
     no_pods(&env, "steward.io/pipeline-run=dag-1").await;
-    let cm = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns).get("ottoscaler-run-dag-1").await.unwrap();
+    let cm = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns)
+        .get("ottoscaler-run-dag-1")
+        .await
+        .unwrap();
     assert_eq!(cm.data.unwrap()["state"], "succeeded");
 }
 
@@ -324,7 +500,11 @@ async fn cancel_after_disconnect_and_reattach() {
     let req = proto::PipelineRequest {
         run_id: "long-1".into(),
         // `forever` has no exit annotation: its simulated container never ends.
-        stages: vec![stage("forever", &[], &[]), stage("after", &["forever"], &[(EXIT, "0")]), cleanup],
+        stages: vec![
+            stage("forever", &[], &[]),
+            stage("after", &["forever"], &[(EXIT, "0")]),
+            cleanup,
+        ],
         ..Default::default()
     };
     let mut stream = otto.execute_pipeline(req).await.unwrap().into_inner();
@@ -340,25 +520,70 @@ async fn cancel_after_disconnect_and_reattach() {
     drop(stream);
     drop(otto);
     let (mut otto, _) = server.clients().await;
-    let status = otto.get_worker_status(proto::WorkerStatusRequest { run_id: "long-1".into(), ..Default::default() }).await.unwrap().into_inner();
+    let status = otto
+        .get_worker_status(proto::WorkerStatusRequest {
+            run_id: "long-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(status.workers.len(), 1);
     assert_eq!(status.workers[0].phase, "Running");
 
-    let watch = otto.watch_pipeline(proto::WatchPipelineRequest { run_id: "long-1".into(), from_seq: last_seq + 1 }).await.unwrap().into_inner();
+    let watch = otto
+        .watch_pipeline(proto::WatchPipelineRequest {
+            run_id: "long-1".into(),
+            from_seq: last_seq + 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let rest = tokio::spawn(collect(watch));
-    let c = otto.cancel_pipeline(proto::CancelPipelineRequest { run_id: "long-1".into(), reason: "test".into() }).await.unwrap().into_inner();
+    let c = otto
+        .cancel_pipeline(proto::CancelPipelineRequest {
+            run_id: "long-1".into(),
+            reason: "test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(c.cancelled);
     let ps = rest.await.unwrap();
-    assert_eq!(ps[0].seq, last_seq + 1, "re-attach resumes exactly after the last seen message");
-    assert_eq!(ps.last().unwrap().run_state(), RunState::Cancelled, "{ps:#?}");
+    assert_eq!(
+        ps[0].seq,
+        last_seq + 1,
+        "re-attach resumes exactly after the last seen message"
+    );
+    assert_eq!(
+        ps.last().unwrap().run_state(),
+        RunState::Cancelled,
+        "{ps:#?}"
+    );
     assert!(states_of(&ps, "forever").contains(&(1, StageState::Cancelled)));
     assert_eq!(states_of(&ps, "after"), vec![(0, StageState::Skipped)]);
-    assert!(states_of(&ps, "cleanup").contains(&(1, StageState::Succeeded)), "finally runs after a cancel");
+    assert!(
+        states_of(&ps, "cleanup").contains(&(1, StageState::Succeeded)),
+        "finally runs after a cancel"
+    );
     no_pods(&env, "steward.io/pipeline-run=long-1").await;
     // A second cancel reports that the run had already ended; unknown runs are NotFound.
-    let c = otto.cancel_pipeline(proto::CancelPipelineRequest { run_id: "long-1".into(), reason: String::new() }).await.unwrap().into_inner();
+    let c = otto
+        .cancel_pipeline(proto::CancelPipelineRequest {
+            run_id: "long-1".into(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!c.cancelled);
-    let e = otto.cancel_pipeline(proto::CancelPipelineRequest { run_id: "nope".into(), reason: String::new() }).await.unwrap_err();
+    let e = otto
+        .cancel_pipeline(proto::CancelPipelineRequest {
+            run_id: "nope".into(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
 }
 
@@ -367,42 +592,109 @@ async fn auth_health_reflection_and_malformed_requests() {
     let (env, server, _cfg) = kube_setup("otto-auth", &["--reflection"]).await;
     for token in ["", "wrong"] {
         let (mut otto, _) = server.client_args(token).connect().await.unwrap();
-        let e = otto.get_worker_status(proto::WorkerStatusRequest::default()).await.unwrap_err();
+        let e = otto
+            .get_worker_status(proto::WorkerStatusRequest::default())
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated, "token {token:?}");
-        let e = otto.execute_pipeline(proto::PipelineRequest { stages: vec![stage("a", &[], &[])], ..Default::default() }).await.unwrap_err();
+        let e = otto
+            .execute_pipeline(proto::PipelineRequest {
+                stages: vec![stage("a", &[], &[])],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
     }
     // Health needs no token.
-    let ch = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
+    let ch = tonic::transport::Endpoint::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
     for svc in ["", "ottoscaler.v1.LogStreamingService"] {
-        let r = h.check(tonic_health::pb::HealthCheckRequest { service: svc.into() }).await.unwrap().into_inner();
-        assert_eq!(r.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+        let r = h
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: svc.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
     }
     // Reflection (enabled by the flag) lists the services.
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
     let mut refl = ServerReflectionClient::new(ch);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut resp = refl.server_reflection_info(tokio_stream::iter([req])).await.unwrap().into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = resp.next().await.unwrap().unwrap().message_response else { panic!("no list") };
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        resp.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("no list")
+    };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.contains(&"ottoscaler.v1.OttoscalerService".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"ottoscaler.v1.OttoscalerService".to_string()),
+        "{names:?}"
+    );
 
     // Malformed pipelines are refused with the field named; nothing is created.
     let (mut otto, _) = server.clients().await;
     let cases = [
-        (vec![stage("a", &["b"], &[]), stage("b", &["a"], &[])], "stages: dependency cycle: a -> b -> a"),
-        (vec![stage("a", &["ghost"], &[])], "stages[0].depends_on[0]: unknown stage \"ghost\""),
-        (vec![stage("a", &[], &[]), stage("a", &[], &[])], "stages[1].name: duplicate stage name \"a\" (also stages[0])"),
+        (
+            vec![stage("a", &["b"], &[]), stage("b", &["a"], &[])],
+            "stages: dependency cycle: a -> b -> a",
+        ),
+        (
+            vec![stage("a", &["ghost"], &[])],
+            "stages[0].depends_on[0]: unknown stage \"ghost\"",
+        ),
+        (
+            vec![stage("a", &[], &[]), stage("a", &[], &[])],
+            "stages[1].name: duplicate stage name \"a\" (also stages[0])",
+        ),
     ];
     for (stages, want) in cases {
-        let e = otto.execute_pipeline(proto::PipelineRequest { run_id: "bad".into(), stages, ..Default::default() }).await.unwrap_err();
-        assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, want));
+        let e = otto
+            .execute_pipeline(proto::PipelineRequest {
+                run_id: "bad".into(),
+                stages,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (tonic::Code::InvalidArgument, want)
+        );
     }
-    let e = otto.watch_pipeline(proto::WatchPipelineRequest { run_id: "bad".into(), from_seq: 0 }).await.unwrap_err();
+    let e = otto
+        .watch_pipeline(proto::WatchPipelineRequest {
+            run_id: "bad".into(),
+            from_seq: 0,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
-    let cms = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns).list(&ListParams::default().labels("steward.io/ottoscaler")).await.unwrap();
+    let cms = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns)
+        .list(&ListParams::default().labels("steward.io/ottoscaler"))
+        .await
+        .unwrap();
     assert!(cms.items.is_empty());
     assert!(pods(&env, "steward.io/ottoscaler").await.is_empty());
 }
@@ -414,13 +706,20 @@ async fn restart_ends_runs_in_flight_and_deletes_orphans() {
     otto.scale_up(proto::ScaleRequest {
         task_id: "keep".into(),
         worker_count: 2,
-        worker: Some(proto::WorkerTemplate { image: "registry.invalid/w:1".into(), ..Default::default() }),
+        worker: Some(proto::WorkerTemplate {
+            image: "registry.invalid/w:1".into(),
+            ..Default::default()
+        }),
         ..Default::default()
     })
     .await
     .unwrap();
     let stream = otto
-        .execute_pipeline(proto::PipelineRequest { run_id: "inflight".into(), stages: vec![stage("forever", &[], &[])], ..Default::default() })
+        .execute_pipeline(proto::PipelineRequest {
+            run_id: "inflight".into(),
+            stages: vec![stage("forever", &[], &[])],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -432,29 +731,65 @@ async fn restart_ends_runs_in_flight_and_deletes_orphans() {
         "metadata": { "name": "ghost-a-1", "labels": { "steward.io/ottoscaler": "worker", "steward.io/pipeline-run": "ghost", "steward.io/stage": "a", "steward.io/attempt": "1" } },
         "spec": { "nodeSelector": env.node_selector(), "tolerations": [env.toleration()], "containers": [{ "name": "worker", "image": "registry.invalid/w:1" }] }
     }));
-    pods_api.create(&PostParams::default(), &ghost).await.unwrap();
+    pods_api
+        .create(&PostParams::default(), &ghost)
+        .await
+        .unwrap();
 
     server.crash_and_restart().await;
 
     no_pods(&env, "steward.io/pipeline-run=inflight").await;
     no_pods(&env, "steward.io/pipeline-run=ghost").await;
     let (mut otto, _) = server.clients().await;
-    let ps = collect(otto.watch_pipeline(proto::WatchPipelineRequest { run_id: "inflight".into(), from_seq: 0 }).await.unwrap().into_inner()).await;
+    let ps = collect(
+        otto.watch_pipeline(proto::WatchPipelineRequest {
+            run_id: "inflight".into(),
+            from_seq: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner(),
+    )
+    .await;
     let last = ps.last().unwrap();
     assert_eq!(last.run_state(), RunState::Failed);
-    assert!(last.message.contains("interrupted: the scaler restarted"), "{}", last.message);
-    let cm = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns).get("ottoscaler-run-inflight").await.unwrap();
+    assert!(
+        last.message.contains("interrupted: the scaler restarted"),
+        "{}",
+        last.message
+    );
+    let cm = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns)
+        .get("ottoscaler-run-inflight")
+        .await
+        .unwrap();
     assert_eq!(cm.data.unwrap()["state"], "failed");
     // The task's workers are live state: kept, and known again to the new process.
     let keep = pods(&env, "steward.io/task=keep").await;
     assert_eq!(keep.len(), 2);
     wait::until(T, "task workers rebuilt from pods", || {
         let mut o = otto.clone();
-        async move { Ok(o.get_worker_status(proto::WorkerStatusRequest { task_id: "keep".into(), ..Default::default() }).await?.into_inner().workers.len() == 2) }
+        async move {
+            Ok(o.get_worker_status(proto::WorkerStatusRequest {
+                task_id: "keep".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .workers
+            .len()
+                == 2)
+        }
     })
     .await
     .unwrap();
-    let down = otto.scale_down(proto::ScaleRequest { task_id: "keep".into(), ..Default::default() }).await.unwrap().into_inner();
+    let down = otto
+        .scale_down(proto::ScaleRequest {
+            task_id: "keep".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(down.workers.len(), 2);
     no_pods(&env, "steward.io/ottoscaler=worker").await;
 }
@@ -470,7 +805,10 @@ fn sh(name: &str, deps: &[&str], script: &str) -> proto::Stage {
     proto::Stage {
         name: name.into(),
         depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
-        worker: Some(proto::WorkerTemplate { command: vec!["sh".into(), "-c".into(), script.into()], ..Default::default() }),
+        worker: Some(proto::WorkerTemplate {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -482,14 +820,27 @@ async fn local_backend_streams_logs_live_with_backlog_and_resume() {
     let req = proto::PipelineRequest {
         run_id: "logs-1".into(),
         stages: vec![
-            sh("hello", &[], "for i in 1 2 3; do echo line $i; done; echo oops >&2"),
+            sh(
+                "hello",
+                &[],
+                "for i in 1 2 3; do echo line $i; done; echo oops >&2",
+            ),
             sh("second", &["hello"], "echo from second; exit 3"),
         ],
         ..Default::default()
     };
-    let progress = tokio::spawn(collect(otto.execute_pipeline(req).await.unwrap().into_inner()));
+    let progress = tokio::spawn(collect(
+        otto.execute_pipeline(req).await.unwrap().into_inner(),
+    ));
     // A live follower attached while the run goes.
-    let mut live = logs.stream_build_logs(proto::BuildIdentifier { run_id: "logs-1".into(), ..Default::default() }).await.unwrap().into_inner();
+    let mut live = logs
+        .stream_build_logs(proto::BuildIdentifier {
+            run_id: "logs-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut seen = Vec::new();
     while let Some(e) = tokio::time::timeout(T, live.next()).await.unwrap() {
         let e = e.unwrap();
@@ -497,33 +848,100 @@ async fn local_backend_streams_logs_live_with_backlog_and_resume() {
     }
     let ps = progress.await.unwrap();
     assert_eq!(ps.last().unwrap().run_state(), RunState::Failed);
-    let second = ps.iter().find(|p| p.stage == "second" && p.stage_state() == StageState::Failed).unwrap();
+    let second = ps
+        .iter()
+        .find(|p| p.stage == "second" && p.stage_state() == StageState::Failed)
+        .unwrap();
     assert_eq!(second.exit_code, 3);
     let texts: Vec<&str> = seen.iter().map(|s| s.3.as_str()).collect();
-    for want in ["attempt 1 of stage hello on worker logs-1-hello-1", "line 1", "line 2", "line 3", "oops", "from second"] {
+    for want in [
+        "attempt 1 of stage hello on worker logs-1-hello-1",
+        "line 1",
+        "line 2",
+        "line 3",
+        "oops",
+        "from second",
+    ] {
         assert!(texts.contains(&want), "missing {want:?} in {texts:?}");
     }
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "seqs increase");
     assert!(seen.iter().any(|s| s.3 == "oops" && s.2 == "stderr"));
     // A late client gets the backlog; from_seq resumes after a given line.
-    let backlog: Vec<_> = logs.stream_build_logs(proto::BuildIdentifier { run_id: "logs-1".into(), snapshot: true, ..Default::default() }).await.unwrap().into_inner().map(|e| e.unwrap().seq).collect().await;
+    let backlog: Vec<_> = logs
+        .stream_build_logs(proto::BuildIdentifier {
+            run_id: "logs-1".into(),
+            snapshot: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .map(|e| e.unwrap().seq)
+        .collect()
+        .await;
     assert_eq!(backlog, seen.iter().map(|s| s.0).collect::<Vec<_>>());
     let line2 = seen.iter().find(|s| s.3 == "line 2").unwrap().0;
-    let resumed: Vec<_> = logs.stream_build_logs(proto::BuildIdentifier { run_id: "logs-1".into(), from_seq: line2 + 1, ..Default::default() }).await.unwrap().into_inner().map(|e| e.unwrap().message).collect().await;
+    let resumed: Vec<_> = logs
+        .stream_build_logs(proto::BuildIdentifier {
+            run_id: "logs-1".into(),
+            from_seq: line2 + 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .map(|e| e.unwrap().message)
+        .collect()
+        .await;
     assert_eq!(resumed.first().map(String::as_str), Some("line 3"));
     // One worker's lines only.
-    let worker: Vec<_> = logs.stream_worker_logs(proto::WorkerIdentifier { worker_id: "logs-1-second-1".into(), ..Default::default() }).await.unwrap().into_inner().map(|e| e.unwrap().message).collect().await;
-    assert_eq!(worker, vec!["attempt 1 of stage second on worker logs-1-second-1", "from second"]);
+    let worker: Vec<_> = logs
+        .stream_worker_logs(proto::WorkerIdentifier {
+            worker_id: "logs-1-second-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .map(|e| e.unwrap().message)
+        .collect()
+        .await;
+    assert_eq!(
+        worker,
+        vec![
+            "attempt 1 of stage second on worker logs-1-second-1",
+            "from second"
+        ]
+    );
 }
 
 #[tokio::test]
 async fn local_backend_marks_dropped_lines_for_a_client_that_fell_behind() {
     let (server, _cfg) = local_server(&["--log-lines", "10"]).await;
     let (mut otto, mut logs) = server.clients().await;
-    let req = proto::PipelineRequest { run_id: "flood".into(), stages: vec![sh("spam", &[], "i=0; while [ $i -lt 50 ]; do echo n$i; i=$((i+1)); done")], ..Default::default() };
+    let req = proto::PipelineRequest {
+        run_id: "flood".into(),
+        stages: vec![sh(
+            "spam",
+            &[],
+            "i=0; while [ $i -lt 50 ]; do echo n$i; i=$((i+1)); done",
+        )],
+        ..Default::default()
+    };
     let ps = collect(otto.execute_pipeline(req).await.unwrap().into_inner()).await;
     assert_eq!(ps.last().unwrap().run_state(), RunState::Succeeded);
-    let got: Vec<proto::BuildLogEntry> = logs.stream_build_logs(proto::BuildIdentifier { run_id: "flood".into(), from_seq: 1, ..Default::default() }).await.unwrap().into_inner().map(|e| e.unwrap()).collect().await;
+    let got: Vec<proto::BuildLogEntry> = logs
+        .stream_build_logs(proto::BuildIdentifier {
+            run_id: "flood".into(),
+            from_seq: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
     assert_eq!(got[0].dropped, 41, "{:?}", got[0]);
     assert!(got[0].message.starts_with("dropped 41 lines"));
     let rest: Vec<&str> = got[1..].iter().map(|e| e.message.as_str()).collect();
@@ -541,15 +959,32 @@ async fn local_backend_stage_timeout_and_run_listing_by_cli() {
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["ottoscaler", "run", file.to_str().unwrap(), "--run-id", "cli-1", "--server", &server.url])
+        .args([
+            "ottoscaler",
+            "run",
+            file.to_str().unwrap(),
+            "--run-id",
+            "cli-1",
+            "--server",
+            &server.url,
+        ])
         .env("OTTOSCALER_TOKEN", TOKEN)
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "a failed run exits non-zero:\n{stdout}");
-    assert!(stdout.contains("stage slow (attempt 1) retrying: attempt 1 timed out after 1s"), "{stdout}");
-    assert!(stdout.contains("stage slow (attempt 2) failed: attempt 2 timed out after 1s"), "{stdout}");
+    assert!(
+        !out.status.success(),
+        "a failed run exits non-zero:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("stage slow (attempt 1) retrying: attempt 1 timed out after 1s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stage slow (attempt 2) failed: attempt 2 timed out after 1s"),
+        "{stdout}"
+    );
     assert!(stdout.contains("[always#1 stdout] tidy"), "{stdout}");
     assert!(stdout.contains("run cli-1 failed"), "{stdout}");
 }
