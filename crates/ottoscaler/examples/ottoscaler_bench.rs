@@ -37,14 +37,34 @@ use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "bench";
 
-async fn start(backend: Arc<dyn Backend>, config: Config, opts: Options) -> (Otto, Logs, CancellationToken) {
+async fn start(
+    backend: Arc<dyn Backend>,
+    config: Config,
+    opts: Options,
+) -> (Otto, Logs, CancellationToken) {
     let stop = CancellationToken::new();
     let scaler = Scaler::new(backend, config, opts, Metrics::default());
     scaler.start(stop.clone()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(scaler, listener, ServeOptions { token: TOKEN.into(), reflection: false, tls: None }, stop.clone()));
-    let args = ClientArgs { server: url, token: Some(TOKEN.into()), token_file: None, ca_cert: None, client_cert: None, client_key: None };
+    tokio::spawn(serve(
+        scaler,
+        listener,
+        ServeOptions {
+            token: TOKEN.into(),
+            reflection: false,
+            tls: None,
+        },
+        stop.clone(),
+    ));
+    let args = ClientArgs {
+        server: url,
+        token: Some(TOKEN.into()),
+        token_file: None,
+        ca_cert: None,
+        client_cert: None,
+        client_key: None,
+    };
     let (otto, logs) = args.connect().await.unwrap();
     (otto, logs, stop)
 }
@@ -56,31 +76,51 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn report(name: &str, v: &mut [f64], goal: &str) {
-    println!("{name:<48} n={:<5} p50={:>8.3} ms  p99={:>8.3} ms  max={:>8.3} ms  (goal: {goal})", v.len(), pct(v, 0.5), pct(v, 0.99), pct(v, 1.0));
+    println!(
+        "{name:<48} n={:<5} p50={:>8.3} ms  p99={:>8.3} ms  max={:>8.3} ms  (goal: {goal})",
+        v.len(),
+        pct(v, 0.5),
+        pct(v, 0.99),
+        pct(v, 1.0)
+    );
 }
 
 fn now_ns() -> i128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128
 }
 
 async fn unary(otto: &mut Otto) {
     for _ in 0..200 {
-        otto.get_worker_status(proto::WorkerStatusRequest::default()).await.unwrap();
+        otto.get_worker_status(proto::WorkerStatusRequest::default())
+            .await
+            .unwrap();
     }
     let mut v = Vec::new();
     for _ in 0..5000 {
         let t = Instant::now();
-        otto.get_worker_status(proto::WorkerStatusRequest::default()).await.unwrap();
+        otto.get_worker_status(proto::WorkerStatusRequest::default())
+            .await
+            .unwrap();
         v.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    report("unary GetWorkerStatus (loopback, auth)", &mut v, "p99 < 2 ms");
+    report(
+        "unary GetWorkerStatus (loopback, auth)",
+        &mut v,
+        "p99 < 2 ms",
+    );
 }
 
 fn sh(name: &str, deps: &[&str], script: &str) -> proto::Stage {
     proto::Stage {
         name: name.into(),
         depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
-        worker: Some(proto::WorkerTemplate { command: vec!["sh".into(), "-c".into(), script.into()], ..Default::default() }),
+        worker: Some(proto::WorkerTemplate {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -88,10 +128,21 @@ fn sh(name: &str, deps: &[&str], script: &str) -> proto::Stage {
 async fn log_latency(otto: &mut Otto, logs: &mut Logs) {
     // `date +%s%N` per line: the line carries the time it was written.
     let script = "i=0; while [ $i -lt 300 ]; do date +%s%N; sleep 0.01; i=$((i+1)); done";
-    let req = proto::PipelineRequest { run_id: "loglat".into(), stages: vec![sh("emit", &[], script)], ..Default::default() };
+    let req = proto::PipelineRequest {
+        run_id: "loglat".into(),
+        stages: vec![sh("emit", &[], script)],
+        ..Default::default()
+    };
     let mut progress = otto.execute_pipeline(req).await.unwrap().into_inner();
     progress.next().await;
-    let mut s = logs.stream_build_logs(proto::BuildIdentifier { run_id: "loglat".into(), ..Default::default() }).await.unwrap().into_inner();
+    let mut s = logs
+        .stream_build_logs(proto::BuildIdentifier {
+            run_id: "loglat".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut v = Vec::new();
     while let Some(e) = s.next().await {
         let e = e.unwrap();
@@ -99,7 +150,11 @@ async fn log_latency(otto: &mut Otto, logs: &mut Logs) {
             v.push((now_ns() - written) as f64 / 1e6);
         }
     }
-    report("log line written -> client received (local)", &mut v, "p99 < 100 ms");
+    report(
+        "log line written -> client received (local)",
+        &mut v,
+        "p99 < 100 ms",
+    );
 }
 
 fn vm_hwm_mib() -> f64 {
@@ -116,7 +171,10 @@ async fn rss(otto: &mut Otto, logs: &Logs) {
         .scale_up(proto::ScaleRequest {
             task_id: "rss".into(),
             worker_count: 90,
-            worker: Some(proto::WorkerTemplate { command: vec!["sleep".into(), "20".into()], ..Default::default() }),
+            worker: Some(proto::WorkerTemplate {
+                command: vec!["sleep".into(), "20".into()],
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await
@@ -127,12 +185,23 @@ async fn rss(otto: &mut Otto, logs: &Logs) {
     for i in 0..10 {
         let id = format!("rss-{i}");
         let script = "i=0; while [ $i -lt 2000 ]; do echo \"line $i of a busy build log, padded to look like compiler output\"; i=$((i+1)); done";
-        let req = proto::PipelineRequest { run_id: id.clone(), stages: vec![sh("spam", &[], script)], ..Default::default() };
+        let req = proto::PipelineRequest {
+            run_id: id.clone(),
+            stages: vec![sh("spam", &[], script)],
+            ..Default::default()
+        };
         let mut p = otto.execute_pipeline(req).await.unwrap().into_inner();
         p.next().await;
         let mut l = logs.clone();
         followers.push(tokio::spawn(async move {
-            let s = l.stream_build_logs(proto::BuildIdentifier { run_id: id, ..Default::default() }).await.unwrap().into_inner();
+            let s = l
+                .stream_build_logs(proto::BuildIdentifier {
+                    run_id: id,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
             s.count().await
         }));
     }
@@ -142,9 +211,16 @@ async fn rss(otto: &mut Otto, logs: &Logs) {
     }
     println!(
         "{:<48} peak RSS {:.1} MiB (before workers {:.1} MiB); {lines} log lines streamed  (goal: < 50 MB)",
-        "100 local workers + 10 log streams", vm_hwm_mib(), before
+        "100 local workers + 10 log streams",
+        vm_hwm_mib(),
+        before
     );
-    otto.scale_down(proto::ScaleRequest { task_id: "rss".into(), ..Default::default() }).await.unwrap();
+    otto.scale_down(proto::ScaleRequest {
+        task_id: "rss".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 }
 
 async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
@@ -154,7 +230,13 @@ async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
     let stop = CancellationToken::new();
     let stop2 = stop.clone();
     let watch = tokio::spawn(async move {
-        let mut w = std::pin::pin!(watcher(api, watcher::Config::default().labels("steward.io/ottoscaler=worker")).applied_objects());
+        let mut w = std::pin::pin!(
+            watcher(
+                api,
+                watcher::Config::default().labels("steward.io/ottoscaler=worker")
+            )
+            .applied_objects()
+        );
         loop {
             let p = tokio::select! { p = w.try_next() => p, () = stop2.cancelled() => return };
             let Ok(Some(p)) = p else { return };
@@ -173,7 +255,14 @@ async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
         depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
         worker: Some(proto::WorkerTemplate {
             image: "registry.invalid/ci:1".into(),
-            annotations: [("steward.io/sim-exit-code".to_string(), "0".to_string()), ("steward.io/sim-run-duration".to_string(), "500ms".to_string())].into(),
+            annotations: [
+                ("steward.io/sim-exit-code".to_string(), "0".to_string()),
+                (
+                    "steward.io/sim-run-duration".to_string(),
+                    "500ms".to_string(),
+                ),
+            ]
+            .into(),
             ..Default::default()
         }),
         ..Default::default()
@@ -183,9 +272,16 @@ async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
         let mut o = otto.clone();
         let id = format!("t{runs}-{i}");
         handles.push(tokio::spawn(async move {
-            let req = proto::PipelineRequest { run_id: id, stages: vec![stage("a", &[]), stage("b", &["a"]), stage("c", &["b"])], ..Default::default() };
+            let req = proto::PipelineRequest {
+                run_id: id,
+                stages: vec![stage("a", &[]), stage("b", &["a"]), stage("c", &["b"])],
+                ..Default::default()
+            };
             let s = o.execute_pipeline(req).await.unwrap().into_inner();
-            let last = s.filter_map(|p| async move { p.ok() }).collect::<Vec<_>>().await;
+            let last = s
+                .filter_map(|p| async move { p.ok() })
+                .collect::<Vec<_>>()
+                .await;
             assert_eq!(last.last().unwrap().run_state(), proto::RunState::Succeeded);
         }));
     }
@@ -205,21 +301,31 @@ async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
             }
         }
     }
-    report(&format!("stage transition, {runs} concurrent runs (kwok)"), &mut v, "p99 < 100 ms");
+    report(
+        &format!("stage transition, {runs} concurrent runs (kwok)"),
+        &mut v,
+        "p99 < 100 ms",
+    );
 }
 
 #[tokio::main]
 async fn main() {
     let config = Config::default();
-    let opts = Options { max_workers: 200, ..Options::default() };
-    let (mut otto, mut logs, stop) = start(Arc::new(LocalBackend::new()), config.clone(), opts.clone()).await;
+    let opts = Options {
+        max_workers: 200,
+        ..Options::default()
+    };
+    let (mut otto, mut logs, stop) =
+        start(Arc::new(LocalBackend::new()), config.clone(), opts.clone()).await;
     unary(&mut otto).await;
     log_latency(&mut otto, &mut logs).await;
     rss(&mut otto, &logs).await;
     stop.cancel();
 
     let env = testkit::env("otto-bench").await.unwrap();
-    env.add_nodes("n", 4, |s| s.capacity("64", "256Gi")).await.unwrap();
+    env.add_nodes("n", 4, |s| s.capacity("64", "256Gi"))
+        .await
+        .unwrap();
     let mut cfg = Config::default();
     let class = cfg.classes.get_mut("default").unwrap();
     class.node_selector = env.node_selector();
