@@ -238,4 +238,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_worker(&self, name: &str, grace: Duration) -> BackendResult<()>;
     /// Every worker, read directly (not from the watch).
     async fn list_workers(&self) -> BackendResult<Vec<WorkerObs>>;
+    /// Refuses `count` workers like `plan` that no node could hold: against what is
+    /// free now when `now` is set, else against allocatable alone. `field` names the
+    /// request field for the error. Backends without nodes accept everything.
+    async fn check_room(
+        &self,
+        _plan: &WorkerPlan,
+        _count: u32,
+        _now: bool,
+        _field: &str,
+    ) -> BackendResult<()> {
+        Ok(())
+    }
 }

@@ -31,6 +31,14 @@ pub enum Error {
         /// The cap.
         cap: u32,
     },
+    /// No node the workers may run on has room for them.
+    #[error("{field}: {reason}")]
+    NoRoom {
+        /// The request field.
+        field: String,
+        /// Which room is missing.
+        reason: String,
+    },
     /// A Kubernetes API call failed.
     #[error("{what}: {source}")]
     Kube {
@@ -80,7 +88,7 @@ impl Error {
         match self {
             Self::Invalid(_) | Self::Config { .. } => "input",
             Self::NotFound { .. } | Self::AlreadyExists(_) => "not_found",
-            Self::OverCapacity { .. } => "capacity",
+            Self::OverCapacity { .. } | Self::NoRoom { .. } => "capacity",
             Self::Kube { .. } => "kubernetes",
             Self::Io { .. } => "io",
             Self::Transport { .. } | Self::Rpc(_) => "grpc",
@@ -96,7 +104,9 @@ impl Error {
             }
             Self::NotFound { .. } => tonic::Status::not_found(self.to_string()),
             Self::AlreadyExists(_) => tonic::Status::already_exists(self.to_string()),
-            Self::OverCapacity { .. } => tonic::Status::resource_exhausted(self.to_string()),
+            Self::OverCapacity { .. } | Self::NoRoom { .. } => {
+                tonic::Status::resource_exhausted(self.to_string())
+            }
             _ => tonic::Status::unavailable(self.to_string()),
         }
     }

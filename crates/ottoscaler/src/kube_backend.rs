@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EnvVar, Pod, PodSpec, ResourceRequirements,
+    ConfigMap, Container, EnvVar, Node, Pod, PodSpec, ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -31,10 +31,12 @@ use crate::backend::{
     ANNOTATION_BUSY, Backend, BackendResult, EventSink, Group, GroupRecord, LABEL_WORKER, Phase,
     WorkerEvent, WorkerLabels, WorkerObs, WorkerPlan,
 };
+use crate::config::parse_quantity;
 use crate::error::{Error, kube as kube_err};
 use crate::hub::{LogHub, now_ms};
 use crate::logs::Stream;
 use crate::retry::FailureClass;
+use crate::room::{NodeRoom, candidate, place};
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "steward-ottoscaler";
@@ -446,6 +448,94 @@ impl Backend for KubeBackend {
         };
         gone_ok(self.pods.delete(name, &dp).await)
             .map_err(kube_err(format!("deleting worker pod {name}")))
+    }
+
+    async fn check_room(
+        &self,
+        plan: &WorkerPlan,
+        count: u32,
+        now: bool,
+        field: &str,
+    ) -> BackendResult<()> {
+        let q = |m: &BTreeMap<String, String>, k: &str| {
+            m.get(k).and_then(|v| parse_quantity(v)).unwrap_or(0.0)
+        };
+        let (cpu, memory) = (q(&plan.requests, "cpu"), q(&plan.requests, "memory"));
+        let selector = plan
+            .node_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let nodes = nodes
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_err("listing nodes for the capacity check"))?;
+        let mut rooms: Vec<NodeRoom> = nodes
+            .items
+            .iter()
+            .filter(|n| candidate(n, &plan.tolerations))
+            .map(|n| {
+                let alloc = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.allocatable.clone())
+                    .unwrap_or_default();
+                let a = |k: &str| {
+                    alloc
+                        .get(k)
+                        .and_then(|v| parse_quantity(&v.0))
+                        .unwrap_or(0.0)
+                };
+                NodeRoom {
+                    name: n.name_any(),
+                    cpu: a("cpu"),
+                    memory: a("memory"),
+                }
+            })
+            .collect();
+        if now && !rooms.is_empty() {
+            let pods: Api<Pod> = Api::all(self.client.clone());
+            let lp = ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+            for p in pods
+                .list(&lp)
+                .await
+                .map_err(kube_err("listing pods for the capacity check"))?
+                .items
+            {
+                let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+                    continue;
+                };
+                if let Some(r) = rooms.iter_mut().find(|r| r.name == node) {
+                    for c in p.spec.iter().flat_map(|s| &s.containers) {
+                        let req = c
+                            .resources
+                            .as_ref()
+                            .and_then(|r| r.requests.clone())
+                            .unwrap_or_default();
+                        let g =
+                            |k: &str| req.get(k).and_then(|v| parse_quantity(&v.0)).unwrap_or(0.0);
+                        r.cpu -= g("cpu");
+                        r.memory -= g("memory");
+                    }
+                }
+            }
+        }
+        let placed = place(&mut rooms, cpu, memory, count);
+        if placed < count {
+            let what = if now { "free" } else { "allocatable" };
+            return Err(Error::NoRoom {
+                field: field.into(),
+                reason: format!(
+                    "only {placed} of {count} workers ({} cpu, {} memory each) fit in the {what} resources of the {} nodes they may run on",
+                    plan.requests.get("cpu").map_or("0", String::as_str),
+                    plan.requests.get("memory").map_or("0", String::as_str),
+                    rooms.len()
+                ),
+            });
+        }
+        Ok(())
     }
 
     async fn list_workers(&self) -> BackendResult<Vec<WorkerObs>> {

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pipeline_file;
 pub mod progress;
 pub mod retry;
+pub mod room;
 mod run;
 pub mod scaler;
 pub mod schedule;

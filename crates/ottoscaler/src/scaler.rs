@@ -360,6 +360,11 @@ impl Scaler {
             .enumerate()
             .map(|(i, s)| self.worker_plan(&format!("stages[{i}].worker"), &s.worker))
             .collect::<Result<Vec<_>, _>>()?;
+        for (i, w) in workers.iter().enumerate() {
+            self.backend
+                .check_room(w, 1, false, &format!("stages[{i}].worker.resources"))
+                .await?;
+        }
         let id = if req.run_id.is_empty() {
             format!("r-{}", random_suffix(8))
         } else {
@@ -509,6 +514,9 @@ impl Scaler {
             annotations: w.annotations.into_iter().collect(),
         };
         let mut plan = self.worker_plan("worker", &template)?;
+        self.backend
+            .check_room(&plan, n, true, "worker_count")
+            .await?;
         let permits = self
             .slots
             .try_acquire(n)

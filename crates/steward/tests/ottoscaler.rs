@@ -988,3 +988,57 @@ async fn local_backend_stage_timeout_and_run_listing_by_cli() {
     assert!(stdout.contains("[always#1 stdout] tidy"), "{stdout}");
     assert!(stdout.contains("run cli-1 failed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn workers_no_node_can_hold_are_refused_before_any_pod_exists() {
+    let env = testkit::env("otto-room").await.unwrap();
+    env.add_nodes("small", 1, |s| s.capacity("1", "4Gi"))
+        .await
+        .unwrap();
+    let cfg = config_file(Some(&env));
+    let server = Server::start(&["--namespace", &env.ns, "--config", cfg.to_str().unwrap()]).await;
+    let (mut otto, _) = server.clients().await;
+    let up = |n: i32, cpu: &str| proto::ScaleRequest {
+        task_id: "fit".into(),
+        worker_count: n,
+        worker: Some(proto::WorkerTemplate {
+            image: "registry.invalid/w:1".into(),
+            resources: Some(proto::Resources {
+                cpu_request: cpu.into(),
+                cpu_limit: cpu.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // Three workers of 400m on one 1-cpu node: two fit, the request is refused whole.
+    let e = otto.scale_up(up(3, "400m")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().starts_with("worker_count: only 2 of 3 workers (400m cpu, 64Mi memory each) fit in the free resources of the 1 nodes"), "{}", e.message());
+    assert!(pods(&env, "steward.io/ottoscaler").await.is_empty());
+    // A stage bigger than any node is refused when the run is submitted.
+    let mut big = stage("big", &[], &[(EXIT, "0")]);
+    big.worker.as_mut().unwrap().resources = Some(proto::Resources {
+        cpu_request: "1500m".into(),
+        cpu_limit: "2".into(),
+        ..Default::default()
+    });
+    let e = otto
+        .execute_pipeline(proto::PipelineRequest {
+            stages: vec![big],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        e.message()
+            .starts_with("stages[0].worker.resources: only 0 of 1 workers (1500m cpu"),
+        "{}",
+        e.message()
+    );
+    // What fits is created.
+    let r = otto.scale_up(up(2, "400m")).await.unwrap().into_inner();
+    assert_eq!(r.workers.len(), 2);
+}
