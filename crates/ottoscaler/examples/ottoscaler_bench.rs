@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -223,7 +223,7 @@ async fn rss(otto: &mut Otto, logs: &Logs) {
     .unwrap();
 }
 
-async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
+async fn transitions(runs: usize, round: usize, otto: &mut Otto, env: &testkit::TestEnv) {
     let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let seen: Arc<Mutex<HashMap<String, (Option<Instant>, Option<Instant>)>>> = Arc::default();
     let s2 = seen.clone();
@@ -267,10 +267,12 @@ async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
         }),
         ..Default::default()
     };
+    let internal: Arc<Mutex<Vec<f64>>> = Arc::default();
     let mut handles = Vec::new();
     for i in 0..runs {
+        let internal = internal.clone();
         let mut o = otto.clone();
-        let id = format!("t{runs}-{i}");
+        let id = format!("t{runs}-{round}-{i}");
         handles.push(tokio::spawn(async move {
             let req = proto::PipelineRequest {
                 run_id: id,
@@ -278,11 +280,23 @@ async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
                 ..Default::default()
             };
             let s = o.execute_pipeline(req).await.unwrap().into_inner();
-            let last = s
+            let ps = s
                 .filter_map(|p| async move { p.ok() })
                 .collect::<Vec<_>>()
                 .await;
-            assert_eq!(last.last().unwrap().run_state(), proto::RunState::Succeeded);
+            assert_eq!(ps.last().unwrap().run_state(), proto::RunState::Succeeded);
+            let ts = |stage: &str, st: proto::StageState| {
+                ps.iter()
+                    .find(|p| p.stage == stage && p.stage_state() == st)
+                    .map(|p| p.timestamp_unix_ms)
+            };
+            for (from, to) in [("a", "b"), ("b", "c")] {
+                let done = ts(from, proto::StageState::Succeeded);
+                let created = ts(to, proto::StageState::Starting);
+                if let (Some(d), Some(c)) = (done, created) {
+                    internal.lock().unwrap().push((c - d) as f64);
+                }
+            }
         }));
     }
     for h in handles {
@@ -294,8 +308,12 @@ async fn transitions(runs: usize, otto: &mut Otto, env: &testkit::TestEnv) {
     let mut v = Vec::new();
     for i in 0..runs {
         for (from, to) in [("a", "b"), ("b", "c")] {
-            let done = m.get(&format!("t{runs}-{i}-{from}-1")).and_then(|e| e.1);
-            let created = m.get(&format!("t{runs}-{i}-{to}-1")).and_then(|e| e.0);
+            let done = m
+                .get(&format!("t{runs}-{round}-{i}-{from}-1"))
+                .and_then(|e| e.1);
+            let created = m
+                .get(&format!("t{runs}-{round}-{i}-{to}-1"))
+                .and_then(|e| e.0);
             if let (Some(d), Some(c)) = (done, created) {
                 v.push(c.saturating_duration_since(d).as_secs_f64() * 1000.0);
             }
@@ -332,7 +350,9 @@ async fn main() {
     class.tolerations = vec![env.toleration()];
     let backend = Arc::new(KubeBackend::new(env.client.clone(), &env.ns));
     let (mut otto, _, stop) = start(backend, cfg, opts).await;
-    transitions(1, &mut otto, &env).await;
-    transitions(50, &mut otto, &env).await;
+    for round in 0..5 {
+        transitions(1, round, &mut otto, &env).await;
+    }
+    transitions(50, 0, &mut otto, &env).await;
     stop.cancel();
 }

@@ -8,7 +8,7 @@
 //! Container logs are followed through the API (`follow`, `timestamps`) from the
 //! moment a pod runs into the run's log buffer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +50,8 @@ pub struct KubeBackend {
     pods: Api<Pod>,
     cms: Api<ConfigMap>,
     followed: Arc<Mutex<HashSet<String>>>,
+    /// Record UIDs, so creating a worker costs one API call, not two.
+    uids: Arc<Mutex<HashMap<Group, String>>>,
 }
 
 impl std::fmt::Debug for KubeBackend {
@@ -180,6 +182,7 @@ impl KubeBackend {
             cms: Api::namespaced(client.clone(), namespace),
             client,
             followed: Arc::default(),
+            uids: Arc::default(),
         }
     }
 
@@ -224,16 +227,28 @@ impl KubeBackend {
 
     async fn owner(&self, g: &Group) -> BackendResult<OwnerReference> {
         let name = record_name(g);
-        let cm = self
-            .cms
-            .get(&name)
-            .await
-            .map_err(kube_err(format!("reading ConfigMap {name}")))?;
+        let cached = self
+            .uids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(g)
+            .cloned();
+        let uid = match cached {
+            Some(uid) => uid,
+            None => {
+                let cm = self
+                    .cms
+                    .get(&name)
+                    .await
+                    .map_err(kube_err(format!("reading ConfigMap {name}")))?;
+                cm.uid().unwrap_or_default()
+            }
+        };
         Ok(OwnerReference {
             api_version: "v1".into(),
             kind: "ConfigMap".into(),
             name,
-            uid: cm.uid().unwrap_or_default(),
+            uid,
             block_owner_deletion: Some(false),
             controller: Some(true),
         })
@@ -393,7 +408,8 @@ impl Backend for KubeBackend {
             data: Some(data),
             ..ConfigMap::default()
         };
-        self.cms
+        let cm = self
+            .cms
             .patch(
                 &name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -401,11 +417,21 @@ impl Backend for KubeBackend {
             )
             .await
             .map_err(kube_err(format!("writing ConfigMap {name}")))?;
+        if let Some(uid) = cm.uid() {
+            self.uids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(r.group.clone(), uid);
+        }
         Ok(())
     }
 
     async fn delete_group(&self, g: &Group) -> BackendResult<()> {
         let name = record_name(g);
+        self.uids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(g);
         gone_ok(self.cms.delete(&name, &DeleteParams::background()).await)
             .map_err(kube_err(format!("deleting ConfigMap {name}")))
     }

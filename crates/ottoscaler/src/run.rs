@@ -75,7 +75,15 @@ struct ServeArgs {
     /// Namespace of worker pods and run records.
     #[arg(long, env = "OTTOSCALER_NAMESPACE", default_value = "default")]
     namespace: String,
-    /// Bearer token clients must send (or OTTOSCALER_TOKEN).
+    /// Bearer token clients must send.
+    #[arg(
+        long,
+        env = "OTTOSCALER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// File holding the bearer token (instead of --token).
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
     /// Worker classes (YAML); without it one class "default" (100m/128Mi requests, 1/512Mi limits, caps 4/8Gi).
@@ -357,17 +365,19 @@ fn read_file(flag: &str, p: &PathBuf) -> Result<Vec<u8>> {
 }
 
 async fn serve_cmd(a: ServeArgs) -> Result<()> {
-    let token = match &a.token_file {
-        Some(p) => String::from_utf8_lossy(&read_file("--token-file", p)?)
+    let token = match (&a.token_file, &a.token) {
+        (Some(p), _) => String::from_utf8_lossy(&read_file("--token-file", p)?)
             .trim()
             .to_string(),
-        None => std::env::var("OTTOSCALER_TOKEN").unwrap_or_default(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => String::new(),
     };
     if token.is_empty() {
-        return Err(Error::Config {
-            path: "--token-file".into(),
-            reason: "a bearer token is required: set --token-file or OTTOSCALER_TOKEN".into(),
-        });
+        return Err(crate::spec::bad(
+            "--token",
+            "a bearer token is required: set --token, --token-file or OTTOSCALER_TOKEN",
+        )
+        .into());
     }
     let config = match &a.config {
         Some(p) => {
