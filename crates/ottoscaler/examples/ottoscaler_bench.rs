@@ -225,7 +225,9 @@ async fn rss(otto: &mut Otto, logs: &Logs) {
 
 async fn transitions(runs: usize, round: usize, otto: &mut Otto, env: &testkit::TestEnv) {
     let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    let seen: Arc<Mutex<HashMap<String, (Option<Instant>, Option<Instant>)>>> = Arc::default();
+    /// Per pod: first seen, first seen Succeeded.
+    type Seen = HashMap<String, (Option<Instant>, Option<Instant>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let s2 = seen.clone();
     let stop = CancellationToken::new();
     let stop2 = stop.clone();
