@@ -256,20 +256,18 @@ fn follow_lines(
                     return Some((item, (buf, rx, cursor, pending, keep)));
                 }
                 rx.borrow_and_update();
+                // Closed before the read: every line pushed before the close is in it.
+                let closed = buf.is_closed();
                 let r = buf.read(cursor, PAGE, &keep);
                 cursor = r.next;
                 if r.dropped > 0 {
                     pending.push_back((r.dropped, None));
                 }
-                let got = !r.lines.is_empty();
                 pending.extend(r.lines.into_iter().map(|l| (0, Some(l))));
                 if !pending.is_empty() {
                     continue;
                 }
-                if got {
-                    continue;
-                }
-                if snapshot || buf.is_closed() {
+                if snapshot || closed {
                     return None;
                 }
                 if rx.changed().await.is_err() {
