@@ -20,6 +20,7 @@ pub mod logs;
 pub mod messages;
 pub mod metrics;
 pub mod pipeline_file;
+pub mod pods;
 pub mod progress;
 pub mod retry;
 pub mod room;
@@ -29,6 +30,7 @@ pub mod schedule;
 pub mod server;
 pub mod slots;
 pub mod spec;
+pub mod workers;
 
 pub use error::{Error, Result};
 pub use run::{BackendKind, OttoscalerArgs, run};
