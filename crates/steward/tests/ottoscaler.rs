@@ -28,6 +28,7 @@ struct Server {
     url: String,
     args: Vec<String>,
     port: u16,
+    admin: String,
 }
 
 fn free_port() -> u16 {
@@ -58,11 +59,12 @@ fn config_file(env: Option<&TestEnv>) -> tempfile::TempPath {
 impl Server {
     async fn start(extra: &[&str]) -> Self {
         let port = free_port();
+        let admin = format!("127.0.0.1:{}", free_port());
         let mut args: Vec<String> = [
             "ottoscaler",
             "serve",
             "--admin-addr",
-            "127.0.0.1:0",
+            &admin,
             "--grace-period",
             "1s",
         ]
@@ -75,6 +77,7 @@ impl Server {
             url: format!("http://127.0.0.1:{port}"),
             args,
             port,
+            admin,
         };
         s.wait_serving().await;
         s
@@ -113,6 +116,19 @@ impl Server {
         })
         .await
         .unwrap();
+    }
+
+    /// The admin server's /metrics text.
+    async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.admin);
+        testkit::http()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     fn client_args(&self, token: &str) -> ClientArgs {
@@ -382,12 +398,20 @@ async fn scale_up_and_down_with_caps_labels_and_owner() {
         .scale_down(proto::ScaleRequest {
             task_id: "build-42".into(),
             force: true,
+            grace_period_seconds: 3,
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(down.workers, vec![busy]);
+    assert_eq!(down.workers, vec![busy.clone()]);
+    // The requested grace period reaches the pod.
+    let api2 = api.clone();
+    wait::object(&api2, &busy, T, "terminating with grace 3s", |p: &Pod| {
+        p.metadata.deletion_grace_period_seconds == Some(3)
+    })
+    .await
+    .unwrap();
     no_pods(&env, "steward.io/task=build-42").await;
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
     wait::gone(&cms, "ottoscaler-task-build-42", T)
@@ -489,6 +513,14 @@ async fn dag_pipeline_with_a_failing_then_retried_stage() {
         .await
         .unwrap();
     assert_eq!(cm.data.unwrap()["state"], "succeeded");
+    let metrics = server.metrics().await;
+    for line in [
+        "steward_ottoscaler_runs_total{outcome=\"succeeded\"} 1",
+        "steward_ottoscaler_stage_attempts_total{outcome=\"exit-code\"} 1",
+        "steward_ottoscaler_stage_attempts_total{outcome=\"succeeded\"} 5",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
 }
 
 #[tokio::test]
