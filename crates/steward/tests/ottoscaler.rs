@@ -1074,3 +1074,69 @@ async fn workers_no_node_can_hold_are_refused_before_any_pod_exists() {
     let r = otto.scale_up(up(2, "400m")).await.unwrap().into_inner();
     assert_eq!(r.workers.len(), 2);
 }
+
+/// Runs `steward ottoscaler <args>` against `server` with the token; (success, stdout).
+async fn cli(server: &Server, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .arg("ottoscaler")
+        .args(args)
+        .env("OTTOSCALER_SERVER", &server.url)
+        .env("OTTOSCALER_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cli_client_subcommands_on_the_local_backend() {
+    let (server, _cfg) = local_server(&[]).await;
+    let (ok, out) = cli(
+        &server,
+        &[
+            "scale-up",
+            "--task",
+            "cli",
+            "--workers",
+            "2",
+            "--",
+            "sleep",
+            "30",
+        ],
+    )
+    .await;
+    assert!(ok && out.contains("task cli: created 2 workers"), "{out}");
+    let (ok, out) = cli(&server, &["status", "--task", "cli"]).await;
+    assert!(
+        ok && out.contains("workers in use 2/100, queued 0"),
+        "{out}"
+    );
+    assert_eq!(out.matches(" Running ").count(), 2, "{out}");
+    let (ok, out) = cli(&server, &["--lang", "ko", "scale-down", "--task", "cli"]).await;
+    assert!(ok && out.contains("태스크 cli: 워커 2개 삭제"), "{out}");
+
+    let (mut otto, _) = server.clients().await;
+    let req = proto::PipelineRequest {
+        run_id: "cli-logs".into(),
+        stages: vec![sh("say", &[], "echo hello from say")],
+        ..Default::default()
+    };
+    collect(otto.execute_pipeline(req).await.unwrap().into_inner()).await;
+    let (ok, out) = cli(&server, &["logs", "cli-logs"]).await;
+    assert!(ok && out.contains("[say#1 stdout] hello from say"), "{out}");
+    let (ok, out) = cli(&server, &["logs", "cli-logs-say-1"]).await;
+    assert!(
+        ok && out.contains("[cli-logs-say-1 stdout] hello from say"),
+        "{out}"
+    );
+    let (ok, out) = cli(&server, &["cancel", "cli-logs"]).await;
+    assert!(
+        ok && out.contains("run cli-logs had already ended"),
+        "{out}"
+    );
+    let (ok, _) = cli(&server, &["cancel", "no-such-run"]).await;
+    assert!(!ok);
+}
