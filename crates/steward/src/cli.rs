@@ -48,6 +48,8 @@ pub enum Command {
     Karpenter(KarpenterCommand),
     /// Install and keep the monitoring stack a MonitoringStack declares, and onboard every node into monitoring; `status` prints each node's onboarding.
     Monitor(auto_monitor::MonitorArgs),
+    /// CI workers: the gRPC scaler (`serve`) and its clients: scale workers, run pipelines as DAGs, stream progress and logs.
+    Ottoscaler(ottoscaler::OttoscalerArgs),
     /// Run a local simulated cluster: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with kwok nodes.
     Sim(crate::sim::Args),
 }
@@ -78,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             auto_monitor::run(args, cli.lang, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ottoscaler(args) => Ok(ottoscaler::run(args, cli.lang).await?),
         Command::Karpenter(KarpenterCommand::AllocateRate(args)) => {
             node_drain::run_allocate_rate(args, cli.lang).await?;
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,15 @@
+//! Compiles `proto/ottoscaler.proto` with protox (a protobuf compiler in Rust, so the
+//! build needs no system `protoc`) and generates the tonic services from the
+//! resulting descriptor set. The set is also written out for gRPC reflection.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(["ottoscaler.proto"], ["proto"])?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("ottoscaler_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}

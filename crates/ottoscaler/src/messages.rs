@@ -1,0 +1,191 @@
+//! People-facing text of the ottoscaler CLI, in English and Korean. The server's
+//! progress messages stay English (they are data for the handler); the CLI renders
+//! states and outcomes through here.
+
+use steward_runtime::Localized;
+
+use crate::proto::{PipelineProgress, RunState, StageState};
+
+/// A message for people.
+#[derive(Debug, Clone)]
+pub enum Msg<'a> {
+    /// One progress message.
+    Progress(&'a PipelineProgress),
+    /// ScaleUp created workers.
+    ScaledUp {
+        task: &'a str,
+        workers: &'a [String],
+    },
+    /// ScaleDown removed workers.
+    ScaledDown {
+        task: &'a str,
+        workers: &'a [String],
+        left: i32,
+    },
+    /// The status header.
+    StatusHeader { cap: i32, in_use: i32, queued: i32 },
+    /// A cancel answer.
+    Cancel { run: &'a str, cancelled: bool },
+    /// The progress stream broke; re-attaching.
+    Reattach { run: &'a str, from: u64 },
+}
+
+fn stage_en(s: StageState) -> &'static str {
+    match s {
+        StageState::Unspecified => "?",
+        StageState::Pending => "pending",
+        StageState::Queued => "queued",
+        StageState::Starting => "starting",
+        StageState::Running => "running",
+        StageState::Retrying => "retrying",
+        StageState::Succeeded => "succeeded",
+        StageState::Failed => "failed",
+        StageState::Skipped => "skipped",
+        StageState::Cancelled => "cancelled",
+    }
+}
+
+fn stage_ko(s: StageState) -> &'static str {
+    match s {
+        StageState::Unspecified => "?",
+        StageState::Pending => "대기",
+        StageState::Queued => "큐 대기",
+        StageState::Starting => "시작 중",
+        StageState::Running => "실행 중",
+        StageState::Retrying => "재시도 대기",
+        StageState::Succeeded => "성공",
+        StageState::Failed => "실패",
+        StageState::Skipped => "건너뜀",
+        StageState::Cancelled => "취소됨",
+    }
+}
+
+fn run_en(s: RunState) -> &'static str {
+    match s {
+        RunState::Unspecified | RunState::Running => "running",
+        RunState::Succeeded => "succeeded",
+        RunState::Failed => "failed",
+        RunState::Cancelled => "cancelled",
+    }
+}
+
+fn run_ko(s: RunState) -> &'static str {
+    match s {
+        RunState::Unspecified | RunState::Running => "실행 중",
+        RunState::Succeeded => "성공",
+        RunState::Failed => "실패",
+        RunState::Cancelled => "취소됨",
+    }
+}
+
+fn clock(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
+impl Localized for Msg<'_> {
+    fn en(&self) -> String {
+        match self {
+            Self::Progress(p) if p.stage.is_empty() => format!(
+                "{} #{} run {} {}: {}",
+                clock(p.timestamp_unix_ms),
+                p.seq,
+                p.run_id,
+                run_en(p.run_state()),
+                p.message
+            ),
+            Self::Progress(p) => format!(
+                "{} #{} stage {} (attempt {}) {}: {}",
+                clock(p.timestamp_unix_ms),
+                p.seq,
+                p.stage,
+                p.attempt,
+                stage_en(p.stage_state()),
+                p.message
+            ),
+            Self::ScaledUp { task, workers } => format!(
+                "task {task}: created {} workers: {}",
+                workers.len(),
+                workers.join(", ")
+            ),
+            Self::ScaledDown {
+                task,
+                workers,
+                left,
+            } => format!(
+                "task {task}: removed {} workers ({}), {left} left",
+                workers.len(),
+                workers.join(", ")
+            ),
+            Self::StatusHeader {
+                cap,
+                in_use,
+                queued,
+            } => format!("workers in use {in_use}/{cap}, queued {queued}"),
+            Self::Cancel {
+                run,
+                cancelled: true,
+            } => format!("run {run}: cancelling (finally stages still run)"),
+            Self::Cancel {
+                run,
+                cancelled: false,
+            } => format!("run {run} had already ended"),
+            Self::Reattach { run, from } => {
+                format!("progress stream of run {run} broke; re-attaching from #{from}")
+            }
+        }
+    }
+
+    fn ko(&self) -> String {
+        match self {
+            Self::Progress(p) if p.stage.is_empty() => format!(
+                "{} #{} 실행 {} {}: {}",
+                clock(p.timestamp_unix_ms),
+                p.seq,
+                p.run_id,
+                run_ko(p.run_state()),
+                p.message
+            ),
+            Self::Progress(p) => format!(
+                "{} #{} 스테이지 {} (시도 {}) {}: {}",
+                clock(p.timestamp_unix_ms),
+                p.seq,
+                p.stage,
+                p.attempt,
+                stage_ko(p.stage_state()),
+                p.message
+            ),
+            Self::ScaledUp { task, workers } => format!(
+                "태스크 {task}: 워커 {}개 생성: {}",
+                workers.len(),
+                workers.join(", ")
+            ),
+            Self::ScaledDown {
+                task,
+                workers,
+                left,
+            } => format!(
+                "태스크 {task}: 워커 {}개 삭제 ({}), 남은 워커 {left}개",
+                workers.len(),
+                workers.join(", ")
+            ),
+            Self::StatusHeader {
+                cap,
+                in_use,
+                queued,
+            } => format!("사용 중인 워커 {in_use}/{cap}, 대기 {queued}"),
+            Self::Cancel {
+                run,
+                cancelled: true,
+            } => format!("실행 {run}: 취소 중 (finally 스테이지는 실행됩니다)"),
+            Self::Cancel {
+                run,
+                cancelled: false,
+            } => format!("실행 {run}은(는) 이미 끝났습니다"),
+            Self::Reattach { run, from } => {
+                format!("실행 {run}의 진행 스트림이 끊겼습니다; #{from}부터 다시 연결합니다")
+            }
+        }
+    }
+}
