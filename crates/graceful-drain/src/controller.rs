@@ -218,6 +218,11 @@ impl Ctx {
         if outcome == Outcome::NamespaceTerminating {
             outcome = eviction::delete(&api, &pod.name_any(), &uid, record.grace.unwrap_or(30)).await;
         }
+        if outcome == Outcome::Gone && self.still_there(pod).await? {
+            // 409 also answers a conflict inside the eviction handler; only a pod that
+            // is really gone (or replaced, or terminating) ends the drain.
+            outcome = Outcome::Transient("conflict; the pod is still there".into());
+        }
         let label = reason.map_or("resumed", EvictReason::label);
         let elapsed = record
             .isolated_at
@@ -252,6 +257,15 @@ impl Ctx {
                 Ok(Action::await_change())
             }
         }
+    }
+
+    async fn still_there(&self, pod: &Pod) -> Result<bool> {
+        let now = self
+            .api(pod)
+            .get_metadata_opt(&pod.name_any())
+            .await
+            .map_err(kerr(format!("reading {}", key(pod))))?;
+        Ok(now.is_some_and(|p| p.uid() == pod.uid() && p.metadata.deletion_timestamp.is_none()))
     }
 
     /// Puts the pod back in service with every trace of the drain removed, and
