@@ -252,3 +252,34 @@ async fn invalid_config_is_rejected_and_the_last_good_one_stays() {
     assert_eq!(code(&evict(&env, &b).await), 429, "the last good config targets team=blue");
     wait::object(&pods(&env), &b, T, "blue pod drained and evicted", |p: &Pod| p.metadata.deletion_timestamp.is_some()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_certificate_rotates_without_a_gap() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let env = setup("gd-certs").await;
+    let spec = StewardSpec::new(&env).await;
+    spec.config(&env.client, "version: 1\ndefaults:\n  minWait: 1s\n  delay: 30s\n  maxWait: 60s\n").await;
+    // Rotated when a third is left: every 6 s or so.
+    let steward = spec.start_with(&["--cert-validity", "9s"]).await;
+    let hooks: Api<ValidatingWebhookConfiguration> = Api::all(env.client.clone());
+    let name = format!("steward-gd-{}", env.ns);
+    let bundle = |h: &ValidatingWebhookConfiguration| {
+        h.webhooks.as_ref().and_then(|w| w[0].client_config.ca_bundle.clone()).map(|b| b.0).unwrap_or_default()
+    };
+    let first = bundle(&hooks.get(&name).await.unwrap());
+    let rotated = wait::object(&hooks, &name, T, "caBundle rotated", |h| {
+        let b = bundle(h);
+        !b.is_empty() && b != first
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(bundle(&rotated)).unwrap();
+    assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 2, "new and previous CA are both trusted: {text}");
+    steward.wait_log(&["serving a rotated webhook certificate"]).await;
+    // failurePolicy Ignore would turn a TLS failure into a silent 201: a 429 proves the
+    // API server reached steward over the rotated certificate.
+    let pods_ = web(&env, "web", 2, true, json!({})).await;
+    for p in &pods_ {
+        assert_eq!(code(&evict(&env, &p.name_any()).await), 429, "webhook reached after rotation");
+    }
+}

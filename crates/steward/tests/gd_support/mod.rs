@@ -61,6 +61,11 @@ impl StewardSpec {
 
     /// Starts steward and waits until it is ready (webhook registered and served).
     pub async fn start(&self) -> Steward {
+        self.start_with(&[]).await
+    }
+
+    /// [`Self::start`] with extra flags.
+    pub async fn start_with(&self, extra: &[&str]) -> Steward {
         let admin = format!("127.0.0.1:{}", free_port());
         let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
@@ -71,6 +76,7 @@ impl StewardSpec {
             .args(["--webhook-name", &format!("steward-gd-{}", self.app_ns)])
             .args(["--webhook-namespace-label", &format!("kubernetes.io/metadata.name={}", self.app_ns)])
             .args(["--restore-backoff", "3s"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .env("STEWARD_LOG_FORMAT", "json")
             .stderr(Stdio::piped())
