@@ -10,7 +10,7 @@ mod gd_support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gd_support::traffic::{Backends, LoadGen};
+use testkit::traffic::{Backends, LoadGen};
 use gd_support::{StewardSpec, T, ready_pods, web};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;

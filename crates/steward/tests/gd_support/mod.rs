@@ -3,8 +3,6 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod traffic;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

@@ -5,6 +5,10 @@
 //! generator sends only to endpoints the Service's EndpointSlices list as ready,
 //! as kube-proxy would, and counts every failed request.
 
+// A fixture: a lock poisoned by a panicking task or a loopback bind that fails
+// should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -30,6 +34,7 @@ struct Backend {
 
 /// Pods' servers, started when a pod runs and stopped when it is deleted.
 #[derive(Clone, Default)]
+#[allow(missing_debug_implementations)]
 pub struct Backends {
     servers: Arc<Mutex<HashMap<String, Backend>>>,
     /// Names of pods whose deletion was observed (their server stopped).
@@ -136,7 +141,7 @@ async fn serve() -> Backend {
 }
 
 /// Requests sent and failed.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct Counts {
     /// Successful requests.
     pub ok: Arc<AtomicU64>,
@@ -148,6 +153,7 @@ pub struct Counts {
 
 /// Load on a Service: `workers` loops, each sending one request at a time to the
 /// next ready endpoint.
+#[allow(missing_debug_implementations)]
 pub struct LoadGen {
     /// The counts.
     pub counts: Counts,
