@@ -57,6 +57,10 @@ pub enum Pass {
     Drained,
     /// The pod is unknown (already gone) or already being deleted.
     Gone,
+    /// The drain is overdue (its maximum wait plus [`OVERDUE_MARGIN`] has passed):
+    /// the controller is not running, so the eviction goes through without grace
+    /// rather than leave the caller retrying forever.
+    Overdue,
     /// Owned by a workload whose pods steward does not isolate (StatefulSet,
     /// DaemonSet, Job): label isolation would break its controller.
     UnsupportedOwner,
@@ -87,12 +91,17 @@ impl Decision {
             Self::Allow(Pass::Drained) => "allow_drained",
             Self::Allow(Pass::Gone) => "allow_gone",
             Self::Allow(Pass::UnsupportedOwner) => "allow_unsupported_owner",
+            Self::Allow(Pass::Overdue) => "allow_overdue",
             Self::StartDrain { .. } => "deny_start_drain",
             Self::InProgress(_) => "deny_in_progress",
             Self::BackingOff(_) => "deny_backing_off",
         }
     }
 }
+
+/// How long past its maximum wait a drain may stay unfinished before the webhook
+/// stops refusing evictions of the pod.
+pub const OVERDUE_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Owner kinds whose pods are isolated by label. A bare pod has no owner.
 const SUPPORTED_OWNERS: [&str; 1] = ["ReplicaSet"];
@@ -112,8 +121,18 @@ pub fn decide(
     }
     if let Some(record) = Record::read(&pod.labels, &pod.annotations) {
         // Once a drain is under way it is finished whatever the config says now.
+        let (settings, _) = config.settings(PodRef {
+            namespace: attempt.namespace,
+            workload: record.workload.as_deref(),
+            annotations: &pod.annotations,
+        });
+        let limit = settings.max_wait + OVERDUE_MARGIN;
+        let overdue = record.requested_at.is_some_and(|t| {
+            std::time::Duration::try_from(now.duration_since(t)).is_ok_and(|d| d > limit)
+        });
         return match record.phase {
             Phase::Evicting => Decision::Allow(Pass::Drained),
+            _ if overdue => Decision::Allow(Pass::Overdue),
             _ if attempt.dry_run => Decision::Allow(Pass::DryRun),
             phase => Decision::InProgress(phase),
         };
@@ -148,7 +167,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{ANN_NOT_BEFORE, LABEL_PHASE};
+    use crate::state::{ANN_NOT_BEFORE, ANN_REQUESTED_AT, LABEL_PHASE};
 
     fn now() -> Timestamp {
         Timestamp::from_second(1_800_000_000).unwrap()
@@ -179,6 +198,8 @@ mod tests {
         let vpa = [("vpa-managed", "true")];
         let later = (now() + std::time::Duration::from_secs(60)).to_string();
         let earlier = (now() - std::time::Duration::from_secs(60)).to_string();
+        // Default maximum wait 60 s + the 60 s margin.
+        let long_ago = (now() - std::time::Duration::from_secs(121)).to_string();
         let mut deleting = pod(&vpa, &[], Some("ReplicaSet"));
         deleting.deleting = true;
         let table: Vec<(&str, Option<PodFacts>, bool, Decision)> = vec![
@@ -194,6 +215,8 @@ mod tests {
             ("isolated", Some(pod(&vpa, &[(LABEL_PHASE, "isolated")], None)), false, Decision::InProgress(Phase::Isolated)),
             ("isolated dry run", Some(pod(&vpa, &[(LABEL_PHASE, "isolated")], None)), true, Decision::Allow(Pass::DryRun)),
             ("evicting", Some(pod(&vpa, &[(LABEL_PHASE, "evicting")], None)), false, Decision::Allow(Pass::Drained)),
+            ("isolated, recent", Some(pod(&[("vpa-managed", "true"), (ANN_REQUESTED_AT, &earlier)], &[(LABEL_PHASE, "isolated")], None)), false, Decision::InProgress(Phase::Isolated)),
+            ("isolated, overdue", Some(pod(&[("vpa-managed", "true"), (ANN_REQUESTED_AT, &long_ago)], &[(LABEL_PHASE, "isolated")], None)), false, Decision::Allow(Pass::Overdue)),
             ("evicting, annotation since removed", Some(pod(&[], &[(LABEL_PHASE, "evicting")], None)), false, Decision::Allow(Pass::Drained)),
             ("backing off", Some(pod(&[("vpa-managed", "true"), (ANN_NOT_BEFORE, &later)], &[], Some("ReplicaSet"))), false, Decision::BackingOff(later.parse().unwrap())),
             ("back-off over", Some(pod(&[("vpa-managed", "true"), (ANN_NOT_BEFORE, &earlier)], &[], Some("ReplicaSet"))), false, Decision::StartDrain { workload: Some("ReplicaSet/web".into()) }),

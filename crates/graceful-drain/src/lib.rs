@@ -15,6 +15,7 @@ pub mod admission;
 pub mod certs;
 pub mod config;
 pub mod controller;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod messages;
@@ -33,11 +34,14 @@ pub use run::{CONFIG_KEY, RunArgs, run};
 pub enum Command {
     /// Serve the eviction webhook and, on the elected replica, run the drain controller (deploy 2 replicas).
     Run(RunArgs),
+    /// Report the VerticalPodAutoscalers in Recreate mode that could use InPlaceOrRecreate and avoid evictions.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Dispatches a subcommand.
 pub async fn dispatch(cmd: Command, lang: steward_runtime::Lang, shutdown: steward_runtime::Shutdown) -> Result<()> {
     match cmd {
         Command::Run(args) => run(args, lang, shutdown).await,
+        Command::Doctor(args) => doctor::run(args, lang).await,
     }
 }

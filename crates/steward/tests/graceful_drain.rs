@@ -283,3 +283,25 @@ async fn webhook_certificate_rotates_without_a_gap() {
         assert_eq!(code(&evict(&env, &p.name_any()).await), 429, "webhook reached after rotation");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn doctor_lists_recreate_vpas_that_could_resize_in_place() {
+    let env = setup("gd-doctor").await;
+    gd_support::install_vpa_crds().await;
+    gd_support::vpa(&env, "web").await; // Recreate
+    let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
+    let (ok, out, err) = gd_support::steward(&["graceful-drain", "doctor", "--json", "-n", &env.ns], &kubeconfig).await;
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["in_place_resize"], true, "Kubernetes 1.34 serves pods/resize: {out}");
+    assert_eq!(r["candidates"], json!([{ "vpa": format!("{}/web", env.ns), "target": "Deployment/web", "mode": "Recreate" }]), "{out}");
+    // Switched to InPlaceOrRecreate: nothing left to report.
+    let out = tokio::process::Command::new(gd_support::bin_dir().join("kubectl"))
+        .args(["--kubeconfig", &kubeconfig, "-n", &env.ns, "patch", "vpa", "web", "--type=merge", "-p", r#"{"spec":{"updatePolicy":{"updateMode":"InPlaceOrRecreate"}}}"#])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (ok, out, _) = gd_support::steward(&["graceful-drain", "doctor", "-n", &env.ns], &kubeconfig).await;
+    assert!(ok && out.contains("no VerticalPodAutoscaler in Recreate mode"), "{out}");
+}

@@ -262,3 +262,14 @@ pub fn vpa_updater(ns: &str) -> tokio::process::Child {
         .spawn()
         .unwrap()
 }
+
+/// Runs `steward` with args; returns (exit success, stdout, stderr).
+pub async fn steward(args: &[&str], kubeconfig: &str) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .await
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
