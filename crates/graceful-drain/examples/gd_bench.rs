@@ -37,8 +37,13 @@ const RATE: u64 = 50;
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let steward = std::env::var_os("STEWARD_BIN").map_or_else(|| root.join("target/release/steward"), PathBuf::from);
-    anyhow::ensure!(steward.is_file(), "{} not found; run cargo build --release -p steward", steward.display());
+    let steward = std::env::var_os("STEWARD_BIN")
+        .map_or_else(|| root.join("target/release/steward"), PathBuf::from);
+    anyhow::ensure!(
+        steward.is_file(),
+        "{} not found; run cargo build --release -p steward",
+        steward.display()
+    );
 
     let env = testkit::env("gdbench").await?;
     env.add_nodes("n", 20, |s| s.max_pods(200)).await?;
@@ -51,64 +56,125 @@ async fn main() -> anyhow::Result<()> {
     println!("  ready in {:.1}s", t.elapsed().as_secs_f64());
 
     let sys = testkit::env("gdbench-sys").await?;
-    config(&sys, "version: 1\ndefaults:\n  minWait: 2s\n  delay: 2s\n  maxWait: 30s\n").await;
+    config(
+        &sys,
+        "version: 1\ndefaults:\n  minWait: 2s\n  delay: 2s\n  maxWait: 30s\n",
+    )
+    .await;
     let (mut child, admin, port) = start(&steward, &sys, &env).await;
     let pid = child.id().unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await; // steady state after the initial list
     let rss_synced = vm_hwm(pid);
 
     // 2. Webhook latency at 50/s.
-    let ca = Api::<Secret>::namespaced(sys.client.clone(), &sys.ns).get("steward-graceful-drain-tls").await?;
+    let ca = Api::<Secret>::namespaced(sys.client.clone(), &sys.ns)
+        .get("steward-graceful-drain-tls")
+        .await?;
     let ca_pem = ca.data.unwrap()["ca.crt"].0.clone();
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem)?)
         .build()?;
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let all = pods.list(&ListParams::default()).await?.items;
-    let (web, bulk): (Vec<&Pod>, Vec<&Pod>) = all.iter().partition(|p| p.labels().get("app").map(String::as_str) == Some("web"));
+    let (web, bulk): (Vec<&Pod>, Vec<&Pod>) = all
+        .iter()
+        .partition(|p| p.labels().get("app").map(String::as_str) == Some("web"));
     let mut allow = Vec::new();
     let mut deny = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
     let url = format!("https://localhost:{port}/validate-eviction");
     for i in 0..(10 * RATE as usize) {
         tick.tick().await;
-        let (pod, targeted) = if i % 5 == 4 { (web[i / 5 % web.len()], true) } else { (bulk[i % bulk.len()], false) };
+        let (pod, targeted) = if i % 5 == 4 {
+            (web[i / 5 % web.len()], true)
+        } else {
+            (bulk[i % bulk.len()], false)
+        };
         let t = Instant::now();
-        let resp: Value = http.post(&url).json(&review(&env.ns, &pod.name_any())).send().await?.json().await?;
+        let resp: Value = http
+            .post(&url)
+            .json(&review(&env.ns, &pod.name_any()))
+            .send()
+            .await?
+            .json()
+            .await?;
         let took = t.elapsed();
         let allowed = resp["response"]["allowed"].as_bool().unwrap_or(true);
-        if targeted && !allowed { deny.push(took) } else { allow.push(took) }
+        if targeted && !allowed {
+            deny.push(took)
+        } else {
+            allow.push(took)
+        }
     }
-    println!("webhook latency at {RATE}/s over TLS ({} allow, {} deny+record):", allow.len(), deny.len());
-    println!("  allow (no write):             p50 {:6.2} ms  p99 {:6.2} ms", pct(&mut allow, 50.0), pct(&mut allow, 99.0));
-    println!("  targeted (drain request write) p50 {:6.2} ms  p99 {:6.2} ms", pct(&mut deny, 50.0), pct(&mut deny, 99.0));
+    println!(
+        "webhook latency at {RATE}/s over TLS ({} allow, {} deny+record):",
+        allow.len(),
+        deny.len()
+    );
+    println!(
+        "  allow (no write):             p50 {:6.2} ms  p99 {:6.2} ms",
+        pct(&mut allow, 50.0),
+        pct(&mut allow, 99.0)
+    );
+    println!(
+        "  targeted (drain request write) p50 {:6.2} ms  p99 {:6.2} ms",
+        pct(&mut deny, 50.0),
+        pct(&mut deny, 99.0)
+    );
     let _ = admin;
 
     // 3. Eviction request -> pod out of the ready endpoints.
-    let fresh: Vec<Pod> = pods.list(&ListParams::default().labels("app=web")).await?.items.into_iter()
-        .filter(|p| pod_ready(p) && !p.labels().contains_key("steward.io/drain")).take(10).collect();
+    let fresh: Vec<Pod> = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| pod_ready(p) && !p.labels().contains_key("steward.io/drain"))
+        .take(10)
+        .collect();
     let mut out = Vec::new();
     for p in &fresh {
         let name = p.name_any();
         let t = Instant::now();
         let _ = pods.evict(&name, &EvictParams::default()).await;
         let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), &env.ns);
-        wait::list(&slices, &ListParams::default().labels("kubernetes.io/service-name=web"), Duration::from_secs(30), "pod out of endpoints", |ss| {
-            !ss.iter().flat_map(|s| &s.endpoints).any(|e| {
-                e.target_ref.as_ref().and_then(|r| r.name.as_deref()) == Some(&name) && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
-            })
-        }).await?;
+        wait::list(
+            &slices,
+            &ListParams::default().labels("kubernetes.io/service-name=web"),
+            Duration::from_secs(30),
+            "pod out of endpoints",
+            |ss| {
+                !ss.iter().flat_map(|s| &s.endpoints).any(|e| {
+                    e.target_ref.as_ref().and_then(|r| r.name.as_deref()) == Some(&name)
+                        && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
+                })
+            },
+        )
+        .await?;
         out.push(t.elapsed());
     }
-    println!("eviction request -> out of ready endpoints ({} pods): p50 {:.0} ms, max {:.0} ms", out.len(), pct(&mut out, 50.0), pct(&mut out, 100.0));
+    println!(
+        "eviction request -> out of ready endpoints ({} pods): p50 {:.0} ms, max {:.0} ms",
+        out.len(),
+        pct(&mut out, 50.0),
+        pct(&mut out, 100.0)
+    );
     let rss_peak = vm_hwm(pid);
-    println!("steward peak RSS watching {} pods: {:.1} MiB after the initial sync, {:.1} MiB after the runs above", BULK + TARGETED, rss_synced as f64 / 1024.0, rss_peak as f64 / 1024.0);
+    println!(
+        "steward peak RSS watching {} pods: {:.1} MiB after the initial sync, {:.1} MiB after the runs above",
+        BULK + TARGETED,
+        rss_synced as f64 / 1024.0,
+        rss_peak as f64 / 1024.0
+    );
     child.kill().await?;
 
     // 4. Failed requests, without and with steward.
     for with in [false, true] {
         let (ok, failed) = traffic_run(&steward, with).await?;
-        println!("3 evictions under load {} steward: {ok} requests ok, {failed} failed", if with { "with" } else { "without" });
+        println!(
+            "3 evictions under load {} steward: {ok} requests ok, {failed} failed",
+            if with { "with" } else { "without" }
+        );
     }
     Ok(())
 }
@@ -126,10 +192,18 @@ async fn traffic_run(steward: &PathBuf, with: bool) -> anyhow::Result<(u64, u64)
     let backends = Backends::start(env.client.clone(), &env.ns);
     deployment(&env, "web", 3, true).await;
     let original = ready(&env, "web", 3).await;
-    wait::until(Duration::from_secs(60), "servers", || async { Ok(original.iter().all(|p| backends.addr(&p.name_any()).is_some())) }).await?;
+    wait::until(Duration::from_secs(60), "servers", || async {
+        Ok(original
+            .iter()
+            .all(|p| backends.addr(&p.name_any()).is_some()))
+    })
+    .await?;
     let load = LoadGen::start(env.client.clone(), &env.ns, "web", backends.clone(), 6);
     let ok = load.counts.ok.clone();
-    wait::until(Duration::from_secs(60), "load", || async { Ok(ok.load(Ordering::SeqCst) > 30) }).await?;
+    wait::until(Duration::from_secs(60), "load", || async {
+        Ok(ok.load(Ordering::SeqCst) > 30)
+    })
+    .await?;
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     for p in &original {
         // The VPA updater's call: an Eviction with no DeleteOptions, retried on 429.
@@ -142,7 +216,8 @@ async fn traffic_run(steward: &PathBuf, with: bool) -> anyhow::Result<(u64, u64)
                 let _ = pods.evict(&name, &EvictParams::default()).await;
                 Ok(backends.deleted.lock().unwrap().contains(&name))
             }
-        }).await?;
+        })
+        .await?;
     }
     let (ok, failed, _) = load.finish().await;
     if let Some(mut c) = child {
@@ -152,7 +227,11 @@ async fn traffic_run(steward: &PathBuf, with: bool) -> anyhow::Result<(u64, u64)
 }
 
 async fn deployment(env: &TestEnv, name: &str, replicas: i32, targeted: bool) {
-    let annotations = if targeted { json!({ "vpa-managed": "true" }) } else { json!({}) };
+    let annotations = if targeted {
+        json!({ "vpa-managed": "true" })
+    } else {
+        json!({})
+    };
     let d: Deployment = from_json(json!({
         "metadata": { "name": name },
         "spec": { "replicas": replicas, "selector": { "matchLabels": { "app": name } },
@@ -160,36 +239,84 @@ async fn deployment(env: &TestEnv, name: &str, replicas: i32, targeted: bool) {
             "spec": { "terminationGracePeriodSeconds": 2, "nodeSelector": env.node_selector(), "tolerations": [env.toleration()],
               "containers": [{ "name": "c", "image": "registry.invalid/web:1", "resources": { "requests": { "cpu": "1m", "memory": "1Mi" } } }] } } }
     }));
-    Api::<Deployment>::namespaced(env.client.clone(), &env.ns).create(&PostParams::default(), &d).await.unwrap();
-    let svc: Service = from_json(json!({ "metadata": { "name": name }, "spec": { "selector": { "app": name }, "ports": [{ "port": 80, "targetPort": 8080 }] } }));
-    Api::<Service>::namespaced(env.client.clone(), &env.ns).create(&PostParams::default(), &svc).await.unwrap();
+    Api::<Deployment>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    let svc: Service = from_json(
+        json!({ "metadata": { "name": name }, "spec": { "selector": { "app": name }, "ports": [{ "port": 80, "targetPort": 8080 }] } }),
+    );
+    Api::<Service>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
 }
 
 async fn ready(env: &TestEnv, app: &str, n: i32) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let n = usize::try_from(n).unwrap();
-    wait::list(&pods, &ListParams::default().labels(&format!("app={app}")), Duration::from_secs(600), "pods ready", |ps| ps.iter().filter(|p| pod_ready(p)).count() >= n)
-        .await
-        .unwrap()
+    wait::list(
+        &pods,
+        &ListParams::default().labels(&format!("app={app}")),
+        Duration::from_secs(600),
+        "pods ready",
+        |ps| ps.iter().filter(|p| pod_ready(p)).count() >= n,
+    )
+    .await
+    .unwrap()
 }
 
 async fn config(sys: &TestEnv, yaml: &str) {
     let cm = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "steward-graceful-drain" }, "data": { "config.yaml": yaml } });
-    Api::<ConfigMap>::namespaced(sys.client.clone(), &sys.ns).patch("steward-graceful-drain", &PatchParams::apply("bench").force(), &Patch::Apply(cm)).await.unwrap();
+    Api::<ConfigMap>::namespaced(sys.client.clone(), &sys.ns)
+        .patch(
+            "steward-graceful-drain",
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(cm),
+        )
+        .await
+        .unwrap();
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-async fn start(steward: &PathBuf, sys: &TestEnv, app: &TestEnv) -> (tokio::process::Child, String, u16) {
+async fn start(
+    steward: &PathBuf,
+    sys: &TestEnv,
+    app: &TestEnv,
+) -> (tokio::process::Child, String, u16) {
     let admin = format!("127.0.0.1:{}", free_port());
     let port = free_port();
     let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
     let child = tokio::process::Command::new(steward)
-        .args(["graceful-drain", "run", "--kubeconfig", &kubeconfig, "--namespace", &sys.ns, "--admin-addr", &admin])
-        .args(["--webhook-addr", &format!("127.0.0.1:{port}"), "--webhook-url", &format!("https://127.0.0.1:{port}")])
-        .args(["--webhook-name", &format!("steward-gd-{}", app.ns), "--webhook-namespace-label", &format!("kubernetes.io/metadata.name={}", app.ns)])
+        .args([
+            "graceful-drain",
+            "run",
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &sys.ns,
+            "--admin-addr",
+            &admin,
+        ])
+        .args([
+            "--webhook-addr",
+            &format!("127.0.0.1:{port}"),
+            "--webhook-url",
+            &format!("https://127.0.0.1:{port}"),
+        ])
+        .args([
+            "--webhook-name",
+            &format!("steward-gd-{}", app.ns),
+            "--webhook-namespace-label",
+            &format!("kubernetes.io/metadata.name={}", app.ns),
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -197,7 +324,15 @@ async fn start(steward: &PathBuf, sys: &TestEnv, app: &TestEnv) -> (tokio::proce
         .unwrap();
     let http = reqwest::Client::new();
     let url = format!("http://{admin}/readyz");
-    wait::until(Duration::from_secs(120), "steward ready", || async { Ok(http.get(&url).send().await.is_ok_and(|r| r.status().is_success())) }).await.unwrap();
+    wait::until(Duration::from_secs(120), "steward ready", || async {
+        Ok(http
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success()))
+    })
+    .await
+    .unwrap();
     (child, admin, port)
 }
 
@@ -233,6 +368,11 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
 fn vm_hwm(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }

@@ -173,11 +173,7 @@ mod tests {
         Timestamp::from_second(1_800_000_000).unwrap()
     }
 
-    fn pod(
-        annotations: &[(&str, &str)],
-        labels: &[(&str, &str)],
-        owner: Option<&str>,
-    ) -> PodFacts {
+    fn pod(annotations: &[(&str, &str)], labels: &[(&str, &str)], owner: Option<&str>) -> PodFacts {
         let m = |p: &[(&str, &str)]| {
             p.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -204,22 +200,122 @@ mod tests {
         deleting.deleting = true;
         let table: Vec<(&str, Option<PodFacts>, bool, Decision)> = vec![
             ("unknown pod", None, false, Decision::Allow(Pass::Gone)),
-            ("deleting", Some(deleting), false, Decision::Allow(Pass::Gone)),
-            ("no annotation", Some(pod(&[], &[], Some("ReplicaSet"))), false, Decision::Allow(Pass::NotTargeted)),
-            ("annotation false", Some(pod(&[("vpa-managed", "false")], &[], Some("ReplicaSet"))), false, Decision::Allow(Pass::NotTargeted)),
-            ("targeted", Some(pod(&vpa, &[], Some("ReplicaSet"))), false, Decision::StartDrain { workload: Some("ReplicaSet/web".into()) }),
-            ("bare pod", Some(pod(&vpa, &[], None)), false, Decision::StartDrain { workload: None }),
-            ("targeted dry run", Some(pod(&vpa, &[], Some("ReplicaSet"))), true, Decision::Allow(Pass::DryRun)),
-            ("statefulset", Some(pod(&vpa, &[], Some("StatefulSet"))), false, Decision::Allow(Pass::UnsupportedOwner)),
-            ("requested", Some(pod(&vpa, &[(LABEL_PHASE, "requested")], Some("ReplicaSet"))), false, Decision::InProgress(Phase::Requested)),
-            ("isolated", Some(pod(&vpa, &[(LABEL_PHASE, "isolated")], None)), false, Decision::InProgress(Phase::Isolated)),
-            ("isolated dry run", Some(pod(&vpa, &[(LABEL_PHASE, "isolated")], None)), true, Decision::Allow(Pass::DryRun)),
-            ("evicting", Some(pod(&vpa, &[(LABEL_PHASE, "evicting")], None)), false, Decision::Allow(Pass::Drained)),
-            ("isolated, recent", Some(pod(&[("vpa-managed", "true"), (ANN_REQUESTED_AT, &earlier)], &[(LABEL_PHASE, "isolated")], None)), false, Decision::InProgress(Phase::Isolated)),
-            ("isolated, overdue", Some(pod(&[("vpa-managed", "true"), (ANN_REQUESTED_AT, &long_ago)], &[(LABEL_PHASE, "isolated")], None)), false, Decision::Allow(Pass::Overdue)),
-            ("evicting, annotation since removed", Some(pod(&[], &[(LABEL_PHASE, "evicting")], None)), false, Decision::Allow(Pass::Drained)),
-            ("backing off", Some(pod(&[("vpa-managed", "true"), (ANN_NOT_BEFORE, &later)], &[], Some("ReplicaSet"))), false, Decision::BackingOff(later.parse().unwrap())),
-            ("back-off over", Some(pod(&[("vpa-managed", "true"), (ANN_NOT_BEFORE, &earlier)], &[], Some("ReplicaSet"))), false, Decision::StartDrain { workload: Some("ReplicaSet/web".into()) }),
+            (
+                "deleting",
+                Some(deleting),
+                false,
+                Decision::Allow(Pass::Gone),
+            ),
+            (
+                "no annotation",
+                Some(pod(&[], &[], Some("ReplicaSet"))),
+                false,
+                Decision::Allow(Pass::NotTargeted),
+            ),
+            (
+                "annotation false",
+                Some(pod(&[("vpa-managed", "false")], &[], Some("ReplicaSet"))),
+                false,
+                Decision::Allow(Pass::NotTargeted),
+            ),
+            (
+                "targeted",
+                Some(pod(&vpa, &[], Some("ReplicaSet"))),
+                false,
+                Decision::StartDrain {
+                    workload: Some("ReplicaSet/web".into()),
+                },
+            ),
+            (
+                "bare pod",
+                Some(pod(&vpa, &[], None)),
+                false,
+                Decision::StartDrain { workload: None },
+            ),
+            (
+                "targeted dry run",
+                Some(pod(&vpa, &[], Some("ReplicaSet"))),
+                true,
+                Decision::Allow(Pass::DryRun),
+            ),
+            (
+                "statefulset",
+                Some(pod(&vpa, &[], Some("StatefulSet"))),
+                false,
+                Decision::Allow(Pass::UnsupportedOwner),
+            ),
+            (
+                "requested",
+                Some(pod(&vpa, &[(LABEL_PHASE, "requested")], Some("ReplicaSet"))),
+                false,
+                Decision::InProgress(Phase::Requested),
+            ),
+            (
+                "isolated",
+                Some(pod(&vpa, &[(LABEL_PHASE, "isolated")], None)),
+                false,
+                Decision::InProgress(Phase::Isolated),
+            ),
+            (
+                "isolated dry run",
+                Some(pod(&vpa, &[(LABEL_PHASE, "isolated")], None)),
+                true,
+                Decision::Allow(Pass::DryRun),
+            ),
+            (
+                "evicting",
+                Some(pod(&vpa, &[(LABEL_PHASE, "evicting")], None)),
+                false,
+                Decision::Allow(Pass::Drained),
+            ),
+            (
+                "isolated, recent",
+                Some(pod(
+                    &[("vpa-managed", "true"), (ANN_REQUESTED_AT, &earlier)],
+                    &[(LABEL_PHASE, "isolated")],
+                    None,
+                )),
+                false,
+                Decision::InProgress(Phase::Isolated),
+            ),
+            (
+                "isolated, overdue",
+                Some(pod(
+                    &[("vpa-managed", "true"), (ANN_REQUESTED_AT, &long_ago)],
+                    &[(LABEL_PHASE, "isolated")],
+                    None,
+                )),
+                false,
+                Decision::Allow(Pass::Overdue),
+            ),
+            (
+                "evicting, annotation since removed",
+                Some(pod(&[], &[(LABEL_PHASE, "evicting")], None)),
+                false,
+                Decision::Allow(Pass::Drained),
+            ),
+            (
+                "backing off",
+                Some(pod(
+                    &[("vpa-managed", "true"), (ANN_NOT_BEFORE, &later)],
+                    &[],
+                    Some("ReplicaSet"),
+                )),
+                false,
+                Decision::BackingOff(later.parse().unwrap()),
+            ),
+            (
+                "back-off over",
+                Some(pod(
+                    &[("vpa-managed", "true"), (ANN_NOT_BEFORE, &earlier)],
+                    &[],
+                    Some("ReplicaSet"),
+                )),
+                false,
+                Decision::StartDrain {
+                    workload: Some("ReplicaSet/web".into()),
+                },
+            ),
         ];
         for (what, p, dry_run, want) in table {
             let attempt = Attempt {

@@ -59,7 +59,11 @@ impl Bundle {
 }
 
 /// Generates a CA and a serving certificate for `sans` valid for `validity`.
-pub fn generate(sans: &[String], validity: Duration, previous_ca: Option<String>) -> Result<Bundle> {
+pub fn generate(
+    sans: &[String],
+    validity: Duration,
+    previous_ca: Option<String>,
+) -> Result<Bundle> {
     let now = time::OffsetDateTime::now_utc();
     let not_before = now - time::Duration::minutes(5);
     let not_after = now + validity;
@@ -68,7 +72,10 @@ pub fn generate(sans: &[String], validity: Duration, previous_ca: Option<String>
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
         .push(DnType::CommonName, "steward-graceful-drain-ca");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     ca.not_before = not_before;
     ca.not_after = not_after;
     let ca_cert = ca.self_signed(&ca_key).map_err(Error::Certs)?;
@@ -119,7 +126,10 @@ fn to_secret(b: &Bundle, meta: ObjectMeta) -> Secret {
 
 fn from_secret(s: &Secret) -> Option<Bundle> {
     let data = s.data.as_ref()?;
-    let get = |k: &str| data.get(k).and_then(|v| String::from_utf8(v.0.clone()).ok());
+    let get = |k: &str| {
+        data.get(k)
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+    };
     Some(Bundle {
         ca: get(CA_CRT)?,
         previous_ca: get(PREVIOUS_CA_CRT),
@@ -194,7 +204,10 @@ impl Resolver {
     /// Serves `b` from the next handshake on.
     pub fn set(&self, b: &Bundle) -> Result<()> {
         let key = certified(b)?;
-        *self.0.write().map_err(|_| Error::Tls("lock poisoned".into()))? = key;
+        *self
+            .0
+            .write()
+            .map_err(|_| Error::Tls("lock poisoned".into()))? = key;
         Ok(())
     }
 }
@@ -228,14 +241,23 @@ mod tests {
         let table = [(89, false), (31, false), (29, true), (0, true)];
         for (days_left, want) in table {
             let not_after = now + days_left * day;
-            assert_eq!(needs_rotation(not_after, validity, now), want, "{days_left} days left");
+            assert_eq!(
+                needs_rotation(not_after, validity, now),
+                want,
+                "{days_left} days left"
+            );
         }
         assert!(needs_rotation(now - day, validity, now), "expired");
     }
 
     #[test]
     fn generated_bundle_loads_and_survives_the_secret() {
-        let b = generate(&["127.0.0.1".into(), "svc.ns.svc".into()], Duration::from_secs(3600), Some("OLD\n".into())).unwrap();
+        let b = generate(
+            &["127.0.0.1".into(), "svc.ns.svc".into()],
+            Duration::from_secs(3600),
+            Some("OLD\n".into()),
+        )
+        .unwrap();
         assert!(b.ca_bundle().starts_with(&b.ca) && b.ca_bundle().ends_with("OLD\n"));
         Resolver::new(&b).unwrap();
         let back = from_secret(&to_secret(&b, ObjectMeta::default())).unwrap();

@@ -393,7 +393,10 @@ mod tests {
         let table = [
             ("version: 2\n", "version"),
             ("selector: {}\n", "version"),
-            ("version: 1\ndefaults:\n  maxWait: ten\n", "defaults.maxWait"),
+            (
+                "version: 1\ndefaults:\n  maxWait: ten\n",
+                "defaults.maxWait",
+            ),
             (
                 "version: 1\ndefaults:\n  minWait: 30s\n  maxWait: 10s\n",
                 "defaults.maxWait",
@@ -407,14 +410,20 @@ mod tests {
                 "version: 1\noverrides:\n- namespace: a\n  minWait: 2m\n",
                 "overrides[0].maxWait",
             ),
-            ("version: 1\noverrides:\n- namespace: ''\n", "overrides[0].namespace"),
+            (
+                "version: 1\noverrides:\n- namespace: ''\n",
+                "overrides[0].namespace",
+            ),
             ("version: [1]\n", "version"),
             ("- a\n- b\n", "config"),
         ];
         for (yaml, field) in table {
             match Config::parse(yaml) {
                 Err(Error::InvalidConfig { field: f, reason }) => {
-                    assert!(f.starts_with(field), "{yaml:?}: field {f} ({reason}), want {field}")
+                    assert!(
+                        f.starts_with(field),
+                        "{yaml:?}: field {f} ({reason}), want {field}"
+                    )
                 }
                 other => panic!("{yaml:?}: {other:?}"),
             }
@@ -478,7 +487,11 @@ mod tests {
             workload: None,
             annotations: &bad,
         });
-        assert_eq!(s.max_wait, Duration::from_secs(30), "bad annotation ignored");
+        assert_eq!(
+            s.max_wait,
+            Duration::from_secs(30),
+            "bad annotation ignored"
+        );
         assert!(matches!(&errs[..], [Error::InvalidConfig { field, .. }] if field == ANN_MAX_WAIT));
     }
 

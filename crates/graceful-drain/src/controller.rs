@@ -19,7 +19,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{
+    Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -105,13 +107,19 @@ impl Ctx {
             } else {
                 set.remove(oref);
             }
-            self.metrics.active.set(i64::try_from(set.len()).unwrap_or(i64::MAX));
+            self.metrics
+                .active
+                .set(i64::try_from(set.len()).unwrap_or(i64::MAX));
         }
     }
 
     async fn patch(&self, pod: &Pod, patch: serde_json::Value, what: &str) -> Result<()> {
         self.api(pod)
-            .patch_metadata(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_metadata(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .map_err(kerr(format!("{what} {}", key(pod))))?;
         Ok(())
@@ -123,10 +131,16 @@ impl Ctx {
             delete_options: Some(DeleteParams {
                 dry_run: true,
                 grace_period_seconds: record.grace,
-                preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
+                preconditions: Some(Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
                 ..DeleteParams::default()
             }),
-            post_options: PostParams { dry_run: true, field_manager: None },
+            post_options: PostParams {
+                dry_run: true,
+                field_manager: None,
+            },
         };
         let outcome = eviction::classify(&self.api(pod).evict(&pod.name_any(), &params).await);
         match outcome {
@@ -138,7 +152,13 @@ impl Ctx {
             }
             Outcome::Blocked { message, .. } => {
                 tracing::info!(pod = %key(pod), %message, "eviction blocked by PodDisruptionBudget; drain not started");
-                self.events.publish(pod, Reason::EvictionBlocked, &Msg::BlockedByPdb { message: &message }).await;
+                self.events
+                    .publish(
+                        pod,
+                        Reason::EvictionBlocked,
+                        &Msg::BlockedByPdb { message: &message },
+                    )
+                    .await;
                 self.metrics.outcome("blocked_by_pdb");
                 self.restore(pod, record, "blocked_by_pdb").await?;
                 return Ok(Action::await_change());
@@ -146,13 +166,16 @@ impl Ctx {
             other => {
                 let why = format!("{other:?}");
                 tracing::warn!(pod = %key(pod), %why, "dry-run eviction refused; drain not started");
-                self.events.publish(pod, Reason::Restored, &Msg::Restored { why: &why }).await;
+                self.events
+                    .publish(pod, Reason::Restored, &Msg::Restored { why: &why })
+                    .await;
                 self.metrics.outcome(other.label());
                 self.restore(pod, record, other.label()).await?;
                 return Ok(Action::await_change());
             }
         }
-        let services: Api<Service> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let services: Api<Service> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
         let selectors: Vec<_> = services
             .list(&ListParams::default())
             .await
@@ -165,14 +188,27 @@ impl Ctx {
         let rv = pod.resource_version().unwrap_or_default();
         let patch = state::isolate_patch(&labels, Timestamp::now(), &rv);
         match self.patch(pod, patch, "isolating").await {
-            Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 409 => {
+            Err(Error::Kube {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 409 => {
                 return Ok(Action::requeue(Duration::from_millis(100)));
             }
             other => other?,
         }
-        let shown = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let shown = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         tracing::info!(pod = %key(pod), labels = %shown, "taken out of load balancing; waiting until drained");
-        self.events.publish(pod, Reason::DrainStarted, &Msg::DrainStarted { labels: shown }).await;
+        self.events
+            .publish(
+                pod,
+                Reason::DrainStarted,
+                &Msg::DrainStarted { labels: shown },
+            )
+            .await;
         self.set_active(&ObjectRef::from_obj(pod), true);
         Ok(Action::requeue(Duration::from_millis(50)))
     }
@@ -205,18 +241,25 @@ impl Ctx {
             Wait::For(d) => Ok(Action::requeue(d)),
             Wait::Probe => Ok(Action::requeue(state::PROBE_INTERVAL)),
             Wait::Evict(reason) => {
-                self.patch(pod, state::evicting_patch(), "marking for eviction").await?;
+                self.patch(pod, state::evicting_patch(), "marking for eviction")
+                    .await?;
                 self.evict(pod, record, Some(reason)).await
             }
         }
     }
 
-    async fn evict(&self, pod: &Pod, record: &Record, reason: Option<EvictReason>) -> Result<Action> {
+    async fn evict(
+        &self,
+        pod: &Pod,
+        record: &Record,
+        reason: Option<EvictReason>,
+    ) -> Result<Action> {
         let uid = pod.uid().unwrap_or_default();
         let api = self.api(pod);
         let mut outcome = eviction::evict(&api, &pod.name_any(), &uid, record.grace).await;
         if outcome == Outcome::NamespaceTerminating {
-            outcome = eviction::delete(&api, &pod.name_any(), &uid, record.grace.unwrap_or(30)).await;
+            outcome =
+                eviction::delete(&api, &pod.name_any(), &uid, record.grace.unwrap_or(30)).await;
         }
         if outcome == Outcome::Gone && self.still_there(pod).await? {
             // 409 also answers a conflict inside the eviction handler; only a pod that
@@ -233,8 +276,21 @@ impl Ctx {
                 tracing::info!(pod = %key(pod), reason = label, seconds = elapsed.as_secs_f64(), "drained; evicted");
                 self.metrics.drain_duration.observe(elapsed.as_secs_f64());
                 self.metrics.outcome(label);
-                let ev = if reason == Some(EvictReason::MaxWait) { Reason::DrainTimedOut } else { Reason::Drained };
-                self.events.publish(pod, ev, &Msg::Drained { reason: label, after: elapsed }).await;
+                let ev = if reason == Some(EvictReason::MaxWait) {
+                    Reason::DrainTimedOut
+                } else {
+                    Reason::Drained
+                };
+                self.events
+                    .publish(
+                        pod,
+                        ev,
+                        &Msg::Drained {
+                            reason: label,
+                            after: elapsed,
+                        },
+                    )
+                    .await;
                 self.set_active(&ObjectRef::from_obj(pod), false);
                 Ok(Action::await_change())
             }
@@ -244,7 +300,13 @@ impl Ctx {
             }
             Outcome::Blocked { message, .. } => {
                 tracing::warn!(pod = %key(pod), %message, "final eviction blocked by PodDisruptionBudget; restoring the pod to service");
-                self.events.publish(pod, Reason::EvictionBlocked, &Msg::BlockedByPdb { message: &message }).await;
+                self.events
+                    .publish(
+                        pod,
+                        Reason::EvictionBlocked,
+                        &Msg::BlockedByPdb { message: &message },
+                    )
+                    .await;
                 self.metrics.outcome("restored");
                 self.restore(pod, record, "blocked_by_pdb").await?;
                 Ok(Action::await_change())
@@ -271,13 +333,18 @@ impl Ctx {
     /// Puts the pod back in service with every trace of the drain removed, and
     /// starts the back-off.
     async fn restore(&self, pod: &Pod, record: &Record, why: &str) -> Result<()> {
-        let not_before = Timestamp::now()
-            .checked_add(self.restore_backoff)
-            .ok();
-        self.patch(pod, state::restore_patch(&record.removed_labels, not_before), "restoring").await?;
+        let not_before = Timestamp::now().checked_add(self.restore_backoff).ok();
+        self.patch(
+            pod,
+            state::restore_patch(&record.removed_labels, not_before),
+            "restoring",
+        )
+        .await?;
         self.set_active(&ObjectRef::from_obj(pod), false);
         if !record.removed_labels.is_empty() {
-            self.events.publish(pod, Reason::Restored, &Msg::Restored { why }).await;
+            self.events
+                .publish(pod, Reason::Restored, &Msg::Restored { why })
+                .await;
         }
         tracing::info!(pod = %key(pod), %why, field_manager = CONTROLLER, "restored to service");
         Ok(())

@@ -59,8 +59,14 @@ pub fn candidate(vpa: &DynamicObject) -> Option<Candidate> {
     if mode != "Recreate" && mode != "Auto" {
         return None;
     }
-    let kind = spec.pointer("/targetRef/kind").and_then(|v| v.as_str()).unwrap_or("?");
-    let name = spec.pointer("/targetRef/name").and_then(|v| v.as_str()).unwrap_or("?");
+    let kind = spec
+        .pointer("/targetRef/kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
+    let name = spec
+        .pointer("/targetRef/name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
     Some(Candidate {
         vpa: format!("{}/{}", vpa.namespace().unwrap_or_default(), vpa.name_any()),
         target: format!("{kind}/{name}"),
@@ -84,12 +90,24 @@ pub async fn report(client: &Client, namespace: Option<&str>) -> Result<Report> 
     let vpas = match api.list(&ListParams::default()).await {
         Ok(l) => l.items,
         Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Ok(Report { in_place_resize, vpa_installed: false, candidates: Vec::new() });
+            return Ok(Report {
+                in_place_resize,
+                vpa_installed: false,
+                candidates: Vec::new(),
+            });
         }
         Err(e) => return Err(kerr("listing VerticalPodAutoscalers")(e)),
     };
-    let candidates = if in_place_resize { vpas.iter().filter_map(candidate).collect() } else { Vec::new() };
-    Ok(Report { in_place_resize, vpa_installed: true, candidates })
+    let candidates = if in_place_resize {
+        vpas.iter().filter_map(candidate).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Report {
+        in_place_resize,
+        vpa_installed: true,
+        candidates,
+    })
 }
 
 /// Runs the command.
@@ -100,7 +118,10 @@ pub async fn run(args: DoctorArgs, lang: Lang) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Ok(());
     }
-    println!("in-place pod resize (pods/resize): {}", if r.in_place_resize { "yes" } else { "no" });
+    println!(
+        "in-place pod resize (pods/resize): {}",
+        if r.in_place_resize { "yes" } else { "no" }
+    );
     if !r.vpa_installed {
         println!("VerticalPodAutoscaler API: not installed");
     }
@@ -108,7 +129,14 @@ pub async fn run(args: DoctorArgs, lang: Lang) -> Result<()> {
         println!("{}", Msg::NoCandidates.render(lang));
     }
     for c in &r.candidates {
-        println!("{}", Msg::InPlaceCandidate { vpa: c.vpa.clone(), target: c.target.clone() }.render(lang));
+        println!(
+            "{}",
+            Msg::InPlaceCandidate {
+                vpa: c.vpa.clone(),
+                target: c.target.clone()
+            }
+            .render(lang)
+        );
     }
     Ok(())
 }
@@ -120,7 +148,8 @@ mod tests {
     #[test]
     fn recreate_and_auto_are_candidates() {
         let vpa = |mode: Option<&str>| -> DynamicObject {
-            let mut spec = serde_json::json!({ "targetRef": { "kind": "Deployment", "name": "web" } });
+            let mut spec =
+                serde_json::json!({ "targetRef": { "kind": "Deployment", "name": "web" } });
             if let Some(m) = mode {
                 spec["updatePolicy"] = serde_json::json!({ "updateMode": m });
             }
@@ -141,6 +170,9 @@ mod tests {
         for (mode, want) in table {
             assert_eq!(candidate(&vpa(mode)).is_some(), want, "{mode:?}");
         }
-        assert_eq!(candidate(&vpa(Some("Recreate"))).unwrap().target, "Deployment/web");
+        assert_eq!(
+            candidate(&vpa(Some("Recreate"))).unwrap().target,
+            "Deployment/web"
+        );
     }
 }

@@ -39,7 +39,11 @@ pub enum Command {
 }
 
 /// Dispatches a subcommand.
-pub async fn dispatch(cmd: Command, lang: steward_runtime::Lang, shutdown: steward_runtime::Shutdown) -> Result<()> {
+pub async fn dispatch(
+    cmd: Command,
+    lang: steward_runtime::Lang,
+    shutdown: steward_runtime::Shutdown,
+) -> Result<()> {
     match cmd {
         Command::Run(args) => run(args, lang, shutdown).await,
         Command::Doctor(args) => doctor::run(args, lang).await,

@@ -74,18 +74,29 @@ mod tests {
             Msg::Draining,
             Msg::StillDraining { phase: "isolated" },
             Msg::BackingOff { until: "t".into() },
-            Msg::DrainStarted { labels: "app".into() },
-            Msg::Drained { reason: "drained", after: Duration::from_secs(1) },
+            Msg::DrainStarted {
+                labels: "app".into(),
+            },
+            Msg::Drained {
+                reason: "drained",
+                after: Duration::from_secs(1),
+            },
             Msg::BlockedByPdb { message: "m" },
             Msg::Restored { why: "w" },
             Msg::ConfigRejected { error: "e".into() },
-            Msg::InPlaceCandidate { vpa: "v".into(), target: "t".into() },
+            Msg::InPlaceCandidate {
+                vpa: "v".into(),
+                target: "t".into(),
+            },
             Msg::NoCandidates,
         ];
         for m in all {
             let (en, ko) = (m.render(Lang::En), m.render(Lang::Ko));
             assert_ne!(en, ko, "{m:?}");
-            assert!(ko.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)), "{m:?}");
+            assert!(
+                ko.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)),
+                "{m:?}"
+            );
         }
     }
 }

@@ -15,8 +15,15 @@ pub async fn read(http: &reqwest::Client, target: &ProbeTarget, pod_ip: Option<&
             let Some(ip) = pod_ip else {
                 return Reading::Failed("the pod has no IP".into());
             };
-            let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
-            (format!("http://{host}:{}{}", p.port, p.path), p.gauge.as_deref())
+            let host = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
+            (
+                format!("http://{host}:{}{}", p.port, p.path),
+                p.gauge.as_deref(),
+            )
         }
     };
     let resp = match http.get(&url).timeout(Duration::from_secs(2)).send().await {
@@ -63,7 +70,11 @@ pub fn gauge_value(body: &str, name: &str) -> Option<f64> {
             Some(' ' | '\t') => rest,
             _ => continue, // a longer name with this prefix, or a comment
         };
-        if let Some(v) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
+        if let Some(v) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
             *sum.get_or_insert(0.0) += v;
         }
     }

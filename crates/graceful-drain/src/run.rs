@@ -38,7 +38,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub admin: AdminArgs,
     /// steward's namespace: its Lease, ConfigMap and certificate Secret live here, and the webhook never sees it.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "steward", value_name = "NS")]
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "steward",
+        value_name = "NS"
+    )]
     pub namespace: String,
     /// Identity of this replica in the Lease (defaults to hostname-pid).
     #[arg(long, env = "POD_NAME", value_name = "ID")]
@@ -74,7 +79,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "NS")]
     pub exclude_namespace: Vec<String>,
     /// Secret holding the webhook CA and serving certificate.
-    #[arg(long, default_value = "steward-graceful-drain-tls", value_name = "NAME")]
+    #[arg(
+        long,
+        default_value = "steward-graceful-drain-tls",
+        value_name = "NAME"
+    )]
     pub tls_secret: String,
     /// Validity of the webhook certificate; renewed when a third is left.
     #[arg(long, default_value = "2160h", value_parser = humantime_secs, value_name = "DURATION")]
@@ -112,7 +121,12 @@ impl RunArgs {
 
     fn sans(&self) -> Vec<String> {
         let (svc, ns) = (&self.webhook_service, &self.namespace);
-        let mut sans = vec![format!("{svc}.{ns}.svc"), format!("{svc}.{ns}.svc.cluster.local"), "localhost".into(), "127.0.0.1".into()];
+        let mut sans = vec![
+            format!("{svc}.{ns}.svc"),
+            format!("{svc}.{ns}.svc.cluster.local"),
+            "localhost".into(),
+            "127.0.0.1".into(),
+        ];
         if let Some(host) = self
             .webhook_url
             .as_deref()
@@ -129,7 +143,10 @@ impl RunArgs {
 /// Runs until shutdown or loss of leadership.
 pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
     let client = args.kube.connect().await?.client;
-    let identity = args.identity.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
     let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
     let metrics = Metrics::new(&mut registry);
     let ready = Readiness::default();
@@ -139,22 +156,41 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
 
     // Configuration: the last good one stays in force.
     let (config_tx, config_rx) = watch::channel(Arc::new(Config::default()));
-    tokio::spawn(watch_config(client.clone(), args.clone(), config_tx, metrics.clone(), events.clone(), shutdown.clone()));
+    tokio::spawn(watch_config(
+        client.clone(),
+        args.clone(),
+        config_tx,
+        metrics.clone(),
+        events.clone(),
+        shutdown.clone(),
+    ));
 
     // Certificate and webhook registration.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
-    let bundle = certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await?;
+    let bundle =
+        certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await?;
     let resolver = Resolver::new(&bundle)?;
     let registration = args.registration();
     webhook::register(&client, &registration, &bundle.ca_bundle()).await?;
-    tokio::spawn(keep_certificate(client.clone(), args.clone(), bundle, resolver.clone(), shutdown.clone()));
+    tokio::spawn(keep_certificate(
+        client.clone(),
+        args.clone(),
+        bundle,
+        resolver.clone(),
+        shutdown.clone(),
+    ));
 
     // Pod metadata for the webhook, all namespaces, managedFields dropped.
     let (pods, writer) = reflector::store();
-    let stream = watcher(Api::<PartialObjectMeta<Pod>>::all(client.clone()), watcher::Config::default())
-        .modify(|p| p.managed_fields_mut().clear())
-        .default_backoff();
-    let pod_stream = reflector(writer, stream).applied_objects().for_each(|_| async {});
+    let stream = watcher(
+        Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .modify(|p| p.managed_fields_mut().clear())
+    .default_backoff();
+    let pod_stream = reflector(writer, stream)
+        .applied_objects()
+        .for_each(|_| async {});
     tokio::spawn(async move { pod_stream.await });
     let wait_store = pods.clone();
     tokio::select! {
@@ -180,7 +216,9 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         lease_identity: Some(identity.clone()),
         lease_duration: args.lease_duration,
     };
-    let Some(mut leader) = leader::acquire(client.clone(), &leader_args, &args.lease_name, &shutdown).await? else {
+    let Some(mut leader) =
+        leader::acquire(client.clone(), &leader_args, &args.lease_name, &shutdown).await?
+    else {
         return Ok(());
     };
     let ctx = Arc::new(controller::Ctx {
@@ -214,7 +252,8 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "steward".into(), |h| h.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "steward".into(), |h| h.trim().to_string())
 }
 
 /// Watches the ConfigMap; a valid document replaces the configuration, an invalid
@@ -240,7 +279,12 @@ async fn watch_config(
             },
             () = shutdown.signaled() => return,
         };
-        let text = cm.data.as_ref().and_then(|d| d.get(CONFIG_KEY)).cloned().unwrap_or_default();
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(CONFIG_KEY))
+            .cloned()
+            .unwrap_or_default();
         match Config::parse(&text) {
             Ok(config) => {
                 tracing::info!(configmap = %cm.name_any(), version = cm.resource_version().unwrap_or_default(), "configuration loaded");
@@ -254,7 +298,15 @@ async fn watch_config(
                 };
                 tracing::warn!(configmap = %cm.name_any(), %field, %error, "configuration rejected; the last good one stays in force");
                 metrics.reload(false);
-                events.publish(&cm, Reason::InvalidConfig, &Msg::ConfigRejected { error: error.to_string() }).await;
+                events
+                    .publish(
+                        &cm,
+                        Reason::InvalidConfig,
+                        &Msg::ConfigRejected {
+                            error: error.to_string(),
+                        },
+                    )
+                    .await;
             }
         }
     }
@@ -279,7 +331,8 @@ async fn keep_certificate(
         }
         match certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await {
             Ok(b) if b != current => {
-                if let Err(error) = webhook::register(&client, &registration, &b.ca_bundle()).await {
+                if let Err(error) = webhook::register(&client, &registration, &b.ca_bundle()).await
+                {
                     tracing::warn!(%error, "updating the webhook caBundle failed; retrying");
                     continue;
                 }
@@ -291,7 +344,9 @@ async fn keep_certificate(
                 current = b;
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "checking the webhook certificate failed; retrying"),
+            Err(error) => {
+                tracing::warn!(%error, "checking the webhook certificate failed; retrying")
+            }
         }
     }
 }

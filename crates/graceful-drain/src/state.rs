@@ -170,10 +170,7 @@ pub fn evicting_patch() -> Value {
 /// Merge patch putting the pod back in service and removing every trace of the
 /// drain; `not_before` starts a back-off.
 pub fn restore_patch(removed: &BTreeMap<String, String>, not_before: Option<Timestamp>) -> Value {
-    let mut l: Map<String, Value> = removed
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
+    let mut l: Map<String, Value> = removed.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     l.insert(LABEL_PHASE.into(), Value::Null);
     let mut ann: Map<String, Value> = [
         ANN_REQUESTED_AT,
@@ -306,7 +303,12 @@ mod tests {
             (false, 30, None, Wait::Evict(EvictReason::MaxWait)),
             (true, 1, None, Wait::For(Duration::from_secs(1))),
             (true, 2, None, Wait::Probe),
-            (true, 2, Some(&Reading::Idle), Wait::Evict(EvictReason::Drained)),
+            (
+                true,
+                2,
+                Some(&Reading::Idle),
+                Wait::Evict(EvictReason::Drained),
+            ),
             (true, 3, Some(&busy), Wait::For(PROBE_INTERVAL)),
             (true, 3, Some(&failed), Wait::For(PROBE_INTERVAL)),
             (true, 31, Some(&busy), Wait::Evict(EvictReason::MaxWait)),
@@ -325,9 +327,15 @@ mod tests {
     #[test]
     fn service_labels_are_the_keys_of_selectors_that_select_the_pod() {
         let m = |p: &[(&str, &str)]| -> BTreeMap<String, String> {
-            p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
-        let pod = m(&[("app", "web"), ("tier", "front"), ("pod-template-hash", "abc")]);
+        let pod = m(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("pod-template-hash", "abc"),
+        ]);
         let sels = vec![
             m(&[("app", "web")]),
             m(&[("app", "web"), ("tier", "front")]),
@@ -344,7 +352,12 @@ mod tests {
     #[test]
     fn patches_round_trip_through_the_record() {
         let removed: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
-        let req = request_patch(t(0), "system:serviceaccount:kube-system:vpa-updater", Some(30), Some("Deployment/web"));
+        let req = request_patch(
+            t(0),
+            "system:serviceaccount:kube-system:vpa-updater",
+            Some(30),
+            Some("Deployment/web"),
+        );
         let iso = isolate_patch(&removed, t(1), "42");
         let mut labels = BTreeMap::new();
         let mut anns = BTreeMap::new();

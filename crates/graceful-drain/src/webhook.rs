@@ -17,7 +17,7 @@ use axum::extract::State;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams, PartialObjectMeta};
+use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::response::StatusDetails;
@@ -138,7 +138,10 @@ async fn review(
     Json(resp.into_review())
 }
 
-async fn answer(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str) {
+async fn answer(
+    ctx: &Ctx,
+    req: &AdmissionRequest<DynamicObject>,
+) -> (AdmissionResponse, &'static str) {
     let allow = AdmissionResponse::from(req);
     if req.resource.resource != "pods" || req.sub_resource.as_deref() != Some("eviction") {
         return (allow, "allow_not_eviction");
@@ -195,7 +198,10 @@ async fn answer(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> (AdmissionR
                 let mut patch = state::request_patch(now, &requester, grace, workload.as_deref());
                 patch["metadata"]["resourceVersion"] = json!(rv);
                 let pp = PatchParams::default();
-                match api.patch_metadata(&req.name, &pp, &Patch::Merge(&patch)).await {
+                match api
+                    .patch_metadata(&req.name, &pp, &Patch::Merge(&patch))
+                    .await
+                {
                     Ok(_) => {
                         tracing::info!(pod = %format!("{ns}/{}", req.name), %requester, "eviction intercepted; drain requested");
                         Msg::Draining.render(ctx.lang)
@@ -209,14 +215,21 @@ async fn answer(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> (AdmissionR
                 }
             }
         };
-        return (too_many_requests(allow, &msg, ctx.retry_after), decision.label());
+        return (
+            too_many_requests(allow, &msg, ctx.retry_after),
+            decision.label(),
+        );
     }
     (allow, "allow_error")
 }
 
 /// A refusal the API server passes to the caller as 429 Too Many Requests, the
 /// answer a PodDisruptionBudget gives, which every evicter retries.
-fn too_many_requests(mut resp: AdmissionResponse, msg: &str, retry_after: u32) -> AdmissionResponse {
+fn too_many_requests(
+    mut resp: AdmissionResponse,
+    msg: &str,
+    retry_after: u32,
+) -> AdmissionResponse {
     resp.allowed = false;
     resp.result = kube::core::Status::failure(msg, "TooManyRequests")
         .with_code(429)
@@ -233,7 +246,10 @@ fn too_many_requests(mut resp: AdmissionResponse, msg: &str, retry_after: u32) -
 
 /// The facts the decision needs, from pod metadata.
 pub fn facts(meta: &PartialObjectMeta<Pod>) -> PodFacts {
-    let owner = meta.owner_references().iter().find(|o| o.controller == Some(true));
+    let owner = meta
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true));
     let labels = meta.labels().clone();
     let workload = owner.map(|o| workload_of(&o.kind, &o.name, &labels));
     PodFacts {
@@ -294,7 +310,11 @@ pub struct Registration {
 pub fn configuration(r: &Registration, ca_bundle: &str) -> serde_json::Value {
     let mut client_config = match &r.endpoint {
         Endpoint::Url(url) => json!({ "url": format!("{}{PATH}", url.trim_end_matches('/')) }),
-        Endpoint::Service { namespace, name, port } => json!({
+        Endpoint::Service {
+            namespace,
+            name,
+            port,
+        } => json!({
             "service": { "namespace": namespace, "name": name, "port": port, "path": PATH }
         }),
     };
@@ -328,7 +348,10 @@ pub async fn register(client: &Client, r: &Registration, ca_bundle: &str) -> Res
     let pp = PatchParams::apply(CONTROLLER).force();
     api.patch(&r.name, &pp, &Patch::Apply(configuration(r, ca_bundle)))
         .await
-        .map_err(kerr(format!("applying ValidatingWebhookConfiguration {}", r.name)))?;
+        .map_err(kerr(format!(
+            "applying ValidatingWebhookConfiguration {}",
+            r.name
+        )))?;
     Ok(())
 }
 

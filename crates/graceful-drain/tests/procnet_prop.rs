@@ -15,7 +15,12 @@ fn kernel_addr(a: &SocketAddr) -> String {
         IpAddr::V6(v6) => v6
             .octets()
             .chunks(4)
-            .map(|w| format!("{:08X}", u32::from_be_bytes([w[0], w[1], w[2], w[3]]).swap_bytes()))
+            .map(|w| {
+                format!(
+                    "{:08X}",
+                    u32::from_be_bytes([w[0], w[1], w[2], w[3]]).swap_bytes()
+                )
+            })
             .collect(),
     };
     format!("{hex}:{:04X}", a.port())
@@ -23,8 +28,10 @@ fn kernel_addr(a: &SocketAddr) -> String {
 
 fn addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
-        (any::<u32>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), p)),
-        (any::<u128>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), p)),
+        (any::<u32>(), any::<u16>())
+            .prop_map(|(ip, p)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), p)),
+        (any::<u128>(), any::<u16>())
+            .prop_map(|(ip, p)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), p)),
     ]
 }
 

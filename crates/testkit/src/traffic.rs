@@ -52,7 +52,9 @@ impl Backends {
             let mut stream = std::pin::pin!(stream);
             while let Ok(Some(ev)) = stream.try_next().await {
                 match ev {
-                    watcher::Event::Apply(p) | watcher::Event::InitApply(p) => me.observe(&pods, &p).await,
+                    watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                        me.observe(&pods, &p).await
+                    }
                     watcher::Event::Delete(p) => me.stop(&p.name_any()),
                     _ => {}
                 }
@@ -68,7 +70,10 @@ impl Backends {
             return;
         }
         let running = p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some();
-        if !running || self.servers.lock().unwrap().contains_key(&name) || self.deleted.lock().unwrap().contains(&name) {
+        if !running
+            || self.servers.lock().unwrap().contains_key(&name)
+            || self.deleted.lock().unwrap().contains(&name)
+        {
             return;
         }
         let backend = serve().await;
@@ -76,7 +81,9 @@ impl Backends {
         self.servers.lock().unwrap().insert(name.clone(), backend);
         // The drain probe of this pod reads its in-flight gauge.
         let patch = json!({ "metadata": { "annotations": { "steward.io/drain-probe-url": url } } });
-        let _ = api.patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+        let _ = api
+            .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
     }
 
     fn stop(&self, name: &str) {
@@ -109,7 +116,12 @@ async fn serve() -> Backend {
                 "/metrics",
                 axum::routing::get(move || {
                     let g = gauge.clone();
-                    async move { format!("# TYPE inflight gauge\ninflight {}\n", g.load(Ordering::SeqCst)) }
+                    async move {
+                        format!(
+                            "# TYPE inflight gauge\ninflight {}\n",
+                            g.load(Ordering::SeqCst)
+                        )
+                    }
                 }),
             )
             .route(
@@ -129,11 +141,16 @@ async fn serve() -> Backend {
     let conns = tasks.clone();
     tasks.lock().unwrap().spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let service = hyper_util::service::TowerToHyperService::new(app.clone());
             conns.lock().unwrap().spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(io, service)
+                    .await;
             });
         }
     });
@@ -188,11 +205,20 @@ impl LoadGen {
         });
         let counts = Counts::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build().unwrap();
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
         let next = Arc::new(AtomicUsize::new(0));
         for _ in 0..workers {
-            let (ready, backends, counts, stop, http, next) =
-                (ready.clone(), backends.clone(), counts.clone(), stop.clone(), http.clone(), next.clone());
+            let (ready, backends, counts, stop, http, next) = (
+                ready.clone(),
+                backends.clone(),
+                counts.clone(),
+                stop.clone(),
+                http.clone(),
+                next.clone(),
+            );
             tasks.spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
                     let target = {
@@ -205,7 +231,12 @@ impl LoadGen {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     };
-                    match http.get(format!("http://{addr}/work")).timeout(Duration::from_secs(5)).send().await {
+                    match http
+                        .get(format!("http://{addr}/work"))
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await
+                    {
                         Ok(r) if r.status().is_success() => {
                             counts.ok.fetch_add(1, Ordering::SeqCst);
                         }
@@ -220,7 +251,11 @@ impl LoadGen {
                 }
             });
         }
-        Self { counts, stop, tasks }
+        Self {
+            counts,
+            stop,
+            tasks,
+        }
     }
 
     /// Stops the load and waits for the requests in flight; returns (ok, failed).
@@ -229,13 +264,20 @@ impl LoadGen {
         // The workers end after their request; the slice watch runs forever.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while self.tasks.len() > 1 && tokio::time::Instant::now() < deadline {
-            if tokio::time::timeout_at(deadline, self.tasks.join_next()).await.is_err() {
+            if tokio::time::timeout_at(deadline, self.tasks.join_next())
+                .await
+                .is_err()
+            {
                 break;
             }
         }
         self.tasks.abort_all();
         let c = &self.counts;
-        (c.ok.load(Ordering::SeqCst), c.failed.load(Ordering::SeqCst), c.errors.lock().unwrap().clone())
+        (
+            c.ok.load(Ordering::SeqCst),
+            c.failed.load(Ordering::SeqCst),
+            c.errors.lock().unwrap().clone(),
+        )
     }
 }
 
