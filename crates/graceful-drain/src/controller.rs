@@ -298,6 +298,11 @@ impl Ctx {
                 tracing::warn!(pod = %key(pod), %why, "eviction failed; retrying");
                 Ok(Action::requeue(Duration::from_secs(2)))
             }
+            Outcome::Blocked { message, .. } if message.contains(crate::webhook::WEBHOOK) => {
+                // Our own webhook, on a replica that has not seen the `evicting` mark yet.
+                tracing::debug!(pod = %key(pod), %message, "final eviction refused by a lagging webhook replica; retrying");
+                Ok(Action::requeue(Duration::from_millis(200)))
+            }
             Outcome::Blocked { message, .. } => {
                 tracing::warn!(pod = %key(pod), %message, "final eviction blocked by PodDisruptionBudget; restoring the pod to service");
                 self.events

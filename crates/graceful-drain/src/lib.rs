@@ -33,7 +33,7 @@ pub use run::{CONFIG_KEY, RunArgs, run};
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Serve the eviction webhook and, on the elected replica, run the drain controller (deploy 2 replicas).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Report the VerticalPodAutoscalers in Recreate mode that could use InPlaceOrRecreate and avoid evictions.
     Doctor(doctor::DoctorArgs),
 }
@@ -45,7 +45,7 @@ pub async fn dispatch(
     shutdown: steward_runtime::Shutdown,
 ) -> Result<()> {
     match cmd {
-        Command::Run(args) => run(args, lang, shutdown).await,
+        Command::Run(args) => run(*args, lang, shutdown).await,
         Command::Doctor(args) => doctor::run(args, lang).await,
     }
 }

@@ -191,7 +191,7 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
     let pod_stream = reflector(writer, stream)
         .applied_objects()
         .for_each(|_| async {});
-    tokio::spawn(async move { pod_stream.await });
+    tokio::spawn(pod_stream);
     let wait_store = pods.clone();
     tokio::select! {
         r = wait_store.wait_until_ready() => r.map_err(|_| Error::CacheStopped)?,

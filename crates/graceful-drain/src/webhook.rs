@@ -36,6 +36,9 @@ use crate::messages::Msg;
 use crate::metrics::{DecisionLabel, Metrics};
 use crate::state;
 
+/// Name of the webhook inside the configuration; the API server puts it in every refusal.
+pub const WEBHOOK: &str = "eviction.graceful-drain.steward.io";
+
 /// Path the API server posts AdmissionReviews to.
 pub const PATH: &str = "/validate-eviction";
 
@@ -166,11 +169,14 @@ async fn answer(
         .pods
         .get(&ObjectRef::new(&req.name).within(ns))
         .map(|p| (*p).clone());
-    // Two rounds: the cached pod, then (after a conflict or a miss) a fresh read.
+    // Two rounds: the cached pod, then a fresh read when the cache missed it, when
+    // the conditional write found it changed, or before refusing because of a drain
+    // in progress (the controller's own eviction follows its `evicting` mark at
+    // once, usually before the cache has seen the mark).
     for round in 0..2 {
+        let from_cache = cached.is_some();
         let meta = match cached.take() {
             Some(m) => Some(m),
-            None if round == 0 => api.get_metadata_opt(&req.name).await.ok().flatten(),
             None => match api.get_metadata_opt(&req.name).await {
                 Ok(m) => m,
                 Err(error) => {
@@ -185,6 +191,9 @@ async fn answer(
         let decision = admission::decide(attempt, facts.as_ref(), &config, now);
         let msg = match &decision {
             Decision::Allow(_) => return (allow, decision.label()),
+            Decision::InProgress(_) | Decision::BackingOff(_) if from_cache && round == 0 => {
+                continue;
+            }
             Decision::InProgress(phase) => Msg::StillDraining {
                 phase: phase.as_str(),
             }
@@ -330,7 +339,7 @@ pub fn configuration(r: &Registration, ca_bundle: &str) -> serde_json::Value {
         "kind": "ValidatingWebhookConfiguration",
         "metadata": { "name": r.name, "labels": { "app.kubernetes.io/managed-by": CONTROLLER } },
         "webhooks": [{
-            "name": "eviction.graceful-drain.steward.io",
+            "name": WEBHOOK,
             "clientConfig": client_config,
             "rules": [{ "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/eviction"], "scope": "Namespaced" }],
             "failurePolicy": "Ignore",
