@@ -203,25 +203,20 @@ async fn answer(
             }
             .render(ctx.lang),
             Decision::StartDrain { workload } => {
+                // The refusal does not wait for the write: the API server's PATCH
+                // latency would be the webhook's. If the write fails, the caller's
+                // retry (429 is retried by every evicter) tries again.
                 let rv = meta.as_ref().and_then(|m| m.resource_version());
                 let mut patch = state::request_patch(now, &requester, grace, workload.as_deref());
                 patch["metadata"]["resourceVersion"] = json!(rv);
-                let pp = PatchParams::default();
-                match api
-                    .patch_metadata(&req.name, &pp, &Patch::Merge(&patch))
-                    .await
-                {
-                    Ok(_) => {
-                        tracing::info!(pod = %format!("{ns}/{}", req.name), %requester, "eviction intercepted; drain requested");
-                        Msg::Draining.render(ctx.lang)
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 409 && round == 0 => continue,
-                    Err(error) => {
-                        // Failing open: without a recorded request, refusing would make the caller loop.
-                        tracing::warn!(pod = %format!("{ns}/{}", req.name), %error, "recording the drain request failed; letting the eviction through");
-                        return (allow, "allow_error");
-                    }
-                }
+                tokio::spawn(record(
+                    ctx.clone(),
+                    api.clone(),
+                    attempt.namespace.to_string(),
+                    req.name.clone(),
+                    patch,
+                ));
+                Msg::Draining.render(ctx.lang)
             }
         };
         return (
@@ -230,6 +225,50 @@ async fn answer(
         );
     }
     (allow, "allow_error")
+}
+
+/// Writes the drain request, conditional on the resourceVersion the decision saw.
+/// On a conflict the pod is read again and decided again: a drain that started
+/// meanwhile (or a pod now being deleted) needs no request.
+async fn record(ctx: Ctx, api: Api<Pod>, ns: String, name: String, patch: serde_json::Value) {
+    let pod = format!("{ns}/{name}");
+    let pp = PatchParams::default();
+    let mut patch = patch;
+    for _ in 0..3 {
+        match api.patch_metadata(&name, &pp, &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                tracing::info!(%pod, "eviction intercepted; drain requested");
+                return;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let fresh = match api.get_metadata_opt(&name).await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return,
+                    Err(error) => {
+                        tracing::warn!(%pod, %error, "re-reading the pod failed; the caller's retry records the drain");
+                        return;
+                    }
+                };
+                let attempt = Attempt {
+                    namespace: &ns,
+                    name: &name,
+                    dry_run: false,
+                };
+                let config = ctx.config.borrow().clone();
+                if !matches!(
+                    admission::decide(attempt, Some(&facts(&fresh)), &config, Timestamp::now()),
+                    Decision::StartDrain { .. }
+                ) {
+                    return;
+                }
+                patch["metadata"]["resourceVersion"] = json!(fresh.resource_version());
+            }
+            Err(error) => {
+                tracing::warn!(%pod, %error, "recording the drain request failed; the caller's retry tries again");
+                return;
+            }
+        }
+    }
 }
 
 /// A refusal the API server passes to the caller as 429 Too Many Requests, the
