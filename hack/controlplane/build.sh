@@ -62,4 +62,14 @@ if [ ! -f "$crds/.done" ]; then
   cp "$src"/kwok/charts/crds/karpenter.sh_*.yaml "$src"/kwok/apis/crds/*.yaml "$crds/"
   touch "$crds/.done"
 fi
+# The Vertical Pod Autoscaler's updater: the real evicter of the graceful-drain tests.
+# Its CRDs come from the same module version.
+build vpa k8s.io/autoscaler/vertical-pod-autoscaler/pkg/updater vpa-updater
+vcrds="$bin/../vpa-crds"
+if [ ! -f "$vcrds/.done" ]; then
+  src=$(cd "$here/vpa" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/autoscaler/vertical-pod-autoscaler)
+  mkdir -p "$vcrds"
+  cp "$src"/deploy/vpa-v1-crd-gen.yaml "$vcrds/"
+  touch "$vcrds/.done"
+fi
 echo "$bin"

@@ -43,6 +43,9 @@ pub enum Command {
     Version(crate::version::Args),
     /// Rotate the nodes of a Karpenter NodePool: size the batch from allocation metrics, cordon, evict through the Eviction API, wait, report to Slack.
     Drain(node_drain::DrainArgs),
+    /// Graceful drain for VPA evictions: an eviction webhook and a controller that take a pod out of load balancing, wait until it has drained, then evict it.
+    #[command(subcommand)]
+    GracefulDrain(graceful_drain::Command),
     /// Karpenter NodePool metrics.
     #[command(subcommand)]
     Karpenter(KarpenterCommand),
@@ -81,6 +84,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ottoscaler(args) => Ok(ottoscaler::run(args, cli.lang).await?),
+        Command::GracefulDrain(cmd) => {
+            let shutdown = steward_runtime::Shutdown::new();
+            shutdown.on_signals();
+            graceful_drain::dispatch(cmd, cli.lang, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Karpenter(KarpenterCommand::AllocateRate(args)) => {
             node_drain::run_allocate_rate(args, cli.lang).await?;
             Ok(ExitCode::SUCCESS)

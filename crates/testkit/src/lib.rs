@@ -8,6 +8,7 @@
 
 pub mod karpenter;
 pub mod prometheus;
+pub mod traffic;
 pub mod wait;
 
 use std::path::{Path, PathBuf};

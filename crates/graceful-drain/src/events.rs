@@ -1,0 +1,80 @@
+//! Every Event graceful drain publishes, declared once: reason, type and note.
+
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Resource, ResourceExt};
+use steward_runtime::{Lang, Localized};
+
+use crate::messages::Msg;
+
+/// Name of the reporting controller and the field manager.
+pub const CONTROLLER: &str = "steward-graceful-drain";
+
+/// The Events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The pod left load balancing.
+    DrainStarted,
+    /// The pod drained and was evicted.
+    Drained,
+    /// The maximum wait passed; evicted anyway.
+    DrainTimedOut,
+    /// A PodDisruptionBudget refuses the eviction.
+    EvictionBlocked,
+    /// The pod was put back in service.
+    Restored,
+    /// The ConfigMap was rejected.
+    InvalidConfig,
+}
+
+impl Reason {
+    fn parts(self) -> (&'static str, EventType, &'static str) {
+        match self {
+            Self::DrainStarted => ("DrainStarted", EventType::Normal, "Isolate"),
+            Self::Drained => ("Drained", EventType::Normal, "Evict"),
+            Self::DrainTimedOut => ("DrainTimedOut", EventType::Warning, "Evict"),
+            Self::EvictionBlocked => ("EvictionBlocked", EventType::Warning, "Evict"),
+            Self::Restored => ("Restored", EventType::Normal, "Restore"),
+            Self::InvalidConfig => ("InvalidConfig", EventType::Warning, "Reload"),
+        }
+    }
+}
+
+/// Publishes Events; failures are logged, never fatal.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // Recorder has no Debug
+pub struct Events {
+    recorder: Recorder,
+    lang: Lang,
+}
+
+impl Events {
+    /// A publisher reporting as `steward-graceful-drain` from `instance`.
+    pub fn new(client: kube::Client, instance: String, lang: Lang) -> Self {
+        let reporter = Reporter {
+            controller: CONTROLLER.into(),
+            instance: Some(instance),
+        };
+        Self {
+            recorder: Recorder::new(client, reporter),
+            lang,
+        }
+    }
+
+    /// Publishes `reason` on `obj` with the message's text.
+    pub async fn publish<K>(&self, obj: &K, reason: Reason, msg: &Msg<'_>)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let (r, type_, action) = reason.parts();
+        let ev = Event {
+            type_,
+            reason: r.into(),
+            note: Some(msg.render(self.lang)),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(object = %obj.name_any(), reason = r, %error, "publishing an Event failed");
+        }
+    }
+}

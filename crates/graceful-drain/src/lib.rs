@@ -1,0 +1,51 @@
+//! Graceful drain for VPA evictions.
+//!
+//! When the Vertical Pod Autoscaler's updater (or `kubectl drain`, or Karpenter)
+//! evicts a targeted pod (annotation `vpa-managed: "true"` by default), the eviction
+//! webhook refuses it with a retryable 429 and records a drain request on the pod;
+//! the leader's controller checks the PodDisruptionBudgets with a dry-run
+//! eviction, takes the pod out of its Services' selectors, waits until it has
+//! drained, then evicts it itself through the Eviction API. See `admission` for
+//! why that answer ends every evicter's loop with the pod gone.
+//!
+//! Pure: `admission`, `config`, `state`, `procnet`, and the parsing half of
+//! `probe`. I/O: `webhook`, `controller`, `certs`, `doctor`, `run`.
+
+pub mod admission;
+pub mod certs;
+pub mod config;
+pub mod controller;
+pub mod doctor;
+pub mod error;
+pub mod events;
+pub mod messages;
+pub mod metrics;
+pub mod probe;
+pub mod procnet;
+mod run;
+pub mod state;
+pub mod webhook;
+
+pub use error::{Error, Result};
+pub use run::{CONFIG_KEY, RunArgs, run};
+
+/// `steward graceful-drain` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Serve the eviction webhook and, on the elected replica, run the drain controller (deploy 2 replicas).
+    Run(Box<RunArgs>),
+    /// Report the VerticalPodAutoscalers in Recreate mode that could use InPlaceOrRecreate and avoid evictions.
+    Doctor(doctor::DoctorArgs),
+}
+
+/// Dispatches a subcommand.
+pub async fn dispatch(
+    cmd: Command,
+    lang: steward_runtime::Lang,
+    shutdown: steward_runtime::Shutdown,
+) -> Result<()> {
+    match cmd {
+        Command::Run(args) => run(*args, lang, shutdown).await,
+        Command::Doctor(args) => doctor::run(args, lang).await,
+    }
+}

@@ -1,0 +1,102 @@
+//! People-facing text of graceful drain (Event notes, webhook refusals, doctor
+//! output), in English and Korean. Log fields stay English.
+
+use std::time::Duration;
+
+use steward_runtime::Localized;
+
+/// A message for people.
+#[derive(Debug, Clone)]
+pub enum Msg<'a> {
+    /// Webhook: the drain starts; retry later.
+    Draining,
+    /// Webhook: a drain is already under way.
+    StillDraining { phase: &'a str },
+    /// Webhook: the last eviction was refused; back-off until.
+    BackingOff { until: String },
+    /// Event: the pod left load balancing.
+    DrainStarted { labels: String },
+    /// Event: the pod drained and was evicted.
+    Drained { reason: &'a str, after: Duration },
+    /// Event: a PodDisruptionBudget refuses the eviction.
+    BlockedByPdb { message: &'a str },
+    /// Event: the pod was put back in service.
+    Restored { why: &'a str },
+    /// Event: the configuration was rejected.
+    ConfigRejected { error: String },
+    /// Doctor: a VPA that could resize in place.
+    InPlaceCandidate { vpa: String, target: String },
+    /// Doctor: nothing to report.
+    NoCandidates,
+}
+
+impl Localized for Msg<'_> {
+    fn en(&self) -> String {
+        match self {
+            Self::Draining => "steward is draining this pod (out of load balancing first); it evicts the pod itself when drained. Retry later.".into(),
+            Self::StillDraining { phase } => format!("steward is draining this pod ({phase}); it evicts the pod itself when drained. Retry later."),
+            Self::BackingOff { until } => format!("the last eviction of this pod was refused; steward drains it again after {until}. Retry later."),
+            Self::DrainStarted { labels } => format!("Taken out of load balancing (removed labels {labels}); waiting until drained"),
+            Self::Drained { reason, after } => format!("Drained ({reason}) after {:.1}s; evicted through the Eviction API", after.as_secs_f64()),
+            Self::BlockedByPdb { message } => format!("Eviction blocked by a PodDisruptionBudget: {message}"),
+            Self::Restored { why } => format!("Put back in service: {why}"),
+            Self::ConfigRejected { error } => format!("Configuration rejected, the last good one stays in force: {error}"),
+            Self::InPlaceCandidate { vpa, target } => format!("VPA {vpa} (target {target}) uses updateMode Recreate; this cluster resizes pods in place, so InPlaceOrRecreate would avoid the eviction"),
+            Self::NoCandidates => "no VerticalPodAutoscaler in Recreate mode that could use InPlaceOrRecreate".into(),
+        }
+    }
+
+    fn ko(&self) -> String {
+        match self {
+            Self::Draining => "steward가 이 파드를 드레인하고 있습니다 (먼저 로드밸런싱에서 제외). 드레인이 끝나면 steward가 직접 축출합니다. 나중에 다시 시도하세요.".into(),
+            Self::StillDraining { phase } => format!("steward가 이 파드를 드레인하고 있습니다 ({phase}). 드레인이 끝나면 steward가 직접 축출합니다. 나중에 다시 시도하세요."),
+            Self::BackingOff { until } => format!("이 파드의 마지막 축출이 거부되었습니다. {until} 이후에 다시 드레인합니다. 나중에 다시 시도하세요."),
+            Self::DrainStarted { labels } => format!("로드밸런싱에서 제외했습니다 (제거한 레이블 {labels}); 드레인을 기다립니다"),
+            Self::Drained { reason, after } => format!("드레인 완료 ({reason}, {:.1}초); Eviction API로 축출했습니다", after.as_secs_f64()),
+            Self::BlockedByPdb { message } => format!("PodDisruptionBudget이 축출을 막았습니다: {message}"),
+            Self::Restored { why } => format!("다시 서비스에 넣었습니다: {why}"),
+            Self::ConfigRejected { error } => format!("설정을 거부했습니다. 마지막 정상 설정을 계속 사용합니다: {error}"),
+            Self::InPlaceCandidate { vpa, target } => format!("VPA {vpa} (대상 {target})는 updateMode Recreate입니다. 이 클러스터는 파드 크기를 제자리에서 바꿀 수 있으므로 InPlaceOrRecreate를 쓰면 축출을 피할 수 있습니다"),
+            Self::NoCandidates => "InPlaceOrRecreate로 바꿀 수 있는 Recreate 모드 VerticalPodAutoscaler가 없습니다".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_runtime::Lang;
+
+    use super::*;
+
+    #[test]
+    fn every_message_is_translated() {
+        let all = [
+            Msg::Draining,
+            Msg::StillDraining { phase: "isolated" },
+            Msg::BackingOff { until: "t".into() },
+            Msg::DrainStarted {
+                labels: "app".into(),
+            },
+            Msg::Drained {
+                reason: "drained",
+                after: Duration::from_secs(1),
+            },
+            Msg::BlockedByPdb { message: "m" },
+            Msg::Restored { why: "w" },
+            Msg::ConfigRejected { error: "e".into() },
+            Msg::InPlaceCandidate {
+                vpa: "v".into(),
+                target: "t".into(),
+            },
+            Msg::NoCandidates,
+        ];
+        for m in all {
+            let (en, ko) = (m.render(Lang::En), m.render(Lang::Ko));
+            assert_ne!(en, ko, "{m:?}");
+            assert!(
+                ko.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)),
+                "{m:?}"
+            );
+        }
+    }
+}

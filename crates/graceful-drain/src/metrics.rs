@@ -1,0 +1,108 @@
+//! Every metric of graceful drain, declared once.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set with one `reason`/`outcome`/`result` value.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    /// The value.
+    pub outcome: String,
+}
+
+/// Label set of webhook decisions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabel {
+    /// `allow_not_targeted`, `deny_start_drain`, ...
+    pub decision: String,
+}
+
+/// Label set of config reloads.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabel {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// The metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Seconds from isolation to the final eviction.
+    pub drain_duration: Histogram,
+    /// Finished drains by outcome (`drained`, `delay`, `max_wait`, `blocked_by_pdb`, `restored`, `gone`).
+    pub outcomes: Family<Outcome, Counter>,
+    /// Drains under way (isolated, not yet evicted).
+    pub active: Gauge,
+    /// Configuration reloads by result.
+    pub config_reloads: Family<ReloadLabel, Counter>,
+    /// Webhook answers by decision.
+    pub webhook_requests: Family<DecisionLabel, Counter>,
+    /// Seconds the webhook takes to answer.
+    pub webhook_duration: Histogram,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            drain_duration: Histogram::new(exponential_buckets(0.5, 2.0, 12)),
+            outcomes: Family::default(),
+            active: Gauge::default(),
+            config_reloads: Family::default(),
+            webhook_requests: Family::default(),
+            webhook_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        };
+        registry.register(
+            "steward_graceful_drain_duration_seconds",
+            "Seconds from taking a pod out of load balancing to evicting it",
+            m.drain_duration.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_outcomes",
+            "Finished drains by outcome",
+            m.outcomes.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_active_drains",
+            "Pods being drained now",
+            m.active.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_config_reloads",
+            "Configuration reloads by result",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_webhook_requests",
+            "Eviction webhook answers by decision",
+            m.webhook_requests.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_webhook_duration_seconds",
+            "Seconds the eviction webhook takes to answer",
+            m.webhook_duration.clone(),
+        );
+        m
+    }
+
+    /// Counts a finished drain.
+    pub fn outcome(&self, outcome: &str) {
+        self.outcomes
+            .get_or_create(&Outcome {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a reload.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" }.to_string();
+        self.config_reloads
+            .get_or_create(&ReloadLabel { result })
+            .inc();
+    }
+}

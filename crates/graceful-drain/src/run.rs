@@ -1,0 +1,352 @@
+//! Flags and wiring of `steward graceful-drain run`: every replica serves the
+//! webhook, watches the ConfigMap and keeps the certificate; the leader also runs
+//! the drain controller. Losing the lease ends the process.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::Api;
+use kube::api::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, ResourceExt};
+use steward_runtime::admin::{AdminArgs, AdminServer, Readiness};
+use steward_runtime::kube_client::{KubeArgs, humantime_secs};
+use steward_runtime::leader::{self, LeaderArgs};
+use steward_runtime::{Lang, Shutdown};
+use tokio::sync::watch;
+
+use crate::certs::{self, Resolver};
+use crate::config::Config;
+use crate::controller;
+use crate::error::{Error, Result};
+use crate::events::{Events, Reason};
+use crate::messages::Msg;
+use crate::metrics::Metrics;
+use crate::webhook::{self, Endpoint, Registration};
+
+/// Key of the configuration in the ConfigMap.
+pub const CONFIG_KEY: &str = "config.yaml";
+
+/// `steward graceful-drain run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// steward's namespace: its Lease, ConfigMap and certificate Secret live here, and the webhook never sees it.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "steward",
+        value_name = "NS"
+    )]
+    pub namespace: String,
+    /// Identity of this replica in the Lease (defaults to hostname-pid).
+    #[arg(long, env = "POD_NAME", value_name = "ID")]
+    pub identity: Option<String>,
+    /// Name of the Lease for leader election.
+    #[arg(long, default_value = "steward-graceful-drain", value_name = "NAME")]
+    pub lease_name: String,
+    /// Seconds a leader holds the Lease without renewing it.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub lease_duration: u64,
+    /// ConfigMap (key config.yaml) holding the configuration; watched and reloaded live.
+    #[arg(long, default_value = "steward-graceful-drain", value_name = "NAME")]
+    pub config_map: String,
+    /// Address the webhook serves HTTPS on.
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    pub webhook_addr: SocketAddr,
+    /// Name of the ValidatingWebhookConfiguration steward writes.
+    #[arg(long, default_value = "steward-graceful-drain", value_name = "NAME")]
+    pub webhook_name: String,
+    /// URL the API server calls instead of the Service (for a webhook outside the cluster).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Service in steward's namespace in front of the webhook (port 443).
+    #[arg(long, default_value = "steward-graceful-drain", value_name = "NAME")]
+    pub webhook_service: String,
+    /// Seconds the API server waits for the webhook before letting the eviction through.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=30))]
+    pub webhook_timeout: i32,
+    /// Namespace label (key=value) a namespace must carry for its evictions to reach the webhook; repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub webhook_namespace_label: Vec<(String, String)>,
+    /// Namespaces whose evictions never reach the webhook, beside kube-system and steward's own; repeatable.
+    #[arg(long, value_name = "NS")]
+    pub exclude_namespace: Vec<String>,
+    /// Secret holding the webhook CA and serving certificate.
+    #[arg(
+        long,
+        default_value = "steward-graceful-drain-tls",
+        value_name = "NAME"
+    )]
+    pub tls_secret: String,
+    /// Validity of the webhook certificate; renewed when a third is left.
+    #[arg(long, default_value = "2160h", value_parser = humantime_secs, value_name = "DURATION")]
+    pub cert_validity: Duration,
+    /// After a refused final eviction, no new drain of that pod for this long.
+    #[arg(long, default_value = "30s", value_parser = humantime_secs, value_name = "DURATION")]
+    pub restore_backoff: Duration,
+}
+
+fn key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("\"{s}\" is not KEY=VALUE"))
+}
+
+impl RunArgs {
+    fn registration(&self) -> Registration {
+        let mut excluded = vec!["kube-system".to_string(), self.namespace.clone()];
+        excluded.extend(self.exclude_namespace.iter().cloned());
+        Registration {
+            name: self.webhook_name.clone(),
+            endpoint: match &self.webhook_url {
+                Some(url) => Endpoint::Url(url.clone()),
+                None => Endpoint::Service {
+                    namespace: self.namespace.clone(),
+                    name: self.webhook_service.clone(),
+                    port: 443,
+                },
+            },
+            timeout_seconds: self.webhook_timeout,
+            excluded_namespaces: excluded,
+            namespace_labels: self.webhook_namespace_label.iter().cloned().collect(),
+        }
+    }
+
+    fn sans(&self) -> Vec<String> {
+        let (svc, ns) = (&self.webhook_service, &self.namespace);
+        let mut sans = vec![
+            format!("{svc}.{ns}.svc"),
+            format!("{svc}.{ns}.svc.cluster.local"),
+            "localhost".into(),
+            "127.0.0.1".into(),
+        ];
+        if let Some(host) = self
+            .webhook_url
+            .as_deref()
+            .and_then(|u| u.split("://").nth(1))
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .filter(|h| !h.is_empty() && !sans.iter().any(|s| s == h))
+        {
+            sans.push(host.to_string());
+        }
+        sans
+    }
+}
+
+/// Runs until shutdown or loss of leadership.
+pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
+    let client = args.kube.connect().await?.client;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
+    let metrics = Metrics::new(&mut registry);
+    let ready = Readiness::default();
+    let admin = AdminServer::bind(args.admin.admin_addr).await?;
+    tokio::spawn(admin.serve(Arc::new(registry), ready.clone(), shutdown.clone()));
+    let events = Events::new(client.clone(), identity.clone(), lang);
+
+    // Configuration: the last good one stays in force.
+    let (config_tx, config_rx) = watch::channel(Arc::new(Config::default()));
+    tokio::spawn(watch_config(
+        client.clone(),
+        args.clone(),
+        config_tx,
+        metrics.clone(),
+        events.clone(),
+        shutdown.clone(),
+    ));
+
+    // Certificate and webhook registration.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
+    let bundle =
+        certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await?;
+    let resolver = Resolver::new(&bundle)?;
+    let registration = args.registration();
+    webhook::register(&client, &registration, &bundle.ca_bundle()).await?;
+    tokio::spawn(keep_certificate(
+        client.clone(),
+        args.clone(),
+        bundle,
+        resolver.clone(),
+        shutdown.clone(),
+    ));
+
+    // Pod metadata for the webhook, all namespaces, managedFields dropped.
+    let (pods, writer) = reflector::store();
+    let stream = watcher(
+        Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .modify(|p| p.managed_fields_mut().clear())
+    .default_backoff();
+    let pod_stream = reflector(writer, stream)
+        .applied_objects()
+        .for_each(|_| async {});
+    tokio::spawn(pod_stream);
+    let wait_store = pods.clone();
+    tokio::select! {
+        r = wait_store.wait_until_ready() => r.map_err(|_| Error::CacheStopped)?,
+        () = shutdown.signaled() => return Ok(()),
+    }
+
+    let listener = webhook::bind(args.webhook_addr).await?;
+    tracing::info!(addr = %listener.local_addr().map_or(args.webhook_addr, |a| a), webhook = %args.webhook_name, "serving the eviction webhook");
+    let ctx = webhook::Ctx {
+        client: client.clone(),
+        pods,
+        config: config_rx.clone(),
+        metrics: metrics.clone(),
+        lang,
+        retry_after: 5,
+    };
+    tokio::spawn(webhook::serve(listener, resolver, ctx, shutdown.clone()));
+    ready.set(true);
+
+    let leader_args = LeaderArgs {
+        lease_namespace: args.namespace.clone(),
+        lease_identity: Some(identity.clone()),
+        lease_duration: args.lease_duration,
+    };
+    let Some(mut leader) =
+        leader::acquire(client.clone(), &leader_args, &args.lease_name, &shutdown).await?
+    else {
+        return Ok(());
+    };
+    let ctx = Arc::new(controller::Ctx {
+        client: client.clone(),
+        config: config_rx,
+        metrics,
+        events,
+        http: reqwest::Client::new(),
+        restore_backoff: args.restore_backoff,
+        active: Mutex::new(Default::default()),
+    });
+    let stop = shutdown.clone();
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx, async move {
+        tokio::select! {
+            () = stop.signaled() => {}
+            _ = lost_rx => {}
+        }
+    }));
+    tokio::select! {
+        () = leader.lost() => {
+            let _ = lost_tx.send(());
+            let _ = controller.await;
+            return Err(Error::LostLeadership(leader.lease().to_string()));
+        }
+        () = shutdown.signaled() => {}
+    }
+    let _ = controller.await;
+    leader.release(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "steward".into(), |h| h.trim().to_string())
+}
+
+/// Watches the ConfigMap; a valid document replaces the configuration, an invalid
+/// one is rejected with an Event and a log line naming the field.
+async fn watch_config(
+    client: Client,
+    args: RunArgs,
+    tx: watch::Sender<Arc<Config>>,
+    metrics: Metrics,
+    events: Events,
+    shutdown: Shutdown,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client, &args.namespace);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={}", args.config_map));
+    let stream = watcher(api, cfg).default_backoff().applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let cm = tokio::select! {
+            next = stream.try_next() => match next {
+                Ok(Some(cm)) => cm,
+                Ok(None) => return,
+                Err(error) => { tracing::warn!(%error, "watching the ConfigMap failed"); continue; }
+            },
+            () = shutdown.signaled() => return,
+        };
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(CONFIG_KEY))
+            .cloned()
+            .unwrap_or_default();
+        match Config::parse(&text) {
+            Ok(config) => {
+                tracing::info!(configmap = %cm.name_any(), version = cm.resource_version().unwrap_or_default(), "configuration loaded");
+                metrics.reload(true);
+                let _ = tx.send(Arc::new(config));
+            }
+            Err(error) => {
+                let field = match &error {
+                    Error::InvalidConfig { field, .. } => field.clone(),
+                    _ => String::new(),
+                };
+                tracing::warn!(configmap = %cm.name_any(), %field, %error, "configuration rejected; the last good one stays in force");
+                metrics.reload(false);
+                events
+                    .publish(
+                        &cm,
+                        Reason::InvalidConfig,
+                        &Msg::ConfigRejected {
+                            error: error.to_string(),
+                        },
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+/// Re-reads the Secret every tenth of the validity (at most hourly); rotates when
+/// due, re-registers the webhook with both CAs, and serves the new certificate.
+async fn keep_certificate(
+    client: Client,
+    args: RunArgs,
+    mut current: certs::Bundle,
+    resolver: Arc<Resolver>,
+    shutdown: Shutdown,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
+    let every = (args.cert_validity / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let registration = args.registration();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.signaled() => return,
+        }
+        match certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await {
+            Ok(b) if b != current => {
+                if let Err(error) = webhook::register(&client, &registration, &b.ca_bundle()).await
+                {
+                    tracing::warn!(%error, "updating the webhook caBundle failed; retrying");
+                    continue;
+                }
+                if let Err(error) = resolver.set(&b) {
+                    tracing::warn!(%error, "loading the rotated certificate failed");
+                    continue;
+                }
+                tracing::info!(not_after = %b.not_after, "serving a rotated webhook certificate");
+                current = b;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "checking the webhook certificate failed; retrying")
+            }
+        }
+    }
+}
