@@ -36,14 +36,7 @@ const RATE: u64 = 50;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let steward = std::env::var_os("STEWARD_BIN")
-        .map_or_else(|| root.join("target/release/steward"), PathBuf::from);
-    anyhow::ensure!(
-        steward.is_file(),
-        "{} not found; run cargo build --release -p steward",
-        steward.display()
-    );
+    let steward = testkit::release_steward()?;
 
     let env = testkit::env("gdbench").await?;
     env.add_nodes("n", 20, |s| s.max_pods(200)).await?;

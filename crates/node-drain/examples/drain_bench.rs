@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -33,14 +32,7 @@ const REPLICAS: i32 = 54; // 5 x 54 = 270, + 20 StatefulSet + 10 DaemonSet = 300
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let steward = std::env::var_os("STEWARD_BIN")
-        .map_or_else(|| root.join("target/release/steward"), PathBuf::from);
-    anyhow::ensure!(
-        steward.is_file(),
-        "{} not found; run cargo build --release -p steward",
-        steward.display()
-    );
+    let steward = testkit::release_steward()?;
     let bins = testkit::bin_dir()?;
     let dir = std::env::temp_dir().join(format!("steward-drain-bench-{}", std::process::id()));
     let cluster = Cluster::start(&Options {

@@ -11,7 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -32,14 +31,7 @@ const NS: &str = "rss";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let steward = std::env::var_os("STEWARD_BIN")
-        .map_or_else(|| root.join("target/release/steward"), PathBuf::from);
-    anyhow::ensure!(
-        steward.is_file(),
-        "{} not found; run cargo build --release -p steward",
-        steward.display()
-    );
+    let steward = testkit::release_steward()?;
     let dir = std::env::temp_dir().join(format!("steward-drain-rss-{}", std::process::id()));
     let cluster = Cluster::start(&Options {
         dir: dir.clone(),

@@ -95,7 +95,9 @@ impl NodeSpec {
     }
 }
 
-/// Creates the nodes and waits until kwok has made every one Ready.
+/// Creates the nodes and waits until kwok has made every one Ready and the node
+/// lifecycle controller has lifted its `not-ready`/`unreachable` taints (until then the
+/// scheduler, and anything that checks room the way it does, skips the node).
 pub async fn add_nodes(
     client: &kube::Client,
     specs: &[NodeSpec],
@@ -113,7 +115,7 @@ pub async fn add_nodes(
             .await?
             .items
             .into_iter()
-            .filter(is_ready)
+            .filter(|n| is_ready(n) && !lifecycle_tainted(n))
             .filter_map(|n| n.metadata.name)
             .collect::<Vec<_>>();
         if specs.iter().all(|s| ready.contains(&s.name)) {
@@ -131,3 +133,19 @@ pub async fn add_nodes(
 }
 
 pub use steward_kube::node::is_ready;
+
+/// Whether the node still carries a taint the node lifecycle controller sets on nodes
+/// that are not (yet) Ready.
+fn lifecycle_tainted(n: &Node) -> bool {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| {
+            ts.iter().any(|t| {
+                matches!(
+                    t.key.as_str(),
+                    "node.kubernetes.io/not-ready" | "node.kubernetes.io/unreachable"
+                )
+            })
+        })
+}

@@ -93,6 +93,20 @@ fn remove_stale_dirs() {
     }
 }
 
+/// The release `steward` binary the benchmarks run: `STEWARD_BIN`, or
+/// `target/release/steward` of this workspace.
+pub fn release_steward() -> Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let steward = std::env::var_os("STEWARD_BIN")
+        .map_or_else(|| root.join("target/release/steward"), PathBuf::from);
+    anyhow::ensure!(
+        steward.is_file(),
+        "{} not found; run cargo build --release -p steward",
+        steward.display()
+    );
+    Ok(steward)
+}
+
 /// The control-plane binaries: `STEWARD_CONTROLPLANE_BIN`, or what
 /// `hack/controlplane/build.sh` prints (a no-op when its cache is warm).
 pub fn bin_dir() -> Result<PathBuf> {
