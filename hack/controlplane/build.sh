@@ -79,7 +79,7 @@ pcrds="$bin/../prometheus-operator-crds"
 if [ ! -f "$pcrds/.done" ]; then
   src=$(cd "$here/prometheus-operator" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/prometheus-operator/prometheus-operator)
   mkdir -p "$pcrds"
-  cp "$src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules,prometheuses}.yaml "$pcrds/"
+  cp "$src"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$pcrds/"
   touch "$pcrds/.done"
 fi
 echo "$bin"
