@@ -72,4 +72,14 @@ if [ ! -f "$vcrds/.done" ]; then
   cp "$src"/deploy/vpa-v1-crd-gen.yaml "$vcrds/"
   touch "$vcrds/.done"
 fi
+# prometheus-operator: checks that the ServiceMonitor and PrometheusRule objects steward
+# monitor writes are accepted and selected. Its CRDs come from the same module version.
+build prometheus-operator github.com/prometheus-operator/prometheus-operator/cmd/operator prometheus-operator
+pcrds="$bin/../prometheus-operator-crds"
+if [ ! -f "$pcrds/.done" ]; then
+  src=$(cd "$here/prometheus-operator" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/prometheus-operator/prometheus-operator)
+  mkdir -p "$pcrds"
+  cp "$src"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$pcrds/"
+  touch "$pcrds/.done"
+fi
 echo "$bin"

@@ -365,7 +365,15 @@ impl Controller {
                 &msg,
                 now,
             );
-            let applied = install::apply(&self.client, ms, &rendered.manifests).await?;
+            // With the Prometheus Operator's CRDs, also a ServiceMonitor and a
+            // PrometheusRule (steward's own Prometheus keeps its raw configuration).
+            let mut to_apply = rendered.manifests.clone();
+            if manifests::operator::crds_present(
+                cluster.operator_crd_names.iter().map(String::as_str),
+            ) {
+                to_apply.extend(manifests::operator::objects(stack));
+            }
+            let applied = install::apply(&self.client, ms, &to_apply).await?;
             let pruned = install::prune(&self.client, stack, &status.inventory, &applied).await?;
             self.metrics.applies.inc();
             let changed = status.inventory != applied

@@ -252,6 +252,7 @@ pub async fn gather(client: &Client, stack: &Stack) -> Result<Cluster> {
             .map(|v| v.name.clone())
             .collect();
         if c.spec.group == "monitoring.coreos.com" {
+            cluster.operator_crd_names.push(c.name_any());
             cluster
                 .operator_crds
                 .push(format!("{} ({})", c.name_any(), versions.join(", ")));

@@ -2,6 +2,7 @@
 //! [`Stack`] into the list of objects to apply; the installer applies them in order
 //! and prunes whatever an earlier render had and this one has not.
 
+pub mod operator;
 pub mod workloads;
 
 use std::collections::BTreeMap;

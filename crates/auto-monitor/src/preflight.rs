@@ -33,6 +33,8 @@ pub struct Cluster {
     pub other_node_exporters: Vec<String>,
     /// Prometheus Operator CRDs present, as `name (versions)`.
     pub operator_crds: Vec<String>,
+    /// Names of those CRDs (`servicemonitors.monitoring.coreos.com`, ...).
+    pub operator_crd_names: Vec<String>,
     /// Served versions of our own CRD, if installed.
     pub own_crd_versions: Vec<String>,
 }
@@ -84,8 +86,15 @@ pub fn check(stack: &Stack, c: &Cluster) -> Vec<PreflightFinding> {
             "crds",
             OK,
             format!(
-                "Prometheus Operator CRDs present: {}",
-                c.operator_crds.join(", ")
+                "Prometheus Operator CRDs present: {}{}",
+                c.operator_crds.join(", "),
+                if crate::manifests::operator::crds_present(
+                    c.operator_crd_names.iter().map(String::as_str)
+                ) {
+                    "; steward also writes a ServiceMonitor and a PrometheusRule"
+                } else {
+                    ""
+                }
             ),
         )
     });
