@@ -27,7 +27,7 @@ fn bin_dir() -> PathBuf {
     testkit::bin_dir().unwrap()
 }
 
-/// Applies every CRD of the operator's module and waits until they are Established.
+/// Applies every CRD of the operator's module.
 fn install_operator_crds(kubeconfig: &str) {
     let dir = bin_dir().join("../prometheus-operator-crds");
     let kubectl = bin_dir().join("kubectl");
@@ -42,26 +42,36 @@ fn install_operator_crds(kubeconfig: &str) {
         "applying the operator CRDs: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(&kubectl)
-        .args([
-            "--kubeconfig",
-            kubeconfig,
-            "wait",
-            "--for=condition=Established",
-        ])
-        .args([
-            "--timeout=60s",
-            "crd/servicemonitors.monitoring.coreos.com",
-            "crd/prometheusrules.monitoring.coreos.com",
-            "crd/prometheuses.monitoring.coreos.com",
-        ])
-        .output()
+}
+
+/// Waits until the CRDs the test uses are Established. (`kubectl wait` gives up at once
+/// on a CRD whose status has no conditions yet.)
+async fn wait_established(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in [
+        "servicemonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+        "prometheuses.monitoring.coreos.com",
+    ] {
+        wait::object(
+            &crds,
+            name,
+            T,
+            "CRD Established",
+            |c: &CustomResourceDefinition| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
+        .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "operator CRDs not established: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    }
 }
 
 /// The real prometheus-operator for one namespace, talking to the simulated API server
@@ -117,6 +127,7 @@ async fn operator_accepts_and_selects_the_service_monitor_and_rule() {
     let env = testkit::env("mon-op").await.unwrap();
     let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
     install_operator_crds(&kubeconfig);
+    wait_established(&env.client).await;
     env.add_nodes("n", 1, |s| s).await.unwrap();
     let op = operator(&env.ns);
 
