@@ -365,16 +365,9 @@ pub fn prom_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms))
 }
 
-/// Whether `q` looks like a Kubernetes quantity (number with an optional suffix).
+/// Whether `q` is a Kubernetes quantity (number with an optional suffix).
 fn is_quantity(q: &str) -> bool {
-    const SUFFIXES: [&str; 14] = [
-        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
-    ];
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    !num.is_empty() && num.parse::<f64>().is_ok() && SUFFIXES.contains(&suffix)
+    steward_kube::quantity::parse(q).is_some()
 }
 
 #[cfg(test)]

@@ -229,40 +229,10 @@ pub fn resolve(
     Ok(out)
 }
 
-/// A Kubernetes quantity as a number (cores or bytes); `None` if malformed. Covers the
-/// forms people write (`500m`, `2`, `1.5`, `256Mi`, `1G`, `1e3`); a strict parser
-/// is needed for validation, and the k8s-openapi `Quantity` type is an unchecked string.
+/// A Kubernetes quantity as a number (cores or bytes); `None` if malformed.
+/// Surrounding white space is ignored; see [`steward_kube::quantity::parse`].
 pub fn parse_quantity(s: &str) -> Option<f64> {
-    const SUFFIXES: [(&str, f64); 14] = [
-        ("Ki", 1024.0),
-        ("Mi", 1_048_576.0),
-        ("Gi", 1_073_741_824.0),
-        ("Ti", 1_099_511_627_776.0),
-        ("Pi", 1_125_899_906_842_624.0),
-        ("Ei", 1_152_921_504_606_846_976.0),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-        ("", 1.0),
-    ];
-    let s = s.trim();
-    for (suf, mult) in SUFFIXES {
-        if let Some(n) = s.strip_suffix(suf) {
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-                continue;
-            }
-            return n
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(|v| v * mult);
-        }
-    }
-    None
+    steward_kube::quantity::parse(s.trim())
 }
 
 #[cfg(test)]

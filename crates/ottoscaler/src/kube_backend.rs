@@ -34,6 +34,7 @@ use crate::hub::{LogHub, now_ms};
 use crate::logs::Stream;
 use crate::pods::{observe, pod_for, split_timestamp};
 use crate::room::{NodeRoom, candidate, place};
+use steward_kube::quantity::pod_request;
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "steward-ottoscaler";
@@ -368,17 +369,9 @@ impl Backend for KubeBackend {
                     continue;
                 };
                 if let Some(r) = rooms.iter_mut().find(|r| r.name == node) {
-                    for c in p.spec.iter().flat_map(|s| &s.containers) {
-                        let req = c
-                            .resources
-                            .as_ref()
-                            .and_then(|r| r.requests.clone())
-                            .unwrap_or_default();
-                        let g =
-                            |k: &str| req.get(k).and_then(|v| parse_quantity(&v.0)).unwrap_or(0.0);
-                        r.cpu -= g("cpu");
-                        r.memory -= g("memory");
-                    }
+                    // What the scheduler reserves: init containers and overhead included.
+                    r.cpu -= pod_request(&p, "cpu");
+                    r.memory -= pod_request(&p, "memory");
                 }
             }
         }

@@ -51,12 +51,7 @@ fn tolerated(taint: &Taint, tolerations: &[Toleration]) -> bool {
 /// Whether a worker with these tolerations may be scheduled on `node` at all.
 pub fn candidate(node: &Node, tolerations: &[Toleration]) -> bool {
     let spec = node.spec.as_ref();
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    ready
+    steward_kube::node::is_ready(node)
         && !spec.and_then(|s| s.unschedulable).unwrap_or(false)
         && spec
             .and_then(|s| s.taints.as_ref())

@@ -3,38 +3,51 @@
 use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-/// CPU quantity in cores ("250m" -> 0.25).
-pub fn parse_cpu(q: &Quantity) -> f64 {
-    let s = q.0.trim();
-    s.strip_suffix('m').map_or_else(
-        || s.parse().unwrap_or(0.0),
-        |m| m.parse::<f64>().unwrap_or(0.0) / 1000.0,
-    )
-}
-
-/// Memory quantity in bytes ("1Gi", "500M", "128974848").
-pub fn parse_bytes(q: &Quantity) -> f64 {
-    let s = q.0.trim();
-    let units: [(&str, f64); 12] = [
+/// A quantity as a number (cores or bytes): digits with an optional decimal point and
+/// an optional suffix (`500m`, `2`, `1.5`, `256Mi`, `1G`); `None` for anything else,
+/// so validation can name the field. No white space is accepted; the k8s-openapi
+/// `Quantity` is an unchecked string, hence this parser. The API server returns
+/// quantities in canonical form, which this covers.
+pub fn parse(s: &str) -> Option<f64> {
+    const SUFFIXES: [(&str, f64); 14] = [
         ("Ki", 1024.0),
-        ("Mi", 1024f64.powi(2)),
-        ("Gi", 1024f64.powi(3)),
-        ("Ti", 1024f64.powi(4)),
-        ("Pi", 1024f64.powi(5)),
-        ("Ei", 1024f64.powi(6)),
+        ("Mi", 1_048_576.0),
+        ("Gi", 1_073_741_824.0),
+        ("Ti", 1_099_511_627_776.0),
+        ("Pi", 1_125_899_906_842_624.0),
+        ("Ei", 1_152_921_504_606_846_976.0),
+        ("m", 1e-3),
         ("k", 1e3),
         ("M", 1e6),
         ("G", 1e9),
         ("T", 1e12),
         ("P", 1e15),
         ("E", 1e18),
+        ("", 1.0),
     ];
-    for (suffix, mult) in units {
-        if let Some(n) = s.strip_suffix(suffix) {
-            return n.parse::<f64>().unwrap_or(0.0) * mult;
+    for (suf, mult) in SUFFIXES {
+        if let Some(n) = s.strip_suffix(suf) {
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                continue;
+            }
+            return n
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| v * mult);
         }
     }
-    s.parse().unwrap_or(0.0)
+    None
+}
+
+/// CPU quantity in cores ("250m" -> 0.25); 0 when malformed.
+pub fn parse_cpu(q: &Quantity) -> f64 {
+    parse(q.0.trim()).unwrap_or(0.0)
+}
+
+/// Memory quantity in bytes ("1Gi", "500M", "128974848"); 0 when malformed.
+pub fn parse_bytes(q: &Quantity) -> f64 {
+    parse(q.0.trim()).unwrap_or(0.0)
 }
 
 /// What the scheduler reserves for the pod ("cpu" in cores, "memory" in bytes), by
@@ -154,6 +167,26 @@ mod tests {
             assert!((got - want).abs() < 1e-9, "{what}: got {got}, want {want}");
         }
         assert!((pod_request(&Pod::default(), "cpu")).abs() < 1e-9);
+    }
+
+    #[test]
+    fn strict_parse() {
+        for (s, want) in [
+            ("500m", Some(0.5)),
+            ("2", Some(2.0)),
+            ("1.5", Some(1.5)),
+            ("256Mi", Some(268_435_456.0)),
+            ("1G", Some(1e9)),
+            ("", None),
+            ("abc", None),
+            ("-1", None),
+            ("1Xi", None),
+            ("1.2.3", None),
+            (" 1Gi", None),
+            ("Mi", None),
+        ] {
+            assert_eq!(parse(s), want, "{s}");
+        }
     }
 
     #[test]
