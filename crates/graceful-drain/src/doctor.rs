@@ -74,15 +74,26 @@ pub fn candidate(vpa: &DynamicObject) -> Option<Candidate> {
     })
 }
 
-/// Builds the report.
-pub async fn report(client: &Client, namespace: Option<&str>) -> Result<Report> {
+/// Whether the API server serves `pods/resize` (discovery, not the version: the
+/// feature gate can be off on 1.33+ and on before).
+pub async fn in_place_resize(client: &Client) -> Result<bool> {
     let core = client
         .list_core_api_resources("v1")
         .await
         .map_err(kerr("reading the core API's resources"))?;
-    let in_place_resize = core.resources.iter().any(|r| r.name == "pods/resize");
+    Ok(core.resources.iter().any(|r| r.name == "pods/resize"))
+}
+
+/// The VerticalPodAutoscaler API (`autoscaling.k8s.io/v1`).
+pub fn vpa_resource() -> ApiResource {
     let gvk = GroupVersionKind::gvk("autoscaling.k8s.io", "v1", "VerticalPodAutoscaler");
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "verticalpodautoscalers");
+    ApiResource::from_gvk_with_plural(&gvk, "verticalpodautoscalers")
+}
+
+/// Builds the report.
+pub async fn report(client: &Client, namespace: Option<&str>) -> Result<Report> {
+    let in_place_resize = in_place_resize(client).await?;
+    let ar = vpa_resource();
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),

@@ -1,7 +1,8 @@
 //! Every Event graceful drain publishes, declared once: reason, type and note.
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Resource, ResourceExt};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
 use steward_runtime::{Lang, Localized};
 
 use crate::messages::Msg;
@@ -24,6 +25,8 @@ pub enum Reason {
     Restored,
     /// The ConfigMap was rejected.
     InvalidConfig,
+    /// A VPA in Recreate mode could resize in place instead of evicting.
+    InPlaceResizeAvailable,
 }
 
 impl Reason {
@@ -35,6 +38,8 @@ impl Reason {
             Self::EvictionBlocked => ("EvictionBlocked", EventType::Warning, "Evict"),
             Self::Restored => ("Restored", EventType::Normal, "Restore"),
             Self::InvalidConfig => ("InvalidConfig", EventType::Warning, "Reload"),
+            // Advice, not a failure: Normal, so warning-event alerts stay quiet.
+            Self::InPlaceResizeAvailable => ("InPlaceResizeAvailable", EventType::Normal, "Advise"),
         }
     }
 }
@@ -65,6 +70,11 @@ impl Events {
     where
         K: Resource<DynamicType = ()>,
     {
+        self.publish_ref(&obj.object_ref(&()), reason, msg).await;
+    }
+
+    /// [`Self::publish`] on an object known by reference (a custom resource).
+    pub async fn publish_ref(&self, obj: &ObjectReference, reason: Reason, msg: &Msg<'_>) {
         let (r, type_, action) = reason.parts();
         let ev = Event {
             type_,
@@ -73,8 +83,9 @@ impl Events {
             action: action.into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
-            tracing::warn!(object = %obj.name_any(), reason = r, %error, "publishing an Event failed");
+        if let Err(error) = self.recorder.publish(&ev, obj).await {
+            let name = obj.name.as_deref().unwrap_or_default();
+            tracing::warn!(object = %name, reason = r, %error, "publishing an Event failed");
         }
     }
 }

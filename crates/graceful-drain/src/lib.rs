@@ -8,16 +8,18 @@
 //! drained, then evicts it itself through the Eviction API. See `admission` for
 //! why that answer ends every evicter's loop with the pod gone.
 //!
-//! Pure: `admission`, `config`, `state`, `procnet`, and the parsing half of
-//! `probe`. I/O: `webhook`, `controller`, `certs`, `doctor`, `run`.
+//! Pure: `admission`, `advice`, `config`, `state`, `procnet`, and the parsing half
+//! of `probe`. I/O: `webhook`, `controller`, `inplace`, `certs`, `doctor`, `run`.
 
 pub mod admission;
+pub mod advice;
 pub mod certs;
 pub mod config;
 pub mod controller;
 pub mod doctor;
 pub mod error;
 pub mod events;
+pub mod inplace;
 pub mod messages;
 pub mod metrics;
 pub mod probe;

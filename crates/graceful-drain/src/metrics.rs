@@ -28,6 +28,15 @@ pub struct ReloadLabel {
     pub result: String,
 }
 
+/// Label set of a VerticalPodAutoscaler.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VpaLabel {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub vpa: String,
+}
+
 /// The metrics.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -43,6 +52,9 @@ pub struct Metrics {
     pub webhook_requests: Family<DecisionLabel, Counter>,
     /// Seconds the webhook takes to answer.
     pub webhook_duration: Histogram,
+    /// 1 for each VPA in Recreate mode that could use InPlaceOrRecreate (leader only,
+    /// on a cluster that resizes pods in place).
+    pub vpa_inplace_candidates: Family<VpaLabel, Gauge>,
 }
 
 impl Metrics {
@@ -55,6 +67,7 @@ impl Metrics {
             config_reloads: Family::default(),
             webhook_requests: Family::default(),
             webhook_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            vpa_inplace_candidates: Family::default(),
         };
         registry.register(
             "steward_graceful_drain_duration_seconds",
@@ -85,6 +98,11 @@ impl Metrics {
             "steward_graceful_drain_webhook_duration_seconds",
             "Seconds the eviction webhook takes to answer",
             m.webhook_duration.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_vpa_inplace_candidates",
+            "VerticalPodAutoscalers in Recreate mode that could use InPlaceOrRecreate on this cluster (1 each; leader only)",
+            m.vpa_inplace_candidates.clone(),
         );
         m
     }

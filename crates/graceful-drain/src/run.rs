@@ -221,6 +221,13 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
     else {
         return Ok(());
     };
+    // In place first: advice on VPAs that need no eviction at all (leader only, so
+    // each Event is published once).
+    let advice = tokio::spawn(crate::inplace::run(
+        client.clone(),
+        metrics.clone(),
+        events.clone(),
+    ));
     let ctx = Arc::new(controller::Ctx {
         client: client.clone(),
         config: config_rx,
@@ -240,12 +247,14 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
     }));
     tokio::select! {
         () = leader.lost() => {
+            advice.abort();
             let _ = lost_tx.send(());
             let _ = controller.await;
             return Err(Error::LostLeadership(leader.lease().to_string()));
         }
         () = shutdown.signaled() => {}
     }
+    advice.abort();
     let _ = controller.await;
     leader.release(Duration::from_secs(5)).await;
     Ok(())
