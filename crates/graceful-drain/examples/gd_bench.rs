@@ -159,6 +159,11 @@ async fn main() -> anyhow::Result<()> {
         rss_synced as f64 / 1024.0,
         rss_peak as f64 / 1024.0
     );
+    println!(
+        "  resident now: {:.1} MiB anonymous (heap, stacks), {:.1} MiB file-backed (the binary's code)",
+        status_kib(pid, "RssAnon:") as f64 / 1024.0,
+        status_kib(pid, "RssFile:") as f64 / 1024.0
+    );
     child.kill().await?;
 
     // 4. Failed requests, without and with steward.
@@ -359,11 +364,16 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
 }
 
 fn vm_hwm(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `/proc/<pid>/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })

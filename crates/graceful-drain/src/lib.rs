@@ -20,6 +20,7 @@ pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod inplace;
+pub mod memory;
 pub mod messages;
 pub mod metrics;
 pub mod probe;

@@ -88,6 +88,10 @@ pub struct RunArgs {
     /// Validity of the webhook certificate; renewed when a third is left.
     #[arg(long, default_value = "2160h", value_parser = humantime_secs, value_name = "DURATION")]
     pub cert_validity: Duration,
+    /// Pods per page when listing pod metadata (at start and after a broken watch);
+    /// smaller pages lower peak memory, larger ones mean fewer requests.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000), value_name = "N")]
+    pub list_page_size: u32,
     /// After a refused final eviction, no new drain of that pod for this long.
     #[arg(long, default_value = "30s", value_parser = humantime_secs, value_name = "DURATION")]
     pub restore_backoff: Duration,
@@ -180,13 +184,13 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         shutdown.clone(),
     ));
 
-    // Pod metadata for the webhook, all namespaces, managedFields dropped.
+    // Pod metadata for the webhook, all namespaces, slimmed to what it reads.
     let (pods, writer) = reflector::store();
     let stream = watcher(
         Api::<PartialObjectMeta<Pod>>::all(client.clone()),
-        watcher::Config::default(),
+        watcher::Config::default().page_size(args.list_page_size),
     )
-    .modify(|p| p.managed_fields_mut().clear())
+    .modify(webhook::slim)
     .default_backoff();
     let pod_stream = reflector(writer, stream)
         .applied_objects()

@@ -16,6 +16,7 @@ use axum::Json;
 use axum::extract::State;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::core::DynamicObject;
@@ -292,6 +293,33 @@ fn too_many_requests(
     resp
 }
 
+/// Drops from cached pod metadata what neither [`facts`] nor the conditional
+/// write reads, so 2000 pods cost little (`managedFields` alone is most of a
+/// pod's metadata): kept are name, namespace, resourceVersion, labels,
+/// annotations, deletionTimestamp and the controller owner's kind and name.
+pub fn slim(meta: &mut PartialObjectMeta<Pod>) {
+    meta.types = None;
+    let m = &mut meta.metadata;
+    // `None`, not `clear()`: a cleared Vec keeps its buffer.
+    m.managed_fields = None;
+    m.generate_name = None;
+    m.uid = None;
+    m.self_link = None;
+    if let Some(owners) = m.owner_references.take() {
+        m.owner_references = owners
+            .into_iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| {
+                vec![OwnerReference {
+                    kind: o.kind,
+                    name: o.name,
+                    controller: Some(true),
+                    ..OwnerReference::default()
+                }]
+            });
+    }
+}
+
 /// The facts the decision needs, from pod metadata.
 pub fn facts(meta: &PartialObjectMeta<Pod>) -> PodFacts {
     let owner = meta
@@ -406,4 +434,47 @@ pub async fn register(client: &Client, r: &Registration, ca_bundle: &str) -> Res
 /// Base64 as Kubernetes writes `[]byte` fields (k8s-openapi's ByteString serialises so).
 fn base64(bytes: &[u8]) -> serde_json::Value {
     serde_json::to_value(k8s_openapi::ByteString(bytes.to_vec())).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slim_keeps_every_fact_and_the_resource_version() {
+        let meta: PartialObjectMeta<Pod> = serde_json::from_value(json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {
+                "name": "web-7d9f8-abcde", "namespace": "shop", "generateName": "web-7d9f8-",
+                "uid": "u1", "resourceVersion": "42", "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "labels": { "app": "web", "pod-template-hash": "7d9f8" },
+                "annotations": { "vpa-managed": "true", "steward.io/drain-requested-at": "t" },
+                "ownerReferences": [
+                    { "apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u2" },
+                    { "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f8", "uid": "u3", "controller": true }
+                ],
+                "managedFields": [{ "manager": "kube-controller-manager", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": { "f:metadata": {} } }]
+            }
+        }))
+        .unwrap();
+        let mut slimmed = meta.clone();
+        slim(&mut slimmed);
+        assert_eq!(format!("{:?}", facts(&slimmed)), format!("{:?}", facts(&meta)));
+        assert_eq!(facts(&slimmed).workload.as_deref(), Some("Deployment/web"));
+        assert_eq!(slimmed.resource_version(), meta.resource_version());
+        assert_eq!(
+            ObjectRef::from_obj(&slimmed).within("shop").name,
+            "web-7d9f8-abcde"
+        );
+        assert!(slimmed.metadata.managed_fields.is_none());
+        assert_eq!(slimmed.owner_references().len(), 1);
+
+        // No controller owner: none kept, and the facts agree.
+        let mut bare = meta.clone();
+        bare.metadata.owner_references = Some(vec![meta.owner_references()[0].clone()]);
+        let mut slim_bare = bare.clone();
+        slim(&mut slim_bare);
+        assert_eq!(format!("{:?}", facts(&slim_bare)), format!("{:?}", facts(&bare)));
+        assert!(slim_bare.metadata.owner_references.is_none());
+    }
 }

@@ -34,6 +34,12 @@ fn main() -> ExitCode {
         _ => "info",
     };
     steward_runtime::logging::init(cli.log_format, default_level);
+    if matches!(
+        &cli.command,
+        cli::Command::GracefulDrain(graceful_drain::Command::Run(_))
+    ) {
+        graceful_drain::memory::one_malloc_arena();
+    }
     let lang = cli.lang;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
