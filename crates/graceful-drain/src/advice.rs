@@ -112,21 +112,41 @@ mod tests {
         // (step, key, candidate, expected change); one Advisor through the table.
         type Step = (&'static str, Option<Candidate>, Option<Change>);
         let table: Vec<Step> = vec![
-            ("a/web", cand("a/web", "Deployment/web", "Recreate"), advise("a/web", "Deployment/web", "Recreate")),
+            (
+                "a/web",
+                cand("a/web", "Deployment/web", "Recreate"),
+                advise("a/web", "Deployment/web", "Recreate"),
+            ),
             // The same VPA again (resync, status update): no second Event.
             ("a/web", cand("a/web", "Deployment/web", "Recreate"), None),
             // Changed target: advised again.
-            ("a/web", cand("a/web", "Deployment/api", "Recreate"), advise("a/web", "Deployment/api", "Recreate")),
+            (
+                "a/web",
+                cand("a/web", "Deployment/api", "Recreate"),
+                advise("a/web", "Deployment/api", "Recreate"),
+            ),
             // Auto -> Recreate on another VPA: both advised.
-            ("a/db", cand("a/db", "StatefulSet/db", "Auto"), advise("a/db", "StatefulSet/db", "Auto")),
-            ("a/db", cand("a/db", "StatefulSet/db", "Recreate"), advise("a/db", "StatefulSet/db", "Recreate")),
+            (
+                "a/db",
+                cand("a/db", "StatefulSet/db", "Auto"),
+                advise("a/db", "StatefulSet/db", "Auto"),
+            ),
+            (
+                "a/db",
+                cand("a/db", "StatefulSet/db", "Recreate"),
+                advise("a/db", "StatefulSet/db", "Recreate"),
+            ),
             // Switched to InPlaceOrRecreate: withdrawn once.
             ("a/web", None, Some(Change::Withdraw("a/web".into()))),
             ("a/web", None, None),
             // An Off VPA never advised is nothing.
             ("a/off", None, None),
             // Back to Recreate: advised again.
-            ("a/web", cand("a/web", "Deployment/api", "Recreate"), advise("a/web", "Deployment/api", "Recreate")),
+            (
+                "a/web",
+                cand("a/web", "Deployment/api", "Recreate"),
+                advise("a/web", "Deployment/api", "Recreate"),
+            ),
         ];
         let mut a = Advisor::default();
         for (i, (key, c, want)) in table.into_iter().enumerate() {
@@ -143,7 +163,10 @@ mod tests {
         a.apply("a/x", cand("a/x", "Deployment/x", "Recreate"));
         a.apply("a/y", cand("a/y", "Deployment/y", "Recreate"));
         a.relisting();
-        assert_eq!(a.apply("a/x", cand("a/x", "Deployment/x", "Recreate")), None);
+        assert_eq!(
+            a.apply("a/x", cand("a/x", "Deployment/x", "Recreate")),
+            None
+        );
         assert_eq!(a.relisted(), vec![Change::Withdraw("a/y".into())]);
         assert_eq!(a.len(), 1);
         // A second InitDone without Init withdraws nothing.

@@ -1,8 +1,8 @@
 //! Every Event graceful drain publishes, declared once: reason, type and note.
 
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use steward_runtime::{Lang, Localized};
 
 use crate::messages::Msg;

@@ -459,7 +459,10 @@ mod tests {
         .unwrap();
         let mut slimmed = meta.clone();
         slim(&mut slimmed);
-        assert_eq!(format!("{:?}", facts(&slimmed)), format!("{:?}", facts(&meta)));
+        assert_eq!(
+            format!("{:?}", facts(&slimmed)),
+            format!("{:?}", facts(&meta))
+        );
         assert_eq!(facts(&slimmed).workload.as_deref(), Some("Deployment/web"));
         assert_eq!(slimmed.resource_version(), meta.resource_version());
         assert_eq!(
@@ -474,7 +477,10 @@ mod tests {
         bare.metadata.owner_references = Some(vec![meta.owner_references()[0].clone()]);
         let mut slim_bare = bare.clone();
         slim(&mut slim_bare);
-        assert_eq!(format!("{:?}", facts(&slim_bare)), format!("{:?}", facts(&bare)));
+        assert_eq!(
+            format!("{:?}", facts(&slim_bare)),
+            format!("{:?}", facts(&bare))
+        );
         assert!(slim_bare.metadata.owner_references.is_none());
     }
 }

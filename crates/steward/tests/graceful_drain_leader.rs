@@ -29,7 +29,8 @@ fn vpas(env: &TestEnv) -> Api<DynamicObject> {
 
 /// A VPA on Deployment `name`; `mode` None leaves `updatePolicy` out (Auto).
 async fn vpa(env: &TestEnv, name: &str, mode: Option<&str>) {
-    let mut spec = json!({ "targetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name } });
+    let mut spec =
+        json!({ "targetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name } });
     if let Some(m) = mode {
         spec["updatePolicy"] = json!({ "updateMode": m });
     }
@@ -116,7 +117,9 @@ async fn recreate_vpas_get_in_place_advice_once_the_crd_appears() {
         .patch(
             "recreate",
             &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "updatePolicy": { "updateMode": "InPlaceOrRecreate" } } })),
+            &Patch::Merge(
+                json!({ "spec": { "updatePolicy": { "updateMode": "InPlaceOrRecreate" } } }),
+            ),
         )
         .await
         .unwrap();
@@ -233,13 +236,9 @@ async fn second_replica_takes_the_lease_and_finishes_the_drain() {
     .await
     .unwrap();
     b.wait_log(&["acquired leadership", "replica-b"]).await;
-    wait::object(
-        &pods(&env),
-        &name,
-        T,
-        "evicted by replica-b",
-        |p: &Pod| p.metadata.deletion_timestamp.is_some(),
-    )
+    wait::object(&pods(&env), &name, T, "evicted by replica-b", |p: &Pod| {
+        p.metadata.deletion_timestamp.is_some()
+    })
     .await
     .unwrap();
     b.wait_log(&["drained; evicted", &name]).await;
