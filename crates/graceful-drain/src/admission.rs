@@ -19,6 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::config::{Config, PodRef};
 use crate::state::{self, Phase, Record};
+use crate::workload::{self, Handling};
 
 /// The eviction being admitted.
 #[derive(Debug, Clone, Copy)]
@@ -61,8 +62,8 @@ pub enum Pass {
     /// the controller is not running, so the eviction goes through without grace
     /// rather than leave the caller retrying forever.
     Overdue,
-    /// Owned by a workload whose pods steward does not isolate (StatefulSet,
-    /// DaemonSet, Job): label isolation would break its controller.
+    /// Owned by a controller steward does not know (not a ReplicaSet, StatefulSet,
+    /// DaemonSet or Job): what a label change does to it is unknown.
     UnsupportedOwner,
 }
 
@@ -103,9 +104,6 @@ impl Decision {
 /// stops refusing evictions of the pod.
 pub const OVERDUE_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Owner kinds whose pods are isolated by label. A bare pod has no owner.
-const SUPPORTED_OWNERS: [&str; 1] = ["ReplicaSet"];
-
 /// Decides on one eviction. Pure.
 pub fn decide(
     attempt: Attempt<'_>,
@@ -126,8 +124,16 @@ pub fn decide(
             workload: record.workload.as_deref(),
             annotations: &pod.annotations,
         });
-        let limit = settings.max_wait + OVERDUE_MARGIN;
-        let overdue = record.requested_at.is_some_and(|t| {
+        let waits_for_job = workload::handling_of_workload(record.workload.as_deref())
+            == Some(Handling::AwaitCompletion);
+        let max = if waits_for_job {
+            settings.job_max_wait
+        } else {
+            settings.max_wait
+        };
+        let limit = max + OVERDUE_MARGIN;
+        // A StatefulSet pod waiting its turn is kept alive by the controller's heartbeat.
+        let overdue = record.last_seen().is_some_and(|t| {
             std::time::Duration::try_from(now.duration_since(t)).is_ok_and(|d| d > limit)
         });
         return match record.phase {
@@ -149,11 +155,7 @@ pub fn decide(
     if attempt.dry_run {
         return Decision::Allow(Pass::DryRun);
     }
-    if pod
-        .owner_kind
-        .as_deref()
-        .is_some_and(|k| !SUPPORTED_OWNERS.contains(&k))
-    {
+    if workload::handling(pod.owner_kind.as_deref()).is_none() {
         return Decision::Allow(Pass::UnsupportedOwner);
     }
     if let Some(until) = state::backing_off(&pod.annotations, now) {
@@ -242,7 +244,51 @@ mod tests {
                 "statefulset",
                 Some(pod(&vpa, &[], Some("StatefulSet"))),
                 false,
+                Decision::StartDrain {
+                    workload: Some("StatefulSet/web".into()),
+                },
+            ),
+            (
+                "job",
+                Some(pod(&vpa, &[], Some("Job"))),
+                false,
+                Decision::StartDrain {
+                    workload: Some("Job/web".into()),
+                },
+            ),
+            (
+                "unknown controller",
+                Some(pod(&vpa, &[], Some("CloneSet"))),
+                false,
                 Decision::Allow(Pass::UnsupportedOwner),
+            ),
+            (
+                "job pod requested 2 min ago: within jobMaxWait",
+                Some(pod(
+                    &[
+                        ("vpa-managed", "true"),
+                        (ANN_REQUESTED_AT, &long_ago),
+                        ("steward.io/drain-workload", "Job/nightly"),
+                    ],
+                    &[(LABEL_PHASE, "isolated")],
+                    Some("Job"),
+                )),
+                false,
+                Decision::InProgress(Phase::Isolated),
+            ),
+            (
+                "queued, old request, fresh heartbeat",
+                Some(pod(
+                    &[
+                        ("vpa-managed", "true"),
+                        (ANN_REQUESTED_AT, &long_ago),
+                        ("steward.io/drain-queued-at", &earlier),
+                    ],
+                    &[(LABEL_PHASE, "requested")],
+                    Some("StatefulSet"),
+                )),
+                false,
+                Decision::InProgress(Phase::Requested),
             ),
             (
                 "requested",

@@ -12,6 +12,7 @@
 //!   minWait: 3s      # never evict sooner after isolation (endpoint propagation)
 //!   maxWait: 60s     # evict at the latest this long after isolation
 //!   delay: 10s       # without a probe: wait exactly this long (after minWait)
+//!   jobMaxWait: 30m  # Job/CronJob pods: evicted when their job ends, at the latest this long after the request
 //!   probe:           # optional: drained when the gauge reads 0 (or, without gauge, on HTTP 2xx)
 //!     port: 9090
 //!     path: /metrics
@@ -25,7 +26,8 @@
 //! ```
 //!
 //! Per-pod annotations override the resolved values: `steward.io/drain-min-wait`,
-//! `steward.io/drain-max-wait`, `steward.io/drain-delay`, `steward.io/drain-probe-url`.
+//! `steward.io/drain-max-wait`, `steward.io/drain-delay`, `steward.io/drain-job-max-wait`,
+//! `steward.io/drain-probe-url`.
 //! An invalid document is rejected whole with the field named; the caller keeps the
 //! last good configuration.
 
@@ -43,6 +45,8 @@ pub const ANN_MIN_WAIT: &str = "steward.io/drain-min-wait";
 pub const ANN_MAX_WAIT: &str = "steward.io/drain-max-wait";
 /// Annotation overriding the fixed delay of one pod.
 pub const ANN_DELAY: &str = "steward.io/drain-delay";
+/// Annotation overriding how long a Job pod's eviction may wait for its job.
+pub const ANN_JOB_MAX_WAIT: &str = "steward.io/drain-job-max-wait";
 /// Annotation giving the full URL of the drain probe of one pod.
 pub const ANN_PROBE_URL: &str = "steward.io/drain-probe-url";
 
@@ -84,6 +88,7 @@ struct RawSettings {
     min_wait: Option<String>,
     max_wait: Option<String>,
     delay: Option<String>,
+    job_max_wait: Option<String>,
     probe: Option<Probe>,
 }
 
@@ -124,6 +129,9 @@ pub struct Settings {
     pub max_wait: Duration,
     /// Without a probe: evict this long after isolation (at least `min_wait`).
     pub delay: Duration,
+    /// Job and CronJob pods: evict when the pod has finished, at the latest this
+    /// long after the eviction was asked for.
+    pub job_max_wait: Duration,
     /// The probe, if any.
     pub probe: Option<ProbeTarget>,
 }
@@ -148,6 +156,7 @@ impl Default for Settings {
             min_wait: Duration::from_secs(3),
             max_wait: Duration::from_secs(60),
             delay: Duration::from_secs(10),
+            job_max_wait: Duration::from_secs(30 * 60),
             probe: None,
         }
     }
@@ -161,6 +170,7 @@ struct Override {
     min_wait: Option<Duration>,
     max_wait: Option<Duration>,
     delay: Option<Duration>,
+    job_max_wait: Option<Duration>,
     probe: Option<Probe>,
 }
 
@@ -240,6 +250,8 @@ impl Config {
             max_wait: duration("defaults.maxWait", &raw.defaults.max_wait)?
                 .unwrap_or(base.max_wait),
             delay: duration("defaults.delay", &raw.defaults.delay)?.unwrap_or(base.delay),
+            job_max_wait: duration("defaults.jobMaxWait", &raw.defaults.job_max_wait)?
+                .unwrap_or(base.job_max_wait),
             probe: raw.defaults.probe.clone().map(ProbeTarget::PodPort),
         };
         check_order("defaults", &defaults)?;
@@ -264,6 +276,7 @@ impl Config {
                 min_wait: duration(&format!("{at}.minWait"), &o.settings.min_wait)?,
                 max_wait: duration(&format!("{at}.maxWait"), &o.settings.max_wait)?,
                 delay: duration(&format!("{at}.delay"), &o.settings.delay)?,
+                job_max_wait: duration(&format!("{at}.jobMaxWait"), &o.settings.job_max_wait)?,
                 probe: o.settings.probe.clone(),
             });
         }
@@ -317,6 +330,7 @@ impl Config {
         ann(ANN_MIN_WAIT, &mut s.min_wait);
         ann(ANN_MAX_WAIT, &mut s.max_wait);
         ann(ANN_DELAY, &mut s.delay);
+        ann(ANN_JOB_MAX_WAIT, &mut s.job_max_wait);
         if let Some(url) = pod.annotations.get(ANN_PROBE_URL) {
             let gauge = match &s.probe {
                 Some(ProbeTarget::PodPort(p)) => p.gauge.clone(),
@@ -353,6 +367,7 @@ fn apply(s: &Settings, o: &Override) -> Settings {
         min_wait: o.min_wait.unwrap_or(s.min_wait),
         max_wait: o.max_wait.unwrap_or(s.max_wait),
         delay: o.delay.unwrap_or(s.delay),
+        job_max_wait: o.job_max_wait.unwrap_or(s.job_max_wait),
         probe: o
             .probe
             .clone()
@@ -373,6 +388,9 @@ fn check_order(at: &str, s: &Settings) -> Result<()> {
     }
     if s.max_wait.is_zero() {
         return Err(invalid(format!("{at}.maxWait"), "must be above 0"));
+    }
+    if s.job_max_wait.is_zero() {
+        return Err(invalid(format!("{at}.jobMaxWait"), "must be above 0"));
     }
     Ok(())
 }

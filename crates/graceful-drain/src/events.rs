@@ -14,6 +14,8 @@ pub const CONTROLLER: &str = "steward-graceful-drain";
 pub enum Reason {
     /// The pod left load balancing.
     DrainStarted,
+    /// A StatefulSet pod waits its turn.
+    DrainQueued,
     /// The pod drained and was evicted.
     Drained,
     /// The maximum wait passed; evicted anyway.
@@ -30,6 +32,7 @@ impl Reason {
     fn parts(self) -> (&'static str, EventType, &'static str) {
         match self {
             Self::DrainStarted => ("DrainStarted", EventType::Normal, "Isolate"),
+            Self::DrainQueued => ("DrainQueued", EventType::Normal, "Queue"),
             Self::Drained => ("Drained", EventType::Normal, "Evict"),
             Self::DrainTimedOut => ("DrainTimedOut", EventType::Warning, "Evict"),
             Self::EvictionBlocked => ("EvictionBlocked", EventType::Warning, "Evict"),

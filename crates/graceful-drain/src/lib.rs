@@ -8,7 +8,7 @@
 //! drained, then evicts it itself through the Eviction API. See `admission` for
 //! why that answer ends every evicter's loop with the pod gone.
 //!
-//! Pure: `admission`, `config`, `state`, `procnet`, and the parsing half of
+//! Pure: `admission`, `config`, `state`, `workload`, `procnet`, and the parsing half of
 //! `probe`. I/O: `webhook`, `controller`, `certs`, `doctor`, `run`.
 
 pub mod admission;
@@ -25,6 +25,7 @@ pub mod procnet;
 mod run;
 pub mod state;
 pub mod webhook;
+pub mod workload;
 
 pub use error::{Error, Result};
 pub use run::{CONFIG_KEY, RunArgs, run};
