@@ -30,6 +30,8 @@ pub struct Attempt<'a> {
     pub name: &'a str,
     /// A server-side dry run (steward's PDB check, `kubectl drain --dry-run=server`).
     pub dry_run: bool,
+    /// The user asking (`system:serviceaccount:kube-system:vpa-updater`, a person, ...).
+    pub requester: &'a str,
 }
 
 /// What the webhook knows of the pod.
@@ -52,6 +54,8 @@ pub struct PodFacts {
 pub enum Pass {
     /// Not a targeted pod (annotation, namespace policy or an override).
     NotTargeted,
+    /// A targeted pod, but the evicter is opted out (`evicters` in the config).
+    EvicterOptedOut,
     /// A dry run changes nothing.
     DryRun,
     /// steward's own eviction, or a caller's retry after steward has drained the pod.
@@ -88,6 +92,7 @@ impl Decision {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Allow(Pass::NotTargeted) => "allow_not_targeted",
+            Self::Allow(Pass::EvicterOptedOut) => "allow_evicter_opted_out",
             Self::Allow(Pass::DryRun) => "allow_dry_run",
             Self::Allow(Pass::Drained) => "allow_drained",
             Self::Allow(Pass::Gone) => "allow_gone",
@@ -152,6 +157,9 @@ pub fn decide(
     if !targeted {
         return Decision::Allow(Pass::NotTargeted);
     }
+    if !config.drains_evicter(attempt.requester) {
+        return Decision::Allow(Pass::EvicterOptedOut);
+    }
     if attempt.dry_run {
         return Decision::Allow(Pass::DryRun);
     }
@@ -187,6 +195,47 @@ mod tests {
             owner_kind: owner.map(String::from),
             workload: owner.map(|k| format!("{k}/web")),
             deleting: false,
+        }
+    }
+
+    #[test]
+    fn evicters_opted_out_pass_through() {
+        let c = Config::parse(
+            "version: 1\nevicters:\n  include: [\"system:serviceaccount:*\"]\n  exclude: [\"system:serviceaccount:kube-system:karpenter\"]\n",
+        )
+        .unwrap();
+        let vpa = [("vpa-managed", "true")];
+        let table = [
+            ("system:serviceaccount:kube-system:vpa-updater", true),
+            ("system:serviceaccount:kube-system:karpenter", false),
+            ("alice@example.com", false),
+        ];
+        for (user, drained) in table {
+            let attempt = Attempt {
+                namespace: "shop",
+                name: "web-1",
+                dry_run: false,
+                requester: user,
+            };
+            let d = decide(
+                attempt,
+                Some(&pod(&vpa, &[], Some("ReplicaSet"))),
+                &c,
+                now(),
+            );
+            assert_eq!(
+                matches!(d, Decision::StartDrain { .. }),
+                drained,
+                "{user}: {d:?}"
+            );
+            // A drain under way is finished whoever retries.
+            let d = decide(
+                attempt,
+                Some(&pod(&vpa, &[(LABEL_PHASE, "evicting")], None)),
+                &c,
+                now(),
+            );
+            assert_eq!(d, Decision::Allow(Pass::Drained), "{user}");
         }
     }
 
@@ -368,6 +417,7 @@ mod tests {
                 namespace: "shop",
                 name: "web-1",
                 dry_run,
+                requester: "system:serviceaccount:kube-system:vpa-updater",
             };
             assert_eq!(decide(attempt, p.as_ref(), &c, now()), want, "{what}");
         }

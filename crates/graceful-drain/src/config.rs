@@ -8,6 +8,9 @@
 //! namespaces:
 //!   include: []                            # empty: every namespace
 //!   exclude: [batch]
+//! evicters:                                # who is drained (the eviction's user); `*` ends a prefix
+//!   include: []                            # empty: every evicter
+//!   exclude: ["system:serviceaccount:kube-system:karpenter"]
 //! defaults:
 //!   minWait: 3s      # never evict sooner after isolation (endpoint propagation)
 //!   maxWait: 60s     # evict at the latest this long after isolation
@@ -61,6 +64,8 @@ struct RawConfig {
     selector: RawSelector,
     #[serde(default)]
     namespaces: RawNamespaces,
+    #[serde(default)]
+    evicters: RawNamespaces,
     #[serde(default)]
     defaults: RawSettings,
     #[serde(default)]
@@ -180,6 +185,8 @@ pub struct Config {
     selector: BTreeMap<String, String>,
     include: Vec<String>,
     exclude: Vec<String>,
+    evicters_include: Vec<String>,
+    evicters_exclude: Vec<String>,
     defaults: Settings,
     overrides: Vec<Override>,
 }
@@ -190,6 +197,8 @@ impl Default for Config {
             selector: [("vpa-managed".to_string(), "true".to_string())].into(),
             include: Vec::new(),
             exclude: Vec::new(),
+            evicters_include: Vec::new(),
+            evicters_exclude: Vec::new(),
             defaults: Settings::default(),
             overrides: Vec::new(),
         }
@@ -280,7 +289,23 @@ impl Config {
                 probe: o.settings.probe.clone(),
             });
         }
+        for (list, at) in [
+            (&raw.evicters.include, "evicters.include"),
+            (&raw.evicters.exclude, "evicters.exclude"),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                let body = p.strip_suffix('*').unwrap_or(p);
+                if p.is_empty() || body.contains('*') {
+                    return Err(invalid(
+                        format!("{at}[{i}]"),
+                        format!("\"{p}\" is not a user name or a prefix ending in a single `*`"),
+                    ));
+                }
+            }
+        }
         let config = Self {
+            evicters_include: raw.evicters.include,
+            evicters_exclude: raw.evicters.exclude,
             selector: raw
                 .selector
                 .annotations
@@ -295,6 +320,17 @@ impl Config {
             check_order(&format!("overrides[{i}]"), &apply(&config.defaults, o))?;
         }
         Ok(config)
+    }
+
+    /// Whether evictions by `user` (the API request's user name, for example
+    /// `system:serviceaccount:kube-system:vpa-updater`) are drained.
+    pub fn drains_evicter(&self, user: &str) -> bool {
+        let hit = |p: &String| match p.strip_suffix('*') {
+            Some(prefix) => user.starts_with(prefix),
+            None => user == p,
+        };
+        (self.evicters_include.is_empty() || self.evicters_include.iter().any(hit))
+            && !self.evicters_exclude.iter().any(hit)
     }
 
     /// Whether the pod is targeted: selector annotations, namespace policy, overrides.
@@ -433,6 +469,14 @@ mod tests {
                 "overrides[0].namespace",
             ),
             ("version: [1]\n", "version"),
+            (
+                "version: 1\nevicters:\n  exclude: [\"system:*:karpenter\"]\n",
+                "evicters.exclude[0]",
+            ),
+            (
+                "version: 1\nevicters:\n  include: [\"\"]\n",
+                "evicters.include[0]",
+            ),
             ("- a\n- b\n", "config"),
         ];
         for (yaml, field) in table {

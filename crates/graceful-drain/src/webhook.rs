@@ -152,10 +152,12 @@ async fn answer(
     let Some(ns) = req.namespace.as_deref() else {
         return (allow, "allow_not_eviction");
     };
+    let requester = req.user_info.username.clone().unwrap_or_default();
     let attempt = Attempt {
         namespace: ns,
         name: &req.name,
         dry_run: req.dry_run,
+        requester: &requester,
     };
     let grace = req
         .object
@@ -163,7 +165,6 @@ async fn answer(
         .and_then(|o| o.data.pointer("/deleteOptions/gracePeriodSeconds"))
         .and_then(serde_json::Value::as_u64)
         .and_then(|g| u32::try_from(g).ok());
-    let requester = req.user_info.username.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let mut cached = ctx
         .pods
@@ -214,6 +215,7 @@ async fn answer(
                     api.clone(),
                     attempt.namespace.to_string(),
                     req.name.clone(),
+                    requester.clone(),
                     patch,
                 ));
                 Msg::Draining.render(ctx.lang)
@@ -230,7 +232,14 @@ async fn answer(
 /// Writes the drain request, conditional on the resourceVersion the decision saw.
 /// On a conflict the pod is read again and decided again: a drain that started
 /// meanwhile (or a pod now being deleted) needs no request.
-async fn record(ctx: Ctx, api: Api<Pod>, ns: String, name: String, patch: serde_json::Value) {
+async fn record(
+    ctx: Ctx,
+    api: Api<Pod>,
+    ns: String,
+    name: String,
+    requester: String,
+    patch: serde_json::Value,
+) {
     let pod = format!("{ns}/{name}");
     let pp = PatchParams::default();
     let mut patch = patch;
@@ -253,6 +262,7 @@ async fn record(ctx: Ctx, api: Api<Pod>, ns: String, name: String, patch: serde_
                     namespace: &ns,
                     name: &name,
                     dry_run: false,
+                    requester: &requester,
                 };
                 let config = ctx.config.borrow().clone();
                 if !matches!(

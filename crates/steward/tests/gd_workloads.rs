@@ -15,6 +15,7 @@ use gd_support::{StewardSpec, T};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
 use kube::api::{Api, EvictParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -419,4 +420,92 @@ async fn daemonset_pod_keeps_its_owner_and_no_second_pod_starts_on_its_node() {
     .await
     .unwrap_or_else(|e| panic!("{e}; logs: {:?}", steward.logs.lock().unwrap()));
     assert_eq!(seen.violations(), Vec::<String>::new());
+}
+
+/// A client acting as `user` (the test's admin may impersonate anyone).
+async fn client_as(user: &str) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(testkit::cluster().kubeconfig()).unwrap();
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    cfg.auth_info.impersonate = Some(user.into());
+    // As evicters do: a 429 is an answer to see, not one for kube's retry layer.
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_evicters_opted_in_are_drained() {
+    let env = setup("gd-who").await;
+    let spec = StewardSpec::new(&env).await;
+    spec.config(
+        &env.client,
+        "version: 1\ndefaults:\n  minWait: 1s\n  delay: 1s\n  maxWait: 20s\nevicters:\n  include: [\"system:serviceaccount:*\"]\n  exclude: [\"system:serviceaccount:kube-system:karpenter\"]\n",
+    )
+    .await;
+    let steward = spec.start().await;
+    let web = gd_support::web(&env, "web", 3, true, json!({})).await;
+    // The evicters may evict in this namespace, as their real RBAC allows.
+    let role: Role = from_json(json!({
+        "metadata": { "name": "evicter" },
+        "rules": [{ "apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"] }]
+    }));
+    Api::<Role>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = from_json(json!({
+        "metadata": { "name": "evicters" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "evicter" },
+        "subjects": [
+            { "kind": "ServiceAccount", "name": "vpa-updater", "namespace": "kube-system" },
+            { "kind": "ServiceAccount", "name": "karpenter", "namespace": "kube-system" },
+            { "kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice@example.com" }
+        ]
+    }));
+    Api::<RoleBinding>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let evict_as = |user: &'static str, name: String| {
+        let ns = env.ns.clone();
+        async move {
+            let api: Api<Pod> = Api::namespaced(client_as(user).await, &ns);
+            match api.evict(&name, &EvictParams::default()).await {
+                Ok(_) => 201,
+                Err(kube::Error::Api(s)) => s.code,
+                Err(e) => panic!("eviction transport error: {e}"),
+            }
+        }
+    };
+    // Opted in: drained (429 now, evicted by steward later).
+    let updater = "system:serviceaccount:kube-system:vpa-updater";
+    assert_eq!(evict_as(updater, web[0].name_any()).await, 429);
+    // Opted out: evicted at once, nothing of steward's written.
+    let karpenter = "system:serviceaccount:kube-system:karpenter";
+    assert_eq!(evict_as(karpenter, web[1].name_any()).await, 201);
+    assert_eq!(evict_as("alice@example.com", web[2].name_any()).await, 201);
+    for p in &web[1..] {
+        let p = pods(&env).get(&p.name_any()).await.unwrap();
+        assert!(p.metadata.deletion_timestamp.is_some(), "{p:?}");
+        assert!(!p.labels().contains_key("steward.io/drain"), "{p:?}");
+    }
+    let requested = pods(&env).get(&web[0].name_any()).await.unwrap();
+    assert_eq!(
+        requested
+            .annotations()
+            .get("steward.io/drain-requester")
+            .map(String::as_str),
+        Some("system:serviceaccount:kube-system:vpa-updater")
+    );
+    wait::until(T, "the updater's pod drained and evicted", || async {
+        Ok(pods(&env)
+            .get_opt(&web[0].name_any())
+            .await?
+            .is_none_or(|p| p.uid() != web[0].uid() || p.metadata.deletion_timestamp.is_some()))
+    })
+    .await
+    .unwrap();
+    let m = steward.metrics().await;
+    assert!(m.contains("decision=\"allow_evicter_opted_out\"} 2"), "{m}");
 }
