@@ -85,12 +85,25 @@ pub struct RunArgs {
         value_name = "NAME"
     )]
     pub tls_secret: String,
+    /// Who issues the webhook certificate: `self` (steward makes a CA, writes the Secret, rotates it) or `secret` (cert-manager or anyone writes tls.crt, tls.key and ca.crt into --tls-secret; steward only reads and follows it).
+    #[arg(long, value_enum, default_value_t = TlsSource::SelfSigned, value_name = "SOURCE")]
+    pub tls_source: TlsSource,
     /// Validity of the webhook certificate; renewed when a third is left.
     #[arg(long, default_value = "2160h", value_parser = humantime_secs, value_name = "DURATION")]
     pub cert_validity: Duration,
     /// After a refused final eviction, no new drain of that pod for this long.
     #[arg(long, default_value = "30s", value_parser = humantime_secs, value_name = "DURATION")]
     pub restore_backoff: Duration,
+}
+
+/// Who issues the webhook certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsSource {
+    /// steward's own CA, in a Secret it writes and rotates.
+    #[value(name = "self")]
+    SelfSigned,
+    /// A Secret someone else writes (a cert-manager Certificate's secretName).
+    Secret,
 }
 
 fn key_value(s: &str) -> std::result::Result<(String, String), String> {
@@ -167,18 +180,36 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
 
     // Certificate and webhook registration.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
-    let bundle =
-        certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await?;
+    let bundle = match args.tls_source {
+        TlsSource::SelfSigned => {
+            certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await?
+        }
+        TlsSource::Secret => {
+            let Some(b) = first_external(&secrets, &args.tls_secret, &shutdown).await else {
+                return Ok(());
+            };
+            b
+        }
+    };
     let resolver = Resolver::new(&bundle)?;
     let registration = args.registration();
     webhook::register(&client, &registration, &bundle.ca_bundle()).await?;
-    tokio::spawn(keep_certificate(
-        client.clone(),
-        args.clone(),
-        bundle,
-        resolver.clone(),
-        shutdown.clone(),
-    ));
+    match args.tls_source {
+        TlsSource::SelfSigned => tokio::spawn(keep_certificate(
+            client.clone(),
+            args.clone(),
+            bundle,
+            resolver.clone(),
+            shutdown.clone(),
+        )),
+        TlsSource::Secret => tokio::spawn(follow_external(
+            client.clone(),
+            args.clone(),
+            bundle,
+            resolver.clone(),
+            shutdown.clone(),
+        )),
+    };
 
     // Pod metadata for the webhook, all namespaces, managedFields dropped.
     let (pods, writer) = reflector::store();
@@ -348,5 +379,88 @@ async fn keep_certificate(
                 tracing::warn!(%error, "checking the webhook certificate failed; retrying")
             }
         }
+    }
+}
+
+/// Waits until the externally issued Secret exists and holds a usable certificate
+/// (cert-manager may issue it after steward starts); `None` on shutdown.
+async fn first_external(
+    secrets: &Api<Secret>,
+    name: &str,
+    shutdown: &Shutdown,
+) -> Option<certs::Bundle> {
+    let mut said = String::new();
+    loop {
+        let why = match secrets.get_opt(name).await {
+            Ok(Some(s)) => match certs::from_external(&s) {
+                Ok(b) => return Some(b),
+                Err(e) => e.to_string(),
+            },
+            Ok(None) => format!(
+                "Secret {name} does not exist yet (is its cert-manager Certificate issued?)"
+            ),
+            Err(e) => e.to_string(),
+        };
+        if why != said {
+            tracing::warn!(secret = name, error = %why, "waiting for the webhook certificate; not serving yet");
+            said = why;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = shutdown.signaled() => return None,
+        }
+    }
+}
+
+/// Follows an externally issued Secret: a renewed certificate is served from the
+/// next handshake; a new CA goes into `caBundle` beside the previous one first, so
+/// the API server trusts whichever certificate a replica still serves. A Secret
+/// that becomes unusable keeps the last good certificate in service.
+async fn follow_external(
+    client: Client,
+    args: RunArgs,
+    mut current: certs::Bundle,
+    resolver: Arc<Resolver>,
+    shutdown: Shutdown,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={}", args.tls_secret));
+    let stream = watcher(secrets, cfg).default_backoff().applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let registration = args.registration();
+    loop {
+        let secret = tokio::select! {
+            next = stream.try_next() => match next {
+                Ok(Some(s)) => s,
+                Ok(None) => return,
+                Err(error) => { tracing::warn!(%error, "watching the certificate Secret failed"); continue; }
+            },
+            () = shutdown.signaled() => return,
+        };
+        let mut b = match certs::from_external(&secret) {
+            Ok(b) => b,
+            Err(error) => {
+                tracing::warn!(secret = %args.tls_secret, %error, "the certificate Secret is not usable; the last good certificate stays in service");
+                continue;
+            }
+        };
+        if b.cert == current.cert && b.ca == current.ca && b.key == current.key {
+            continue;
+        }
+        if b.ca != current.ca {
+            b.previous_ca = Some(current.ca.clone());
+        } else {
+            b.previous_ca.clone_from(&current.previous_ca);
+        }
+        if let Err(error) = webhook::register(&client, &registration, &b.ca_bundle()).await {
+            tracing::warn!(%error, "updating the webhook caBundle failed; still serving the previous certificate");
+            continue;
+        }
+        if let Err(error) = resolver.set(&b) {
+            tracing::warn!(%error, "loading the renewed certificate failed");
+            continue;
+        }
+        tracing::info!(secret = %args.tls_secret, not_after = %b.not_after, "serving a renewed webhook certificate from the Secret");
+        current = b;
     }
 }
