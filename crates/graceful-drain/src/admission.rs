@@ -47,6 +47,8 @@ pub struct PodFacts {
     pub workload: Option<String>,
     /// The pod is already being deleted.
     pub deleting: bool,
+    /// A VerticalPodAutoscaler (not in `Off` mode) targets the pod's workload.
+    pub vpa_targeted: bool,
 }
 
 /// Why an eviction passes untouched.
@@ -149,11 +151,14 @@ pub fn decide(
         };
     }
     let workload = pod.workload.as_deref();
-    let targeted = config.targets(PodRef {
-        namespace: attempt.namespace,
-        workload,
-        annotations: &pod.annotations,
-    });
+    let targeted = config.targets(
+        PodRef {
+            namespace: attempt.namespace,
+            workload,
+            annotations: &pod.annotations,
+        },
+        pod.vpa_targeted,
+    );
     if !targeted {
         return Decision::Allow(Pass::NotTargeted);
     }
@@ -195,6 +200,7 @@ mod tests {
             owner_kind: owner.map(String::from),
             workload: owner.map(|k| format!("{k}/web")),
             deleting: false,
+            vpa_targeted: false,
         }
     }
 

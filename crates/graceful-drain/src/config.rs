@@ -5,6 +5,7 @@
 //! version: 1
 //! selector:
 //!   annotations: { vpa-managed: "true" }   # a pod is targeted when it has all of these
+//!   vpaObjects: false                      # or when a VerticalPodAutoscaler (mode not Off) targets its workload
 //! namespaces:
 //!   include: []                            # empty: every namespace
 //!   exclude: [batch]
@@ -76,6 +77,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawSelector {
     annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    vpa_objects: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +186,7 @@ struct Override {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     selector: BTreeMap<String, String>,
+    vpa_objects: bool,
     include: Vec<String>,
     exclude: Vec<String>,
     evicters_include: Vec<String>,
@@ -195,6 +199,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             selector: [("vpa-managed".to_string(), "true".to_string())].into(),
+            vpa_objects: false,
             include: Vec::new(),
             exclude: Vec::new(),
             evicters_include: Vec::new(),
@@ -306,6 +311,7 @@ impl Config {
         let config = Self {
             evicters_include: raw.evicters.include,
             evicters_exclude: raw.evicters.exclude,
+            vpa_objects: raw.selector.vpa_objects,
             selector: raw
                 .selector
                 .annotations
@@ -333,12 +339,19 @@ impl Config {
             && !self.evicters_exclude.iter().any(hit)
     }
 
-    /// Whether the pod is targeted: selector annotations, namespace policy, overrides.
-    pub fn targets(&self, pod: PodRef<'_>) -> bool {
+    /// Whether pods are also targeted through VerticalPodAutoscaler objects.
+    pub fn vpa_objects(&self) -> bool {
+        self.vpa_objects
+    }
+
+    /// Whether the pod is targeted: selector annotations (or, with `vpaObjects`, a
+    /// VPA on its workload: `vpa_targeted`), namespace policy, overrides.
+    pub fn targets(&self, pod: PodRef<'_>, vpa_targeted: bool) -> bool {
         let selected = self
             .selector
             .iter()
-            .all(|(k, v)| pod.annotations.get(k) == Some(v));
+            .all(|(k, v)| pod.annotations.get(k) == Some(v))
+            || (self.vpa_objects && vpa_targeted);
         let ns_ok = (self.include.is_empty() || self.include.iter().any(|n| n == pod.namespace))
             && !self.exclude.iter().any(|n| n == pod.namespace);
         selected && ns_ok && !self.matching(pod).any(|o| o.disabled)
@@ -513,7 +526,7 @@ mod tests {
                 workload: w,
                 annotations: a,
             };
-            assert_eq!(c.targets(pod), want, "{ns} {w:?} {a:?}");
+            assert_eq!(c.targets(pod, false), want, "{ns} {w:?} {a:?}");
         }
     }
 

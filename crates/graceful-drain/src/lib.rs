@@ -24,6 +24,7 @@ pub mod probe;
 pub mod procnet;
 mod run;
 pub mod state;
+pub mod vpa;
 pub mod webhook;
 pub mod workload;
 

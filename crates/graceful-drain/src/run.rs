@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::Api;
-use kube::api::PartialObjectMeta;
+use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use steward_runtime::admin::{AdminArgs, AdminServer, Readiness};
@@ -223,10 +222,17 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         .applied_objects()
         .for_each(|_| async {});
     tokio::spawn(pod_stream);
+    let vpas = vpa_store(&client).await;
     let wait_store = pods.clone();
     tokio::select! {
         r = wait_store.wait_until_ready() => r.map_err(|_| Error::CacheStopped)?,
         () = shutdown.signaled() => return Ok(()),
+    }
+    if let Some(v) = &vpas {
+        tokio::select! {
+            r = v.wait_until_ready() => r.map_err(|_| Error::CacheStopped)?,
+            () = shutdown.signaled() => return Ok(()),
+        }
     }
 
     let listener = webhook::bind(args.webhook_addr).await?;
@@ -238,6 +244,7 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         metrics: metrics.clone(),
         lang,
         retry_after: 5,
+        vpas,
     };
     tokio::spawn(webhook::serve(listener, resolver, ctx, shutdown.clone()));
     ready.set(true);
@@ -280,6 +287,31 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
     let _ = controller.await;
     leader.release(Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// A cache of the VerticalPodAutoscalers, when their API is installed (read at
+/// start; a VPA CRD installed later is picked up at the next restart).
+async fn vpa_store(client: &Client) -> Option<reflector::Store<DynamicObject>> {
+    let ar = crate::vpa::api_resource();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            tracing::info!("no VerticalPodAutoscaler API; targeting by VPA objects is off");
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "reading VerticalPodAutoscalers failed; targeting by VPA objects is off");
+            return None;
+        }
+    }
+    let writer = reflector::store::Writer::new(ar);
+    let store = writer.as_reader();
+    let stream = watcher(api, watcher::Config::default())
+        .modify(|v| v.managed_fields_mut().clear())
+        .default_backoff();
+    tokio::spawn(reflector(writer, stream).for_each(|_| async {}));
+    Some(store)
 }
 
 fn hostname() -> String {

@@ -58,6 +58,21 @@ pub struct Ctx {
     pub lang: Lang,
     /// Seconds callers are told to wait before retrying.
     pub retry_after: u32,
+    /// VerticalPodAutoscaler objects, when the VPA API is installed.
+    pub vpas: Option<Store<DynamicObject>>,
+}
+
+impl Ctx {
+    /// The facts of a pod, with VPA targeting looked up when the config asks for it.
+    fn facts(&self, namespace: &str, meta: &PartialObjectMeta<Pod>, config: &Config) -> PodFacts {
+        let mut f = facts(meta);
+        if config.vpa_objects()
+            && let (Some(store), Some(w)) = (&self.vpas, f.workload.as_deref())
+        {
+            f.vpa_targeted = crate::vpa::any_drives(store, namespace, w);
+        }
+        f
+    }
 }
 
 /// Serves the webhook over TLS on `listener` until shutdown.
@@ -186,8 +201,8 @@ async fn answer(
                 }
             },
         };
-        let facts = meta.as_ref().map(facts);
         let config = ctx.config.borrow().clone();
+        let facts = meta.as_ref().map(|m| ctx.facts(ns, m, &config));
         let now = Timestamp::now();
         let decision = admission::decide(attempt, facts.as_ref(), &config, now);
         let msg = match &decision {
@@ -266,7 +281,12 @@ async fn record(
                 };
                 let config = ctx.config.borrow().clone();
                 if !matches!(
-                    admission::decide(attempt, Some(&facts(&fresh)), &config, Timestamp::now()),
+                    admission::decide(
+                        attempt,
+                        Some(&ctx.facts(&ns, &fresh, &config)),
+                        &config,
+                        Timestamp::now()
+                    ),
                     Decision::StartDrain { .. }
                 ) {
                     return;
@@ -315,6 +335,7 @@ pub fn facts(meta: &PartialObjectMeta<Pod>) -> PodFacts {
         owner_kind: owner.map(|o| o.kind.clone()),
         workload,
         deleting: meta.metadata.deletion_timestamp.is_some(),
+        vpa_targeted: false,
         labels,
     }
 }

@@ -509,3 +509,45 @@ async fn only_the_evicters_opted_in_are_drained() {
     let m = steward.metrics().await;
     assert!(m.contains("decision=\"allow_evicter_opted_out\"} 2"), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_of_a_workload_a_vpa_drives_are_targeted_without_the_annotation() {
+    let env = setup("gd-vpaobj").await;
+    gd_support::install_vpa_crds().await;
+    let spec = StewardSpec::new(&env).await;
+    spec.config(
+        &env.client,
+        "version: 1\nselector:\n  annotations: { vpa-managed: \"true\" }\n  vpaObjects: true\ndefaults:\n  minWait: 1s\n  delay: 30s\n  maxWait: 60s\n",
+    )
+    .await;
+    // No annotation on any of these pods.
+    let web = gd_support::web(&env, "web", 1, false, json!({})).await;
+    let off = gd_support::web(&env, "off", 1, false, json!({})).await;
+    let plain = gd_support::web(&env, "plain", 1, false, json!({})).await;
+    gd_support::vpa(&env, "web").await; // Recreate
+    gd_support::vpa(&env, "off").await;
+    let vpas: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        &env.ns,
+        &graceful_drain::vpa::api_resource(),
+    );
+    vpas.patch(
+        "off",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({ "spec": { "updatePolicy": { "updateMode": "Off" } } })),
+    )
+    .await
+    .unwrap();
+    // Started after the VPAs exist: its cache is synced before it serves.
+    let steward = spec.start().await;
+    assert_eq!(
+        evict(&env, &web[0].name_any()).await,
+        429,
+        "VPA in Recreate"
+    );
+    assert_eq!(evict(&env, &off[0].name_any()).await, 201, "VPA Off");
+    assert_eq!(evict(&env, &plain[0].name_any()).await, 201, "no VPA");
+    let m = steward.metrics().await;
+    assert!(m.contains("decision=\"deny_start_drain\"} 1"), "{m}");
+    assert!(m.contains("decision=\"allow_not_targeted\"} 2"), "{m}");
+}
