@@ -90,9 +90,16 @@ pub struct Ctx {
     pub active: Mutex<HashSet<ObjectRef<Pod>>>,
 }
 
-/// Runs the controller until `stop` completes.
-pub async fn run(ctx: Arc<Ctx>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let pods: Api<Pod> = Api::all(ctx.client.clone());
+/// Runs the controller until `stop` completes, on `namespace` only or on all.
+pub async fn run(
+    ctx: Arc<Ctx>,
+    namespace: Option<String>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let pods: Api<Pod> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
     let cfg = watcher::Config::default().labels(state::LABEL_PHASE);
     Controller::new(pods, cfg)
         .graceful_shutdown_on(stop)

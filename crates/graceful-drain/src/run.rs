@@ -74,6 +74,9 @@ pub struct RunArgs {
     /// Namespace label (key=value) a namespace must carry for its evictions to reach the webhook; repeatable.
     #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
     pub webhook_namespace_label: Vec<(String, String)>,
+    /// Only this namespace: its evictions alone reach the webhook and the controller drains only its pods (one steward per tenant). Default: every namespace.
+    #[arg(long, value_name = "NS")]
+    pub watch_namespace: Option<String>,
     /// Namespaces whose evictions never reach the webhook, beside kube-system and steward's own; repeatable.
     #[arg(long, value_name = "NS")]
     pub exclude_namespace: Vec<String>,
@@ -127,7 +130,16 @@ impl RunArgs {
             },
             timeout_seconds: self.webhook_timeout,
             excluded_namespaces: excluded,
-            namespace_labels: self.webhook_namespace_label.iter().cloned().collect(),
+            namespace_labels: self
+                .webhook_namespace_label
+                .iter()
+                .cloned()
+                .chain(
+                    self.watch_namespace
+                        .iter()
+                        .map(|ns| ("kubernetes.io/metadata.name".to_string(), ns.clone())),
+                )
+                .collect(),
         }
     }
 
@@ -270,12 +282,16 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
     });
     let stop = shutdown.clone();
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx, async move {
-        tokio::select! {
-            () = stop.signaled() => {}
-            _ = lost_rx => {}
-        }
-    }));
+    let controller = tokio::spawn(controller::run(
+        ctx,
+        args.watch_namespace.clone(),
+        async move {
+            tokio::select! {
+                () = stop.signaled() => {}
+                _ = lost_rx => {}
+            }
+        },
+    ));
     tokio::select! {
         () = leader.lost() => {
             let _ = lost_tx.send(());

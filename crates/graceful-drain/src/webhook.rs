@@ -15,6 +15,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
@@ -63,9 +64,34 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The facts of a pod, with VPA targeting looked up when the config asks for it.
-    fn facts(&self, namespace: &str, meta: &PartialObjectMeta<Pod>, config: &Config) -> PodFacts {
+    /// The facts of a pod: a Job pod's workload is its CronJob when it has one (one
+    /// read of the Job's metadata), and VPA targeting is looked up when the config
+    /// asks for it.
+    async fn facts(
+        &self,
+        namespace: &str,
+        meta: &PartialObjectMeta<Pod>,
+        config: &Config,
+    ) -> PodFacts {
         let mut f = facts(meta);
+        if let Some(job) = f.workload.as_deref().and_then(|w| w.strip_prefix("Job/")) {
+            let jobs: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+            match jobs.get_metadata_opt(job).await {
+                Ok(Some(j)) => {
+                    if let Some(cj) = j
+                        .owner_references()
+                        .iter()
+                        .find(|o| o.controller == Some(true) && o.kind == "CronJob")
+                    {
+                        f.workload = Some(format!("CronJob/{}", cj.name));
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(%job, %error, "reading the Job failed; keyed as the Job");
+                }
+            }
+        }
         if config.vpa_objects()
             && let (Some(store), Some(w)) = (&self.vpas, f.workload.as_deref())
         {
@@ -202,7 +228,10 @@ async fn answer(
             },
         };
         let config = ctx.config.borrow().clone();
-        let facts = meta.as_ref().map(|m| ctx.facts(ns, m, &config));
+        let facts = match &meta {
+            Some(m) => Some(ctx.facts(ns, m, &config).await),
+            None => None,
+        };
         let now = Timestamp::now();
         let decision = admission::decide(attempt, facts.as_ref(), &config, now);
         let msg = match &decision {
@@ -283,7 +312,7 @@ async fn record(
                 if !matches!(
                     admission::decide(
                         attempt,
-                        Some(&ctx.facts(&ns, &fresh, &config)),
+                        Some(&ctx.facts(&ns, &fresh, &config).await),
                         &config,
                         Timestamp::now()
                     ),

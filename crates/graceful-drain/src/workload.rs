@@ -15,7 +15,7 @@
 //! - **DaemonSet**: a released pod would make the DaemonSet start a second pod on
 //!   the same node (host ports, double agents). Same rule: only labels outside its
 //!   selector are removed.
-//! - **Job** (and so CronJob): a Job pod is not serving traffic to drain but doing
+//! - **Job** (and CronJob, whose Jobs' pods are keyed `CronJob/<name>`): a Job pod is not serving traffic to drain but doing
 //!   work to finish; nothing is isolated, the eviction waits until the pod has
 //!   finished or `jobMaxWait` has passed.
 //! - Any other owner (a custom controller): passes through untouched, because
@@ -64,6 +64,7 @@ pub fn handling_of_workload(workload: Option<&str>) -> Option<Handling> {
     let kind = workload.and_then(|w| w.split_once('/')).map(|(k, _)| k);
     match kind {
         Some("Deployment") => Some(Handling::Release),
+        Some("CronJob") => Some(Handling::AwaitCompletion),
         other => handling(other),
     }
 }
@@ -223,6 +224,10 @@ mod tests {
         );
         assert_eq!(
             handling_of_workload(Some("Job/nightly-29000")),
+            Some(Handling::AwaitCompletion)
+        );
+        assert_eq!(
+            handling_of_workload(Some("CronJob/nightly")),
             Some(Handling::AwaitCompletion)
         );
         assert_eq!(handling_of_workload(None), Some(Handling::Release));

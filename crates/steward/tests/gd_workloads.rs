@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use gd_support::{StewardSpec, T};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
@@ -272,7 +272,12 @@ async fn job_pod(env: &TestEnv, name: &str) -> Pod {
 async fn job_pods_are_evicted_when_their_job_finishes_or_at_the_job_max_wait() {
     let env = setup("gd-job").await;
     let spec = StewardSpec::new(&env).await;
-    spec.config(&env.client, CONFIG).await;
+    // A CronJob's pods are keyed by the CronJob: this override reaches them.
+    let config = format!(
+        "{CONFIG}overrides:\n- namespace: {}\n  workload: CronJob/nightly\n  jobMaxWait: 3s\n",
+        env.ns
+    );
+    spec.config(&env.client, &config).await;
     let steward = spec.start().await;
     let jobs: Api<Job> = Api::namespaced(env.client.clone(), &env.ns);
     // Finishes 8 s after it starts: far beyond the 2 s delay other pods get.
@@ -294,8 +299,26 @@ async fn job_pods_are_evicted_when_their_job_finishes_or_at_the_job_max_wait() {
     )
     .await
     .unwrap();
+    // A Job of a (suspended) CronJob, owned as the CronJob controller owns its Jobs.
+    let cronjob: CronJob = from_json(json!({
+        "metadata": { "name": "nightly" },
+        "spec": { "schedule": "0 0 1 1 *", "suspend": true,
+                  "jobTemplate": { "spec": { "template": { "spec": { "restartPolicy": "Never",
+                      "containers": [{ "name": "c", "image": "registry.invalid/app:1" }] } } } } }
+    }));
+    let cronjob = Api::<CronJob>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &cronjob)
+        .await
+        .unwrap();
+    let mut nightly = job(&env, "nightly-29000000", "1h", json!({}));
+    nightly.metadata.owner_references = Some(vec![from_json(json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly",
+        "uid": cronjob.uid().unwrap(), "controller": true, "blockOwnerDeletion": true
+    }))]);
+    jobs.create(&PostParams::default(), &nightly).await.unwrap();
     let report = job_pod(&env, "report").await;
     let forever = job_pod(&env, "forever").await;
+    let nightly = job_pod(&env, "nightly-29000000").await;
     // Record the phase each pod was in when its deletion was first seen.
     let at_deletion: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
     let a = at_deletion.clone();
@@ -314,10 +337,15 @@ async fn job_pods_are_evicted_when_their_job_finishes_or_at_the_job_max_wait() {
     let requested = std::time::Instant::now();
     assert_eq!(evict(&env, &report.name_any()).await, 429);
     assert_eq!(evict(&env, &forever.name_any()).await, 429);
+    assert_eq!(evict(&env, &nightly.name_any()).await, 429);
     // Nothing about a Job pod is isolated: its labels stay.
     let p = pods(&env).get(&report.name_any()).await.unwrap();
     assert_eq!(p.labels().get("app").map(String::as_str), Some("report"));
-    for (pod, want) in [(&report, "Succeeded"), (&forever, "Running")] {
+    for (pod, want) in [
+        (&report, "Succeeded"),
+        (&forever, "Running"),
+        (&nightly, "Running"),
+    ] {
         let name = pod.name_any();
         wait::until(Duration::from_secs(60), &format!("{name} evicted"), || {
             let seen = at_deletion.lock().unwrap().contains_key(&name);
@@ -335,7 +363,9 @@ async fn job_pods_are_evicted_when_their_job_finishes_or_at_the_job_max_wait() {
     assert!(requested.elapsed() >= Duration::from_secs(4));
     let m = steward.metrics().await;
     assert!(m.contains("outcome=\"job_finished\"} 1"), "{m}");
-    assert!(m.contains("outcome=\"max_wait\"} 1"), "{m}");
+    assert!(m.contains("outcome=\"max_wait\"} 2"), "{m}");
+    // Only the CronJob's override (3 s; the default is 30 min) evicts `nightly` while
+    // it runs: its pod was keyed `CronJob/nightly`.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -95,10 +95,9 @@ impl StewardSpec {
                 &format!("https://127.0.0.1:{}", self.webhook_port),
             ])
             .args(["--webhook-name", &format!("steward-gd-{}", self.app_ns)])
-            .args([
-                "--webhook-namespace-label",
-                &format!("kubernetes.io/metadata.name={}", self.app_ns),
-            ])
+            // Every test binary runs several stewards at once: each drains only its
+            // own test's namespace.
+            .args(["--watch-namespace", &self.app_ns])
             .args(["--restore-backoff", "3s"])
             .args(extra)
             .env("RUST_LOG", "info")
