@@ -16,6 +16,8 @@
 //!     port: 9090
 //!     path: /metrics
 //!     gauge: http_requests_in_flight
+//!   # or probe: { connections: { ports: [8080] } } (node agent), or probe: { istio: {} }
+//!   # (see `probe_spec`)
 //! overrides:
 //!   - namespace: shop
 //!     workload: Deployment/web   # optional: one workload of that namespace
@@ -25,7 +27,8 @@
 //! ```
 //!
 //! Per-pod annotations override the resolved values: `steward.io/drain-min-wait`,
-//! `steward.io/drain-max-wait`, `steward.io/drain-delay`, `steward.io/drain-probe-url`.
+//! `steward.io/drain-max-wait`, `steward.io/drain-delay`, `steward.io/drain-probe-url`,
+//! `steward.io/drain-ports` (the connections probe on these ports; wins over the URL).
 //! An invalid document is rejected whole with the field named; the caller keeps the
 //! last good configuration.
 
@@ -36,6 +39,7 @@ use serde::Deserialize;
 use steward_runtime::kube_client::humantime_secs;
 
 use crate::error::{Error, Result};
+use crate::probe_spec::{self, RawProbe};
 
 /// Annotation overriding the minimum wait of one pod.
 pub const ANN_MIN_WAIT: &str = "steward.io/drain-min-wait";
@@ -45,6 +49,8 @@ pub const ANN_MAX_WAIT: &str = "steward.io/drain-max-wait";
 pub const ANN_DELAY: &str = "steward.io/drain-delay";
 /// Annotation giving the full URL of the drain probe of one pod.
 pub const ANN_PROBE_URL: &str = "steward.io/drain-probe-url";
+/// Annotation turning on the connections probe (node agent) on these ports: `8080,8443`.
+pub const ANN_PORTS: &str = "steward.io/drain-ports";
 
 /// The only configuration version this build reads.
 pub const VERSION: u32 = 1;
@@ -84,7 +90,7 @@ struct RawSettings {
     min_wait: Option<String>,
     max_wait: Option<String>,
     delay: Option<String>,
-    probe: Option<Probe>,
+    probe: Option<RawProbe>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +104,7 @@ struct RawOverride {
     settings: RawSettings,
 }
 
-/// How to ask a pod whether it has drained.
+/// How to ask a pod over HTTP whether it has drained.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Probe {
@@ -140,6 +146,12 @@ pub enum ProbeTarget {
         /// Gauge to read.
         gauge: Option<String>,
     },
+    /// ESTABLISHED connections on these local ports, counted by the node agent
+    /// the pod's Node advertises (`steward graceful-drain agent`).
+    Connections {
+        /// Serving ports, sorted.
+        ports: Vec<u16>,
+    },
 }
 
 impl Default for Settings {
@@ -161,7 +173,7 @@ struct Override {
     min_wait: Option<Duration>,
     max_wait: Option<Duration>,
     delay: Option<Duration>,
-    probe: Option<Probe>,
+    probe: Option<ProbeTarget>,
 }
 
 /// A validated configuration.
@@ -240,7 +252,12 @@ impl Config {
             max_wait: duration("defaults.maxWait", &raw.defaults.max_wait)?
                 .unwrap_or(base.max_wait),
             delay: duration("defaults.delay", &raw.defaults.delay)?.unwrap_or(base.delay),
-            probe: raw.defaults.probe.clone().map(ProbeTarget::PodPort),
+            probe: raw
+                .defaults
+                .probe
+                .as_ref()
+                .map(|p| p.target("defaults.probe"))
+                .transpose()?,
         };
         check_order("defaults", &defaults)?;
         let mut overrides = Vec::new();
@@ -264,7 +281,12 @@ impl Config {
                 min_wait: duration(&format!("{at}.minWait"), &o.settings.min_wait)?,
                 max_wait: duration(&format!("{at}.maxWait"), &o.settings.max_wait)?,
                 delay: duration(&format!("{at}.delay"), &o.settings.delay)?,
-                probe: o.settings.probe.clone(),
+                probe: o
+                    .settings
+                    .probe
+                    .as_ref()
+                    .map(|p| p.target(&format!("{at}.probe")))
+                    .transpose()?,
             });
         }
         let config = Self {
@@ -321,12 +343,21 @@ impl Config {
             let gauge = match &s.probe {
                 Some(ProbeTarget::PodPort(p)) => p.gauge.clone(),
                 Some(ProbeTarget::Url { gauge, .. }) => gauge.clone(),
-                None => None,
+                Some(ProbeTarget::Connections { .. }) | None => None,
             };
             s.probe = Some(ProbeTarget::Url {
                 url: url.clone(),
                 gauge,
             });
+        }
+        if let Some(ports) = pod.annotations.get(ANN_PORTS) {
+            match crate::agent::query::parse_ports(ports)
+                .map_err(|e| invalid(ANN_PORTS, e))
+                .and_then(|p| probe_spec::connection_ports(&p, ANN_PORTS))
+            {
+                Ok(ports) => s.probe = Some(ProbeTarget::Connections { ports }),
+                Err(e) => errors.push(e),
+            }
         }
         if s.max_wait < s.min_wait {
             errors.push(invalid(
@@ -353,11 +384,7 @@ fn apply(s: &Settings, o: &Override) -> Settings {
         min_wait: o.min_wait.unwrap_or(s.min_wait),
         max_wait: o.max_wait.unwrap_or(s.max_wait),
         delay: o.delay.unwrap_or(s.delay),
-        probe: o
-            .probe
-            .clone()
-            .map(ProbeTarget::PodPort)
-            .or_else(|| s.probe.clone()),
+        probe: o.probe.clone().or_else(|| s.probe.clone()),
     }
 }
 
