@@ -25,14 +25,23 @@ fn uid(i: usize) -> String {
 }
 
 fn table(rows: usize, v6: bool) -> String {
-    let mut t = String::from("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n");
+    let mut t = String::from(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
+    );
     for i in 0..rows {
         let (local, remote) = if v6 {
-            ("0000000000000000FFFF00000501000A", "0000000000000000FFFF00000902000A")
+            (
+                "0000000000000000FFFF00000501000A",
+                "0000000000000000FFFF00000902000A",
+            )
         } else {
             ("0501000A", "0902000A")
         };
-        let (port, st) = if i % 3 == 0 { (8080, 1) } else { (9000 + i % 100, 6) };
+        let (port, st) = if i % 3 == 0 {
+            (8080, 1)
+        } else {
+            (9000 + i % 100, 6)
+        };
         t.push_str(&format!(
             "{i:5}: {local}:{port:04X} {remote}:{:04X} {st:02X} 00000000:00000000 00:00000000 00000000  1000        0 {i} 1 0000000000000000 20 4 30 10 -1\n",
             10000 + i % 50000
@@ -58,10 +67,15 @@ fn synthetic(root: &Path) {
                 ),
             )
             .unwrap();
-            let (t4, t6) = if p == 0 { (&big4, &big6) } else { (&small, &small) };
+            let (t4, t6) = if p == 0 {
+                (&big4, &big6)
+            } else {
+                (&small, &small)
+            };
             std::fs::write(dir.join("net/tcp"), t4).unwrap();
             std::fs::write(dir.join("net/tcp6"), t6).unwrap();
-            std::os::unix::fs::symlink(format!("net:[{}]", 4_026_532_000 + p), dir.join("ns/net")).unwrap();
+            std::os::unix::fs::symlink(format!("net:[{}]", 4_026_532_000 + p), dir.join("ns/net"))
+                .unwrap();
         }
     }
 }
@@ -86,7 +100,10 @@ fn measure(what: &str, proc: &Path, q: &Query) {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path());
-    let q = Query { uid: uid(0), ports: vec![8080] };
+    let q = Query {
+        uid: uid(0),
+        ports: vec![8080],
+    };
     let found = scan::connections(dir.path(), &q).unwrap().unwrap();
     println!(
         "synthetic node: {} processes, {PODS} pods; target pod: {} ESTABLISHED on 8080 of {SOCKETS} sockets",
@@ -94,11 +111,24 @@ fn main() {
         found.established
     );
     measure("count, synthetic node (5000 sockets)", dir.path(), &q);
-    let absent = Query { uid: uid(999_999), ports: vec![8080] };
+    let absent = Query {
+        uid: uid(999_999),
+        ports: vec![8080],
+    };
     measure("404, synthetic node (full scan)", dir.path(), &absent);
     let procs = std::fs::read_dir("/proc")
         .unwrap()
-        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok())))
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+        })
         .count();
-    measure(&format!("404, this machine's /proc ({procs} processes)"), Path::new("/proc"), &absent);
+    measure(
+        &format!("404, this machine's /proc ({procs} processes)"),
+        Path::new("/proc"),
+        &absent,
+    );
 }

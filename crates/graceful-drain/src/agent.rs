@@ -127,7 +127,14 @@ pub async fn run(args: AgentArgs, shutdown: Shutdown) -> Result<()> {
         identity.clone(),
         shutdown.clone(),
     ));
-    let served = server::serve(listener, args.proc.clone(), registry, metrics.clone(), shutdown.clone()).await;
+    let served = server::serve(
+        listener,
+        args.proc.clone(),
+        registry,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await;
     shutdown.trigger();
     let _ = keep.await;
     let withdrawn = withdraw(&nodes, &args.node, &identity).await;
@@ -146,7 +153,11 @@ async fn advertise(nodes: &Api<Node>, node: &str, url: &str, identity: &str) -> 
         "metadata": { "name": node, "annotations": { ANN_AGENT: url, ANN_AGENT_ID: identity } }
     });
     nodes
-        .patch(node, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .patch(
+            node,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
         .await
         .map_err(kerr(format!("advertising the drain agent on Node {node}")))?;
     Ok(())
@@ -154,7 +165,13 @@ async fn advertise(nodes: &Api<Node>, node: &str, url: &str, identity: &str) -> 
 
 /// Puts the annotation back if something removed or replaced it (a newer agent
 /// that then stopped, a person).
-async fn keep_advertising(nodes: Api<Node>, node: String, url: String, identity: String, shutdown: Shutdown) {
+async fn keep_advertising(
+    nodes: Api<Node>,
+    node: String,
+    url: String,
+    identity: String,
+    shutdown: Shutdown,
+) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(READVERTISE) => {}
@@ -202,7 +219,11 @@ async fn withdraw(nodes: &Api<Node>, node: &str, identity: &str) -> Result<()> {
                 return Ok(());
             }
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(kerr(format!("removing the drain agent from Node {node}"))(e)),
+            Err(e) => {
+                return Err(kerr(format!("removing the drain agent from Node {node}"))(
+                    e,
+                ));
+            }
         }
     }
     Err(Error::Agent(format!(
@@ -212,7 +233,10 @@ async fn withdraw(nodes: &Api<Node>, node: &str, identity: &str) -> Result<()> {
 
 /// The agent URL a Node advertises.
 pub fn node_agent_url(node: &kube::api::ObjectMeta) -> Option<&str> {
-    node.annotations.as_ref()?.get(ANN_AGENT).map(String::as_str)
+    node.annotations
+        .as_ref()?
+        .get(ANN_AGENT)
+        .map(String::as_str)
 }
 
 /// The agent URL the pod's Node advertises, if any.
@@ -239,7 +263,14 @@ mod tests {
         for (a, want) in ok {
             assert_eq!(advertise_url(a).as_deref(), Ok(want));
         }
-        for bad in ["10.0.0.5", "10.0.0.5:0", "10.0.0.5:http", ":9811", "fd00::5:9811", "a/b:1"] {
+        for bad in [
+            "10.0.0.5",
+            "10.0.0.5:0",
+            "10.0.0.5:http",
+            ":9811",
+            "fd00::5:9811",
+            "a/b:1",
+        ] {
             assert!(advertise_url(bad).is_err(), "{bad}");
         }
     }
@@ -253,9 +284,27 @@ mod tests {
             a: AgentArgs,
         }
         let a = |argv: &[&str]| Cli::try_parse_from(argv).map(|c| c.a.url());
-        let url = a(&["x", "--node", "n", "--pod-ip", "10.1.2.3", "--listen", "0.0.0.0:9000"]).unwrap();
+        let url = a(&[
+            "x",
+            "--node",
+            "n",
+            "--pod-ip",
+            "10.1.2.3",
+            "--listen",
+            "0.0.0.0:9000",
+        ])
+        .unwrap();
         assert_eq!(url.unwrap(), "http://10.1.2.3:9000");
-        let url = a(&["x", "--node", "n", "--pod-ip", "10.1.2.3", "--advertise", "127.0.0.1:1"]).unwrap();
+        let url = a(&[
+            "x",
+            "--node",
+            "n",
+            "--pod-ip",
+            "10.1.2.3",
+            "--advertise",
+            "127.0.0.1:1",
+        ])
+        .unwrap();
         assert_eq!(url.unwrap(), "http://127.0.0.1:1");
         match a(&["x", "--node", "n"]).unwrap() {
             Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "--advertise"),

@@ -8,13 +8,16 @@
 //! pull a whole client; one metric's samples need a line scan, with label values
 //! unescaped as the format says (`\\`, `\"`, `\n`).
 
+/// `(label, equal, value)`: equal is `=`, otherwise `!=`.
+pub type Matcher = (String, bool, String);
+
 /// A metric name and label matchers (`=` and `!=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selector {
     /// The metric name.
     pub name: String,
     /// `(label, equal, value)`: equal is `=`, otherwise `!=`. A missing label reads as "".
-    pub matchers: Vec<(String, bool, String)>,
+    pub matchers: Vec<Matcher>,
 }
 
 impl Selector {
@@ -33,9 +36,8 @@ impl Selector {
                 .ok_or_else(|| format!("\"{s}\" has no closing '}}'"))?;
             let mut rest = body;
             while !rest.trim().is_empty() {
-                let (label, eq, value, tail) =
-                    pair(rest, true).map_err(|e| format!("in \"{s}\": {e}"))?;
-                matchers.push((label, eq, value));
+                let (m, tail) = pair(rest, true).map_err(|e| format!("in \"{s}\": {e}"))?;
+                matchers.push(m);
                 rest = tail;
             }
         }
@@ -45,7 +47,7 @@ impl Selector {
         })
     }
 
-    fn matches(&self, labels: &[(String, bool, String)]) -> bool {
+    fn matches(&self, labels: &[Matcher]) -> bool {
         self.matchers.iter().all(|(k, eq, v)| {
             let have = labels
                 .iter()
@@ -66,7 +68,7 @@ fn is_name(s: &str, metric: bool) -> bool {
 
 /// One `label="value"` (or `!=` when `allow_ne`), then an optional comma; returns
 /// the rest.
-fn pair(s: &str, allow_ne: bool) -> Result<(String, bool, String, &str), String> {
+fn pair(s: &str, allow_ne: bool) -> Result<(Matcher, &str), String> {
     let s = s.trim_start();
     let op = s.find(['=', '!']).ok_or("a label without '='")?;
     let label = s[..op].trim();
@@ -103,7 +105,7 @@ fn pair(s: &str, allow_ne: bool) -> Result<(String, bool, String, &str), String>
     };
     let tail = after[close + 1..].trim_start();
     let tail = tail.strip_prefix(',').unwrap_or(tail);
-    Ok((label.to_string(), eq, value, tail))
+    Ok(((label.to_string(), eq, value), tail))
 }
 
 /// The sum of every sample of `sel` in `body`; `None` when no sample matches.
@@ -138,15 +140,15 @@ pub fn sum(body: &str, sel: &Selector) -> Option<f64> {
 }
 
 /// The labels of a sample after its `{`, and the text after the `}`.
-fn sample_labels(mut s: &str) -> Option<(Vec<(String, bool, String)>, &str)> {
+fn sample_labels(mut s: &str) -> Option<(Vec<Matcher>, &str)> {
     let mut labels = Vec::new();
     loop {
         let t = s.trim_start();
         if let Some(rest) = t.strip_prefix('}') {
             return Some((labels, rest));
         }
-        let (k, eq, v, tail) = pair(t, false).ok()?;
-        labels.push((k, eq, v));
+        let (m, tail) = pair(t, false).ok()?;
+        labels.push(m);
         s = tail;
     }
 }
@@ -174,13 +176,28 @@ envoy_server_total_connections{} 7
     #[test]
     fn selectors() {
         let table = [
-            (r#"envoy_listener_downstream_cx_active{listener_address="0.0.0.0_15006"}"#, Some(3.0)),
+            (
+                r#"envoy_listener_downstream_cx_active{listener_address="0.0.0.0_15006"}"#,
+                Some(3.0),
+            ),
             ("envoy_listener_downstream_cx_active", Some(6.0)),
-            (r#"envoy_listener_downstream_cx_active{listener_address!="0.0.0.0_15006"}"#, Some(3.0)),
-            (r#"envoy_http_downstream_cx_active{http_conn_manager_prefix="inbound_0.0.0.0_8080"}"#, Some(3.0)),
+            (
+                r#"envoy_listener_downstream_cx_active{listener_address!="0.0.0.0_15006"}"#,
+                Some(3.0),
+            ),
+            (
+                r#"envoy_http_downstream_cx_active{http_conn_manager_prefix="inbound_0.0.0.0_8080"}"#,
+                Some(3.0),
+            ),
             ("envoy_server_total_connections", Some(7.0)),
-            (r#"envoy_listener_downstream_cx_active{listener_address="[__]_15006"}"#, None),
-            (r#"envoy_listener_downstream_cx_active{absent=""}"#, Some(6.0)),
+            (
+                r#"envoy_listener_downstream_cx_active{listener_address="[__]_15006"}"#,
+                None,
+            ),
+            (
+                r#"envoy_listener_downstream_cx_active{absent=""}"#,
+                Some(6.0),
+            ),
             ("envoy_listener_downstream_cx", None),
         ];
         for (sel, want) in table {
@@ -222,7 +239,10 @@ envoy_server_total_connections{} 7
         }
         assert_eq!(
             Selector::parse(r#"x{a="1", b!="2"}"#).unwrap().matchers,
-            vec![("a".into(), true, "1".into()), ("b".into(), false, "2".into())]
+            vec![
+                ("a".into(), true, "1".into()),
+                ("b".into(), false, "2".into())
+            ]
         );
     }
 }

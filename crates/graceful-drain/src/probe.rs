@@ -49,7 +49,11 @@ pub async fn read_pod(
 
 /// Asks the node agent at `agent` (its base URL) once.
 pub async fn connections(http: &reqwest::Client, agent: &str, uid: &str, ports: &[u16]) -> Reading {
-    let ports = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+    let ports = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let url = format!("{}{}", agent.trim_end_matches('/'), query::PATH);
     let resp = http
         .get(&url)
@@ -163,7 +167,9 @@ mod tests {
     fn agent_answers() {
         let uid = "6f1c0a3e-2b7d-4c41-9a55-0e8b1d2c3f40";
         let ok = |n: usize| {
-            format!(r#"{{"uid":"{uid}","ports":[8080],"established":{n},"pids":[4],"netns":[9],"hostNetwork":false}}"#)
+            format!(
+                r#"{{"uid":"{uid}","ports":[8080],"established":{n},"pids":[4],"netns":[9],"hostNetwork":false}}"#
+            )
         };
         let table = [
             (200, ok(0), Reading::Idle),
@@ -173,11 +179,17 @@ mod tests {
                 r#"{"error":"no process of pod x on this node"}"#.to_string(),
                 Reading::Failed("drain agent: HTTP 404: no process of pod x on this node".into()),
             ),
-            (502, "bad gateway".to_string(), Reading::Failed("drain agent: HTTP 502: bad gateway".into())),
+            (
+                502,
+                "bad gateway".to_string(),
+                Reading::Failed("drain agent: HTTP 502: bad gateway".into()),
+            ),
         ];
         for (status, body, want) in table {
             assert_eq!(connections_reading(status, &body), want, "{status} {body}");
         }
-        assert!(matches!(connections_reading(200, "{}"), Reading::Failed(e) if e.contains("unreadable")));
+        assert!(
+            matches!(connections_reading(200, "{}"), Reading::Failed(e) if e.contains("unreadable"))
+        );
     }
 }

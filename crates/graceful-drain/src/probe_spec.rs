@@ -100,7 +100,10 @@ impl RawProbe {
                 listener.replace('\\', "\\\\").replace('"', "\\\"")
             );
             return Ok(ProbeTarget::PodPort(Probe {
-                port: nonzero(i.port.unwrap_or(ISTIO_STATS_PORT), &format!("{at}.istio.port"))?,
+                port: nonzero(
+                    i.port.unwrap_or(ISTIO_STATS_PORT),
+                    &format!("{at}.istio.port"),
+                )?,
                 path: "/stats/prometheus".into(),
                 gauge: Some(gauge),
             }));
@@ -166,7 +169,9 @@ mod tests {
                 ),
             })
         );
-        let ProbeTarget::PodPort(p) = target("{ istio: { port: 15020, listener: \"[__]_15006\" } }").unwrap() else {
+        let ProbeTarget::PodPort(p) =
+            target("{ istio: { port: 15020, listener: \"[__]_15006\" } }").unwrap()
+        else {
             panic!()
         };
         assert_eq!(p.port, 15020);
@@ -187,17 +192,40 @@ mod tests {
         let table = [
             ("{}", "defaults.probe", "one of"),
             ("{ port: 1, istio: {} }", "defaults.probe", "exclude"),
-            ("{ connections: { ports: [] } }", "defaults.probe.connections.ports", "at least one"),
-            ("{ connections: {} }", "defaults.probe.connections.ports", "at least one"),
-            ("{ connections: { ports: [0] } }", "defaults.probe.connections.ports", "0 is not"),
-            ("{ connections: { ports: [80] }, gauge: x }", "defaults.probe", "HTTP probe"),
+            (
+                "{ connections: { ports: [] } }",
+                "defaults.probe.connections.ports",
+                "at least one",
+            ),
+            (
+                "{ connections: {} }",
+                "defaults.probe.connections.ports",
+                "at least one",
+            ),
+            (
+                "{ connections: { ports: [0] } }",
+                "defaults.probe.connections.ports",
+                "0 is not",
+            ),
+            (
+                "{ connections: { ports: [80] }, gauge: x }",
+                "defaults.probe",
+                "HTTP probe",
+            ),
             ("{ istio: {}, path: /x }", "defaults.probe", "HTTP probe"),
             ("{ port: 0 }", "defaults.probe.port", "0 is not"),
-            ("{ port: 1, gauge: 'x{a=1}' }", "defaults.probe.gauge", "not quoted"),
+            (
+                "{ port: 1, gauge: 'x{a=1}' }",
+                "defaults.probe.gauge",
+                "not quoted",
+            ),
         ];
         for (yaml, field, reason) in table {
             match target(yaml) {
-                Err(Error::InvalidConfig { field: f, reason: r }) => {
+                Err(Error::InvalidConfig {
+                    field: f,
+                    reason: r,
+                }) => {
                     assert_eq!(f, field, "{yaml}");
                     assert!(r.contains(reason), "{yaml}: {r}");
                 }
@@ -223,8 +251,10 @@ mod tests {
         )
         .unwrap();
         let probe = |ns: &str, ann: &[(&str, &str)]| {
-            let a: BTreeMap<String, String> =
-                ann.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let a: BTreeMap<String, String> = ann
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             let (s, errs) = c.settings(PodRef {
                 namespace: ns,
                 workload: None,
@@ -235,7 +265,10 @@ mod tests {
         let conn = |ports: Vec<u16>| Some(ProbeTarget::Connections { ports });
         assert_eq!(probe("web", &[]), (conn(vec![8080]), 0));
         assert!(matches!(probe("mesh", &[]).0, Some(ProbeTarget::PodPort(p)) if p.port == 15090));
-        assert_eq!(probe("mesh", &[(ANN_PORTS, "9000, 9001")]), (conn(vec![9000, 9001]), 0));
+        assert_eq!(
+            probe("mesh", &[(ANN_PORTS, "9000, 9001")]),
+            (conn(vec![9000, 9001]), 0)
+        );
         // The ports annotation wins over the URL; a bad one is reported and ignored.
         assert_eq!(
             probe("web", &[(ANN_PORTS, "9000"), (ANN_PROBE_URL, "http://x/m")]),

@@ -234,9 +234,13 @@ async fn start_agent(client: &kube::Client, node: &str, identity: &str) -> Agent
         .unwrap();
     let url = format!("http://{listen}");
     let nodes: Api<Node> = Api::all(client.clone());
-    wait::object(&nodes, node, T, "the Node advertises the agent", |n: &Node| {
-        n.annotations().get(ANN_AGENT) == Some(&url)
-    })
+    wait::object(
+        &nodes,
+        node,
+        T,
+        "the Node advertises the agent",
+        |n: &Node| n.annotations().get(ANN_AGENT) == Some(&url),
+    )
     .await
     .unwrap();
     Agent {
@@ -326,7 +330,10 @@ async fn setup(prefix: &str) -> (TestEnv, String) {
     (env, node)
 }
 
-async fn node_annotations(client: &kube::Client, node: &str) -> std::collections::BTreeMap<String, String> {
+async fn node_annotations(
+    client: &kube::Client,
+    node: &str,
+) -> std::collections::BTreeMap<String, String> {
     Api::<Node>::all(client.clone())
         .get_metadata(node)
         .await
@@ -360,7 +367,11 @@ async fn eviction_waits_until_the_pods_connections_close() {
     assert_eq!(answer["hostNetwork"], json!(false), "{answer}");
     let pod_ns = netns_inode(&server.pid().to_string());
     assert_eq!(answer["netns"], json!([pod_ns]), "{answer}");
-    assert_ne!(pod_ns, netns_inode("self"), "the pod server has a namespace of its own");
+    assert_ne!(
+        pod_ns,
+        netns_inode("self"),
+        "the pod server has a namespace of its own"
+    );
 
     // The eviction is refused with 429 and the drain starts.
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
@@ -383,17 +394,22 @@ async fn eviction_waits_until_the_pods_connections_close() {
     .await
     .unwrap();
     let p = pods.get(&name).await.unwrap();
-    assert!(p.metadata.deletion_timestamp.is_none(), "evicted with connections open");
-    assert_eq!(p.labels().get("steward.io/drain").map(String::as_str), Some("isolated"));
+    assert!(
+        p.metadata.deletion_timestamp.is_none(),
+        "evicted with connections open"
+    );
+    assert_eq!(
+        p.labels().get("steward.io/drain").map(String::as_str),
+        Some("isolated")
+    );
 
     // Connections close: evicted soon after, as drained (not by the maximum wait).
     let closed = Instant::now();
     clients.close().await;
     wait::until(T, "pod evicted after its connections closed", || async {
-        Ok(pods
-            .get_opt(&name)
-            .await?
-            .is_none_or(|p| p.uid() != Some(uid.clone()) || p.metadata.deletion_timestamp.is_some()))
+        Ok(pods.get_opt(&name).await?.is_none_or(|p| {
+            p.uid() != Some(uid.clone()) || p.metadata.deletion_timestamp.is_some()
+        }))
     })
     .await
     .unwrap();
@@ -435,10 +451,16 @@ async fn agent_finds_pods_by_cgroup_and_leaves_a_newer_agents_advertisement() {
     assert_eq!(status, 404, "{body}");
     let (status, body) = agent.count("not-a-uid", "80").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().starts_with("uid:"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("uid:"),
+        "{body}"
+    );
     let (status, body) = agent.count(&uid, "0").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().starts_with("ports:"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("ports:"),
+        "{body}"
+    );
 
     // A newer agent took the Node over (a DaemonSet rolling update with surge):
     // the old one must not remove its advertisement when it stops.
@@ -450,7 +472,11 @@ async fn agent_finds_pods_by_cgroup_and_leaves_a_newer_agents_advertisement() {
     let node_name = agent.node.clone();
     agent.stop().await;
     let ann = node_annotations(&env.client, &node_name).await;
-    assert_eq!(ann.get(ANN_AGENT_ID).map(String::as_str), Some("agent-new"), "{ann:?}");
+    assert_eq!(
+        ann.get(ANN_AGENT_ID).map(String::as_str),
+        Some("agent-new"),
+        "{ann:?}"
+    );
 
     // Started again, it takes the Node back; stopped, it leaves nothing.
     let agent = start_agent(&env.client, &node, "agent-next").await;
@@ -553,9 +579,11 @@ async fn istio_preset_waits_for_the_sidecars_inbound_connections() {
     .await
     .unwrap();
     let before = hits.load(Ordering::SeqCst);
-    wait::until(T, "the controller read the sidecar's stats 4 more times", || async {
-        Ok(hits.load(Ordering::SeqCst) >= before + 4)
-    })
+    wait::until(
+        T,
+        "the controller read the sidecar's stats 4 more times",
+        || async { Ok(hits.load(Ordering::SeqCst) >= before + 4) },
+    )
     .await
     .unwrap();
     let p = pods.get(&name).await.unwrap();
@@ -566,12 +594,16 @@ async fn istio_preset_waits_for_the_sidecars_inbound_connections() {
     // Inbound connections gone (other listeners still busy): drained.
     std::fs::write(&stats, envoy_stats(0)).unwrap();
     let uid = pod.uid();
-    wait::until(T, "pod evicted after its inbound connections closed", || async {
-        Ok(pods
-            .get_opt(&name)
-            .await?
-            .is_none_or(|p| p.uid() != uid || p.metadata.deletion_timestamp.is_some()))
-    })
+    wait::until(
+        T,
+        "pod evicted after its inbound connections closed",
+        || async {
+            Ok(pods
+                .get_opt(&name)
+                .await?
+                .is_none_or(|p| p.uid() != uid || p.metadata.deletion_timestamp.is_some()))
+        },
+    )
     .await
     .unwrap();
     steward

@@ -4,12 +4,12 @@
 
 // The parsers' own source files, not the crate: they need only std and
 // thiserror, so the instrumented build skips kube and the rest of the crate.
-#[path = "../../src/procnet.rs"]
-#[allow(dead_code)]
-mod procnet;
 #[path = "../../src/agent/cgroup.rs"]
 #[allow(dead_code)]
 mod cgroup;
+#[path = "../../src/procnet.rs"]
+#[allow(dead_code)]
+mod procnet;
 
 use libfuzzer_sys::fuzz_target;
 
@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(sockets) = procnet::parse(text) {
-        let rows = text.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+        let rows = text
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count();
         assert_eq!(sockets.len(), rows);
         let ports: Vec<u16> = sockets.iter().map(|s| s.local.port()).collect();
         assert!(procnet::established_on(&sockets, &ports) <= sockets.len());

@@ -111,7 +111,10 @@ mod tests {
             (vec![("uid", uid)], "ports: missing"),
             (vec![("uid", uid), ("ports", "")], "ports: no port"),
             (vec![("uid", uid), ("ports", "0")], "ports: \"0\""),
-            (vec![("uid", uid), ("ports", "80,65536")], "ports: \"65536\""),
+            (
+                vec![("uid", uid), ("ports", "80,65536")],
+                "ports: \"65536\"",
+            ),
             (vec![("uid", uid), ("ports", "http")], "ports: \"http\""),
         ];
         for (params, want) in table {

@@ -139,7 +139,9 @@ mod tests {
 
     /// A row: local 10.0.1.5:`port`, state `st`.
     fn row(port: u16, st: u8) -> String {
-        format!("   0: 0501000A:{port:04X} 0902000A:A1B2 {st:02X} 00000000:00000000 00:00000000 00000000  1000        0 1 1 0000000000000000 20 4 30 10 -1\n")
+        format!(
+            "   0: 0501000A:{port:04X} 0902000A:A1B2 {st:02X} 00000000:00000000 00:00000000 00000000  1000        0 1 1 0000000000000000 20 4 30 10 -1\n"
+        )
     }
 
     fn process(root: &Path, pid: u32, cgroup: &str, ns: Option<u64>, tcp: &str) {
@@ -165,7 +167,13 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
         let pod = format!("12:pids:/kubepods/besteffort/pod{UID}/c1\n");
-        let busy = format!("{}{}{}{}", row(8080, 1), row(8080, 1), row(8080, 0x0A), row(9090, 1));
+        let busy = format!(
+            "{}{}{}{}",
+            row(8080, 1),
+            row(8080, 1),
+            row(8080, 0x0A),
+            row(9090, 1)
+        );
         process(r, 1, "0::/init.scope\n", Some(100), &row(8080, 1));
         // pause and app share the pod's namespace: counted once.
         process(r, 40, &pod, Some(200), &busy);
@@ -175,7 +183,13 @@ mod tests {
         let c = connections(r, &q(&[8080])).unwrap().unwrap();
         assert_eq!((c.established, c.pids, c.netns), (2, vec![40], vec![200]));
         assert!(!c.host_network);
-        assert_eq!(connections(r, &q(&[8080, 9090])).unwrap().unwrap().established, 3);
+        assert_eq!(
+            connections(r, &q(&[8080, 9090]))
+                .unwrap()
+                .unwrap()
+                .established,
+            3
+        );
         assert_eq!(connections(r, &q(&[443])).unwrap().unwrap().established, 0);
         // IPv6 sockets count too.
         std::fs::write(
@@ -190,7 +204,10 @@ mod tests {
     fn host_network_unreadable_namespaces_and_absent_pods() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        let pod = format!("0::/kubepods.slice/kubepods-pod{}.slice/cri-containerd-1.scope\n", UID.replace('-', "_"));
+        let pod = format!(
+            "0::/kubepods.slice/kubepods-pod{}.slice/cri-containerd-1.scope\n",
+            UID.replace('-', "_")
+        );
         process(r, 1, "0::/init.scope\n", Some(100), "");
         process(r, 7, &pod, Some(100), &row(8080, 1));
         let c = connections(r, &q(&[8080])).unwrap().unwrap();
