@@ -5,8 +5,9 @@
 //! It serves `GET /v1/connections?uid=<pod UID>&ports=8080,8443` (JSON, see
 //! `agent::query`), `/healthz` and `/metrics`, and advertises itself on its Node
 //! with the annotation `steward.io/drain-agent: http://<host:port>`, where the
-//! controller finds it. On SIGTERM it removes that annotation (only while it still
-//! names this agent: a newer agent on the same node may have replaced it).
+//! controller finds it, and writes it again if it disappears. On SIGTERM it
+//! removes that annotation (only while it still names this agent: a newer agent
+//! on the same node may have replaced it).
 //!
 //! The agent never talks to the API about pods: the controller sends the UID.
 
@@ -24,7 +25,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use steward_runtime::Shutdown;
-use steward_runtime::kube_client::KubeArgs;
+use steward_runtime::kube_client::{KubeArgs, humantime_secs};
 
 use crate::error::{Error, Result, kube as kerr};
 
@@ -34,8 +35,6 @@ pub const ANN_AGENT: &str = "steward.io/drain-agent";
 pub const ANN_AGENT_ID: &str = "steward.io/drain-agent-id";
 /// Field manager of the agent's Node writes.
 pub const FIELD_MANAGER: &str = "steward-graceful-drain-agent";
-/// How often the agent checks that its Node still advertises it.
-const READVERTISE: Duration = Duration::from_secs(30);
 
 /// `steward graceful-drain agent`.
 #[derive(Debug, Clone, clap::Args)]
@@ -60,6 +59,9 @@ pub struct AgentArgs {
     /// Identity of this agent in steward.io/drain-agent-id (defaults to hostname-pid).
     #[arg(long, env = "POD_NAME", value_name = "ID")]
     pub identity: Option<String>,
+    /// How often the agent checks that its Node still advertises a drain agent (and writes itself back if not).
+    #[arg(long, default_value = "30s", value_parser = humantime_secs, value_name = "DURATION")]
+    pub recheck_interval: Duration,
 }
 
 impl AgentArgs {
@@ -125,6 +127,7 @@ pub async fn run(args: AgentArgs, shutdown: Shutdown) -> Result<()> {
         args.node.clone(),
         url.clone(),
         identity.clone(),
+        args.recheck_interval.max(Duration::from_secs(1)),
         shutdown.clone(),
     ));
     let served = server::serve(
@@ -163,18 +166,21 @@ async fn advertise(nodes: &Api<Node>, node: &str, url: &str, identity: &str) -> 
     Ok(())
 }
 
-/// Puts the annotation back if something removed or replaced it (a newer agent
-/// that then stopped, a person).
+/// Puts the annotation back if it is gone (removed by a person, or by a newer
+/// agent on this node that stopped first). One that names another agent is left
+/// alone: that agent is newer (it wrote at start), and two agents re-writing
+/// each other's would flap.
 async fn keep_advertising(
     nodes: Api<Node>,
     node: String,
     url: String,
     identity: String,
+    every: Duration,
     shutdown: Shutdown,
 ) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(READVERTISE) => {}
+            () = tokio::time::sleep(every) => {}
             () = shutdown.signaled() => return,
         }
         let current = match nodes.get_metadata(&node).await {
@@ -184,8 +190,8 @@ async fn keep_advertising(
                 continue;
             }
         };
-        if current.as_deref() != Some(url.as_str()) {
-            tracing::info!(%node, ?current, "the Node no longer advertises this agent; writing it again");
+        if current.is_none() {
+            tracing::info!(%node, "the Node no longer advertises a drain agent; writing it again");
             if let Err(error) = advertise(&nodes, &node, &url, &identity).await {
                 tracing::warn!(%node, %error, "advertising the drain agent failed; retrying later");
             }

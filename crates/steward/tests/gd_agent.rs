@@ -26,6 +26,11 @@ use serde_json::{Value, json};
 use testkit::TestEnv;
 use testkit::wait;
 
+/// One steward at a time in this file: every steward's controller watches drains
+/// in all namespaces, so two running side by side would each act on the other
+/// test's pods with their own configuration.
+static ONE_STEWARD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const ANN_AGENT: &str = "steward.io/drain-agent";
 const ANN_AGENT_ID: &str = "steward.io/drain-agent-id";
 
@@ -226,7 +231,7 @@ async fn start_agent(client: &kube::Client, node: &str, identity: &str) -> Agent
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(["graceful-drain", "agent", "--kubeconfig", &kubeconfig])
         .args(["--node", node, "--listen", &listen, "--advertise", &listen])
-        .args(["--identity", identity])
+        .args(["--identity", identity, "--recheck-interval", "1s"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -344,6 +349,7 @@ async fn node_annotations(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eviction_waits_until_the_pods_connections_close() {
+    let _one = ONE_STEWARD.lock().await;
     let (env, node) = setup("gd-agent").await;
     let port = free_port();
     let spec = StewardSpec::new(&env).await;
@@ -478,8 +484,27 @@ async fn agent_finds_pods_by_cgroup_and_leaves_a_newer_agents_advertisement() {
         "{ann:?}"
     );
 
-    // Started again, it takes the Node back; stopped, it leaves nothing.
+    // Started again, it takes the Node back, and writes it again when removed.
     let agent = start_agent(&env.client, &node, "agent-next").await;
+    let gone = json!({ "metadata": { "annotations": { ANN_AGENT: null, ANN_AGENT_ID: null } } });
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    nodes
+        .patch_metadata(&node, &PatchParams::default(), &Patch::Merge(&gone))
+        .await
+        .unwrap();
+    wait::object(
+        &nodes,
+        &node,
+        T,
+        "the agent advertised again",
+        |n: &Node| {
+            n.annotations().get(ANN_AGENT) == Some(&agent.url)
+                && n.annotations().get(ANN_AGENT_ID).map(String::as_str) == Some("agent-next")
+        },
+    )
+    .await
+    .unwrap();
+    // Stopped, it leaves nothing.
     agent.stop().await;
     let ann = node_annotations(&env.client, &node).await;
     assert!(
@@ -523,6 +548,7 @@ fn envoy_stats(inbound: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn istio_preset_waits_for_the_sidecars_inbound_connections() {
+    let _one = ONE_STEWARD.lock().await;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncBufReadExt;
@@ -585,7 +611,7 @@ async fn istio_preset_waits_for_the_sidecars_inbound_connections() {
         || async { Ok(hits.load(Ordering::SeqCst) >= before + 4) },
     )
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}; steward logs: {:?}", steward.logs.lock().unwrap()));
     let p = pods.get(&name).await.unwrap();
     assert!(
         p.metadata.deletion_timestamp.is_none(),

@@ -77,21 +77,31 @@ pub fn connections(proc: &Path, q: &Query) -> Result<Option<Connections>, ScanEr
     Ok((!out.pids.is_empty()).then_some(out))
 }
 
-/// Pids (ascending) whose cgroup names the pod.
+/// Pids (ascending) whose cgroup names the pod. One buffer for every cgroup file
+/// (`fs::read_to_string` would also stat each file, for a size procfs reports as 0).
 fn pod_pids(proc: &Path, uid: &str) -> Result<Vec<u32>, ScanError> {
+    use std::io::Read;
     let entries = std::fs::read_dir(proc).map_err(|source| ScanError::Read {
         path: proc.to_path_buf(),
         source,
     })?;
-    let mut pids: Vec<u32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|pid: &u32| {
-            std::fs::read_to_string(proc.join(pid.to_string()).join("cgroup"))
-                .ok()
-                .and_then(|c| cgroup::pod_uid(&c))
-                .is_some_and(|u| u == uid)
-        })
-        .collect();
+    let mut buf = String::with_capacity(1024);
+    let mut pids = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        buf.clear();
+        let read = std::fs::File::open(entry.path().join("cgroup"))
+            .and_then(|mut f| f.read_to_string(&mut buf));
+        if read.is_ok() && cgroup::pod_uid(&buf).is_some_and(|u| u == uid) {
+            pids.push(pid);
+        }
+    }
     pids.sort_unstable();
     Ok(pids)
 }
