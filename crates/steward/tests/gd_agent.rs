@@ -636,3 +636,46 @@ async fn istio_preset_waits_for_the_sidecars_inbound_connections() {
         .wait_log(&["drained; evicted", &name, "\"reason\":\"drained\""])
         .await;
 }
+
+/// The DaemonSet manifest in deploy/ is accepted by the API server as written
+/// (server-side dry run: schema, RBAC objects, downward API fields).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agent_manifest_passes_server_side_validation() {
+    let env = testkit::env("gd-agent-manifest").await.unwrap();
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/graceful-drain-agent.yaml"
+    ))
+    .unwrap()
+    .replace("namespace: steward", &format!("namespace: {}", env.ns));
+    let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
+    let mut child = tokio::process::Command::new(gd_support::bin_dir().join("kubectl"))
+        .args([
+            "--kubeconfig",
+            &kubeconfig,
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(manifest.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("daemonset.apps/steward-graceful-drain-agent created (server dry run)"),
+        "{stdout}"
+    );
+}
