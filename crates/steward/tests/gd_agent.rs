@@ -679,3 +679,48 @@ async fn agent_manifest_passes_server_side_validation() {
         "{stdout}"
     );
 }
+
+/// An agent that finds no process of the pod (404) must not shorten the drain:
+/// the probe reads as failed, and the pod is evicted at its maximum wait. The
+/// probe comes from the pod's `steward.io/drain-ports` annotation alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_the_agent_cannot_see_waits_until_the_maximum() {
+    let _one = ONE_STEWARD.lock().await;
+    let (env, node) = setup("gd-agent-404").await;
+    let spec = StewardSpec::new(&env).await;
+    spec.config(&env.client, "version: 1\n").await;
+    let steward = spec.start().await;
+    let agent = start_agent(&env.client, &node, "agent-404").await;
+    let pod = gd_support::web_with(
+        &env,
+        "unseen",
+        1,
+        json!({
+            "vpa-managed": "true",
+            "steward.io/drain-ports": "8080",
+            "steward.io/drain-min-wait": "1s",
+            "steward.io/drain-max-wait": "4s",
+        }),
+        json!({}),
+    )
+    .await
+    .remove(0);
+    let name = pod.name_any();
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    match pods.evict(&name, &EvictParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 429, "{s:?}"),
+        other => panic!("eviction of a targeted pod: {other:?}"),
+    }
+    let log = steward
+        .wait_log(&["drained; evicted", &name, "\"reason\":\"max_wait\""])
+        .await;
+    let line: Value = serde_json::from_str(&log).unwrap();
+    let seconds = line["seconds"].as_f64().unwrap();
+    assert!(seconds >= 4.0, "evicted {seconds}s after isolation: {log}");
+    let not_found = "steward_graceful_drain_agent_requests_total{result=\"not_found\"} ";
+    assert!(
+        agent.metric(not_found).await >= 2.0,
+        "the controller asked the agent"
+    );
+    agent.stop().await;
+}
