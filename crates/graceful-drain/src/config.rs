@@ -21,6 +21,8 @@
 //!     port: 9090
 //!     path: /metrics
 //!     gauge: http_requests_in_flight
+//!   # or probe: { connections: { ports: [8080] } } (node agent), or probe: { istio: {} }
+//!   # (see `probe_spec`)
 //! overrides:
 //!   - namespace: shop
 //!     workload: Deployment/web   # optional: one workload of that namespace
@@ -31,7 +33,8 @@
 //!
 //! Per-pod annotations override the resolved values: `steward.io/drain-min-wait`,
 //! `steward.io/drain-max-wait`, `steward.io/drain-delay`, `steward.io/drain-job-max-wait`,
-//! `steward.io/drain-probe-url`.
+//! `steward.io/drain-probe-url`, `steward.io/drain-ports` (the connections probe on
+//! these ports; wins over the URL).
 //! An invalid document is rejected whole with the field named; the caller keeps the
 //! last good configuration.
 
@@ -42,6 +45,7 @@ use serde::Deserialize;
 use steward_runtime::kube_client::humantime_secs;
 
 use crate::error::{Error, Result};
+use crate::probe_spec::{self, RawProbe};
 
 /// Annotation overriding the minimum wait of one pod.
 pub const ANN_MIN_WAIT: &str = "steward.io/drain-min-wait";
@@ -53,6 +57,8 @@ pub const ANN_DELAY: &str = "steward.io/drain-delay";
 pub const ANN_JOB_MAX_WAIT: &str = "steward.io/drain-job-max-wait";
 /// Annotation giving the full URL of the drain probe of one pod.
 pub const ANN_PROBE_URL: &str = "steward.io/drain-probe-url";
+/// Annotation turning on the connections probe (node agent) on these ports: `8080,8443`.
+pub const ANN_PORTS: &str = "steward.io/drain-ports";
 
 /// The only configuration version this build reads.
 pub const VERSION: u32 = 1;
@@ -97,7 +103,7 @@ struct RawSettings {
     max_wait: Option<String>,
     delay: Option<String>,
     job_max_wait: Option<String>,
-    probe: Option<Probe>,
+    probe: Option<RawProbe>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,7 +117,7 @@ struct RawOverride {
     settings: RawSettings,
 }
 
-/// How to ask a pod whether it has drained.
+/// How to ask a pod over HTTP whether it has drained.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Probe {
@@ -156,6 +162,12 @@ pub enum ProbeTarget {
         /// Gauge to read.
         gauge: Option<String>,
     },
+    /// ESTABLISHED connections on these local ports, counted by the node agent
+    /// the pod's Node advertises (`steward graceful-drain agent`).
+    Connections {
+        /// Serving ports, sorted.
+        ports: Vec<u16>,
+    },
 }
 
 impl Default for Settings {
@@ -179,7 +191,7 @@ struct Override {
     max_wait: Option<Duration>,
     delay: Option<Duration>,
     job_max_wait: Option<Duration>,
-    probe: Option<Probe>,
+    probe: Option<ProbeTarget>,
 }
 
 /// A validated configuration.
@@ -266,7 +278,12 @@ impl Config {
             delay: duration("defaults.delay", &raw.defaults.delay)?.unwrap_or(base.delay),
             job_max_wait: duration("defaults.jobMaxWait", &raw.defaults.job_max_wait)?
                 .unwrap_or(base.job_max_wait),
-            probe: raw.defaults.probe.clone().map(ProbeTarget::PodPort),
+            probe: raw
+                .defaults
+                .probe
+                .as_ref()
+                .map(|p| p.target("defaults.probe"))
+                .transpose()?,
         };
         check_order("defaults", &defaults)?;
         let mut overrides = Vec::new();
@@ -291,7 +308,12 @@ impl Config {
                 max_wait: duration(&format!("{at}.maxWait"), &o.settings.max_wait)?,
                 delay: duration(&format!("{at}.delay"), &o.settings.delay)?,
                 job_max_wait: duration(&format!("{at}.jobMaxWait"), &o.settings.job_max_wait)?,
-                probe: o.settings.probe.clone(),
+                probe: o
+                    .settings
+                    .probe
+                    .as_ref()
+                    .map(|p| p.target(&format!("{at}.probe")))
+                    .transpose()?,
             });
         }
         for (list, at) in [
@@ -384,12 +406,21 @@ impl Config {
             let gauge = match &s.probe {
                 Some(ProbeTarget::PodPort(p)) => p.gauge.clone(),
                 Some(ProbeTarget::Url { gauge, .. }) => gauge.clone(),
-                None => None,
+                Some(ProbeTarget::Connections { .. }) | None => None,
             };
             s.probe = Some(ProbeTarget::Url {
                 url: url.clone(),
                 gauge,
             });
+        }
+        if let Some(ports) = pod.annotations.get(ANN_PORTS) {
+            match crate::agent::query::parse_ports(ports)
+                .map_err(|e| invalid(ANN_PORTS, e))
+                .and_then(|p| probe_spec::connection_ports(&p, ANN_PORTS))
+            {
+                Ok(ports) => s.probe = Some(ProbeTarget::Connections { ports }),
+                Err(e) => errors.push(e),
+            }
         }
         if s.max_wait < s.min_wait {
             errors.push(invalid(
@@ -417,11 +448,7 @@ fn apply(s: &Settings, o: &Override) -> Settings {
         max_wait: o.max_wait.unwrap_or(s.max_wait),
         delay: o.delay.unwrap_or(s.delay),
         job_max_wait: o.job_max_wait.unwrap_or(s.job_max_wait),
-        probe: o
-            .probe
-            .clone()
-            .map(ProbeTarget::PodPort)
-            .or_else(|| s.probe.clone()),
+        probe: o.probe.clone().or_else(|| s.probe.clone()),
     }
 }
 

@@ -433,9 +433,8 @@ impl Ctx {
         }
         if decision == Wait::Probe {
             let target = settings.probe.as_ref();
-            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
             let reading = match target {
-                Some(t) => probe::read(&self.http, t, ip).await,
+                Some(t) => probe::read_pod(&self.client, &self.http, t, pod).await,
                 None => state::Reading::Idle,
             };
             if let state::Reading::Failed(why) = &reading {
