@@ -14,7 +14,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
-use kube::api::{Api, EvictParams, ObjectMeta, Patch, PatchParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use serde_json::json;
 
 /// The issuer's field manager: the only writer the Secret may ever have.
@@ -80,13 +80,7 @@ async fn certificate_from_an_issuer_secret_is_served_and_followed() {
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let evict = |name: String| {
         let pods = pods.clone();
-        async move {
-            match pods.evict(&name, &EvictParams::default()).await {
-                Ok(_) => 201,
-                Err(kube::Error::Api(s)) => s.code,
-                Err(e) => panic!("{e}"),
-            }
-        }
+        async move { gd_support::evict_code(&pods, &name).await }
     };
     // failurePolicy Ignore would turn a TLS failure into a silent 201: a 429 proves
     // the API server reached steward over the issuer's certificate.

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use gd_support::{StewardSpec, T};
+use gd_support::{StewardSpec, T, pods, setup};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
-use kube::api::{Api, EvictParams, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use testkit::TestEnv;
@@ -25,23 +25,8 @@ use testkit::wait::{self, from_json, pod_ready};
 
 const CONFIG: &str = "version: 1\ndefaults:\n  minWait: 1s\n  delay: 2s\n  maxWait: 20s\n";
 
-async fn setup(prefix: &str) -> TestEnv {
-    let env = testkit::env(prefix).await.unwrap();
-    env.add_nodes("n", 2, |s| s).await.unwrap();
-    env
-}
-
-fn pods(env: &TestEnv) -> Api<Pod> {
-    Api::namespaced(env.client.clone(), &env.ns)
-}
-
-/// The status code of an eviction as the VPA updater sends it (no DeleteOptions).
 async fn evict(env: &TestEnv, name: &str) -> u16 {
-    match pods(env).evict(name, &EvictParams::default()).await {
-        Ok(_) => 201,
-        Err(kube::Error::Api(s)) => s.code,
-        Err(e) => panic!("eviction transport error: {e}"),
-    }
+    gd_support::evict_code(&pods(env), name).await
 }
 
 fn pod_template(env: &TestEnv, labels: Value, annotations: Value) -> Value {
@@ -501,11 +486,7 @@ async fn only_the_evicters_opted_in_are_drained() {
         let ns = env.ns.clone();
         async move {
             let api: Api<Pod> = Api::namespaced(client_as(user).await, &ns);
-            match api.evict(&name, &EvictParams::default()).await {
-                Ok(_) => 201,
-                Err(kube::Error::Api(s)) => s.code,
-                Err(e) => panic!("eviction transport error: {e}"),
-            }
+            gd_support::evict_code(&api, &name).await
         }
     };
     // Opted in: drained (429 now, evicted by steward later).

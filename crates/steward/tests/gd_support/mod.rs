@@ -411,3 +411,25 @@ pub async fn steward(args: &[&str], kubeconfig: &str) -> (bool, String, String) 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A test namespace with two kwok nodes of its own.
+pub async fn setup(prefix: &str) -> TestEnv {
+    let env = testkit::env(prefix).await.unwrap();
+    env.add_nodes("n", 2, |s| s).await.unwrap();
+    env
+}
+
+/// The test namespace's pods.
+pub fn pods(env: &TestEnv) -> Api<Pod> {
+    Api::namespaced(env.client.clone(), &env.ns)
+}
+
+/// The status code of an eviction as the VPA updater sends it (no DeleteOptions):
+/// 201 evicted, 429 refused for now, ...
+pub async fn evict_code(api: &Api<Pod>, name: &str) -> u16 {
+    match api.evict(name, &kube::api::EvictParams::default()).await {
+        Ok(_) => 201,
+        Err(kube::Error::Api(s)) => s.code,
+        Err(e) => panic!("eviction transport error: {e}"),
+    }
+}
