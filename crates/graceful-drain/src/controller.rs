@@ -88,6 +88,8 @@ pub struct Ctx {
     pub restore_backoff: Duration,
     /// Pods isolated now (the active-drains gauge).
     pub active: Mutex<HashSet<ObjectRef<Pod>>>,
+    /// Drains whose failing probe has been reported (one Event per drain).
+    pub probe_warned: Mutex<HashSet<ObjectRef<Pod>>>,
 }
 
 /// Runs the controller until `stop` completes, on `namespace` only or on all.
@@ -142,6 +144,9 @@ impl Ctx {
     }
 
     fn set_active(&self, oref: &ObjectRef<Pod>, on: bool) {
+        if !on && let Ok(mut w) = self.probe_warned.lock() {
+            w.remove(oref);
+        }
         if let Ok(mut set) = self.active.lock() {
             if on {
                 set.insert(oref.clone());
@@ -439,6 +444,23 @@ impl Ctx {
             };
             if let state::Reading::Failed(why) = &reading {
                 tracing::debug!(pod = %key(pod), %why, "drain probe failed");
+                let first = self
+                    .probe_warned
+                    .lock()
+                    .is_ok_and(|mut w| w.insert(ObjectRef::from_obj(pod)));
+                if first {
+                    tracing::warn!(pod = %key(pod), %why, "drain probe failing; waiting until the maximum wait");
+                    self.events
+                        .publish(
+                            pod,
+                            Reason::ProbeFailing,
+                            &Msg::ProbeFailing {
+                                why,
+                                max_wait: settings.max_wait,
+                            },
+                        )
+                        .await;
+                }
             }
             decision = state::decide_wait(isolated_at, Timestamp::now(), &settings, Some(&reading));
         }

@@ -16,6 +16,8 @@ pub enum Reason {
     DrainStarted,
     /// A StatefulSet pod waits its turn.
     DrainQueued,
+    /// The drain probe fails; the drain waits until its maximum.
+    ProbeFailing,
     /// The pod drained and was evicted.
     Drained,
     /// The maximum wait passed; evicted anyway.
@@ -33,6 +35,7 @@ impl Reason {
         match self {
             Self::DrainStarted => ("DrainStarted", EventType::Normal, "Isolate"),
             Self::DrainQueued => ("DrainQueued", EventType::Normal, "Queue"),
+            Self::ProbeFailing => ("DrainProbeFailing", EventType::Warning, "Probe"),
             Self::Drained => ("Drained", EventType::Normal, "Evict"),
             Self::DrainTimedOut => ("DrainTimedOut", EventType::Warning, "Evict"),
             Self::EvictionBlocked => ("EvictionBlocked", EventType::Warning, "Evict"),

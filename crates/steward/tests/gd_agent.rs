@@ -722,5 +722,24 @@ async fn a_pod_the_agent_cannot_see_waits_until_the_maximum() {
         agent.metric(not_found).await >= 2.0,
         "the controller asked the agent"
     );
+    // People are told once why the drain waits to the maximum.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let warned: Vec<_> = events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("DrainProbeFailing")
+                && e.involved_object.name.as_deref() == Some(name.as_str())
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].series.is_none() && warned[0].count.unwrap_or(1) == 1,
+        "published once: {warned:?}"
+    );
     agent.stop().await;
 }
