@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what steward's tests and demo need on a fresh Debian machine and prints
 # nothing else on stdout. Idempotent: a warm machine skips every step.
-#  - Debian: Prometheus, Alertmanager, node-exporter, promtool (real peers for tests)
+#  - Debian: Prometheus, Alertmanager, node-exporter, promtool (real peers for tests);
+#    python3, util-linux, iproute2 (pod server processes in their own netns, agent tests)
 #  - the control plane, built from Go modules into a cache keyed by version
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 need=()
 for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
-            prometheus-node-exporter:prometheus-node-exporter curl:curl /usr/bin/time:time; do
+            prometheus-node-exporter:prometheus-node-exporter curl:curl /usr/bin/time:time \
+            python3:python3-minimal unshare:util-linux nsenter:util-linux ip:iproute2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -19,6 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::config::{Config, PodRef};
 use crate::state::{self, Phase, Record};
+use crate::workload::{self, Handling};
 
 /// The eviction being admitted.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +30,8 @@ pub struct Attempt<'a> {
     pub name: &'a str,
     /// A server-side dry run (steward's PDB check, `kubectl drain --dry-run=server`).
     pub dry_run: bool,
+    /// The user asking (`system:serviceaccount:kube-system:vpa-updater`, a person, ...).
+    pub requester: &'a str,
 }
 
 /// What the webhook knows of the pod.
@@ -44,6 +47,8 @@ pub struct PodFacts {
     pub workload: Option<String>,
     /// The pod is already being deleted.
     pub deleting: bool,
+    /// A VerticalPodAutoscaler (not in `Off` mode) targets the pod's workload.
+    pub vpa_targeted: bool,
 }
 
 /// Why an eviction passes untouched.
@@ -51,6 +56,8 @@ pub struct PodFacts {
 pub enum Pass {
     /// Not a targeted pod (annotation, namespace policy or an override).
     NotTargeted,
+    /// A targeted pod, but the evicter is opted out (`evicters` in the config).
+    EvicterOptedOut,
     /// A dry run changes nothing.
     DryRun,
     /// steward's own eviction, or a caller's retry after steward has drained the pod.
@@ -61,8 +68,8 @@ pub enum Pass {
     /// the controller is not running, so the eviction goes through without grace
     /// rather than leave the caller retrying forever.
     Overdue,
-    /// Owned by a workload whose pods steward does not isolate (StatefulSet,
-    /// DaemonSet, Job): label isolation would break its controller.
+    /// Owned by a controller steward does not know (not a ReplicaSet, StatefulSet,
+    /// DaemonSet or Job): what a label change does to it is unknown.
     UnsupportedOwner,
 }
 
@@ -87,6 +94,7 @@ impl Decision {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Allow(Pass::NotTargeted) => "allow_not_targeted",
+            Self::Allow(Pass::EvicterOptedOut) => "allow_evicter_opted_out",
             Self::Allow(Pass::DryRun) => "allow_dry_run",
             Self::Allow(Pass::Drained) => "allow_drained",
             Self::Allow(Pass::Gone) => "allow_gone",
@@ -102,9 +110,6 @@ impl Decision {
 /// How long past its maximum wait a drain may stay unfinished before the webhook
 /// stops refusing evictions of the pod.
 pub const OVERDUE_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Owner kinds whose pods are isolated by label. A bare pod has no owner.
-const SUPPORTED_OWNERS: [&str; 1] = ["ReplicaSet"];
 
 /// Decides on one eviction. Pure.
 pub fn decide(
@@ -126,8 +131,16 @@ pub fn decide(
             workload: record.workload.as_deref(),
             annotations: &pod.annotations,
         });
-        let limit = settings.max_wait + OVERDUE_MARGIN;
-        let overdue = record.requested_at.is_some_and(|t| {
+        let waits_for_job = workload::handling_of_workload(record.workload.as_deref())
+            == Some(Handling::AwaitCompletion);
+        let max = if waits_for_job {
+            settings.job_max_wait
+        } else {
+            settings.max_wait
+        };
+        let limit = max + OVERDUE_MARGIN;
+        // A StatefulSet pod waiting its turn is kept alive by the controller's heartbeat.
+        let overdue = record.last_seen().is_some_and(|t| {
             std::time::Duration::try_from(now.duration_since(t)).is_ok_and(|d| d > limit)
         });
         return match record.phase {
@@ -138,22 +151,24 @@ pub fn decide(
         };
     }
     let workload = pod.workload.as_deref();
-    let targeted = config.targets(PodRef {
-        namespace: attempt.namespace,
-        workload,
-        annotations: &pod.annotations,
-    });
+    let targeted = config.targets(
+        PodRef {
+            namespace: attempt.namespace,
+            workload,
+            annotations: &pod.annotations,
+        },
+        pod.vpa_targeted,
+    );
     if !targeted {
         return Decision::Allow(Pass::NotTargeted);
+    }
+    if !config.drains_evicter(attempt.requester) {
+        return Decision::Allow(Pass::EvicterOptedOut);
     }
     if attempt.dry_run {
         return Decision::Allow(Pass::DryRun);
     }
-    if pod
-        .owner_kind
-        .as_deref()
-        .is_some_and(|k| !SUPPORTED_OWNERS.contains(&k))
-    {
+    if workload::handling(pod.owner_kind.as_deref()).is_none() {
         return Decision::Allow(Pass::UnsupportedOwner);
     }
     if let Some(until) = state::backing_off(&pod.annotations, now) {
@@ -185,6 +200,48 @@ mod tests {
             owner_kind: owner.map(String::from),
             workload: owner.map(|k| format!("{k}/web")),
             deleting: false,
+            vpa_targeted: false,
+        }
+    }
+
+    #[test]
+    fn evicters_opted_out_pass_through() {
+        let c = Config::parse(
+            "version: 1\nevicters:\n  include: [\"system:serviceaccount:*\"]\n  exclude: [\"system:serviceaccount:kube-system:karpenter\"]\n",
+        )
+        .unwrap();
+        let vpa = [("vpa-managed", "true")];
+        let table = [
+            ("system:serviceaccount:kube-system:vpa-updater", true),
+            ("system:serviceaccount:kube-system:karpenter", false),
+            ("alice@example.com", false),
+        ];
+        for (user, drained) in table {
+            let attempt = Attempt {
+                namespace: "shop",
+                name: "web-1",
+                dry_run: false,
+                requester: user,
+            };
+            let d = decide(
+                attempt,
+                Some(&pod(&vpa, &[], Some("ReplicaSet"))),
+                &c,
+                now(),
+            );
+            assert_eq!(
+                matches!(d, Decision::StartDrain { .. }),
+                drained,
+                "{user}: {d:?}"
+            );
+            // A drain under way is finished whoever retries.
+            let d = decide(
+                attempt,
+                Some(&pod(&vpa, &[(LABEL_PHASE, "evicting")], None)),
+                &c,
+                now(),
+            );
+            assert_eq!(d, Decision::Allow(Pass::Drained), "{user}");
         }
     }
 
@@ -242,7 +299,51 @@ mod tests {
                 "statefulset",
                 Some(pod(&vpa, &[], Some("StatefulSet"))),
                 false,
+                Decision::StartDrain {
+                    workload: Some("StatefulSet/web".into()),
+                },
+            ),
+            (
+                "job",
+                Some(pod(&vpa, &[], Some("Job"))),
+                false,
+                Decision::StartDrain {
+                    workload: Some("Job/web".into()),
+                },
+            ),
+            (
+                "unknown controller",
+                Some(pod(&vpa, &[], Some("CloneSet"))),
+                false,
                 Decision::Allow(Pass::UnsupportedOwner),
+            ),
+            (
+                "job pod requested 2 min ago: within jobMaxWait",
+                Some(pod(
+                    &[
+                        ("vpa-managed", "true"),
+                        (ANN_REQUESTED_AT, &long_ago),
+                        ("steward.io/drain-workload", "Job/nightly"),
+                    ],
+                    &[(LABEL_PHASE, "isolated")],
+                    Some("Job"),
+                )),
+                false,
+                Decision::InProgress(Phase::Isolated),
+            ),
+            (
+                "queued, old request, fresh heartbeat",
+                Some(pod(
+                    &[
+                        ("vpa-managed", "true"),
+                        (ANN_REQUESTED_AT, &long_ago),
+                        ("steward.io/drain-queued-at", &earlier),
+                    ],
+                    &[(LABEL_PHASE, "requested")],
+                    Some("StatefulSet"),
+                )),
+                false,
+                Decision::InProgress(Phase::Requested),
             ),
             (
                 "requested",
@@ -322,6 +423,7 @@ mod tests {
                 namespace: "shop",
                 name: "web-1",
                 dry_run,
+                requester: "system:serviceaccount:kube-system:vpa-updater",
             };
             assert_eq!(decide(attempt, p.as_ref(), &c, now()), want, "{what}");
         }

@@ -139,6 +139,47 @@ fn from_secret(s: &Secret) -> Option<Bundle> {
     })
 }
 
+/// A certificate issued by someone else (cert-manager, Vault, a person), read from a
+/// `kubernetes.io/tls` Secret with `tls.crt`, `tls.key` and `ca.crt` (what a
+/// cert-manager `Certificate` writes). steward never writes that Secret; it serves
+/// the certificate and puts `ca.crt` into the webhook's `caBundle` itself, so no
+/// CA injector is needed.
+pub fn from_external(s: &Secret) -> Result<Bundle> {
+    let name = s.metadata.name.as_deref().unwrap_or_default();
+    let data = s.data.as_ref();
+    let get = |k: &str| -> Result<String> {
+        let v = data.and_then(|d| d.get(k)).ok_or_else(|| {
+            Error::Tls(format!(
+                "Secret {name} has no {k} (a cert-manager Certificate writes tls.crt, tls.key and, with a CA or self-signed issuer, ca.crt)"
+            ))
+        })?;
+        String::from_utf8(v.0.clone())
+            .map_err(|_| Error::Tls(format!("Secret {name}: {k} is not PEM text")))
+    };
+    let (cert, key, ca) = (get(TLS_CRT)?, get(TLS_KEY)?, get(CA_CRT)?);
+    let not_after = x509_parser::pem::parse_x509_pem(cert.as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|(_, pem)| {
+            pem.parse_x509()
+                .map(|c| c.validity().not_after.timestamp())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| Error::Tls(format!("Secret {name}: {TLS_CRT}: {e}")))?;
+    let b = Bundle {
+        ca,
+        previous_ca: None,
+        cert,
+        key,
+        not_after: Timestamp::from_second(not_after).map_err(|e| Error::Tls(e.to_string()))?,
+    };
+    // Fail here, naming the Secret, rather than at the first handshake.
+    certified(&b).map_err(|e| match e {
+        Error::Tls(m) => Error::Tls(format!("Secret {name}: {m}")),
+        other => other,
+    })?;
+    Ok(b)
+}
+
 /// Reads the Secret; creates or rotates it when missing or due. Safe with several
 /// replicas: writes are conditional, and the loser of a race reads the winner's.
 pub async fn ensure(
@@ -248,6 +289,55 @@ mod tests {
             );
         }
         assert!(needs_rotation(now - day, validity, now), "expired");
+    }
+
+    #[test]
+    fn external_secrets_name_what_is_wrong() {
+        let b = generate(&["127.0.0.1".into()], Duration::from_secs(3600), None).unwrap();
+        let secret = |keys: &[(&str, &str)]| Secret {
+            metadata: ObjectMeta {
+                name: Some("webhook-tls".into()),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                keys.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        };
+        let ok = from_external(&secret(&[
+            (TLS_CRT, &b.cert),
+            (TLS_KEY, &b.key),
+            (CA_CRT, &b.ca),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (&ok.cert, &ok.ca, ok.not_after),
+            (&b.cert, &b.ca, b.not_after)
+        );
+        let table = [
+            (
+                secret(&[(TLS_CRT, &b.cert), (TLS_KEY, &b.key)]),
+                "has no ca.crt",
+            ),
+            (
+                secret(&[(TLS_KEY, &b.key), (CA_CRT, &b.ca)]),
+                "has no tls.crt",
+            ),
+            (
+                secret(&[(TLS_CRT, "garbage"), (TLS_KEY, &b.key), (CA_CRT, &b.ca)]),
+                "webhook-tls: tls.crt",
+            ),
+            (
+                secret(&[(TLS_CRT, &b.cert), (TLS_KEY, "nope"), (CA_CRT, &b.ca)]),
+                "webhook-tls: serving key",
+            ),
+        ];
+        for (s, want) in table {
+            let e = from_external(&s).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} lacks {want}");
+        }
     }
 
     #[test]

@@ -5,17 +5,24 @@
 //! version: 1
 //! selector:
 //!   annotations: { vpa-managed: "true" }   # a pod is targeted when it has all of these
+//!   vpaObjects: false                      # or when a VerticalPodAutoscaler (mode not Off) targets its workload
 //! namespaces:
 //!   include: []                            # empty: every namespace
 //!   exclude: [batch]
+//! evicters:                                # who is drained (the eviction's user); `*` ends a prefix
+//!   include: []                            # empty: every evicter
+//!   exclude: ["system:serviceaccount:kube-system:karpenter"]
 //! defaults:
 //!   minWait: 3s      # never evict sooner after isolation (endpoint propagation)
 //!   maxWait: 60s     # evict at the latest this long after isolation
 //!   delay: 10s       # without a probe: wait exactly this long (after minWait)
+//!   jobMaxWait: 30m  # Job/CronJob pods: evicted when their job ends, at the latest this long after the request
 //!   probe:           # optional: drained when the gauge reads 0 (or, without gauge, on HTTP 2xx)
 //!     port: 9090
 //!     path: /metrics
 //!     gauge: http_requests_in_flight
+//!   # or probe: { connections: { ports: [8080] } } (node agent), or probe: { istio: {} }
+//!   # (see `probe_spec`)
 //! overrides:
 //!   - namespace: shop
 //!     workload: Deployment/web   # optional: one workload of that namespace
@@ -25,7 +32,9 @@
 //! ```
 //!
 //! Per-pod annotations override the resolved values: `steward.io/drain-min-wait`,
-//! `steward.io/drain-max-wait`, `steward.io/drain-delay`, `steward.io/drain-probe-url`.
+//! `steward.io/drain-max-wait`, `steward.io/drain-delay`, `steward.io/drain-job-max-wait`,
+//! `steward.io/drain-probe-url`, `steward.io/drain-ports` (the connections probe on
+//! these ports; wins over the URL).
 //! An invalid document is rejected whole with the field named; the caller keeps the
 //! last good configuration.
 
@@ -36,6 +45,7 @@ use serde::Deserialize;
 use steward_runtime::kube_client::humantime_secs;
 
 use crate::error::{Error, Result};
+use crate::probe_spec::{self, RawProbe};
 
 /// Annotation overriding the minimum wait of one pod.
 pub const ANN_MIN_WAIT: &str = "steward.io/drain-min-wait";
@@ -43,8 +53,12 @@ pub const ANN_MIN_WAIT: &str = "steward.io/drain-min-wait";
 pub const ANN_MAX_WAIT: &str = "steward.io/drain-max-wait";
 /// Annotation overriding the fixed delay of one pod.
 pub const ANN_DELAY: &str = "steward.io/drain-delay";
+/// Annotation overriding how long a Job pod's eviction may wait for its job.
+pub const ANN_JOB_MAX_WAIT: &str = "steward.io/drain-job-max-wait";
 /// Annotation giving the full URL of the drain probe of one pod.
 pub const ANN_PROBE_URL: &str = "steward.io/drain-probe-url";
+/// Annotation turning on the connections probe (node agent) on these ports: `8080,8443`.
+pub const ANN_PORTS: &str = "steward.io/drain-ports";
 
 /// The only configuration version this build reads.
 pub const VERSION: u32 = 1;
@@ -58,6 +72,8 @@ struct RawConfig {
     #[serde(default)]
     namespaces: RawNamespaces,
     #[serde(default)]
+    evicters: RawNamespaces,
+    #[serde(default)]
     defaults: RawSettings,
     #[serde(default)]
     overrides: Vec<RawOverride>,
@@ -67,6 +83,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawSelector {
     annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    vpa_objects: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,7 +102,8 @@ struct RawSettings {
     min_wait: Option<String>,
     max_wait: Option<String>,
     delay: Option<String>,
-    probe: Option<Probe>,
+    job_max_wait: Option<String>,
+    probe: Option<RawProbe>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +117,7 @@ struct RawOverride {
     settings: RawSettings,
 }
 
-/// How to ask a pod whether it has drained.
+/// How to ask a pod over HTTP whether it has drained.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Probe {
@@ -124,6 +143,9 @@ pub struct Settings {
     pub max_wait: Duration,
     /// Without a probe: evict this long after isolation (at least `min_wait`).
     pub delay: Duration,
+    /// Job and CronJob pods: evict when the pod has finished, at the latest this
+    /// long after the eviction was asked for.
+    pub job_max_wait: Duration,
     /// The probe, if any.
     pub probe: Option<ProbeTarget>,
 }
@@ -140,6 +162,12 @@ pub enum ProbeTarget {
         /// Gauge to read.
         gauge: Option<String>,
     },
+    /// ESTABLISHED connections on these local ports, counted by the node agent
+    /// the pod's Node advertises (`steward graceful-drain agent`).
+    Connections {
+        /// Serving ports, sorted.
+        ports: Vec<u16>,
+    },
 }
 
 impl Default for Settings {
@@ -148,6 +176,7 @@ impl Default for Settings {
             min_wait: Duration::from_secs(3),
             max_wait: Duration::from_secs(60),
             delay: Duration::from_secs(10),
+            job_max_wait: Duration::from_secs(30 * 60),
             probe: None,
         }
     }
@@ -161,15 +190,19 @@ struct Override {
     min_wait: Option<Duration>,
     max_wait: Option<Duration>,
     delay: Option<Duration>,
-    probe: Option<Probe>,
+    job_max_wait: Option<Duration>,
+    probe: Option<ProbeTarget>,
 }
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     selector: BTreeMap<String, String>,
+    vpa_objects: bool,
     include: Vec<String>,
     exclude: Vec<String>,
+    evicters_include: Vec<String>,
+    evicters_exclude: Vec<String>,
     defaults: Settings,
     overrides: Vec<Override>,
 }
@@ -178,8 +211,11 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             selector: [("vpa-managed".to_string(), "true".to_string())].into(),
+            vpa_objects: false,
             include: Vec::new(),
             exclude: Vec::new(),
+            evicters_include: Vec::new(),
+            evicters_exclude: Vec::new(),
             defaults: Settings::default(),
             overrides: Vec::new(),
         }
@@ -240,7 +276,14 @@ impl Config {
             max_wait: duration("defaults.maxWait", &raw.defaults.max_wait)?
                 .unwrap_or(base.max_wait),
             delay: duration("defaults.delay", &raw.defaults.delay)?.unwrap_or(base.delay),
-            probe: raw.defaults.probe.clone().map(ProbeTarget::PodPort),
+            job_max_wait: duration("defaults.jobMaxWait", &raw.defaults.job_max_wait)?
+                .unwrap_or(base.job_max_wait),
+            probe: raw
+                .defaults
+                .probe
+                .as_ref()
+                .map(|p| p.target("defaults.probe"))
+                .transpose()?,
         };
         check_order("defaults", &defaults)?;
         let mut overrides = Vec::new();
@@ -264,10 +307,33 @@ impl Config {
                 min_wait: duration(&format!("{at}.minWait"), &o.settings.min_wait)?,
                 max_wait: duration(&format!("{at}.maxWait"), &o.settings.max_wait)?,
                 delay: duration(&format!("{at}.delay"), &o.settings.delay)?,
-                probe: o.settings.probe.clone(),
+                job_max_wait: duration(&format!("{at}.jobMaxWait"), &o.settings.job_max_wait)?,
+                probe: o
+                    .settings
+                    .probe
+                    .as_ref()
+                    .map(|p| p.target(&format!("{at}.probe")))
+                    .transpose()?,
             });
         }
+        for (list, at) in [
+            (&raw.evicters.include, "evicters.include"),
+            (&raw.evicters.exclude, "evicters.exclude"),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                let body = p.strip_suffix('*').unwrap_or(p);
+                if p.is_empty() || body.contains('*') {
+                    return Err(invalid(
+                        format!("{at}[{i}]"),
+                        format!("\"{p}\" is not a user name or a prefix ending in a single `*`"),
+                    ));
+                }
+            }
+        }
         let config = Self {
+            evicters_include: raw.evicters.include,
+            evicters_exclude: raw.evicters.exclude,
+            vpa_objects: raw.selector.vpa_objects,
             selector: raw
                 .selector
                 .annotations
@@ -284,12 +350,30 @@ impl Config {
         Ok(config)
     }
 
-    /// Whether the pod is targeted: selector annotations, namespace policy, overrides.
-    pub fn targets(&self, pod: PodRef<'_>) -> bool {
+    /// Whether evictions by `user` (the API request's user name, for example
+    /// `system:serviceaccount:kube-system:vpa-updater`) are drained.
+    pub fn drains_evicter(&self, user: &str) -> bool {
+        let hit = |p: &String| match p.strip_suffix('*') {
+            Some(prefix) => user.starts_with(prefix),
+            None => user == p,
+        };
+        (self.evicters_include.is_empty() || self.evicters_include.iter().any(hit))
+            && !self.evicters_exclude.iter().any(hit)
+    }
+
+    /// Whether pods are also targeted through VerticalPodAutoscaler objects.
+    pub fn vpa_objects(&self) -> bool {
+        self.vpa_objects
+    }
+
+    /// Whether the pod is targeted: selector annotations (or, with `vpaObjects`, a
+    /// VPA on its workload: `vpa_targeted`), namespace policy, overrides.
+    pub fn targets(&self, pod: PodRef<'_>, vpa_targeted: bool) -> bool {
         let selected = self
             .selector
             .iter()
-            .all(|(k, v)| pod.annotations.get(k) == Some(v));
+            .all(|(k, v)| pod.annotations.get(k) == Some(v))
+            || (self.vpa_objects && vpa_targeted);
         let ns_ok = (self.include.is_empty() || self.include.iter().any(|n| n == pod.namespace))
             && !self.exclude.iter().any(|n| n == pod.namespace);
         selected && ns_ok && !self.matching(pod).any(|o| o.disabled)
@@ -317,16 +401,26 @@ impl Config {
         ann(ANN_MIN_WAIT, &mut s.min_wait);
         ann(ANN_MAX_WAIT, &mut s.max_wait);
         ann(ANN_DELAY, &mut s.delay);
+        ann(ANN_JOB_MAX_WAIT, &mut s.job_max_wait);
         if let Some(url) = pod.annotations.get(ANN_PROBE_URL) {
             let gauge = match &s.probe {
                 Some(ProbeTarget::PodPort(p)) => p.gauge.clone(),
                 Some(ProbeTarget::Url { gauge, .. }) => gauge.clone(),
-                None => None,
+                Some(ProbeTarget::Connections { .. }) | None => None,
             };
             s.probe = Some(ProbeTarget::Url {
                 url: url.clone(),
                 gauge,
             });
+        }
+        if let Some(ports) = pod.annotations.get(ANN_PORTS) {
+            match crate::agent::query::parse_ports(ports)
+                .map_err(|e| invalid(ANN_PORTS, e))
+                .and_then(|p| probe_spec::connection_ports(&p, ANN_PORTS))
+            {
+                Ok(ports) => s.probe = Some(ProbeTarget::Connections { ports }),
+                Err(e) => errors.push(e),
+            }
         }
         if s.max_wait < s.min_wait {
             errors.push(invalid(
@@ -353,11 +447,8 @@ fn apply(s: &Settings, o: &Override) -> Settings {
         min_wait: o.min_wait.unwrap_or(s.min_wait),
         max_wait: o.max_wait.unwrap_or(s.max_wait),
         delay: o.delay.unwrap_or(s.delay),
-        probe: o
-            .probe
-            .clone()
-            .map(ProbeTarget::PodPort)
-            .or_else(|| s.probe.clone()),
+        job_max_wait: o.job_max_wait.unwrap_or(s.job_max_wait),
+        probe: o.probe.clone().or_else(|| s.probe.clone()),
     }
 }
 
@@ -373,6 +464,9 @@ fn check_order(at: &str, s: &Settings) -> Result<()> {
     }
     if s.max_wait.is_zero() {
         return Err(invalid(format!("{at}.maxWait"), "must be above 0"));
+    }
+    if s.job_max_wait.is_zero() {
+        return Err(invalid(format!("{at}.jobMaxWait"), "must be above 0"));
     }
     Ok(())
 }
@@ -415,6 +509,14 @@ mod tests {
                 "overrides[0].namespace",
             ),
             ("version: [1]\n", "version"),
+            (
+                "version: 1\nevicters:\n  exclude: [\"system:*:karpenter\"]\n",
+                "evicters.exclude[0]",
+            ),
+            (
+                "version: 1\nevicters:\n  include: [\"\"]\n",
+                "evicters.include[0]",
+            ),
             ("- a\n- b\n", "config"),
         ];
         for (yaml, field) in table {
@@ -451,7 +553,7 @@ mod tests {
                 workload: w,
                 annotations: a,
             };
-            assert_eq!(c.targets(pod), want, "{ns} {w:?} {a:?}");
+            assert_eq!(c.targets(pod, false), want, "{ns} {w:?} {a:?}");
         }
     }
 

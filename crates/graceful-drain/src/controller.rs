@@ -1,27 +1,33 @@
 //! The drain controller (leader only): for every pod carrying `steward.io/drain`,
 //! one reconcile step at a time, GET → decide (pure, in `state`) → PATCH:
 //!
-//! 1. `requested`: a server-side dry-run eviction asks the PodDisruptionBudgets
-//!    first; refused → the request is dropped (Event, back-off). Allowed → the
-//!    labels that put the pod behind its Services are removed (remembered in an
-//!    annotation), so the EndpointSlice controller drops it and its ReplicaSet,
-//!    which no longer selects it, starts a replacement at once.
-//! 2. `isolated`: wait (minimum, fixed delay, HTTP probe, maximum).
+//! 1. `requested`: a StatefulSet pod first waits its turn (one at a time, highest
+//!    ordinal first). A server-side dry-run eviction asks the PodDisruptionBudgets;
+//!    refused → the request is dropped (Event, back-off). Allowed → the labels that
+//!    put the pod behind its Services are removed (remembered in an annotation), so
+//!    the EndpointSlice controller drops it and its ReplicaSet, which no longer
+//!    selects it, starts a replacement at once. StatefulSet and DaemonSet pods keep
+//!    the labels their owner selects on; Job pods keep every label (see `workload`).
+//! 2. `isolated`: wait (minimum, fixed delay, HTTP probe, maximum; a Job pod until
+//!    it has finished or `jobMaxWait`).
 //! 3. `evicting`: the real eviction through the Eviction API, UID precondition and
 //!    the caller's grace period. Refused → labels restored, back-off, Event.
 //!
 //! A restart at any point resumes from the pod's own record.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{
     Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, Preconditions,
 };
+use kube::core::Selector;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -36,6 +42,34 @@ use crate::messages::Msg;
 use crate::metrics::Metrics;
 use crate::probe;
 use crate::state::{self, EvictReason, Phase, Record, Wait};
+use crate::workload::{self, Handling, Member, Turn};
+
+/// What isolation needs to know of a StatefulSet or DaemonSet owner.
+struct Owner {
+    kind: &'static str,
+    name: String,
+    /// Label keys its selector uses (these stay on the pod).
+    selector_keys: Vec<String>,
+    selector: Option<Selector>,
+    /// Wanted replicas (StatefulSet).
+    replicas: i32,
+}
+
+fn selector_keys(sel: &LabelSelector) -> Vec<String> {
+    let labels = sel.match_labels.iter().flat_map(|m| m.keys().cloned());
+    let exprs = sel
+        .match_expressions
+        .iter()
+        .flat_map(|e| e.iter().map(|x| x.key.clone()));
+    labels.chain(exprs).collect()
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
 
 /// What every reconcile shares.
 #[allow(missing_debug_implementations)] // kube::Client has no Debug
@@ -54,11 +88,20 @@ pub struct Ctx {
     pub restore_backoff: Duration,
     /// Pods isolated now (the active-drains gauge).
     pub active: Mutex<HashSet<ObjectRef<Pod>>>,
+    /// Drains whose failing probe has been reported (one Event per drain).
+    pub probe_warned: Mutex<HashSet<ObjectRef<Pod>>>,
 }
 
-/// Runs the controller until `stop` completes.
-pub async fn run(ctx: Arc<Ctx>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let pods: Api<Pod> = Api::all(ctx.client.clone());
+/// Runs the controller until `stop` completes, on `namespace` only or on all.
+pub async fn run(
+    ctx: Arc<Ctx>,
+    namespace: Option<String>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let pods: Api<Pod> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
     let cfg = watcher::Config::default().labels(state::LABEL_PHASE);
     Controller::new(pods, cfg)
         .graceful_shutdown_on(stop)
@@ -101,6 +144,9 @@ impl Ctx {
     }
 
     fn set_active(&self, oref: &ObjectRef<Pod>, on: bool) {
+        if !on && let Ok(mut w) = self.probe_warned.lock() {
+            w.remove(oref);
+        }
         if let Ok(mut set) = self.active.lock() {
             if on {
                 set.insert(oref.clone());
@@ -125,7 +171,126 @@ impl Ctx {
         Ok(())
     }
 
+    /// The StatefulSet or DaemonSet that owns the pod (`None`: another handling, or
+    /// the owner is gone, in which case no selector has to be kept).
+    async fn owner(&self, pod: &Pod, record: &Record) -> Result<Option<Owner>> {
+        let Some((kind, name)) = record.workload.as_deref().and_then(workload::split) else {
+            return Ok(None);
+        };
+        let ns = pod.namespace().unwrap_or_default();
+        let (kind, selector, replicas) = match kind {
+            "StatefulSet" => {
+                let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &ns);
+                let Some(s) = api
+                    .get_opt(name)
+                    .await
+                    .map_err(kerr(format!("reading StatefulSet {ns}/{name}")))?
+                else {
+                    return Ok(None);
+                };
+                let spec = s.spec.unwrap_or_default();
+                ("StatefulSet", spec.selector, spec.replicas.unwrap_or(1))
+            }
+            "DaemonSet" => {
+                let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), &ns);
+                let Some(d) = api
+                    .get_opt(name)
+                    .await
+                    .map_err(kerr(format!("reading DaemonSet {ns}/{name}")))?
+                else {
+                    return Ok(None);
+                };
+                ("DaemonSet", d.spec.unwrap_or_default().selector, 0)
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Owner {
+            kind,
+            name: name.to_string(),
+            selector_keys: selector_keys(&selector),
+            selector: Selector::try_from(selector).ok(),
+            replicas,
+        }))
+    }
+
+    /// For a StatefulSet pod: `Some(action)` while it is not its turn yet.
+    async fn wait_turn(&self, pod: &Pod, record: &Record, owner: &Owner) -> Result<Option<Action>> {
+        let Some(selector) = &owner.selector else {
+            return Ok(None);
+        };
+        let age = record
+            .requested_at
+            .and_then(|t| Duration::try_from(Timestamp::now().duration_since(t)).ok())
+            .unwrap_or(workload::STS_SETTLE);
+        if age < workload::STS_SETTLE {
+            return Ok(Some(Action::requeue(workload::STS_SETTLE - age)));
+        }
+        let members: Vec<Member> = self
+            .api(pod)
+            .list(&ListParams::default().labels_from(selector))
+            .await
+            .map_err(kerr(format!(
+                "listing the pods of StatefulSet {}",
+                owner.name
+            )))?
+            .items
+            .iter()
+            .map(|p| Member {
+                name: p.name_any(),
+                phase: Record::read(p.labels(), p.annotations()).map(|r| r.phase),
+                ready: pod_ready(p),
+                deleting: p.metadata.deletion_timestamp.is_some(),
+            })
+            .collect();
+        let Turn::Wait(why) =
+            workload::sts_turn(&owner.name, &pod.name_any(), owner.replicas, &members)
+        else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        let stale = record.last_seen().is_none_or(|t| {
+            Duration::try_from(now.duration_since(t)).is_ok_and(|d| d >= workload::QUEUE_HEARTBEAT)
+        });
+        if record.queued_at.is_none() || stale {
+            self.patch(
+                pod,
+                state::queued_patch(now),
+                "renewing the queue heartbeat",
+            )
+            .await?;
+        }
+        if record.queued_at.is_none() {
+            tracing::info!(pod = %key(pod), %why, "eviction queued behind the rest of the StatefulSet");
+            self.events
+                .publish(pod, Reason::DrainQueued, &Msg::Queued { why: &why })
+                .await;
+        }
+        Ok(Some(Action::requeue(Duration::from_secs(1))))
+    }
+
     async fn check_and_isolate(&self, pod: &Pod, record: &Record) -> Result<Action> {
+        let Some(handling) = workload::handling_of_workload(record.workload.as_deref()) else {
+            self.restore(pod, record, "unsupported_owner").await?;
+            return Ok(Action::await_change());
+        };
+        let owner = match handling {
+            Handling::KeepOwner { .. } => self.owner(pod, record).await?,
+            _ => None,
+        };
+        if let (
+            Handling::KeepOwner {
+                one_at_a_time: true,
+            },
+            Some(o),
+        ) = (handling, &owner)
+            && let Some(action) = self.wait_turn(pod, record, o).await?
+        {
+            return Ok(action);
+        }
+        if handling == Handling::AwaitCompletion {
+            // A Job pod is not isolated; the PodDisruptionBudget answers at the final eviction.
+            return self.isolate(pod, handling, BTreeMap::new(), None).await;
+        }
         let uid = pod.uid().unwrap_or_default();
         let params = EvictParams {
             delete_options: Some(DeleteParams {
@@ -184,7 +349,26 @@ impl Ctx {
             .into_iter()
             .filter_map(|s| s.spec.and_then(|s| s.selector))
             .collect();
-        let labels = state::service_labels(pod.labels(), &selectors);
+        let keys = owner
+            .as_ref()
+            .map(|o| o.selector_keys.as_slice())
+            .unwrap_or_default();
+        let labels = workload::isolation_labels(
+            state::service_labels(pod.labels(), &selectors),
+            keys,
+            handling,
+        );
+        self.isolate(pod, handling, labels, owner.as_ref().map(|o| o.kind))
+            .await
+    }
+
+    async fn isolate(
+        &self,
+        pod: &Pod,
+        handling: Handling,
+        labels: BTreeMap<String, String>,
+        owner_kind: Option<&str>,
+    ) -> Result<Action> {
         let rv = pod.resource_version().unwrap_or_default();
         let patch = state::isolate_patch(&labels, Timestamp::now(), &rv);
         match self.patch(pod, patch, "isolating").await {
@@ -201,39 +385,82 @@ impl Ctx {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        tracing::info!(pod = %key(pod), labels = %shown, "taken out of load balancing; waiting until drained");
-        self.events
-            .publish(
-                pod,
-                Reason::DrainStarted,
-                &Msg::DrainStarted { labels: shown },
-            )
-            .await;
+        let msg = match (handling, owner_kind) {
+            (Handling::AwaitCompletion, _) => {
+                let (settings, _) = self.settings(pod, None);
+                tracing::info!(pod = %key(pod), "Job pod: eviction waits until it has finished");
+                Msg::AwaitingJob {
+                    max_wait: settings.job_max_wait,
+                }
+            }
+            (_, Some(kind)) if labels.is_empty() => {
+                tracing::info!(pod = %key(pod), owner = kind, "no Service label outside the owner's selector; not isolated, waiting before evicting");
+                Msg::NotIsolated { kind }
+            }
+            _ => {
+                tracing::info!(pod = %key(pod), labels = %shown, "taken out of load balancing; waiting until drained");
+                Msg::DrainStarted { labels: shown }
+            }
+        };
+        self.events.publish(pod, Reason::DrainStarted, &msg).await;
         self.set_active(&ObjectRef::from_obj(pod), true);
         Ok(Action::requeue(Duration::from_millis(50)))
     }
 
-    async fn wait(&self, pod: &Pod, record: &Record) -> Result<Action> {
+    fn settings(&self, pod: &Pod, workload: Option<&str>) -> (crate::config::Settings, Vec<Error>) {
         let config = self.config.borrow().clone();
-        let (settings, errors) = config.settings(PodRef {
-            namespace: &pod.namespace().unwrap_or_default(),
-            workload: record.workload.as_deref(),
-            annotations: pod.annotations(),
+        let workload = workload.or_else(|| {
+            pod.annotations()
+                .get(state::ANN_WORKLOAD)
+                .map(String::as_str)
         });
+        config.settings(PodRef {
+            namespace: &pod.namespace().unwrap_or_default(),
+            workload,
+            annotations: pod.annotations(),
+        })
+    }
+
+    async fn wait(&self, pod: &Pod, record: &Record) -> Result<Action> {
+        let (settings, errors) = self.settings(pod, record.workload.as_deref());
         for error in errors {
             tracing::warn!(pod = %key(pod), %error, "ignoring an invalid drain annotation");
         }
         let isolated_at = record.isolated_at.unwrap_or_else(Timestamp::now);
         let mut decision = state::decide_wait(isolated_at, Timestamp::now(), &settings, None);
+        if workload::handling_of_workload(record.workload.as_deref())
+            == Some(Handling::AwaitCompletion)
+        {
+            let finished = workload::finished(pod.status.as_ref().and_then(|s| s.phase.as_deref()));
+            let since = record.requested_at.unwrap_or(isolated_at);
+            decision =
+                workload::decide_job(since, Timestamp::now(), settings.job_max_wait, finished);
+        }
         if decision == Wait::Probe {
             let target = settings.probe.as_ref();
-            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
             let reading = match target {
-                Some(t) => probe::read(&self.http, t, ip).await,
+                Some(t) => probe::read_pod(&self.client, &self.http, t, pod).await,
                 None => state::Reading::Idle,
             };
             if let state::Reading::Failed(why) = &reading {
                 tracing::debug!(pod = %key(pod), %why, "drain probe failed");
+                let first = self
+                    .probe_warned
+                    .lock()
+                    .is_ok_and(|mut w| w.insert(ObjectRef::from_obj(pod)));
+                if first {
+                    tracing::warn!(pod = %key(pod), %why, "drain probe failing; waiting until the maximum wait");
+                    self.events
+                        .publish(
+                            pod,
+                            Reason::ProbeFailing,
+                            &Msg::ProbeFailing {
+                                why,
+                                max_wait: settings.max_wait,
+                            },
+                        )
+                        .await;
+                }
             }
             decision = state::decide_wait(isolated_at, Timestamp::now(), &settings, Some(&reading));
         }

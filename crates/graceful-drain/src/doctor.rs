@@ -4,7 +4,7 @@
 //! a VPA in `Recreate` (or its old alias `Auto`) mode can switch to
 //! `InPlaceOrRecreate` and resize pods without evicting them.
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 use steward_runtime::kube_client::KubeArgs;
@@ -50,26 +50,15 @@ pub struct Report {
 
 /// The candidate, if this VPA object is one. Pure.
 pub fn candidate(vpa: &DynamicObject) -> Option<Candidate> {
-    let spec = vpa.data.get("spec")?;
+    vpa.data.get("spec")?;
     // An absent updatePolicy means Auto, which the VPA treats as Recreate.
-    let mode = spec
-        .pointer("/updatePolicy/updateMode")
-        .and_then(|m| m.as_str())
-        .unwrap_or("Auto");
+    let mode = crate::vpa::update_mode(vpa);
     if mode != "Recreate" && mode != "Auto" {
         return None;
     }
-    let kind = spec
-        .pointer("/targetRef/kind")
-        .and_then(|v| v.as_str())
-        .unwrap_or("?");
-    let name = spec
-        .pointer("/targetRef/name")
-        .and_then(|v| v.as_str())
-        .unwrap_or("?");
     Some(Candidate {
         vpa: format!("{}/{}", vpa.namespace().unwrap_or_default(), vpa.name_any()),
-        target: format!("{kind}/{name}"),
+        target: crate::vpa::target(vpa).unwrap_or_else(|| "?/?".into()),
         mode: mode.to_string(),
     })
 }
@@ -84,16 +73,10 @@ pub async fn in_place_resize(client: &Client) -> Result<bool> {
     Ok(core.resources.iter().any(|r| r.name == "pods/resize"))
 }
 
-/// The VerticalPodAutoscaler API (`autoscaling.k8s.io/v1`).
-pub fn vpa_resource() -> ApiResource {
-    let gvk = GroupVersionKind::gvk("autoscaling.k8s.io", "v1", "VerticalPodAutoscaler");
-    ApiResource::from_gvk_with_plural(&gvk, "verticalpodautoscalers")
-}
-
 /// Builds the report.
 pub async fn report(client: &Client, namespace: Option<&str>) -> Result<Report> {
     let in_place_resize = in_place_resize(client).await?;
-    let ar = vpa_resource();
+    let ar = crate::vpa::api_resource();
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),

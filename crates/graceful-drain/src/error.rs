@@ -41,6 +41,9 @@ pub enum Error {
     /// The pod cache stopped before it was filled.
     #[error("the pod cache stopped before its first list")]
     CacheStopped,
+    /// The node agent could not finish a step.
+    #[error("drain agent: {0}")]
+    Agent(String),
     /// The shared runtime failed (client, admin server, lease).
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
@@ -57,6 +60,7 @@ impl Error {
             Self::Runtime(_) => "runtime",
             Self::LostLeadership(_) => "lost_leadership",
             Self::CacheStopped => "cache",
+            Self::Agent(_) => "agent",
         }
     }
 }

@@ -15,6 +15,10 @@ pub const CONTROLLER: &str = "steward-graceful-drain";
 pub enum Reason {
     /// The pod left load balancing.
     DrainStarted,
+    /// A StatefulSet pod waits its turn.
+    DrainQueued,
+    /// The drain probe fails; the drain waits until its maximum.
+    ProbeFailing,
     /// The pod drained and was evicted.
     Drained,
     /// The maximum wait passed; evicted anyway.
@@ -33,6 +37,8 @@ impl Reason {
     fn parts(self) -> (&'static str, EventType, &'static str) {
         match self {
             Self::DrainStarted => ("DrainStarted", EventType::Normal, "Isolate"),
+            Self::DrainQueued => ("DrainQueued", EventType::Normal, "Queue"),
+            Self::ProbeFailing => ("DrainProbeFailing", EventType::Warning, "Probe"),
             Self::Drained => ("Drained", EventType::Normal, "Evict"),
             Self::DrainTimedOut => ("DrainTimedOut", EventType::Warning, "Evict"),
             Self::EvictionBlocked => ("EvictionBlocked", EventType::Warning, "Evict"),

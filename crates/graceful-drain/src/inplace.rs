@@ -42,7 +42,7 @@ pub async fn run(client: Client, metrics: Metrics, events: Events) {
     }
     let (present_tx, mut present) = watch::channel(false);
     tokio::spawn(crd_presence(client.clone(), present_tx));
-    let ar = doctor::vpa_resource();
+    let ar = crate::vpa::api_resource();
     let mut advisor = Advisor::default();
     loop {
         while !*present.borrow_and_update() {

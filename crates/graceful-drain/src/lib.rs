@@ -8,26 +8,33 @@
 //! drained, then evicts it itself through the Eviction API. See `admission` for
 //! why that answer ends every evicter's loop with the pod gone.
 //!
-//! Pure: `admission`, `advice`, `config`, `state`, `procnet`, and the parsing half
-//! of `probe`. I/O: `webhook`, `controller`, `inplace`, `certs`, `doctor`, `run`.
+//! Pure: `admission`, `advice`, `config`, `state`, `workload`, `procnet`, `gauge`,
+//! `agent::cgroup`, `agent::query`, and the parsing half of `probe`. I/O: `webhook`,
+//! `controller`, `inplace` (advice on VPAs), `certs`, `doctor`, `run`, `vpa` (the
+//! cache), `agent` (the node agent) and `agent::scan`.
 
 pub mod admission;
 pub mod advice;
+pub mod agent;
 pub mod certs;
 pub mod config;
 pub mod controller;
 pub mod doctor;
 pub mod error;
 pub mod events;
+pub mod gauge;
 pub mod inplace;
 pub mod memory;
 pub mod messages;
 pub mod metrics;
 pub mod probe;
+pub mod probe_spec;
 pub mod procnet;
 mod run;
 pub mod state;
+pub mod vpa;
 pub mod webhook;
+pub mod workload;
 
 pub use error::{Error, Result};
 pub use run::{CONFIG_KEY, RunArgs, run};
@@ -39,6 +46,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Report the VerticalPodAutoscalers in Recreate mode that could use InPlaceOrRecreate and avoid evictions.
     Doctor(doctor::DoctorArgs),
+    /// Node agent (DaemonSet, hostPID): counts a pod's ESTABLISHED connections on its serving ports for the `connections` drain probe.
+    Agent(Box<agent::AgentArgs>),
 }
 
 /// Dispatches a subcommand.
@@ -50,5 +59,6 @@ pub async fn dispatch(
     match cmd {
         Command::Run(args) => run(*args, lang, shutdown).await,
         Command::Doctor(args) => doctor::run(args, lang).await,
+        Command::Agent(args) => agent::run(*args, shutdown).await,
     }
 }

@@ -16,6 +16,14 @@ pub enum Msg<'a> {
     BackingOff { until: String },
     /// Event: the pod left load balancing.
     DrainStarted { labels: String },
+    /// Event: a StatefulSet pod waits its turn.
+    Queued { why: &'a str },
+    /// Event: a Job pod's eviction waits for the pod to finish.
+    AwaitingJob { max_wait: Duration },
+    /// Event: no Service label can be removed without breaking the owner.
+    NotIsolated { kind: &'a str },
+    /// Event: the drain probe fails.
+    ProbeFailing { why: &'a str, max_wait: Duration },
     /// Event: the pod drained and was evicted.
     Drained { reason: &'a str, after: Duration },
     /// Event: a PodDisruptionBudget refuses the eviction.
@@ -37,6 +45,10 @@ impl Localized for Msg<'_> {
             Self::StillDraining { phase } => format!("steward is draining this pod ({phase}); it evicts the pod itself when drained. Retry later."),
             Self::BackingOff { until } => format!("the last eviction of this pod was refused; steward drains it again after {until}. Retry later."),
             Self::DrainStarted { labels } => format!("Taken out of load balancing (removed labels {labels}); waiting until drained"),
+            Self::Queued { why } => format!("Eviction queued: StatefulSet pods drain one at a time, highest ordinal first ({why})"),
+            Self::AwaitingJob { max_wait } => format!("Job pod: evicted when it has finished, at the latest {}s after the request", max_wait.as_secs()),
+            Self::NotIsolated { kind } => format!("Stays in load balancing until deleted: every Service label of this pod is also in its {kind}'s selector (add a Service selector label the {kind} does not select on to get isolation); waiting before evicting"),
+            Self::ProbeFailing { why, max_wait } => format!("Drain probe failing ({why}); waiting until the maximum wait ({}s) unless it recovers", max_wait.as_secs()),
             Self::Drained { reason, after } => format!("Drained ({reason}) after {:.1}s; evicted through the Eviction API", after.as_secs_f64()),
             Self::BlockedByPdb { message } => format!("Eviction blocked by a PodDisruptionBudget: {message}"),
             Self::Restored { why } => format!("Put back in service: {why}"),
@@ -52,6 +64,10 @@ impl Localized for Msg<'_> {
             Self::StillDraining { phase } => format!("steward가 이 파드를 드레인하고 있습니다 ({phase}). 드레인이 끝나면 steward가 직접 축출합니다. 나중에 다시 시도하세요."),
             Self::BackingOff { until } => format!("이 파드의 마지막 축출이 거부되었습니다. {until} 이후에 다시 드레인합니다. 나중에 다시 시도하세요."),
             Self::DrainStarted { labels } => format!("로드밸런싱에서 제외했습니다 (제거한 레이블 {labels}); 드레인을 기다립니다"),
+            Self::Queued { why } => format!("축출 대기 중: StatefulSet 파드는 가장 높은 순번부터 하나씩 드레인합니다 ({why})"),
+            Self::AwaitingJob { max_wait } => format!("Job 파드: 작업이 끝나면 축출합니다 (요청 후 최대 {}초)", max_wait.as_secs()),
+            Self::NotIsolated { kind } => format!("삭제될 때까지 로드밸런싱에 남습니다: 이 파드의 Service 레이블이 모두 {kind} 셀렉터에도 쓰입니다 ({kind}가 쓰지 않는 레이블을 Service 셀렉터에 추가하면 격리됩니다). 축출 전에 기다립니다"),
+            Self::ProbeFailing { why, max_wait } => format!("드레인 프로브 실패 ({why}); 복구되지 않으면 최대 대기 시간({}초)까지 기다립니다", max_wait.as_secs()),
             Self::Drained { reason, after } => format!("드레인 완료 ({reason}, {:.1}초); Eviction API로 축출했습니다", after.as_secs_f64()),
             Self::BlockedByPdb { message } => format!("PodDisruptionBudget이 축출을 막았습니다: {message}"),
             Self::Restored { why } => format!("다시 서비스에 넣었습니다: {why}"),
@@ -82,6 +98,17 @@ mod tests {
                 after: Duration::from_secs(1),
             },
             Msg::BlockedByPdb { message: "m" },
+            Msg::Queued { why: "w" },
+            Msg::ProbeFailing {
+                why: "w",
+                max_wait: Duration::from_secs(1),
+            },
+            Msg::AwaitingJob {
+                max_wait: Duration::from_secs(1),
+            },
+            Msg::NotIsolated {
+                kind: "StatefulSet",
+            },
             Msg::Restored { why: "w" },
             Msg::ConfigRejected { error: "e".into() },
             Msg::InPlaceCandidate {

@@ -124,3 +124,57 @@ impl Metrics {
             .inc();
     }
 }
+
+/// Label set of agent answers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok`, `not_found`, `bad_request`, `error`.
+    pub result: String,
+}
+
+/// The node agent's metrics (`steward graceful-drain agent`).
+#[derive(Debug, Clone)]
+pub struct AgentMetrics {
+    /// Answers of `/v1/connections` by result.
+    pub requests: Family<ResultLabel, Counter>,
+    /// Seconds one count takes (scan of /proc and the socket tables).
+    pub scan_duration: Histogram,
+    /// 1 while the agent's Node advertises it.
+    pub advertised: Gauge,
+}
+
+impl AgentMetrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            scan_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            advertised: Gauge::default(),
+        };
+        registry.register(
+            "steward_graceful_drain_agent_requests",
+            "Connection-count answers by result",
+            m.requests.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_agent_scan_duration_seconds",
+            "Seconds one connection count takes",
+            m.scan_duration.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_agent_advertised",
+            "1 while the agent's Node advertises it",
+            m.advertised.clone(),
+        );
+        m
+    }
+
+    /// Counts an answer.
+    pub fn request(&self, result: &str) {
+        self.requests
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+}

@@ -1,13 +1,93 @@
-//! The HTTP drain probe: asks the pod whether it still has work in flight, either
-//! by a Prometheus gauge in its metrics (for example `http_requests_in_flight`
-//! reaching 0) or, without a gauge, by the status of a "drained" endpoint (2xx).
+//! The drain probes: ask whether a pod still has work in flight.
+//!
+//! - HTTP (`PodPort`, `Url`): a Prometheus gauge in the pod's metrics (for example
+//!   `http_requests_in_flight`, or an Istio sidecar's active inbound connections)
+//!   reaching 0, or, without a gauge, the status of a "drained" endpoint (2xx);
+//! - `Connections`: the node agent the pod's Node advertises counts the pod's
+//!   ESTABLISHED sockets on its serving ports (`steward graceful-drain agent`).
+//!   An agent that finds no process of the pod answers 404; that reads as a
+//!   failed probe, not as idle, so a node whose agent cannot see pods (wrong
+//!   `/proc`, an unknown cgroup layout) never shortens a drain: it waits until
+//!   `maxWait`, as every failing probe does.
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use crate::agent::query::{self, Connections};
 use crate::config::ProbeTarget;
+use crate::gauge::{self, Selector};
 use crate::state::Reading;
 
-/// Asks the probe once.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks the probe once about `pod`; for `Connections`, finds the agent on the
+/// pod's Node first.
+pub async fn read_pod(
+    client: &kube::Client,
+    http: &reqwest::Client,
+    target: &ProbeTarget,
+    pod: &Pod,
+) -> Reading {
+    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+    let ProbeTarget::Connections { ports } = target else {
+        return read(http, target, ip).await;
+    };
+    let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+        return Reading::Failed("the pod is not on a node".into());
+    };
+    match crate::agent::lookup(client, node).await {
+        Ok(Some(agent)) => connections(http, &agent, &pod.uid().unwrap_or_default(), ports).await,
+        Ok(None) => Reading::Failed(format!(
+            "Node {node} advertises no drain agent ({})",
+            crate::agent::ANN_AGENT
+        )),
+        Err(e) => Reading::Failed(e.to_string()),
+    }
+}
+
+/// Asks the node agent at `agent` (its base URL) once.
+pub async fn connections(http: &reqwest::Client, agent: &str, uid: &str, ports: &[u16]) -> Reading {
+    let ports = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let url = format!("{}{}", agent.trim_end_matches('/'), query::PATH);
+    let resp = http
+        .get(&url)
+        .query(&[("uid", uid), ("ports", ports.as_str())])
+        .timeout(TIMEOUT)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            match r.text().await {
+                Ok(body) => connections_reading(status, &body),
+                Err(e) => Reading::Failed(format!("{url}: {e}")),
+            }
+        }
+        Err(e) => Reading::Failed(format!("{url}: {e}")),
+    }
+}
+
+/// The reading of an agent's answer. Pure.
+pub fn connections_reading(status: u16, body: &str) -> Reading {
+    if status != 200 {
+        let why = serde_json::from_str::<query::Problem>(body)
+            .map_or_else(|_| body.chars().take(200).collect(), |p| p.error);
+        return Reading::Failed(format!("drain agent: HTTP {status}: {why}"));
+    }
+    match serde_json::from_str::<Connections>(body) {
+        Ok(c) if c.established == 0 => Reading::Idle,
+        Ok(c) => Reading::Busy(c.established as f64),
+        Err(e) => Reading::Failed(format!("drain agent: unreadable answer: {e}")),
+    }
+}
+
+/// Asks an HTTP probe once (`Connections` needs the pod: see [`read_pod`]).
 pub async fn read(http: &reqwest::Client, target: &ProbeTarget, pod_ip: Option<&str>) -> Reading {
     let (url, gauge) = match target {
         ProbeTarget::Url { url, gauge } => (url.clone(), gauge.as_deref()),
@@ -25,8 +105,11 @@ pub async fn read(http: &reqwest::Client, target: &ProbeTarget, pod_ip: Option<&
                 p.gauge.as_deref(),
             )
         }
+        ProbeTarget::Connections { .. } => {
+            return Reading::Failed("the connections probe needs the pod".into());
+        }
     };
-    let resp = match http.get(&url).timeout(Duration::from_secs(2)).send().await {
+    let resp = match http.get(&url).timeout(TIMEOUT).send().await {
         Ok(r) => r,
         Err(e) => return Reading::Failed(format!("{url}: {e}")),
     };
@@ -51,34 +134,11 @@ pub async fn read(http: &reqwest::Client, target: &ProbeTarget, pod_ip: Option<&
     }
 }
 
-/// The sum of every sample of `name` in a Prometheus text exposition (all label
-/// sets: in-flight requests per handler add up). `None` when there is no sample.
-/// Hand-written: the exposition parsers on crates.io are either unmaintained or
-/// pull a whole client; one metric's samples need a line scan.
-pub fn gauge_value(body: &str, name: &str) -> Option<f64> {
-    let mut sum = None;
-    for line in body.lines() {
-        let line = line.trim();
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let rest = match rest.chars().next() {
-            Some('{') => match rest.find('}') {
-                Some(end) => &rest[end + 1..],
-                None => continue,
-            },
-            Some(' ' | '\t') => rest,
-            _ => continue, // a longer name with this prefix, or a comment
-        };
-        if let Some(v) = rest
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-        {
-            *sum.get_or_insert(0.0) += v;
-        }
-    }
-    sum
+/// The sum of every sample of the gauge selector `sel` (`name` or
+/// `name{label="value"}`) in a Prometheus text exposition; `None` when no sample
+/// matches or the selector does not parse (see `gauge`).
+pub fn gauge_value(body: &str, sel: &str) -> Option<f64> {
+    gauge::sum(body, &Selector::parse(sel).ok()?)
 }
 
 #[cfg(test)]
@@ -95,9 +155,41 @@ mod tests {
             ("inflight 0\n", "inflight", Some(0.0)),
             ("inflight NaN-ish\n", "inflight", None),
             ("inflight{broken 1\n", "inflight", None),
+            (body, "inflight{handler=\"a\"}", Some(2.0)),
+            (body, "inflight{", None),
         ];
         for (b, name, want) in table {
             assert_eq!(gauge_value(b, name), want, "{name} in {b:?}");
         }
+    }
+
+    #[test]
+    fn agent_answers() {
+        let uid = "6f1c0a3e-2b7d-4c41-9a55-0e8b1d2c3f40";
+        let ok = |n: usize| {
+            format!(
+                r#"{{"uid":"{uid}","ports":[8080],"established":{n},"pids":[4],"netns":[9],"hostNetwork":false}}"#
+            )
+        };
+        let table = [
+            (200, ok(0), Reading::Idle),
+            (200, ok(3), Reading::Busy(3.0)),
+            (
+                404,
+                r#"{"error":"no process of pod x on this node"}"#.to_string(),
+                Reading::Failed("drain agent: HTTP 404: no process of pod x on this node".into()),
+            ),
+            (
+                502,
+                "bad gateway".to_string(),
+                Reading::Failed("drain agent: HTTP 502: bad gateway".into()),
+            ),
+        ];
+        for (status, body, want) in table {
+            assert_eq!(connections_reading(status, &body), want, "{status} {body}");
+        }
+        assert!(
+            matches!(connections_reading(200, "{}"), Reading::Failed(e) if e.contains("unreadable"))
+        );
     }
 }

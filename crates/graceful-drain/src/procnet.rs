@@ -14,6 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub const TCP_ESTABLISHED: u8 = 0x01;
 /// TCP state `0A`.
 pub const TCP_LISTEN: u8 = 0x0A;
+/// UDP `st` of a connected socket (the kernel reuses TCP_ESTABLISHED).
+pub const UDP_CONNECTED: u8 = 0x01;
+/// UDP `st` of an unconnected (bound only) socket (TCP_CLOSE).
+pub const UDP_UNCONNECTED: u8 = 0x07;
 
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +159,33 @@ mod tests {
         assert_eq!(s[1].local, "[::ffff:10.0.1.5]:8080".parse().unwrap());
         assert_eq!(s[1].remote.port(), 0xB0C5);
         assert_eq!(established_on(&s, &[8080]), 2);
+    }
+
+    /// `/proc/net/udp` and `udp6` as a 6.x kernel prints them (trailing `ref pointer
+    /// drops` columns, slots above 9999).
+    const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops            
+  737: 0100007F:E6D3 0100007F:14E9 01 00000000:00000000 00:00000000 00000000     0        0 578982 2 000000004fc39a0a 0        
+12535: 0100007F:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 578981 2 00000000d8187df8 0        
+";
+    const UDP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+12535: 00000000000000000000000001000000:14E9 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 578983 2 000000006a20be39 0
+";
+
+    #[test]
+    fn parses_udp_tables() {
+        let s = parse(UDP).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].local, "127.0.0.1:59091".parse().unwrap());
+        assert_eq!(s[0].remote, "127.0.0.1:5353".parse().unwrap());
+        assert_eq!((s[0].state, s[0].inode), (UDP_CONNECTED, 578982));
+        assert_eq!(s[1].local, "127.0.0.1:5353".parse().unwrap());
+        assert_eq!(s[1].state, UDP_UNCONNECTED);
+        let s6 = parse(UDP6).unwrap();
+        assert_eq!(s6[0].local, "[::1]:5353".parse().unwrap());
+        assert_eq!((s6[0].state, s6[0].inode), (UDP_UNCONNECTED, 578983));
+        // A UDP table has no ESTABLISHED sockets to drain; the connected one is on
+        // an ephemeral port, so a serving port counts nothing.
+        assert_eq!(established_on(&s, &[5353]), 0);
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::Api;
-use kube::api::PartialObjectMeta;
+use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use steward_runtime::admin::{AdminArgs, AdminServer, Readiness};
@@ -75,6 +74,9 @@ pub struct RunArgs {
     /// Namespace label (key=value) a namespace must carry for its evictions to reach the webhook; repeatable.
     #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
     pub webhook_namespace_label: Vec<(String, String)>,
+    /// Only this namespace: its evictions alone reach the webhook and the controller drains only its pods (one steward per tenant). Default: every namespace.
+    #[arg(long, value_name = "NS")]
+    pub watch_namespace: Option<String>,
     /// Namespaces whose evictions never reach the webhook, beside kube-system and steward's own; repeatable.
     #[arg(long, value_name = "NS")]
     pub exclude_namespace: Vec<String>,
@@ -85,6 +87,9 @@ pub struct RunArgs {
         value_name = "NAME"
     )]
     pub tls_secret: String,
+    /// Who issues the webhook certificate: `self` (steward makes a CA, writes the Secret, rotates it) or `secret` (cert-manager or anyone writes tls.crt, tls.key and ca.crt into --tls-secret; steward only reads and follows it).
+    #[arg(long, value_enum, default_value_t = TlsSource::SelfSigned, value_name = "SOURCE")]
+    pub tls_source: TlsSource,
     /// Validity of the webhook certificate; renewed when a third is left.
     #[arg(long, default_value = "2160h", value_parser = humantime_secs, value_name = "DURATION")]
     pub cert_validity: Duration,
@@ -95,6 +100,16 @@ pub struct RunArgs {
     /// After a refused final eviction, no new drain of that pod for this long.
     #[arg(long, default_value = "30s", value_parser = humantime_secs, value_name = "DURATION")]
     pub restore_backoff: Duration,
+}
+
+/// Who issues the webhook certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsSource {
+    /// steward's own CA, in a Secret it writes and rotates.
+    #[value(name = "self")]
+    SelfSigned,
+    /// A Secret someone else writes (a cert-manager Certificate's secretName).
+    Secret,
 }
 
 fn key_value(s: &str) -> std::result::Result<(String, String), String> {
@@ -119,7 +134,16 @@ impl RunArgs {
             },
             timeout_seconds: self.webhook_timeout,
             excluded_namespaces: excluded,
-            namespace_labels: self.webhook_namespace_label.iter().cloned().collect(),
+            namespace_labels: self
+                .webhook_namespace_label
+                .iter()
+                .cloned()
+                .chain(
+                    self.watch_namespace
+                        .iter()
+                        .map(|ns| ("kubernetes.io/metadata.name".to_string(), ns.clone())),
+                )
+                .collect(),
         }
     }
 
@@ -171,18 +195,36 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
 
     // Certificate and webhook registration.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
-    let bundle =
-        certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await?;
+    let bundle = match args.tls_source {
+        TlsSource::SelfSigned => {
+            certs::ensure(&secrets, &args.tls_secret, &args.sans(), args.cert_validity).await?
+        }
+        TlsSource::Secret => {
+            let Some(b) = first_external(&secrets, &args.tls_secret, &shutdown).await else {
+                return Ok(());
+            };
+            b
+        }
+    };
     let resolver = Resolver::new(&bundle)?;
     let registration = args.registration();
     webhook::register(&client, &registration, &bundle.ca_bundle()).await?;
-    tokio::spawn(keep_certificate(
-        client.clone(),
-        args.clone(),
-        bundle,
-        resolver.clone(),
-        shutdown.clone(),
-    ));
+    match args.tls_source {
+        TlsSource::SelfSigned => tokio::spawn(keep_certificate(
+            client.clone(),
+            args.clone(),
+            bundle,
+            resolver.clone(),
+            shutdown.clone(),
+        )),
+        TlsSource::Secret => tokio::spawn(follow_external(
+            client.clone(),
+            args.clone(),
+            bundle,
+            resolver.clone(),
+            shutdown.clone(),
+        )),
+    };
 
     // Pod metadata for the webhook, all namespaces, slimmed to what it reads.
     let (pods, writer) = reflector::store();
@@ -196,10 +238,17 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         .applied_objects()
         .for_each(|_| async {});
     tokio::spawn(pod_stream);
+    let vpas = vpa_store(&client).await;
     let wait_store = pods.clone();
     tokio::select! {
         r = wait_store.wait_until_ready() => r.map_err(|_| Error::CacheStopped)?,
         () = shutdown.signaled() => return Ok(()),
+    }
+    if let Some(v) = &vpas {
+        tokio::select! {
+            r = v.wait_until_ready() => r.map_err(|_| Error::CacheStopped)?,
+            () = shutdown.signaled() => return Ok(()),
+        }
     }
 
     let listener = webhook::bind(args.webhook_addr).await?;
@@ -211,6 +260,7 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         metrics: metrics.clone(),
         lang,
         retry_after: 5,
+        vpas,
     };
     tokio::spawn(webhook::serve(listener, resolver, ctx, shutdown.clone()));
     ready.set(true);
@@ -240,15 +290,20 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         http: reqwest::Client::new(),
         restore_backoff: args.restore_backoff,
         active: Mutex::new(Default::default()),
+        probe_warned: Mutex::new(Default::default()),
     });
     let stop = shutdown.clone();
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx, async move {
-        tokio::select! {
-            () = stop.signaled() => {}
-            _ = lost_rx => {}
-        }
-    }));
+    let controller = tokio::spawn(controller::run(
+        ctx,
+        args.watch_namespace.clone(),
+        async move {
+            tokio::select! {
+                () = stop.signaled() => {}
+                _ = lost_rx => {}
+            }
+        },
+    ));
     tokio::select! {
         () = leader.lost() => {
             advice.abort();
@@ -262,6 +317,31 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
     let _ = controller.await;
     leader.release(Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// A cache of the VerticalPodAutoscalers, when their API is installed (read at
+/// start; a VPA CRD installed later is picked up at the next restart).
+async fn vpa_store(client: &Client) -> Option<reflector::Store<DynamicObject>> {
+    let ar = crate::vpa::api_resource();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            tracing::info!("no VerticalPodAutoscaler API; targeting by VPA objects is off");
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "reading VerticalPodAutoscalers failed; targeting by VPA objects is off");
+            return None;
+        }
+    }
+    let writer = reflector::store::Writer::new(ar);
+    let store = writer.as_reader();
+    let stream = watcher(api, watcher::Config::default())
+        .modify(|v| v.managed_fields_mut().clear())
+        .default_backoff();
+    tokio::spawn(reflector(writer, stream).for_each(|_| async {}));
+    Some(store)
 }
 
 fn hostname() -> String {
@@ -361,5 +441,88 @@ async fn keep_certificate(
                 tracing::warn!(%error, "checking the webhook certificate failed; retrying")
             }
         }
+    }
+}
+
+/// Waits until the externally issued Secret exists and holds a usable certificate
+/// (cert-manager may issue it after steward starts); `None` on shutdown.
+async fn first_external(
+    secrets: &Api<Secret>,
+    name: &str,
+    shutdown: &Shutdown,
+) -> Option<certs::Bundle> {
+    let mut said = String::new();
+    loop {
+        let why = match secrets.get_opt(name).await {
+            Ok(Some(s)) => match certs::from_external(&s) {
+                Ok(b) => return Some(b),
+                Err(e) => e.to_string(),
+            },
+            Ok(None) => format!(
+                "Secret {name} does not exist yet (is its cert-manager Certificate issued?)"
+            ),
+            Err(e) => e.to_string(),
+        };
+        if why != said {
+            tracing::warn!(secret = name, error = %why, "waiting for the webhook certificate; not serving yet");
+            said = why;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = shutdown.signaled() => return None,
+        }
+    }
+}
+
+/// Follows an externally issued Secret: a renewed certificate is served from the
+/// next handshake; a new CA goes into `caBundle` beside the previous one first, so
+/// the API server trusts whichever certificate a replica still serves. A Secret
+/// that becomes unusable keeps the last good certificate in service.
+async fn follow_external(
+    client: Client,
+    args: RunArgs,
+    mut current: certs::Bundle,
+    resolver: Arc<Resolver>,
+    shutdown: Shutdown,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={}", args.tls_secret));
+    let stream = watcher(secrets, cfg).default_backoff().applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let registration = args.registration();
+    loop {
+        let secret = tokio::select! {
+            next = stream.try_next() => match next {
+                Ok(Some(s)) => s,
+                Ok(None) => return,
+                Err(error) => { tracing::warn!(%error, "watching the certificate Secret failed"); continue; }
+            },
+            () = shutdown.signaled() => return,
+        };
+        let mut b = match certs::from_external(&secret) {
+            Ok(b) => b,
+            Err(error) => {
+                tracing::warn!(secret = %args.tls_secret, %error, "the certificate Secret is not usable; the last good certificate stays in service");
+                continue;
+            }
+        };
+        if b.cert == current.cert && b.ca == current.ca && b.key == current.key {
+            continue;
+        }
+        if b.ca != current.ca {
+            b.previous_ca = Some(current.ca.clone());
+        } else {
+            b.previous_ca.clone_from(&current.previous_ca);
+        }
+        if let Err(error) = webhook::register(&client, &registration, &b.ca_bundle()).await {
+            tracing::warn!(%error, "updating the webhook caBundle failed; still serving the previous certificate");
+            continue;
+        }
+        if let Err(error) = resolver.set(&b) {
+            tracing::warn!(%error, "loading the renewed certificate failed");
+            continue;
+        }
+        tracing::info!(secret = %args.tls_secret, not_after = %b.not_after, "serving a renewed webhook certificate from the Secret");
+        current = b;
     }
 }

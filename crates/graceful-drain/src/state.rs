@@ -31,6 +31,8 @@ pub const ANN_WORKLOAD: &str = "steward.io/drain-workload";
 pub const ANN_ISOLATED_AT: &str = "steward.io/drain-isolated-at";
 /// The labels taken away, as a JSON object.
 pub const ANN_REMOVED_LABELS: &str = "steward.io/drain-removed-labels";
+/// A StatefulSet pod waiting its turn: the controller's last heartbeat (RFC 3339).
+pub const ANN_QUEUED_AT: &str = "steward.io/drain-queued-at";
 /// After a refused final eviction: no new drain of this pod before this time.
 pub const ANN_NOT_BEFORE: &str = "steward.io/drain-not-before";
 
@@ -74,6 +76,8 @@ pub struct Record {
     pub requested_at: Option<Timestamp>,
     /// When the pod was isolated.
     pub isolated_at: Option<Timestamp>,
+    /// The last heartbeat of a pod waiting its turn.
+    pub queued_at: Option<Timestamp>,
     /// The caller's grace period.
     pub grace: Option<u32>,
     /// `Kind/name` of the workload.
@@ -95,6 +99,7 @@ impl Record {
             phase,
             requested_at: ts(ANN_REQUESTED_AT),
             isolated_at: ts(ANN_ISOLATED_AT),
+            queued_at: ts(ANN_QUEUED_AT),
             grace: annotations.get(ANN_GRACE).and_then(|v| v.parse().ok()),
             workload: annotations.get(ANN_WORKLOAD).cloned(),
             removed_labels: annotations
@@ -103,6 +108,18 @@ impl Record {
                 .unwrap_or_default(),
         })
     }
+}
+
+impl Record {
+    /// The last sign of life of the drain: the request, or a later queue heartbeat.
+    pub fn last_seen(&self) -> Option<Timestamp> {
+        self.requested_at.max(self.queued_at)
+    }
+}
+
+/// Merge patch renewing a queued pod's heartbeat.
+pub fn queued_patch(now: Timestamp) -> Value {
+    json!({ "metadata": { "annotations": { ANN_QUEUED_AT: now.to_string() } } })
 }
 
 /// The back-off recorded after a refused eviction, if it is still running at `now`.
@@ -179,6 +196,7 @@ pub fn restore_patch(removed: &BTreeMap<String, String>, not_before: Option<Time
         ANN_WORKLOAD,
         ANN_ISOLATED_AT,
         ANN_REMOVED_LABELS,
+        ANN_QUEUED_AT,
     ]
     .into_iter()
     .map(|k| (k.to_string(), Value::Null))
@@ -210,6 +228,8 @@ pub enum EvictReason {
     Delay,
     /// The maximum wait passed.
     MaxWait,
+    /// A Job pod finished.
+    Completed,
 }
 
 impl EvictReason {
@@ -219,6 +239,7 @@ impl EvictReason {
             Self::Drained => "drained",
             Self::Delay => "delay",
             Self::MaxWait => "max_wait",
+            Self::Completed => "job_finished",
         }
     }
 }
@@ -280,6 +301,7 @@ mod tests {
             min_wait: Duration::from_secs(2),
             max_wait: Duration::from_secs(30),
             delay: Duration::from_secs(5),
+            job_max_wait: Duration::from_secs(600),
             probe: probe.then(|| {
                 ProbeTarget::PodPort(Probe {
                     port: 1,

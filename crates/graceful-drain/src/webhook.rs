@@ -15,6 +15,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
@@ -59,6 +60,46 @@ pub struct Ctx {
     pub lang: Lang,
     /// Seconds callers are told to wait before retrying.
     pub retry_after: u32,
+    /// VerticalPodAutoscaler objects, when the VPA API is installed.
+    pub vpas: Option<Store<DynamicObject>>,
+}
+
+impl Ctx {
+    /// The facts of a pod: a Job pod's workload is its CronJob when it has one (one
+    /// read of the Job's metadata), and VPA targeting is looked up when the config
+    /// asks for it.
+    async fn facts(
+        &self,
+        namespace: &str,
+        meta: &PartialObjectMeta<Pod>,
+        config: &Config,
+    ) -> PodFacts {
+        let mut f = facts(meta);
+        if let Some(job) = f.workload.as_deref().and_then(|w| w.strip_prefix("Job/")) {
+            let jobs: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+            match jobs.get_metadata_opt(job).await {
+                Ok(Some(j)) => {
+                    if let Some(cj) = j
+                        .owner_references()
+                        .iter()
+                        .find(|o| o.controller == Some(true) && o.kind == "CronJob")
+                    {
+                        f.workload = Some(format!("CronJob/{}", cj.name));
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(%job, %error, "reading the Job failed; keyed as the Job");
+                }
+            }
+        }
+        if config.vpa_objects()
+            && let (Some(store), Some(w)) = (&self.vpas, f.workload.as_deref())
+        {
+            f.vpa_targeted = crate::vpa::any_drives(store, namespace, w);
+        }
+        f
+    }
 }
 
 /// Serves the webhook over TLS on `listener` until shutdown.
@@ -153,10 +194,12 @@ async fn answer(
     let Some(ns) = req.namespace.as_deref() else {
         return (allow, "allow_not_eviction");
     };
+    let requester = req.user_info.username.clone().unwrap_or_default();
     let attempt = Attempt {
         namespace: ns,
         name: &req.name,
         dry_run: req.dry_run,
+        requester: &requester,
     };
     let grace = req
         .object
@@ -164,7 +207,6 @@ async fn answer(
         .and_then(|o| o.data.pointer("/deleteOptions/gracePeriodSeconds"))
         .and_then(serde_json::Value::as_u64)
         .and_then(|g| u32::try_from(g).ok());
-    let requester = req.user_info.username.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let mut cached = ctx
         .pods
@@ -186,8 +228,11 @@ async fn answer(
                 }
             },
         };
-        let facts = meta.as_ref().map(facts);
         let config = ctx.config.borrow().clone();
+        let facts = match &meta {
+            Some(m) => Some(ctx.facts(ns, m, &config).await),
+            None => None,
+        };
         let now = Timestamp::now();
         let decision = admission::decide(attempt, facts.as_ref(), &config, now);
         let msg = match &decision {
@@ -215,6 +260,7 @@ async fn answer(
                     api.clone(),
                     attempt.namespace.to_string(),
                     req.name.clone(),
+                    requester.clone(),
                     patch,
                 ));
                 Msg::Draining.render(ctx.lang)
@@ -231,7 +277,14 @@ async fn answer(
 /// Writes the drain request, conditional on the resourceVersion the decision saw.
 /// On a conflict the pod is read again and decided again: a drain that started
 /// meanwhile (or a pod now being deleted) needs no request.
-async fn record(ctx: Ctx, api: Api<Pod>, ns: String, name: String, patch: serde_json::Value) {
+async fn record(
+    ctx: Ctx,
+    api: Api<Pod>,
+    ns: String,
+    name: String,
+    requester: String,
+    patch: serde_json::Value,
+) {
     let pod = format!("{ns}/{name}");
     let pp = PatchParams::default();
     let mut patch = patch;
@@ -254,10 +307,16 @@ async fn record(ctx: Ctx, api: Api<Pod>, ns: String, name: String, patch: serde_
                     namespace: &ns,
                     name: &name,
                     dry_run: false,
+                    requester: &requester,
                 };
                 let config = ctx.config.borrow().clone();
                 if !matches!(
-                    admission::decide(attempt, Some(&facts(&fresh)), &config, Timestamp::now()),
+                    admission::decide(
+                        attempt,
+                        Some(&ctx.facts(&ns, &fresh, &config).await),
+                        &config,
+                        Timestamp::now()
+                    ),
                     Decision::StartDrain { .. }
                 ) {
                     return;
@@ -333,6 +392,7 @@ pub fn facts(meta: &PartialObjectMeta<Pod>) -> PodFacts {
         owner_kind: owner.map(|o| o.kind.clone()),
         workload,
         deleting: meta.metadata.deletion_timestamp.is_some(),
+        vpa_targeted: false,
         labels,
     }
 }

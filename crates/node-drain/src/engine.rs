@@ -294,6 +294,15 @@ impl Engine {
         let keys: Vec<PodKey> = targets.into_iter().map(|(k, _)| k).collect();
         let deadline = tokio::time::Instant::now() + self.cfg.node_timeout;
         let waited = self.wait_empty(node, &keys, deadline, failures).await;
+        if matches!(waited, Wait::Empty) {
+            // Every pod is gone, but the watch can see a pod go before its task has
+            // read the answer to its deletion: let the tasks report (log, progress)
+            // rather than cut them off.
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+        }
         stop.cancel();
         while tasks.join_next().await.is_some() {}
         match waited {

@@ -10,7 +10,7 @@ mod gd_support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gd_support::{StewardSpec, T, ready_pods, web};
+use gd_support::{StewardSpec, T, pods, ready_pods, setup, web};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
@@ -25,30 +25,8 @@ const EVICTIONS: usize = 3;
 
 const PROBE_CONFIG: &str = "version: 1\ndefaults:\n  minWait: 3s\n  maxWait: 30s\n  probe: { port: 8080, gauge: inflight }\n";
 
-async fn setup(prefix: &str) -> TestEnv {
-    let env = testkit::env(prefix).await.unwrap();
-    env.add_nodes("n", 2, |s| s).await.unwrap();
-    env
-}
-
-fn pods(env: &TestEnv) -> Api<Pod> {
-    Api::namespaced(env.client.clone(), &env.ns)
-}
-
-async fn evict(env: &TestEnv, name: &str) -> Result<(), kube::Error> {
-    // What the VPA updater sends: an Eviction with no DeleteOptions.
-    pods(env)
-        .evict(name, &EvictParams::default())
-        .await
-        .map(|_| ())
-}
-
-fn code(r: &Result<(), kube::Error>) -> u16 {
-    match r {
-        Ok(()) => 201,
-        Err(kube::Error::Api(s)) => s.code,
-        Err(e) => panic!("eviction transport error: {e}"),
-    }
+async fn evict(env: &TestEnv, name: &str) -> u16 {
+    gd_support::evict_code(&pods(env), name).await
 }
 
 /// Steady load on three targeted pods while the real VPA updater evicts until
@@ -154,7 +132,7 @@ async fn non_targeted_pods_pass_through_untouched() {
     let plain = web(&env, "plain", 1, false, json!({})).await;
     let name = plain[0].name_any();
     assert_eq!(
-        code(&evict(&env, &name).await),
+        evict(&env, &name).await,
         201,
         "a non-targeted pod is evicted at once"
     );
@@ -247,7 +225,7 @@ async fn eviction_blocked_by_a_pdb_is_restored_to_service() {
 
     // 1. The dry run refuses: the drain never starts; the pod stays in service.
     let first = pods_[0].name_any();
-    assert_eq!(code(&evict(&env, &first).await), 429);
+    assert_eq!(evict(&env, &first).await, 429);
     let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
     wait::list(
         &events,
@@ -297,7 +275,7 @@ async fn eviction_blocked_by_a_pdb_is_restored_to_service() {
     let second = pods_[1].name_any();
     let deadline = tokio::time::Instant::now() + T;
     // The back-off of the first refusal may still run on this pod's sibling only; retry 429s as kubectl drain does.
-    while code(&evict(&env, &second).await) == 429 {
+    while evict(&env, &second).await == 429 {
         let p = pods(&env).get(&second).await.unwrap();
         if p.labels().contains_key("steward.io/drain") || tokio::time::Instant::now() > deadline {
             break;
@@ -374,7 +352,7 @@ async fn restart_mid_drain_still_evicts_and_leaves_nothing_behind() {
     let pods_ = web(&env, "web", 2, true, json!({})).await;
     let name = pods_[0].name_any();
     assert_eq!(
-        code(&evict(&env, &name).await),
+        evict(&env, &name).await,
         429,
         "a targeted pod's first eviction is refused while it drains"
     );
@@ -439,11 +417,11 @@ async fn invalid_config_is_rejected_and_the_last_good_one_stays() {
     );
     // vpa-managed pods are not targeted (the rejected config would have); team=blue pods are.
     let vpa = web(&env, "web", 1, true, json!({})).await;
-    assert_eq!(code(&evict(&env, &vpa[0].name_any()).await), 201);
+    assert_eq!(evict(&env, &vpa[0].name_any()).await, 201);
     let blue = gd_support::web_with(&env, "blue", 1, json!({ "team": "blue" }), json!({})).await;
     let b = blue[0].name_any();
     assert_eq!(
-        code(&evict(&env, &b).await),
+        evict(&env, &b).await,
         429,
         "the last good config targets team=blue"
     );
@@ -500,7 +478,7 @@ async fn webhook_certificate_rotates_without_a_gap() {
     let pods_ = web(&env, "web", 2, true, json!({})).await;
     for p in &pods_ {
         assert_eq!(
-            code(&evict(&env, &p.name_any()).await),
+            evict(&env, &p.name_any()).await,
             429,
             "webhook reached after rotation"
         );

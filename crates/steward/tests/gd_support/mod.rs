@@ -95,10 +95,9 @@ impl StewardSpec {
                 &format!("https://127.0.0.1:{}", self.webhook_port),
             ])
             .args(["--webhook-name", &format!("steward-gd-{}", self.app_ns)])
-            .args([
-                "--webhook-namespace-label",
-                &format!("kubernetes.io/metadata.name={}", self.app_ns),
-            ])
+            // Every test binary runs several stewards at once: each drains only its
+            // own test's namespace.
+            .args(["--watch-namespace", &self.app_ns])
             .args(["--restore-backoff", "3s"])
             .args(extra)
             .env("RUST_LOG", "info")
@@ -411,4 +410,26 @@ pub async fn steward(args: &[&str], kubeconfig: &str) -> (bool, String, String) 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A test namespace with two kwok nodes of its own.
+pub async fn setup(prefix: &str) -> TestEnv {
+    let env = testkit::env(prefix).await.unwrap();
+    env.add_nodes("n", 2, |s| s).await.unwrap();
+    env
+}
+
+/// The test namespace's pods.
+pub fn pods(env: &TestEnv) -> Api<Pod> {
+    Api::namespaced(env.client.clone(), &env.ns)
+}
+
+/// The status code of an eviction as the VPA updater sends it (no DeleteOptions):
+/// 201 evicted, 429 refused for now, ...
+pub async fn evict_code(api: &Api<Pod>, name: &str) -> u16 {
+    match api.evict(name, &kube::api::EvictParams::default()).await {
+        Ok(_) => 201,
+        Err(kube::Error::Api(s)) => s.code,
+        Err(e) => panic!("eviction transport error: {e}"),
+    }
 }

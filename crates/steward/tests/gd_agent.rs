@@ -1,0 +1,745 @@
+//! The node agent and the `connections` drain probe end to end, on the real
+//! control plane: `steward graceful-drain agent` runs as a local process for a kwok
+//! node, and each simulated pod is backed by a real server process that sits in a
+//! cgroup named as the kubelet names a pod's (cgroup v1 cgroupfs or cgroup v2
+//! systemd layout) and in a network namespace of its own (`unshare -n`), so the
+//! agent must find the pod's namespace: a decoy on the same port in the host's
+//! namespace holds a different number of connections.
+//!
+//! Needs root (cgroups, namespaces), python3 for the server and clients, and
+//! util-linux's `unshare`/`nsenter`.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+mod gd_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Instant;
+
+use gd_support::{StewardSpec, T, free_port, web};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, EvictParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use testkit::TestEnv;
+use testkit::wait;
+
+/// One steward at a time in this file: every steward's controller watches drains
+/// in all namespaces, so two running side by side would each act on the other
+/// test's pods with their own configuration.
+static ONE_STEWARD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const ANN_AGENT: &str = "steward.io/drain-agent";
+const ANN_AGENT_ID: &str = "steward.io/drain-agent-id";
+
+/// Accepts connections and holds each until the peer closes it.
+const SERVER: &str = r#"
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(128)
+print("listening", flush=True)
+def hold(c):
+    while c.recv(1024):
+        pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=hold, args=(c,), daemon=True).start()
+"#;
+
+/// Opens N keep-alive connections and holds them until stdin closes.
+const CLIENT: &str = r#"
+import socket, sys
+cs = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(int(sys.argv[2]))]
+print("connected", flush=True)
+sys.stdin.read()
+"#;
+
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// cgroup v1, cgroupfs driver: `pids:/kubepods/besteffort/pod<uid>`.
+    V1Cgroupfs,
+    /// cgroup v2, systemd driver: `0::/kubepods.slice/.../kubepods-besteffort-pod<uid_>.slice`.
+    V2Systemd,
+}
+
+impl Layout {
+    /// The directories to create, outermost first.
+    fn dirs(self, uid: &str) -> Vec<PathBuf> {
+        let (root, parts) = match self {
+            Layout::V1Cgroupfs => (
+                "/sys/fs/cgroup/pids",
+                vec![
+                    "kubepods".to_string(),
+                    "besteffort".into(),
+                    format!("pod{uid}"),
+                ],
+            ),
+            Layout::V2Systemd => (
+                "/sys/fs/cgroup/unified",
+                vec![
+                    "kubepods.slice".to_string(),
+                    "kubepods-besteffort.slice".into(),
+                    format!("kubepods-besteffort-pod{}.slice", uid.replace('-', "_")),
+                ],
+            ),
+        };
+        let mut p = PathBuf::from(root);
+        parts
+            .into_iter()
+            .map(|c| {
+                p.push(c);
+                p.clone()
+            })
+            .collect()
+    }
+}
+
+/// A pod's server: its own network namespace, the kubelet's cgroup for the pod.
+/// Killed, and its cgroup removed, on drop.
+struct PodProcess {
+    child: std::process::Child,
+    cgroups: Vec<PathBuf>,
+}
+
+impl PodProcess {
+    fn start(uid: &str, port: u16, layout: Layout) -> Self {
+        let cgroups = layout.dirs(uid);
+        std::fs::create_dir_all(cgroups.last().unwrap()).unwrap();
+        let mut child = std::process::Command::new("unshare")
+            .args([
+                "-n",
+                "sh",
+                "-c",
+                "ip link set lo up && exec python3 -c \"$0\" \"$1\"",
+            ])
+            .arg(SERVER)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::fs::write(
+            cgroups.last().unwrap().join("cgroup.procs"),
+            child.id().to_string(),
+        )
+        .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "listening", "pod server did not start");
+        Self { child, cgroups }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for PodProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Innermost first; the shared `kubepods` levels stay if another test uses them.
+        for dir in self.cgroups.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// A server and `n` held connections in the host's own network namespace.
+struct Decoy {
+    _server: tokio::process::Child,
+    _clients: Clients,
+}
+
+async fn decoy(port: u16, n: usize) -> Decoy {
+    let mut server = tokio::process::Command::new("python3")
+        .args(["-c", SERVER, &port.to_string()])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    first_line(&mut server, "listening").await;
+    Decoy {
+        _server: server,
+        _clients: Clients::open(None, port, n).await,
+    }
+}
+
+/// `n` connections to 127.0.0.1:`port` inside the network namespace of `netns_of`
+/// (the host's when `None`); closed when dropped.
+struct Clients(tokio::process::Child);
+
+impl Clients {
+    async fn open(netns_of: Option<u32>, port: u16, n: usize) -> Self {
+        let mut cmd = match netns_of {
+            Some(pid) => {
+                let mut c = tokio::process::Command::new("nsenter");
+                c.args(["-t", &pid.to_string(), "-n", "python3"]);
+                c
+            }
+            None => tokio::process::Command::new("python3"),
+        };
+        let mut child = cmd
+            .args(["-c", CLIENT, &port.to_string(), &n.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        first_line(&mut child, "connected").await;
+        Self(child)
+    }
+
+    /// Closes every connection (stdin EOF) and waits until the client exited.
+    async fn close(mut self) {
+        drop(self.0.stdin.take());
+        let status = tokio::time::timeout(T, self.0.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "client: {status}");
+    }
+}
+
+async fn first_line(child: &mut tokio::process::Child, want: &str) {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    tokio::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    assert_eq!(line.trim(), want);
+}
+
+/// A running `steward graceful-drain agent`; killed on drop.
+struct Agent {
+    child: tokio::process::Child,
+    url: String,
+    node: String,
+}
+
+async fn start_agent(client: &kube::Client, node: &str, identity: &str) -> Agent {
+    let port = free_port();
+    let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["graceful-drain", "agent", "--kubeconfig", &kubeconfig])
+        .args(["--node", node, "--listen", &listen, "--advertise", &listen])
+        .args(["--identity", identity, "--recheck-interval", "1s"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}");
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait::object(
+        &nodes,
+        node,
+        T,
+        "the Node advertises the agent",
+        |n: &Node| n.annotations().get(ANN_AGENT) == Some(&url),
+    )
+    .await
+    .unwrap();
+    Agent {
+        child,
+        url,
+        node: node.to_string(),
+    }
+}
+
+impl Agent {
+    /// GET /v1/connections; (status, body).
+    async fn count(&self, uid: &str, ports: &str) -> (u16, Value) {
+        let r = testkit::http()
+            .get(format!("{}/v1/connections", self.url))
+            .query(&[("uid", uid), ("ports", ports)])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Waits until the agent reports `n` ESTABLISHED connections for the pod.
+    async fn wait_count(&self, uid: &str, port: u16, n: u64) -> Value {
+        let last = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+        let ports = port.to_string();
+        let found = wait::until(T, &format!("agent counts {n} connections"), || {
+            let last = last.clone();
+            let ports = ports.clone();
+            async move {
+                let (status, body) = self.count(uid, &ports).await;
+                let hit = status == 200 && body["established"] == n;
+                *last.lock().unwrap() = body;
+                Ok(hit)
+            }
+        })
+        .await;
+        let last = last.lock().unwrap().clone();
+        found.unwrap_or_else(|e| panic!("{e}; last answer {last}"));
+        last
+    }
+
+    /// A counter's value from /metrics (0 when absent).
+    async fn metric(&self, series: &str) -> f64 {
+        let text = testkit::http()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    async fn stop(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        let ok = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(ok.success());
+        let status = tokio::time::timeout(T, self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "agent exit: {status}");
+    }
+}
+
+fn netns_inode(pid: &str) -> u64 {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let s = link.to_str().unwrap();
+    s.trim_start_matches("net:[")
+        .trim_end_matches(']')
+        .parse()
+        .unwrap()
+}
+
+async fn setup(prefix: &str) -> (TestEnv, String) {
+    let env = testkit::env(prefix).await.unwrap();
+    let node = env.add_nodes("n", 1, |s| s).await.unwrap().remove(0);
+    (env, node)
+}
+
+async fn node_annotations(
+    client: &kube::Client,
+    node: &str,
+) -> std::collections::BTreeMap<String, String> {
+    Api::<Node>::all(client.clone())
+        .get_metadata(node)
+        .await
+        .unwrap()
+        .annotations()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eviction_waits_until_the_pods_connections_close() {
+    let _one = ONE_STEWARD.lock().await;
+    let (env, node) = setup("gd-agent").await;
+    let port = free_port();
+    let spec = StewardSpec::new(&env).await;
+    spec.config(
+        &env.client,
+        &format!("version: 1\ndefaults:\n  minWait: 1s\n  maxWait: 120s\n  probe: {{ connections: {{ ports: [{port}] }} }}\n"),
+    )
+    .await;
+    let steward = spec.start().await;
+    let agent = start_agent(&env.client, &node, "agent-a").await;
+    let pod = web(&env, "web", 1, true, json!({})).await.remove(0);
+    let (name, uid) = (pod.name_any(), pod.uid().unwrap());
+    let server = PodProcess::start(&uid, port, Layout::V1Cgroupfs);
+    // Two connections on the same port in the host's namespace: an agent reading
+    // the wrong table would count them.
+    let _decoy = decoy(port, 2).await;
+    agent.wait_count(&uid, port, 0).await;
+    let clients = Clients::open(Some(server.pid()), port, 3).await;
+    let answer = agent.wait_count(&uid, port, 3).await;
+    assert_eq!(answer["pids"], json!([server.pid()]), "{answer}");
+    assert_eq!(answer["hostNetwork"], json!(false), "{answer}");
+    let pod_ns = netns_inode(&server.pid().to_string());
+    assert_eq!(answer["netns"], json!([pod_ns]), "{answer}");
+    assert_ne!(
+        pod_ns,
+        netns_inode("self"),
+        "the pod server has a namespace of its own"
+    );
+
+    // The eviction is refused with 429 and the drain starts.
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    match pods.evict(&name, &EvictParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 429, "{s:?}"),
+        other => panic!("eviction of a targeted pod: {other:?}"),
+    }
+    wait::object(&pods, &name, T, "pod isolated", |p: &Pod| {
+        p.labels().get("steward.io/drain").map(String::as_str) == Some("isolated")
+    })
+    .await
+    .unwrap();
+    // The controller asks the agent again and again and does not evict while the
+    // three connections stay open.
+    let ok = "steward_graceful_drain_agent_requests_total{result=\"ok\"} ";
+    let before = agent.metric(ok).await;
+    wait::until(T, "the controller probed 4 more times", || async {
+        Ok(agent.metric(ok).await >= before + 4.0)
+    })
+    .await
+    .unwrap();
+    let p = pods.get(&name).await.unwrap();
+    assert!(
+        p.metadata.deletion_timestamp.is_none(),
+        "evicted with connections open"
+    );
+    assert_eq!(
+        p.labels().get("steward.io/drain").map(String::as_str),
+        Some("isolated")
+    );
+
+    // Connections close: evicted soon after, as drained (not by the maximum wait).
+    let closed = Instant::now();
+    clients.close().await;
+    wait::until(T, "pod evicted after its connections closed", || async {
+        Ok(pods.get_opt(&name).await?.is_none_or(|p| {
+            p.uid() != Some(uid.clone()) || p.metadata.deletion_timestamp.is_some()
+        }))
+    })
+    .await
+    .unwrap();
+    eprintln!("connections closed -> evicted in {:?}", closed.elapsed());
+    let log = steward
+        .wait_log(&["drained; evicted", &name, "\"reason\":\"drained\""])
+        .await;
+    assert!(log.contains("drained"), "{log}");
+
+    // SIGTERM: the agent removes its advertisement.
+    drop(server);
+    agent.stop().await;
+    let ann = node_annotations(&env.client, &node).await;
+    assert!(
+        !ann.contains_key(ANN_AGENT) && !ann.contains_key(ANN_AGENT_ID),
+        "left behind: {ann:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agent_finds_pods_by_cgroup_and_leaves_a_newer_agents_advertisement() {
+    let (env, node) = setup("gd-agent-api").await;
+    let agent = start_agent(&env.client, &node, "agent-old").await;
+    // A pod UID the API server made, served in a cgroup v2 systemd-layout cgroup.
+    let pod = web(&env, "api", 1, false, json!({})).await.remove(0);
+    let uid = pod.uid().unwrap();
+    let port = free_port();
+    let server = PodProcess::start(&uid, port, Layout::V2Systemd);
+    agent.wait_count(&uid, port, 0).await;
+    let clients = Clients::open(Some(server.pid()), port, 2).await;
+    let answer = agent.wait_count(&uid, port, 2).await;
+    assert_eq!(answer["ports"], json!([port]), "{answer}");
+    clients.close().await;
+    agent.wait_count(&uid, port, 0).await;
+    drop(server);
+
+    // No process of the pod: 404; bad queries: 400 naming the parameter.
+    let (status, body) = agent.count(&uid, &port.to_string()).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = agent.count("not-a-uid", "80").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("uid:"),
+        "{body}"
+    );
+    let (status, body) = agent.count(&uid, "0").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("ports:"),
+        "{body}"
+    );
+
+    // A newer agent took the Node over (a DaemonSet rolling update with surge):
+    // the old one must not remove its advertisement when it stops.
+    let patch = json!({ "metadata": { "annotations": { ANN_AGENT: "http://127.0.0.1:1", ANN_AGENT_ID: "agent-new" } } });
+    Api::<Node>::all(env.client.clone())
+        .patch_metadata(&node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let node_name = agent.node.clone();
+    agent.stop().await;
+    let ann = node_annotations(&env.client, &node_name).await;
+    assert_eq!(
+        ann.get(ANN_AGENT_ID).map(String::as_str),
+        Some("agent-new"),
+        "{ann:?}"
+    );
+
+    // Started again, it takes the Node back, and writes it again when removed.
+    let agent = start_agent(&env.client, &node, "agent-next").await;
+    let gone = json!({ "metadata": { "annotations": { ANN_AGENT: null, ANN_AGENT_ID: null } } });
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    nodes
+        .patch_metadata(&node, &PatchParams::default(), &Patch::Merge(&gone))
+        .await
+        .unwrap();
+    wait::object(
+        &nodes,
+        &node,
+        T,
+        "the agent advertised again",
+        |n: &Node| {
+            n.annotations().get(ANN_AGENT) == Some(&agent.url)
+                && n.annotations().get(ANN_AGENT_ID).map(String::as_str) == Some("agent-next")
+        },
+    )
+    .await
+    .unwrap();
+    // Stopped, it leaves nothing.
+    agent.stop().await;
+    let ann = node_annotations(&env.client, &node).await;
+    assert!(
+        !ann.contains_key(ANN_AGENT) && !ann.contains_key(ANN_AGENT_ID),
+        "left behind: {ann:?}"
+    );
+}
+
+/// Serves the file `argv[2]` at any path, as an Envoy sidecar serves
+/// `/stats/prometheus`; prints "hit" per request.
+const STATS_SERVER: &str = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = open(sys.argv[2], "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        print("hit", flush=True)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+/// Envoy's `/stats/prometheus` with `inbound` active connections on the inbound
+/// listener (and busy listeners that must not count: the stats scrape, outbound).
+fn envoy_stats(inbound: u32) -> String {
+    format!(
+        "# TYPE envoy_listener_downstream_cx_active gauge\n\
+         envoy_listener_downstream_cx_active{{listener_address=\"0.0.0.0_15006\"}} {inbound}\n\
+         envoy_listener_downstream_cx_active{{listener_address=\"0.0.0.0_15090\"}} 1\n\
+         envoy_listener_downstream_cx_active{{listener_address=\"0.0.0.0_15001\"}} 4\n\
+         # TYPE envoy_listener_downstream_cx_total counter\n\
+         envoy_listener_downstream_cx_total{{listener_address=\"0.0.0.0_15006\"}} 812\n\
+         # TYPE envoy_server_total_connections gauge\n\
+         envoy_server_total_connections{{}} 6\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn istio_preset_waits_for_the_sidecars_inbound_connections() {
+    let _one = ONE_STEWARD.lock().await;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncBufReadExt;
+
+    let env = testkit::env("gd-istio").await.unwrap();
+    env.add_nodes("n", 1, |s| s).await.unwrap();
+    let spec = StewardSpec::new(&env).await;
+    spec.config(
+        &env.client,
+        "version: 1\ndefaults:\n  minWait: 1s\n  maxWait: 120s\n  probe: { istio: {} }\n",
+    )
+    .await;
+    let steward = spec.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats");
+    std::fs::write(&stats, envoy_stats(2)).unwrap();
+    let port = free_port();
+    let mut server = tokio::process::Command::new("python3")
+        .args(["-c", STATS_SERVER, &port.to_string()])
+        .arg(&stats)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(_)) = lines.next_line().await {
+            h.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    // kwok pods have no real IP: the probe URL stands in for <pod IP>:15090, and
+    // keeps the preset's gauge.
+    let url = format!("http://127.0.0.1:{port}/stats/prometheus");
+    let pod = gd_support::web_with(
+        &env,
+        "mesh",
+        1,
+        json!({ "vpa-managed": "true", "steward.io/drain-probe-url": url }),
+        json!({}),
+    )
+    .await
+    .remove(0);
+    let name = pod.name_any();
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    match pods.evict(&name, &EvictParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 429, "{s:?}"),
+        other => panic!("eviction of a targeted pod: {other:?}"),
+    }
+    wait::object(&pods, &name, T, "pod isolated", |p: &Pod| {
+        p.labels().get("steward.io/drain").map(String::as_str) == Some("isolated")
+    })
+    .await
+    .unwrap();
+    let before = hits.load(Ordering::SeqCst);
+    wait::until(
+        T,
+        "the controller read the sidecar's stats 4 more times",
+        || async { Ok(hits.load(Ordering::SeqCst) >= before + 4) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; steward logs: {:?}", steward.logs.lock().unwrap()));
+    let p = pods.get(&name).await.unwrap();
+    assert!(
+        p.metadata.deletion_timestamp.is_none(),
+        "evicted with 2 inbound connections open"
+    );
+    // Inbound connections gone (other listeners still busy): drained.
+    std::fs::write(&stats, envoy_stats(0)).unwrap();
+    let uid = pod.uid();
+    wait::until(
+        T,
+        "pod evicted after its inbound connections closed",
+        || async {
+            Ok(pods
+                .get_opt(&name)
+                .await?
+                .is_none_or(|p| p.uid() != uid || p.metadata.deletion_timestamp.is_some()))
+        },
+    )
+    .await
+    .unwrap();
+    steward
+        .wait_log(&["drained; evicted", &name, "\"reason\":\"drained\""])
+        .await;
+}
+
+/// The DaemonSet manifest in deploy/ is accepted by the API server as written
+/// (server-side dry run: schema, RBAC objects, downward API fields).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agent_manifest_passes_server_side_validation() {
+    let env = testkit::env("gd-agent-manifest").await.unwrap();
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/graceful-drain-agent.yaml"
+    ))
+    .unwrap()
+    .replace("namespace: steward", &format!("namespace: {}", env.ns));
+    let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
+    let mut child = tokio::process::Command::new(gd_support::bin_dir().join("kubectl"))
+        .args([
+            "--kubeconfig",
+            &kubeconfig,
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(manifest.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("daemonset.apps/steward-graceful-drain-agent created (server dry run)"),
+        "{stdout}"
+    );
+}
+
+/// An agent that finds no process of the pod (404) must not shorten the drain:
+/// the probe reads as failed, and the pod is evicted at its maximum wait. The
+/// probe comes from the pod's `steward.io/drain-ports` annotation alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_the_agent_cannot_see_waits_until_the_maximum() {
+    let _one = ONE_STEWARD.lock().await;
+    let (env, node) = setup("gd-agent-404").await;
+    let spec = StewardSpec::new(&env).await;
+    spec.config(&env.client, "version: 1\n").await;
+    let steward = spec.start().await;
+    let agent = start_agent(&env.client, &node, "agent-404").await;
+    let pod = gd_support::web_with(
+        &env,
+        "unseen",
+        1,
+        json!({
+            "vpa-managed": "true",
+            "steward.io/drain-ports": "8080",
+            "steward.io/drain-min-wait": "1s",
+            "steward.io/drain-max-wait": "4s",
+        }),
+        json!({}),
+    )
+    .await
+    .remove(0);
+    let name = pod.name_any();
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    match pods.evict(&name, &EvictParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 429, "{s:?}"),
+        other => panic!("eviction of a targeted pod: {other:?}"),
+    }
+    let log = steward
+        .wait_log(&["drained; evicted", &name, "\"reason\":\"max_wait\""])
+        .await;
+    let line: Value = serde_json::from_str(&log).unwrap();
+    let seconds = line["seconds"].as_f64().unwrap();
+    assert!(seconds >= 4.0, "evicted {seconds}s after isolation: {log}");
+    let not_found = "steward_graceful_drain_agent_requests_total{result=\"not_found\"} ";
+    assert!(
+        agent.metric(not_found).await >= 2.0,
+        "the controller asked the agent"
+    );
+    // People are told once why the drain waits to the maximum.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let warned: Vec<_> = events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("DrainProbeFailing")
+                && e.involved_object.name.as_deref() == Some(name.as_str())
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].series.is_none() && warned[0].count.unwrap_or(1) == 1,
+        "published once: {warned:?}"
+    );
+    agent.stop().await;
+}
