@@ -180,7 +180,7 @@ async fn publish(
     }
 }
 
-/// Keeps `tx` true while the VPA CRD exists.
+/// Keeps `tx` true while the VPA CRD exists, until its receiver is dropped.
 async fn crd_presence(client: Client, tx: watch::Sender<bool>) {
     let api: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(client);
     let cfg = watcher::Config::default().fields(&format!("metadata.name={VPA_CRD}"));
@@ -188,7 +188,15 @@ async fn crd_presence(client: Client, tx: watch::Sender<bool>) {
     let mut stream = std::pin::pin!(stream);
     let mut listed = false;
     let mut logged_absent = false;
-    while let Some(event) = stream.next().await {
+    loop {
+        // Ends with `run` (aborted with the leader): it holds the receiver.
+        let event = tokio::select! {
+            next = stream.next() => match next {
+                Some(e) => e,
+                None => return,
+            },
+            () = tx.closed() => return,
+        };
         let now = match event {
             Ok(watcher::Event::Init) => {
                 listed = false;
@@ -214,8 +222,5 @@ async fn crd_presence(client: Client, tx: watch::Sender<bool>) {
             logged_absent = true;
         }
         tx.send_if_modified(|v| std::mem::replace(v, now) != now);
-        if tx.is_closed() {
-            return;
-        }
     }
 }
