@@ -4,8 +4,8 @@
 //! core). Every replica keeps the metadata of every pod in the cluster, built by
 //! whichever tokio worker decodes a list page; with one arena per worker, the
 //! freed page buffers of one arena cannot serve the next allocation of another
-//! and the process holds both. Measured with `gd_bench` on 2000 pods: about 8 MB
-//! less peak RSS with one arena (see docs/graceful-drain.md). The cost is one
+//! and the process holds both. Measured on 2000 pods: 1-8 MiB less peak RSS
+//! with one arena, varying from run to run (docs/graceful-drain.md). The cost is one
 //! lock for every thread's allocations, which a webhook answering in well under a
 //! millisecond never contends.
 
