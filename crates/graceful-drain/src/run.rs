@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -360,18 +360,9 @@ async fn watch_config(
     shutdown: Shutdown,
 ) {
     let api: Api<ConfigMap> = Api::namespaced(client, &args.namespace);
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={}", args.config_map));
-    let stream = watcher(api, cfg).default_backoff().applied_objects();
+    let stream = watch_named(api, &args.config_map);
     let mut stream = std::pin::pin!(stream);
-    loop {
-        let cm = tokio::select! {
-            next = stream.try_next() => match next {
-                Ok(Some(cm)) => cm,
-                Ok(None) => return,
-                Err(error) => { tracing::warn!(%error, "watching the ConfigMap failed"); continue; }
-            },
-            () = shutdown.signaled() => return,
-        };
+    while let Some(cm) = next_change(&mut stream, &shutdown, "the ConfigMap").await {
         let text = cm
             .data
             .as_ref()
@@ -486,19 +477,10 @@ async fn follow_external(
     shutdown: Shutdown,
 ) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={}", args.tls_secret));
-    let stream = watcher(secrets, cfg).default_backoff().applied_objects();
+    let stream = watch_named(secrets, &args.tls_secret);
     let mut stream = std::pin::pin!(stream);
     let registration = args.registration();
-    loop {
-        let secret = tokio::select! {
-            next = stream.try_next() => match next {
-                Ok(Some(s)) => s,
-                Ok(None) => return,
-                Err(error) => { tracing::warn!(%error, "watching the certificate Secret failed"); continue; }
-            },
-            () = shutdown.signaled() => return,
-        };
+    while let Some(secret) = next_change(&mut stream, &shutdown, "the certificate Secret").await {
         let mut b = match certs::from_external(&secret) {
             Ok(b) => b,
             Err(error) => {
@@ -524,5 +506,36 @@ async fn follow_external(
         }
         tracing::info!(secret = %args.tls_secret, not_after = %b.not_after, "serving a renewed webhook certificate from the Secret");
         current = b;
+    }
+}
+
+/// The changes of one named object, with kube's back-off on watch errors.
+fn watch_named<K>(api: Api<K>, name: &str) -> impl Stream<Item = watcher::Result<K>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    watcher(api, cfg).default_backoff().applied_objects()
+}
+
+/// The next version of the watched object; `None` when the watch ends or steward
+/// stops. A watch error is logged (naming `what`) and the watch goes on.
+async fn next_change<K, S>(
+    stream: &mut std::pin::Pin<&mut S>,
+    shutdown: &Shutdown,
+    what: &str,
+) -> Option<K>
+where
+    S: Stream<Item = watcher::Result<K>>,
+{
+    loop {
+        tokio::select! {
+            next = stream.try_next() => match next {
+                Ok(Some(o)) => return Some(o),
+                Ok(None) => return None,
+                Err(error) => tracing::warn!(%error, object = what, "watch failed; retrying"),
+            },
+            () = shutdown.signaled() => return None,
+        }
     }
 }

@@ -381,15 +381,7 @@ async fn eviction_waits_until_the_pods_connections_close() {
 
     // The eviction is refused with 429 and the drain starts.
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    match pods.evict(&name, &EvictParams::default()).await {
-        Err(kube::Error::Api(s)) => assert_eq!(s.code, 429, "{s:?}"),
-        other => panic!("eviction of a targeted pod: {other:?}"),
-    }
-    wait::object(&pods, &name, T, "pod isolated", |p: &Pod| {
-        p.labels().get("steward.io/drain").map(String::as_str) == Some("isolated")
-    })
-    .await
-    .unwrap();
+    gd_support::start_drain(&env, &name).await;
     // The controller asks the agent again and again and does not evict while the
     // three connections stay open.
     let ok = "steward_graceful_drain_agent_requests_total{result=\"ok\"} ";
@@ -595,15 +587,7 @@ async fn istio_preset_waits_for_the_sidecars_inbound_connections() {
     .remove(0);
     let name = pod.name_any();
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    match pods.evict(&name, &EvictParams::default()).await {
-        Err(kube::Error::Api(s)) => assert_eq!(s.code, 429, "{s:?}"),
-        other => panic!("eviction of a targeted pod: {other:?}"),
-    }
-    wait::object(&pods, &name, T, "pod isolated", |p: &Pod| {
-        p.labels().get("steward.io/drain").map(String::as_str) == Some("isolated")
-    })
-    .await
-    .unwrap();
+    gd_support::start_drain(&env, &name).await;
     let before = hits.load(Ordering::SeqCst);
     wait::until(
         T,
@@ -649,25 +633,7 @@ async fn agent_manifest_passes_server_side_validation() {
     .unwrap()
     .replace("namespace: steward", &format!("namespace: {}", env.ns));
     let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
-    let mut child = tokio::process::Command::new(gd_support::bin_dir().join("kubectl"))
-        .args([
-            "--kubeconfig",
-            &kubeconfig,
-            "apply",
-            "--dry-run=server",
-            "-f",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(manifest.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+    let out = gd_support::kubectl_apply_text(&kubeconfig, &manifest, &["--dry-run=server"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

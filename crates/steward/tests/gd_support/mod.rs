@@ -343,26 +343,9 @@ pub async fn vpa(env: &TestEnv, name: &str) {
 }
 
 async fn kubectl_apply(kubeconfig: &str, obj: &Value, extra: &[&str]) {
-    let mut child = tokio::process::Command::new(bin_dir().join("kubectl"))
-        .args([
-            "--kubeconfig",
-            kubeconfig,
-            "apply",
-            "--server-side",
-            "-f",
-            "-",
-        ])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(obj.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+    let mut args = vec!["--server-side"];
+    args.extend_from_slice(extra);
+    let out = kubectl_apply_text(kubeconfig, &obj.to_string(), &args).await;
     assert!(
         out.status.success(),
         "kubectl apply: {}",
@@ -432,4 +415,43 @@ pub async fn evict_code(api: &Api<Pod>, name: &str) -> u16 {
         Err(kube::Error::Api(s)) => s.code,
         Err(e) => panic!("eviction transport error: {e}"),
     }
+}
+
+/// `kubectl apply -f -` of `text` with `args`, on the test cluster; the output, whatever it is.
+pub async fn kubectl_apply_text(
+    kubeconfig: &str,
+    text: &str,
+    args: &[&str],
+) -> std::process::Output {
+    let mut child = tokio::process::Command::new(bin_dir().join("kubectl"))
+        .args(["--kubeconfig", kubeconfig, "apply", "-f", "-"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.unwrap()
+}
+
+/// Evicts a targeted pod (429: steward takes over) and waits until it is isolated.
+pub async fn start_drain(env: &TestEnv, name: &str) {
+    let pods = pods(env);
+    assert_eq!(
+        evict_code(&pods, name).await,
+        429,
+        "eviction of a targeted pod"
+    );
+    wait::object(&pods, name, T, "pod isolated", |p: &Pod| {
+        kube::ResourceExt::labels(p)
+            .get("steward.io/drain")
+            .map(String::as_str)
+            == Some("isolated")
+    })
+    .await
+    .unwrap();
 }
