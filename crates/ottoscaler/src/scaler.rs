@@ -461,7 +461,12 @@ impl Scaler {
         for w in &picked {
             self.backend.delete_worker(w, grace).await?;
         }
-        let left = workers.len() - picked.len();
+        // Workers already on their way out (an earlier scale-down's grace period)
+        // are not left: counting them kept the task record after its last worker.
+        let left = workers
+            .iter()
+            .filter(|w| w.phase != Phase::Terminating && !picked.contains(&w.name))
+            .count();
         if left == 0 && count == 0 {
             lock(&self.tasks).remove(&req.task_id);
             self.backend

@@ -393,6 +393,22 @@ async fn scale_up_and_down_with_caps_labels_and_owner() {
     )
     .await
     .unwrap();
+    // The scaler's own view has caught up (its watch, not the API, decides).
+    wait::until(T, "the scaler sees one worker", || {
+        let mut o = otto.clone();
+        async move {
+            let s = o
+                .get_worker_status(proto::WorkerStatusRequest {
+                    task_id: "build-42".into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok(s.workers.len() == 1)
+        }
+    })
+    .await
+    .unwrap();
     // Forced: the busy one goes too, and with the last worker the task record.
     let down = otto
         .scale_down(proto::ScaleRequest {
