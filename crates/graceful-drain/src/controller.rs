@@ -64,13 +64,6 @@ fn selector_keys(sel: &LabelSelector) -> Vec<String> {
     labels.chain(exprs).collect()
 }
 
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// What every reconcile shares.
 #[allow(missing_debug_implementations)] // kube::Client has no Debug
 pub struct Ctx {
@@ -238,7 +231,7 @@ impl Ctx {
             .map(|p| Member {
                 name: p.name_any(),
                 phase: Record::read(p.labels(), p.annotations()).map(|r| r.phase),
-                ready: pod_ready(p),
+                ready: steward_kube::pod::is_ready(p),
                 deleting: p.metadata.deletion_timestamp.is_some(),
             })
             .collect();

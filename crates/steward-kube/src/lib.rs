@@ -4,4 +4,5 @@
 pub mod eviction;
 pub mod list;
 pub mod node;
+pub mod pod;
 pub mod quantity;

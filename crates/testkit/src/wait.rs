@@ -132,19 +132,9 @@ pub fn node_ready(n: &Node) -> bool {
 
 /// A pod that is Running and Ready and not being deleted.
 pub fn pod_ready(p: &Pod) -> bool {
-    let status = p.status.as_ref();
     p.metadata.deletion_timestamp.is_none()
-        && status.and_then(|s| s.phase.as_deref()) == Some("Running")
-        && condition_true(
-            status
-                .and_then(|s| s.conditions.as_ref())
-                .map(|c| c.iter().map(|c| (&c.type_[..], &c.status[..]))),
-            "Ready",
-        )
-}
-
-fn condition_true<'a>(conds: Option<impl Iterator<Item = (&'a str, &'a str)>>, ty: &str) -> bool {
-    conds.is_some_and(|mut c| c.any(|(t, s)| t == ty && s == "True"))
+        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        && steward_kube::pod::is_ready(p)
 }
 
 /// Builds a typed object from JSON, for compact test fixtures.
