@@ -310,16 +310,7 @@ impl Ctx {
             }
             Outcome::Blocked { message, .. } => {
                 tracing::info!(pod = %key(pod), %message, "eviction blocked by PodDisruptionBudget; drain not started");
-                self.events
-                    .publish(
-                        pod,
-                        Reason::EvictionBlocked,
-                        &Msg::BlockedByPdb { message: &message },
-                    )
-                    .await;
-                self.metrics.outcome("blocked_by_pdb");
-                self.restore(pod, record, "blocked_by_pdb").await?;
-                return Ok(Action::await_change());
+                return self.blocked(pod, record, &message, "blocked_by_pdb").await;
             }
             other => {
                 let why = format!("{other:?}");
@@ -525,16 +516,7 @@ impl Ctx {
             }
             Outcome::Blocked { message, .. } => {
                 tracing::warn!(pod = %key(pod), %message, "final eviction blocked by PodDisruptionBudget; restoring the pod to service");
-                self.events
-                    .publish(
-                        pod,
-                        Reason::EvictionBlocked,
-                        &Msg::BlockedByPdb { message: &message },
-                    )
-                    .await;
-                self.metrics.outcome("restored");
-                self.restore(pod, record, "blocked_by_pdb").await?;
-                Ok(Action::await_change())
+                self.blocked(pod, record, &message, "restored").await
             }
             other => {
                 let why = format!("{other:?}");
@@ -553,6 +535,23 @@ impl Ctx {
             .await
             .map_err(kerr(format!("reading {}", key(pod))))?;
         Ok(now.is_some_and(|p| p.uid() == pod.uid() && p.metadata.deletion_timestamp.is_none()))
+    }
+
+    /// A PodDisruptionBudget refused the eviction (dry run or final): Event, the
+    /// outcome counted as `outcome`, the pod put back in service with a back-off.
+    async fn blocked(
+        &self,
+        pod: &Pod,
+        record: &Record,
+        message: &str,
+        outcome: &str,
+    ) -> Result<Action> {
+        self.events
+            .publish(pod, Reason::EvictionBlocked, &Msg::BlockedByPdb { message })
+            .await;
+        self.metrics.outcome(outcome);
+        self.restore(pod, record, "blocked_by_pdb").await?;
+        Ok(Action::await_change())
     }
 
     /// Puts the pod back in service with every trace of the drain removed, and
