@@ -66,8 +66,31 @@ struct Ports {
 
 impl Cluster {
     /// Starts etcd, the API server, the controller manager, the scheduler and kwok,
-    /// and returns once the API server is ready and the controllers run.
+    /// and returns once the API server is ready and the controllers run. Ports are
+    /// picked free just before the programs bind them, so another process can take
+    /// one in between: a start that fails on a port already in use is retried, with
+    /// new ports and a fresh etcd, up to three times.
     pub async fn start(opts: &Options) -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(opts).await {
+                Err(Error::Exited { tail, .. })
+                    if attempt < 3 && tail.contains("address already in use") =>
+                {
+                    tracing::warn!(
+                        attempt,
+                        "a port was taken during start-up; retrying with new ports"
+                    );
+                    let etcd = opts.dir.join("etcd");
+                    let _ = std::fs::remove_dir_all(&etcd);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(opts: &Options) -> Result<Self> {
         let begin = Instant::now();
         let bins = resolve_bins(&opts.bin_dir)?;
         let logs = opts.dir.join("logs");
