@@ -400,11 +400,8 @@ async fn unreachable_prometheus_stops_before_any_cordon() {
     let pool = ctx.pool_nodes("a", 2, "4").await;
     let closed = format!(
         "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        // Held for this test binary: nothing else can start listening there.
+        testkit::free_port()
     );
     let (ok, stdout, stderr) = steward(
         &[

@@ -222,6 +222,14 @@ impl TestEnv {
     }
 }
 
+/// A free loopback port for a program the test starts, picked outside the kernel's
+/// ephemeral range and held for this test binary, so no other process (and no
+/// outgoing connection) takes it before the program binds it; see
+/// [`steward_sim::free_port`].
+pub fn free_port() -> u16 {
+    steward_sim::free_port().expect("a free loopback port")
+}
+
 /// An HTTP client for tests (rustls on ring, as the product uses).
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -18,13 +18,9 @@ use tokio::io::AsyncBufReadExt;
 
 pub const T: Duration = Duration::from_secs(90);
 
-/// A free loopback port (bound, then released for the child to take).
+/// A free loopback port for a child to bind ([`testkit::free_port`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    testkit::free_port()
 }
 
 /// A running `steward graceful-drain run`; killed on drop.
