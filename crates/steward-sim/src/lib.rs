@@ -20,7 +20,7 @@ mod state;
 
 pub use cluster::{Cluster, Lifetime, Options};
 pub use error::{Error, Result};
-pub use nodes::{NodeSpec, add_nodes, is_ready};
+pub use nodes::{NodeSpec, add_nodes, is_ready, schedulable};
 pub use ports::free_port;
 pub use state::SimState;
 

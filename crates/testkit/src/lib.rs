@@ -168,7 +168,9 @@ pub async fn env(prefix: &str) -> Result<TestEnv> {
 
 impl TestEnv {
     /// Creates `count` kwok nodes named `<ns>-<prefix>-<i>`, labelled and tainted
-    /// with [`TEST_KEY`]=`<ns>`, and waits until all are Ready. `f` adjusts each spec.
+    /// with [`TEST_KEY`]=`<ns>`, and waits until the scheduler may use all of them
+    /// ([`wait::node_schedulable`]: Ready, and the `not-ready` taint every new node
+    /// gets is gone). `f` adjusts each spec.
     pub async fn add_nodes(
         &self,
         prefix: &str,
@@ -197,8 +199,8 @@ impl TestEnv {
                 &nodes,
                 name,
                 Duration::from_secs(60),
-                "node Ready",
-                |n: &Node| wait::node_ready(n),
+                "node Ready and untainted by the node lifecycle controller",
+                wait::node_schedulable,
             )
             .await?;
         }
