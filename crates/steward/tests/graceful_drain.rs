@@ -418,6 +418,9 @@ async fn invalid_config_is_rejected_and_the_last_good_one_stays() {
     // vpa-managed pods are not targeted (the rejected config would have); team=blue pods are.
     let vpa = web(&env, "web", 1, true, json!({})).await;
     assert_eq!(evict(&env, &vpa[0].name_any()).await, 201);
+    // The webhook said so (not the API server failing open past its timeout).
+    let m = steward.metrics().await;
+    assert!(m.contains("decision=\"allow_not_targeted\"} 1"), "{m}");
     let blue = gd_support::web_with(&env, "blue", 1, json!({ "team": "blue" }), json!({})).await;
     let b = blue[0].name_any();
     assert_eq!(
