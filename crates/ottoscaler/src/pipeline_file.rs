@@ -31,7 +31,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use steward_runtime::kube_client::humantime_secs;
 
 use crate::proto;
 
@@ -105,7 +104,7 @@ struct StageFile {
 
 fn dur(field: &str, s: Option<&str>) -> Result<Duration, String> {
     s.map_or(Ok(Duration::ZERO), |s| {
-        humantime_secs(s).map_err(|e| format!("{field}: {e}"))
+        steward_runtime::duration::parse(s).map_err(|e| format!("{field}: {e}"))
     })
 }
 
