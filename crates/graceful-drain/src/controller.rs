@@ -309,9 +309,19 @@ impl Ctx {
                 return Ok(Action::requeue(workload::STS_SETTLE - age));
             }
         }
+        let services: Api<Service> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
         let lock = self.isolation_lock(&pod.namespace().unwrap_or_default());
         let _one_at_a_time = lock.lock().await;
-        let budgets = self.budgets(pod, owner.as_ref()).await?;
+        let selectors: Vec<_> = services
+            .list(&ListParams::default())
+            .await
+            .map_err(kerr("listing Services"))?
+            .items
+            .into_iter()
+            .filter_map(|s| s.spec.and_then(|s| s.selector))
+            .collect();
+        let budgets = self.budgets(pod, owner.as_ref(), &selectors).await?;
         if let Err(hold) = budget::decide(&pod.name_any(), &budgets) {
             return self.queue(pod, record, &hold).await;
         }
@@ -354,16 +364,6 @@ impl Ctx {
                 return Ok(Action::await_change());
             }
         }
-        let services: Api<Service> =
-            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-        let selectors: Vec<_> = services
-            .list(&ListParams::default())
-            .await
-            .map_err(kerr("listing Services"))?
-            .items
-            .into_iter()
-            .filter_map(|s| s.spec.and_then(|s| s.selector))
-            .collect();
         let keys = owner
             .as_ref()
             .map(|o| o.selector_keys.as_slice())

@@ -83,14 +83,47 @@ async fn endpoints_watch(env: &TestEnv, service: &str, min: usize) -> Invariant 
     let api: Api<EndpointSlice> = Api::namespaced(env.client.clone(), &env.ns);
     let cfg = watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
     Invariant::start("ready endpoints", api, cfg, move |slices| {
-        let ready = slices
+        let ready: Vec<String> = slices
             .values()
             .flat_map(|s| s.endpoints.iter())
             .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-            .count();
-        (ready < min).then(|| format!("{ready} ready endpoints, budget needs {min}"))
+            .map(|e| {
+                e.target_ref
+                    .as_ref()
+                    .and_then(|r| r.name.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        (ready.len() < min).then(|| {
+            format!(
+                "{} ready endpoints, budget needs {min}: {ready:?}",
+                ready.len()
+            )
+        })
     })
     .await
+}
+
+/// Waits until the Service's EndpointSlices list `n` ready endpoints.
+async fn ready_endpoints(env: &TestEnv, service: &str, n: usize) {
+    let api: Api<EndpointSlice> = Api::namespaced(env.client.clone(), &env.ns);
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
+    wait::list(
+        &api,
+        &lp,
+        T,
+        &format!("{n} ready endpoints of {service}"),
+        |slices| {
+            slices
+                .iter()
+                .flat_map(|s| s.endpoints.iter())
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                .count()
+                == n
+        },
+    )
+    .await
+    .unwrap();
 }
 
 async fn pdb(env: &TestEnv, name: &str, spec: Value) {
@@ -192,6 +225,9 @@ async fn six_on_a_node(
     spec.config(&env.client, CONFIG).await;
     let _steward = spec.start().await;
     let original = web_with(&env, "web", 6, targeted(ready_after), json!({})).await;
+    // The EndpointSlice controller lists Ready pods a moment after they are Ready;
+    // the watch starts from all six.
+    ready_endpoints(&env, "web", 6).await;
     pdb(&env, "web", budget).await;
     env.add_nodes("dst", 2, |s| s).await.unwrap();
     let max = Arc::new(AtomicUsize::new(0));
