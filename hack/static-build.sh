@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the steward binary statically linked against musl, reproducibly, and
+# prints its path last on stdout. Used by hack/image.sh and hack/release.sh.
+#
+# Static musl because the image has no libraries and no NSS: musl's resolver reads
+# /etc/hosts and /etc/resolv.conf itself (search domains, ndots, TCP fallback since
+# musl 1.2.4; Rust bundles musl 1.2.5), so kubernetes.default.svc and Slack or
+# Prometheus host names resolve in a pod. glibc linked statically would still try to
+# dlopen NSS modules for getaddrinfo. ring's C and assembly are compiled with
+# Debian's musl-gcc (musl-tools); the workspace has no other C dependency.
+#
+# Reproducible: paths of this checkout, of cargo's registry and of the toolchain are
+# remapped (--remap-path-prefix for Rust, -ffile-prefix-map for C), RUSTFLAGS from
+# the environment are ignored (they would take precedence over these), and
+# SOURCE_DATE_EPOCH is the commit time. The release profile strips symbols.
+#
+# Usage: hack/static-build.sh [TARGET]      (default x86_64-unknown-linux-musl)
+# Env:   CARGO_TARGET_DIR (default ./target), SOURCE_DATE_EPOCH (default: commit time)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target=${1:-x86_64-unknown-linux-musl}
+case $target in
+  x86_64-unknown-linux-musl) cc=musl-gcc ;;
+  aarch64-unknown-linux-musl) cc=aarch64-linux-musl-gcc ;;
+  *) echo "static-build: target $target is not a musl target this script knows (x86_64-unknown-linux-musl, aarch64-unknown-linux-musl)" >&2; exit 2 ;;
+esac
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+  echo "static-build: the Rust target $target is not installed: rustup target add $target" >&2
+  exit 1
+fi
+if ! command -v "$cc" >/dev/null; then
+  echo "static-build: $cc not found (ring's C code needs a musl C compiler; on Debian: apt-get install musl-tools, which hack/setup.sh does)" >&2
+  exit 1
+fi
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+sysroot=$(rustc --print sysroot)
+t=${target//-/_}
+T=${t^^}
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS
+export "CARGO_TARGET_${T}_RUSTFLAGS=--remap-path-prefix=$root=/steward --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$sysroot=/rust"
+export "CC_$t=$cc"
+export "CFLAGS_$t=-ffile-prefix-map=$root=/steward -ffile-prefix-map=$cargo_home=/cargo"
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+export SOURCE_DATE_EPOCH
+echo "static-build: cargo build --release --target $target -p steward (cold builds take minutes)" >&2
+nice cargo build --locked --release --target "$target" -p steward >&2
+echo "${CARGO_TARGET_DIR:-$root/target}/$target/release/steward"
