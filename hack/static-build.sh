@@ -11,11 +11,11 @@
 #
 # Reproducible: paths of this checkout, of cargo's registry and of the toolchain are
 # remapped (--remap-path-prefix for Rust, -ffile-prefix-map for C), RUSTFLAGS from
-# the environment are ignored (they would take precedence over these), and
-# SOURCE_DATE_EPOCH is the commit time. The release profile strips symbols.
+# the environment are ignored (they would take precedence over these). The release
+# profile strips symbols.
 #
 # Usage: hack/static-build.sh [TARGET]      (default x86_64-unknown-linux-musl)
-# Env:   CARGO_TARGET_DIR (default ./target), SOURCE_DATE_EPOCH (default: commit time)
+# Env:   CARGO_TARGET_DIR (default ./target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -41,8 +41,10 @@ unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS
 export "CARGO_TARGET_${T}_RUSTFLAGS=--remap-path-prefix=$root=/steward --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$sysroot=/rust"
 export "CC_$t=$cc"
 export "CFLAGS_$t=-ffile-prefix-map=$root=/steward -ffile-prefix-map=$cargo_home=/cargo"
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
-export SOURCE_DATE_EPOCH
+# Nothing in the binary carries a date, and the cc crate makes ring's build script
+# rerun whenever SOURCE_DATE_EPOCH changes, which would rebuild nearly the whole tree
+# at every commit; so the build runs without it (the image and archives use it).
+unset SOURCE_DATE_EPOCH
 echo "static-build: cargo build --release --target $target -p steward (cold builds take minutes)" >&2
 nice cargo build --locked --release --target "$target" -p steward >&2
 echo "${CARGO_TARGET_DIR:-$root/target}/$target/release/steward"

@@ -1,9 +1,10 @@
 //! The binary put into the image must run alone: a static ELF executable (no
-//! program interpreter, so no dynamic loader or libraries to find) for the image's
+//! program interpreter, so no dynamic loader or libraries to find; static-pie is
+//! fine) for the image's
 //! architecture. Checked before packing so a dynamically linked debug build is
 //! refused with a clear message instead of an image that fails at start.
 
-use object::elf::{EM_AARCH64, EM_X86_64, PT_DYNAMIC, PT_INTERP};
+use object::elf::{EM_AARCH64, EM_X86_64, PT_INTERP};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
@@ -34,28 +35,22 @@ pub fn check_static(data: &[u8], arch: &str) -> Result<()> {
             "is built for ELF machine {machine}, not {arch}"
         )));
     }
+    // A dynamically linked executable names its loader in PT_INTERP; a static one,
+    // static-pie included (which keeps a PT_DYNAMIC for its own relocations), has none.
     for ph in elf.elf_program_headers() {
-        match ph.p_type(endian) {
-            PT_INTERP => {
-                let interp = ph
-                    .data(endian, data)
-                    .ok()
-                    .map(|d| {
-                        String::from_utf8_lossy(d)
-                            .trim_end_matches('\0')
-                            .to_string()
-                    })
-                    .unwrap_or_default();
-                return Err(bad(format!(
-                    "is dynamically linked (loader {interp}); the image has no libraries: build it static (hack/static-build.sh)"
-                )));
-            }
-            PT_DYNAMIC => {
-                return Err(bad(
-                    "has a dynamic section; the image has no libraries: build it static (hack/static-build.sh)".into(),
-                ));
-            }
-            _ => {}
+        if ph.p_type(endian) == PT_INTERP {
+            let interp = ph
+                .data(endian, data)
+                .ok()
+                .map(|d| {
+                    String::from_utf8_lossy(d)
+                        .trim_end_matches('\0')
+                        .to_string()
+                })
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "is dynamically linked (loader {interp}); the image has no libraries: build it static (hack/static-build.sh)"
+            )));
         }
     }
     Ok(())

@@ -401,7 +401,16 @@ fn containerd_imports_it_by_name_and_runs_it_as_65532() {
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     let archive = img.path.display().to_string();
-    ok(ctd.ctr(&["images", "import", "--snapshotter", "native", &archive]));
+    // The flags `kind load image-archive` passes (kind's nodeutils.LoadImageArchive).
+    ok(ctd.ctr(&[
+        "images",
+        "import",
+        "--all-platforms",
+        "--digests",
+        "--snapshotter",
+        "native",
+        &archive,
+    ]));
     let list = ok(ctd.ctr(&["images", "ls"]));
     let line = list
         .lines()

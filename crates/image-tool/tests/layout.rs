@@ -175,6 +175,18 @@ fn skopeo_reads_the_archive_as_we_do() {
     );
     assert_eq!(skopeo(&["inspect", "--raw"]), l.manifest);
     assert_eq!(skopeo(&["inspect", "--config", "--raw"]), l.config);
+    // Copying it elsewhere keeps the manifest byte for byte, so the digest a registry
+    // reports after `skopeo copy` is the one built here.
+    let copied = dir.path().join("copied");
+    let o = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg(format!("dir:{}", copied.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = std::fs::read(copied.join("manifest.json")).unwrap();
+    assert_eq!(common::sha256(&manifest), l.manifest_digest);
     // Selecting by the tag recorded as the ref name works too.
     let o = Command::new("skopeo")
         .arg("inspect")
