@@ -18,7 +18,6 @@
 # Env:   CARGO_TARGET_DIR (default ./target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 target=${1:-x86_64-unknown-linux-musl}
 case $target in
   x86_64-unknown-linux-musl) cc=musl-gcc ;;
@@ -33,8 +32,11 @@ if ! command -v "$cc" >/dev/null; then
   echo "static-build: $cc not found (ring's C code needs a musl C compiler; on Debian: apt-get install musl-tools, which hack/setup.sh does)" >&2
   exit 1
 fi
-cargo_home=${CARGO_HOME:-$HOME/.cargo}
-sysroot=$(rustc --print sysroot)
+# Physical paths: the same toolchain can be reached through a symlink (rustup's
+# 1.95.0 -> stable), and a different spelling would change RUSTFLAGS and rebuild all.
+cargo_home=$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd -P)
+sysroot=$(cd "$(rustc --print sysroot)" && pwd -P)
+root=$(pwd -P)
 t=${target//-/_}
 T=${t^^}
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS
@@ -45,6 +47,15 @@ export "CFLAGS_$t=-ffile-prefix-map=$root=/steward -ffile-prefix-map=$cargo_home
 # rerun whenever SOURCE_DATE_EPOCH changes, which would rebuild nearly the whole tree
 # at every commit; so the build runs without it (the image and archives use it).
 unset SOURCE_DATE_EPOCH
+# A parent cargo (the tests run this from `cargo test`) leaves its per-crate variables
+# in the environment; cc has ring's build script track CARGO_MANIFEST_DIR, so keeping
+# them would rebuild nearly the whole tree whenever the caller changes.
+clean=()
+while IFS='=' read -r name _; do
+  case $name in
+    CARGO_MANIFEST_*|CARGO_PKG_*|CARGO_CRATE_*|CARGO_BIN_*|CARGO_TARGET_TMPDIR|CARGO_PRIMARY_PACKAGE|OUT_DIR) clean+=(-u "$name") ;;
+  esac
+done < <(env)
 echo "static-build: cargo build --release --target $target -p steward (cold builds take minutes)" >&2
-nice cargo build --locked --release --target "$target" -p steward >&2
+env "${clean[@]}" nice cargo build --locked --release --target "$target" -p steward >&2
 echo "${CARGO_TARGET_DIR:-$root/target}/$target/release/steward"

@@ -102,8 +102,9 @@ fn image() -> &'static Image {
 
 /// The image's layer unpacked into a fresh directory, as a runtime would.
 fn rootfs() -> tempfile::TempDir {
+    let layer = &image().layout.layer_gz;
     let dir = tempfile::tempdir_in(work()).unwrap();
-    unpack_layer(&image().layout.layer_gz, dir.path());
+    unpack_layer(layer, dir.path());
     // tempdir makes 0700 directories; the image's / is 0755 like any root.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     dir
@@ -111,7 +112,15 @@ fn rootfs() -> tempfile::TempDir {
 
 /// `chroot --userspec=65532:65532 ROOT /usr/local/bin/steward ARGS` with only `env`.
 fn steward_in(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new("chroot")
+    // Resolved here: the child's environment is cleared, PATH included.
+    static CHROOT: OnceLock<PathBuf> = OnceLock::new();
+    let chroot = CHROOT.get_or_init(|| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join("chroot"))
+            .find(|p| p.is_file())
+            .expect("chroot (coreutils) on PATH")
+    });
+    Command::new(chroot)
         .arg("--userspec=65532:65532")
         .arg(root)
         .arg("/usr/local/bin/steward")
