@@ -72,8 +72,10 @@ impl Https {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let seen = serve(conn, config.clone());
-                s.lock().unwrap().push(seen);
+                let seen = serve(conn, config.clone(), &s);
+                if let Some(failed) = seen {
+                    s.lock().unwrap().push(failed);
+                }
             }
         });
         Self {
@@ -100,7 +102,13 @@ impl Drop for Https {
     }
 }
 
-fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>) -> Seen {
+/// Answers one connection. A request is recorded before it is answered, so a test
+/// that saw the answer sees the request too; a failed handshake is returned.
+fn serve(
+    conn: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    seen: &Mutex<Vec<Seen>>,
+) -> Option<Seen> {
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let tls = rustls::ServerConnection::new(config).unwrap();
@@ -110,8 +118,8 @@ fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>) -> Seen {
     while !head.ends_with(b"\r\n\r\n") {
         match s.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
-            Ok(_) => return Seen::TlsError("closed before a request".into()),
-            Err(e) => return Seen::TlsError(e.to_string()),
+            Ok(_) => return Some(Seen::TlsError("closed before a request".into())),
+            Err(e) => return Some(Seen::TlsError(e.to_string())),
         }
     }
     let head = String::from_utf8_lossy(&head).to_string();
@@ -124,6 +132,11 @@ fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>) -> Seen {
             })
             .map(|(_, v)| v.trim().to_string())
     };
+    seen.lock().unwrap().push(Seen::Request {
+        path: path.clone(),
+        host: header("host").unwrap_or_default(),
+        bearer: header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_string)),
+    });
     let (status, body) = if path.starts_with("/version") {
         let v = serde_json::json!({
             "major": "1", "minor": "34", "gitVersion": SERVER_VERSION,
@@ -143,9 +156,5 @@ fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>) -> Seen {
     let _ = s.flush();
     s.conn.send_close_notify();
     let _ = s.flush();
-    Seen::Request {
-        path,
-        host: header("host").unwrap_or_default(),
-        bearer: header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_string)),
-    }
+    None
 }

@@ -7,6 +7,7 @@
 pub mod containerd;
 pub mod dns;
 pub mod https;
+pub mod real_image;
 
 use std::collections::BTreeMap;
 use std::io::Read;
