@@ -152,3 +152,4 @@ livenessProbe:
 {{- if not (hasKey ($s.data | default dict) .dataKey) -}}
 {{- fail (printf "%s: Secret %q in namespace %q has no key %q" .key .name .ns .dataKey) -}}
 {{- end -}}
+{{- end -}}
