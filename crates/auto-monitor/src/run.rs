@@ -155,6 +155,9 @@ async fn controller_main(
     }
     let metrics = Metrics::default();
     let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
+    if args.leader_elect {
+        steward_runtime::leader::register_metrics(&mut registry);
+    }
     metrics.register(&mut registry);
     let ready = Readiness::default();
     let admin = AdminServer::bind(args.admin.admin_addr).await?;

@@ -203,9 +203,13 @@ pub async fn ensure(
         let fresh = generate(sans, validity, existing.map(|b| b.ca))?;
         let result = match current {
             Some(s) => {
+                // Labels and annotations stay: the Secret may be the Helm chart's
+                // (created empty), and its release labels must survive a rotation.
                 let meta = ObjectMeta {
                     name: Some(name.into()),
                     resource_version: s.metadata.resource_version.clone(),
+                    labels: s.metadata.labels.clone(),
+                    annotations: s.metadata.annotations.clone(),
                     ..ObjectMeta::default()
                 };
                 api.replace(name, &PostParams::default(), &to_secret(&fresh, meta))

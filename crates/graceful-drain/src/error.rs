@@ -44,6 +44,15 @@ pub enum Error {
     /// The node agent could not finish a step.
     #[error("drain agent: {0}")]
     Agent(String),
+    /// `--webhook-config ca-bundle`: the configuration steward should only keep the
+    /// caBundle of is missing or lacks steward's webhook.
+    #[error("ValidatingWebhookConfiguration {name} {reason}: with --webhook-config ca-bundle steward only writes its caBundle; whoever installed steward (the Helm chart) creates it")]
+    WebhookConfig {
+        /// Its name (`--webhook-name`).
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The shared runtime failed (client, admin server, lease).
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
@@ -61,6 +70,7 @@ impl Error {
             Self::LostLeadership(_) => "lost_leadership",
             Self::CacheStopped => "cache",
             Self::Agent(_) => "agent",
+            Self::WebhookConfig { .. } => "webhook_config",
         }
     }
 }

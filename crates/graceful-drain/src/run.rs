@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// Name of the ValidatingWebhookConfiguration steward writes.
     #[arg(long, default_value = "steward-graceful-drain", value_name = "NAME")]
     pub webhook_name: String,
+    /// Who owns the ValidatingWebhookConfiguration: `full` (steward writes all of it,
+    /// creating it if missing) or `ca-bundle` (someone else, e.g. the Helm chart,
+    /// owns it; steward only keeps its caBundle current and never creates it).
+    #[arg(long, value_enum, default_value_t = webhook::WebhookConfig::Full, value_name = "OWNER")]
+    pub webhook_config: webhook::WebhookConfig,
     /// URL the API server calls instead of the Service (for a webhook outside the cluster).
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
@@ -124,6 +129,7 @@ impl RunArgs {
         excluded.extend(self.exclude_namespace.iter().cloned());
         Registration {
             name: self.webhook_name.clone(),
+            owner: self.webhook_config,
             endpoint: match &self.webhook_url {
                 Some(url) => Endpoint::Url(url.clone()),
                 None => Endpoint::Service {
@@ -176,6 +182,7 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
     let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
+    steward_runtime::leader::register_metrics(&mut registry);
     let metrics = Metrics::new(&mut registry);
     let ready = Readiness::default();
     let admin = AdminServer::bind(args.admin.admin_addr).await?;

@@ -424,11 +424,22 @@ pub enum Endpoint {
     },
 }
 
+/// Who owns the ValidatingWebhookConfiguration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WebhookConfig {
+    /// steward writes all of it (and creates it when missing).
+    Full,
+    /// Someone else (the Helm chart) owns it; steward only writes the caBundle.
+    CaBundle,
+}
+
 /// Options of the webhook configuration.
 #[derive(Debug, Clone)]
 pub struct Registration {
     /// Name of the ValidatingWebhookConfiguration.
     pub name: String,
+    /// Whether steward writes all of it or only its caBundle.
+    pub owner: WebhookConfig,
     /// Where it points.
     pub endpoint: Endpoint,
     /// Seconds the API server waits for an answer before ignoring the webhook.
@@ -478,11 +489,49 @@ pub fn configuration(r: &Registration, ca_bundle: &str) -> serde_json::Value {
     })
 }
 
-/// Applies the configuration (server-side apply, steward's field manager).
+/// Only the caBundle of steward's webhook, for a configuration someone else owns
+/// (`--webhook-config ca-bundle`): applied alone, steward's field manager owns
+/// nothing else, so a Helm upgrade and steward never fight over a field.
+pub fn ca_bundle_only(r: &Registration, ca_bundle: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": { "name": r.name },
+        "webhooks": [{ "name": WEBHOOK, "clientConfig": { "caBundle": base64(ca_bundle.as_bytes()) } }]
+    })
+}
+
+/// Applies the configuration (server-side apply, steward's field manager); with
+/// `--webhook-config ca-bundle` only its caBundle, and never creates it: a missing
+/// configuration (or one without steward's webhook) is an error naming it.
 pub async fn register(client: &Client, r: &Registration, ca_bundle: &str) -> Result<()> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let pp = PatchParams::apply(CONTROLLER).force();
-    api.patch(&r.name, &pp, &Patch::Apply(configuration(r, ca_bundle)))
+    let body = match r.owner {
+        WebhookConfig::Full => configuration(r, ca_bundle),
+        WebhookConfig::CaBundle => {
+            let current = api.get_opt(&r.name).await.map_err(kerr(format!(
+                "reading ValidatingWebhookConfiguration {}",
+                r.name
+            )))?;
+            let has_ours = current
+                .as_ref()
+                .and_then(|c| c.webhooks.as_ref())
+                .is_some_and(|ws| ws.iter().any(|w| w.name == WEBHOOK));
+            if !has_ours {
+                return Err(Error::WebhookConfig {
+                    name: r.name.clone(),
+                    reason: if current.is_none() {
+                        "not found".into()
+                    } else {
+                        format!("has no webhook named {WEBHOOK}")
+                    },
+                });
+            }
+            ca_bundle_only(r, ca_bundle)
+        }
+    };
+    api.patch(&r.name, &pp, &Patch::Apply(body))
         .await
         .map_err(kerr(format!(
             "applying ValidatingWebhookConfiguration {}",
@@ -499,6 +548,29 @@ fn base64(bytes: &[u8]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--webhook-config ca-bundle` writes the caBundle of steward's webhook and no
+    /// other field, so the rules, selector and Service stay whoever owns them.
+    #[test]
+    fn ca_bundle_only_names_no_other_field() {
+        let r = Registration {
+            name: "rel-steward-graceful-drain".into(),
+            owner: WebhookConfig::CaBundle,
+            endpoint: Endpoint::Url("https://x".into()),
+            timeout_seconds: 3,
+            excluded_namespaces: vec![],
+            namespace_labels: BTreeMap::new(),
+        };
+        let v = ca_bundle_only(&r, "PEM");
+        assert_eq!(v["metadata"], json!({ "name": "rel-steward-graceful-drain" }));
+        assert_eq!(
+            v["webhooks"],
+            json!([{ "name": WEBHOOK, "clientConfig": { "caBundle": "UEVN" } }])
+        );
+        let full = configuration(&r, "PEM");
+        assert_eq!(full["webhooks"][0]["clientConfig"]["caBundle"], "UEVN");
+        assert_eq!(full["webhooks"][0]["name"], WEBHOOK);
+    }
 
     #[test]
     fn slim_keeps_every_fact_and_the_resource_version() {

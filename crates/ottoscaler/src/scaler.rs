@@ -99,7 +99,7 @@ impl Scaler {
     ) -> Arc<Self> {
         Arc::new(Self {
             backend,
-            slots: Slots::new(opts.max_workers),
+            slots: Slots::with_gauge(opts.max_workers, metrics.queued.clone()),
             logs: LogHub::new(opts.log_lines),
             config,
             metrics,

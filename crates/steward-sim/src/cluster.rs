@@ -347,6 +347,10 @@ fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki) -> Vec<String> {
         format!("--service-account-signing-key-file={key}"),
         // Only used to allocate ClusterIPs; nothing routes to them here.
         "--service-cluster-ip-range=10.96.0.0/16".into(),
+        // Service-based webhooks (and aggregated APIs) are called at an endpoint of
+        // the Service's EndpointSlices, not its ClusterIP: nothing routes ClusterIPs
+        // here, and a test can point a Service at a process on this machine.
+        "--enable-aggregator-routing=true".into(),
         "--authorization-mode=Node,RBAC".into(),
         "--allow-privileged=true".into(),
         "--profiling=false".into(),

@@ -56,6 +56,25 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
+static AUDIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks for the API server's audit log (JSON, every request at Metadata level) in
+/// this test binary's cluster; call it before anything starts the cluster.
+pub fn enable_audit() {
+    AUDIT.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The audit log of this test binary's cluster ([`enable_audit`] first).
+pub fn audit_log() -> Result<PathBuf> {
+    let path = cluster().dir().join("audit.log");
+    anyhow::ensure!(
+        path.is_file(),
+        "{} missing: call testkit::enable_audit() before the cluster starts",
+        path.display()
+    );
+    Ok(path)
+}
+
 fn start_cluster() -> Result<Cluster> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -67,7 +86,7 @@ fn start_cluster() -> Result<Cluster> {
         dir,
         bin_dir: bin_dir()?,
         lifetime: steward_sim::Lifetime::WithParent,
-        audit: false,
+        audit: AUDIT.load(std::sync::atomic::Ordering::SeqCst),
     };
     let cluster = rt.block_on(Cluster::start(&opts))?;
     eprintln!(
