@@ -204,7 +204,8 @@ pub async fn ensure(
         let result = match current {
             Some(s) => {
                 // Labels and annotations stay: the Secret may be the Helm chart's
-                // (created empty), and its release labels must survive a rotation.
+                // (created empty, without data, so an upgrade never resets what
+                // steward wrote), and its release labels must survive a rotation.
                 let meta = ObjectMeta {
                     name: Some(name.into()),
                     resource_version: s.metadata.resource_version.clone(),
@@ -212,8 +213,10 @@ pub async fn ensure(
                     annotations: s.metadata.annotations.clone(),
                     ..ObjectMeta::default()
                 };
-                api.replace(name, &PostParams::default(), &to_secret(&fresh, meta))
-                    .await
+                // Its type stays too (it is immutable): the chart creates it Opaque.
+                let mut secret = to_secret(&fresh, meta);
+                secret.type_ = s.type_.clone().or(secret.type_);
+                api.replace(name, &PostParams::default(), &secret).await
             }
             None => {
                 let meta = ObjectMeta {

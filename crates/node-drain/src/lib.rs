@@ -14,6 +14,7 @@ pub mod alloc;
 pub mod engine;
 pub mod error;
 pub mod messages;
+pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod prometheus;

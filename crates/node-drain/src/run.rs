@@ -17,6 +17,7 @@ use crate::alloc::Allocation;
 use crate::engine::{Engine, EngineConfig, FIELD_MANAGER, NodeOutcome, Progress};
 use crate::error::{Error, Result, kube as kerr};
 use crate::messages::Msg;
+use crate::metrics::Metrics;
 use crate::plan::{self, Batch, BatchOptions, Finding, NodeState};
 use crate::prometheus::Prometheus;
 
@@ -78,6 +79,10 @@ pub struct AllocateArgs {
 pub struct DrainArgs {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Serve /metrics, /healthz and /readyz here while the drain runs (for a Job a
+    /// PodMonitor scrapes); default: no server.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Print the plan and pre-flight findings; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -186,6 +191,7 @@ pub async fn run_drain(args: DrainArgs, ctx: Context) -> Result<Exit> {
 async fn drain(args: DrainArgs, lang: Lang, shutdown: Shutdown) -> Result<bool> {
     let g = &args.global;
     let client = g.kube.connect().await?.client;
+    let metrics = serve_metrics(&args, &shutdown).await?;
     // Everything that can fail is read before anything changes.
     let allocation = prometheus(g)?.allocation(&g.nodepool_name).await?;
     let nodes_api: Api<Node> = Api::all(client.clone());
@@ -312,6 +318,7 @@ async fn drain(args: DrainArgs, lang: Lang, shutdown: Shutdown) -> Result<bool> 
             &slack,
             lang,
             &mut report,
+            &metrics,
         )
         .await
     } else {
@@ -357,7 +364,9 @@ async fn drain_all(
     slack: &Slack,
     lang: Lang,
     report: &mut Report,
+    metrics: &Metrics,
 ) -> BTreeSet<String> {
+    metrics.planned(nodes.len());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cfg = EngineConfig {
         per_node: args.node_concurrency,
@@ -370,9 +379,11 @@ async fn drain_all(
     };
     let engine = Engine::new(client.clone(), cfg, tx, shutdown.clone());
     let mut display = crate::progress::Display::new(args.live_display());
+    let counts = metrics.clone();
     let printer = tokio::spawn(async move {
         let mut started = BTreeSet::new();
         while let Some(p) = rx.recv().await {
+            counts.progress(&p);
             if let Progress::NodeStarted { node, .. } = &p {
                 started.insert(node.clone());
             }
@@ -386,11 +397,12 @@ async fn drain_all(
     ));
     let mut set = tokio::task::JoinSet::new();
     for node in nodes {
-        let (engine, node, slots, shutdown) = (
+        let (engine, node, slots, shutdown, metrics) = (
             engine.clone(),
             node.clone(),
             slots.clone(),
             shutdown.clone(),
+            metrics.clone(),
         );
         set.spawn(async move {
             let _slot = tokio::select! {
@@ -401,7 +413,9 @@ async fn drain_all(
             if shutdown.is_triggered() {
                 return None;
             }
+            metrics.started(&node, k8s_openapi::jiff::Timestamp::now().as_second());
             let outcome = engine.drain_node(&node).await;
+            metrics.outcome(&node, &outcome);
             Some((node, outcome))
         });
     }
@@ -468,4 +482,17 @@ async fn uncordon(api: &Api<Node>, name: &str) -> Result<()> {
         .map_err(kerr(format!("annotating node {name}")))?;
     tracing::info!(node = %name, "uncordoned: its drain never started");
     Ok(())
+}
+
+/// The drain's metrics, served on `--metrics-addr` (until shutdown) when given.
+async fn serve_metrics(args: &DrainArgs, shutdown: &Shutdown) -> Result<Metrics> {
+    let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
+    let metrics = Metrics::new(&mut registry, args.timeout);
+    if let Some(addr) = args.metrics_addr {
+        let server = steward_runtime::admin::AdminServer::bind(addr).await?;
+        let ready = steward_runtime::admin::Readiness::default();
+        ready.set(true);
+        tokio::spawn(server.serve(std::sync::Arc::new(registry), ready, shutdown.clone()));
+    }
+    Ok(metrics)
 }

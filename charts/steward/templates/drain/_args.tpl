@@ -4,6 +4,7 @@ one-off Job run, in one place. */}}
 {{- $v := .Values.drain -}}
 - drain
 - --output=json
+- --metrics-addr=0.0.0.0:{{ $v.metricsPort }}
 - --min-batch={{ $v.minBatch }}
 {{- if gt (int $v.maxBatch) 0 }}
 - --max-batch={{ $v.maxBatch }}
@@ -68,6 +69,10 @@ template:
                 name: {{ . }}
                 key: {{ $v.slack.key }}
           {{- end }}
+        ports:
+          - name: admin
+            containerPort: {{ $v.metricsPort }}
+            protocol: TCP
         resources:
           {{- toYaml $v.resources | nindent 10 }}
         securityContext:

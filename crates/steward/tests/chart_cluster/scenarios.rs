@@ -161,7 +161,7 @@ pub async fn graceful_drain(rel: &Release, peers: &Peers) -> String {
         "ports": [{ "name": "webhook", "port": peers.webhook_port, "protocol": "TCP" }],
     }));
     Api::<EndpointSlice>::namespaced(rel.client.clone(), &rel.ns).create(&PostParams::default(), &slice).await.unwrap();
-    let (_child, log) = start(rel, "-graceful-drain", &a).await;
+    let (child, log) = start(rel, "-graceful-drain", &a).await;
     ready(&admin, &log).await;
 
     // The chart's configuration now trusts steward's CA; Helm's labels stay.
@@ -184,9 +184,29 @@ pub async fn graceful_drain(rel: &Release, peers: &Peers) -> String {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
-    let m = metrics(&admin).await;
+    // In-place advice: a VPA in Recreate mode on a cluster that resizes in place.
+    crate::gd_support::vpa(&peers.gd_app, "web").await;
+    let mut m = String::new();
+    wait::until(T, "the in-place advice gauge", || {
+        let admin = admin.clone();
+        async move { Ok(metrics(&admin).await.contains("steward_graceful_drain_vpa_inplace_candidates{")) }
+    })
+    .await
+    .unwrap();
+    m.push_str(&metrics(&admin).await);
     assert!(m.contains("decision=\"deny_start_drain\""), "{m}");
     assert!(m.contains("steward_graceful_drain_outcomes_total{outcome="), "{m}");
+    // steward gone, the API server cannot call the webhook: the next eviction
+    // passes without grace (failurePolicy Ignore) and the API server counts it,
+    // which StewardGracefulDrainWebhookBypassed alerts on.
+    drop(child);
+    let next = api.list(&kube::api::ListParams::default().labels("app=web")).await.unwrap().items;
+    let other = next.iter().find(|p| p.name_any() != pod && p.metadata.deletion_timestamp.is_none()).unwrap().name_any();
+    wait::until(T, "an eviction let through without the webhook", || async {
+        Ok(crate::gd_support::evict_code(&api, &other).await == 201)
+    })
+    .await
+    .unwrap();
     m
 }
 
@@ -261,9 +281,17 @@ pub async fn ottoscaler(rel: &Release, peers: &Peers) -> String {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pipeline run:\n{stdout}\n{}\nlog:\n{}", String::from_utf8_lossy(&out.stderr), std::fs::read_to_string(&log).unwrap_or_default());
-    // Workers ran in the worker namespace (the Role's only namespace).
+    // The run's record lived in the worker namespace (the Role's only one) and is
+    // deleted after `retention` (2 s here): nothing of it outlives the release.
+    let cms: Api<ConfigMap> = Api::namespaced(peers.otto.client.clone(), &peers.otto.ns);
+    let records = kube::api::ListParams::default().labels("steward.io/ottoscaler=record");
+    wait::until(T, "the finished run's record deleted after retention", || async {
+        Ok(cms.list(&records).await?.items.is_empty())
+    })
+    .await
+    .unwrap();
     let pods: Api<Pod> = Api::namespaced(peers.otto.client.clone(), &peers.otto.ns);
-    let _ = pods;
+    assert!(pods.list(&kube::api::ListParams::default().labels("steward.io/ottoscaler=worker")).await.unwrap().items.iter().all(|p| p.metadata.deletion_timestamp.is_some()), "workers left");
     let m = metrics(&admin).await;
     assert!(m.contains("steward_ottoscaler_runs_total{outcome="), "{m}");
     m
@@ -287,14 +315,39 @@ pub async fn drain(rel: &Release, peers: &Peers) -> String {
     }
     assert!(env.iter().any(|(k, _)| k == "SLACK_WEBHOOK_URL"), "{env:?}");
     let kubeconfig = rel.kubeconfig("-drain").await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(args(cron))
+    let admin = format!("127.0.0.1:{}", testkit::free_port());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(replace_flag(&args(cron), "--metrics-addr", &admin))
         .envs(env.iter().filter(|(k, _)| !k.starts_with("POD_") && k != "KUBE_CONFIG").map(|(k, v)| (k, v)))
         .env("KUBECONFIG", &kubeconfig)
         .env("KUBE_CONFIG", "local")
-        .output()
-        .await
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
+    // A drain serves /metrics only while it runs: read it once it answers.
+    let http = testkit::http();
+    let url = format!("http://{admin}/metrics");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    wait::until(T, "the drain's /metrics", || {
+        let (http, url, seen) = (http.clone(), url.clone(), seen.clone());
+        async move {
+            if let Ok(r) = http.get(&url).send().await {
+                let text = r.text().await.unwrap_or_default();
+                let mut s = seen.lock().unwrap();
+                if !s.contains("deadline_timestamp_seconds{") {
+                    *s = text;
+                }
+            }
+            // Read while a node drains: its deadline series exists only then.
+            Ok(seen.lock().unwrap().contains("steward_drain_node_deadline_timestamp_seconds{"))
+        }
+    })
+    .await
+    .unwrap();
+    let m = seen.lock().unwrap().clone();
+    let out = child.wait_with_output().await.unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "drain:\n{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -305,5 +358,5 @@ pub async fn drain(rel: &Release, peers: &Peers) -> String {
         assert_eq!(node.annotations().get("steward.io/drain-state").map(String::as_str), Some("drained"));
     }
     assert!(!peers.slack.texts().is_empty(), "no Slack message");
-    String::new()
+    m
 }

@@ -32,6 +32,8 @@ pub fn unused_rules(rel: &Release, sa: &str, events: &[Value]) -> Vec<String> {
         })
         .collect();
     let mut out = Vec::new();
+    let roles = rel.objs.iter().filter(|o| (o["kind"] == "Role" || o["kind"] == "ClusterRole") && o["metadata"]["name"] == name.as_str()).count();
+    eprintln!("{name}: {} audit events, {} (verb, group, resource) used, {roles} roles; kinds: {:?}", events.len(), used.len(), crate::chart_support::kinds(&rel.objs));
     for role in rel.objs.iter().filter(|o| (o["kind"] == "Role" || o["kind"] == "ClusterRole") && o["metadata"]["name"] == name.as_str()) {
         for rule in role["rules"].as_array().unwrap() {
             let strs = |k: &str| rule[k].as_array().map_or(vec![], |a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>());

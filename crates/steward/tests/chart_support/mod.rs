@@ -139,9 +139,8 @@ pub async fn sa_kubeconfig(client: &kube::Client, ns: &str, sa: &str, dir: &Path
         "spec": { "audiences": [], "expirationSeconds": 3600 }
     }))
     .unwrap();
-    let body = serde_json::to_vec(&req).unwrap();
     let tr: TokenRequest = api
-        .create_subresource("token", sa, &PostParams::default(), body)
+        .create_subresource("token", sa, &PostParams::default(), &req)
         .await
         .unwrap_or_else(|e| panic!("TokenRequest for {ns}/{sa}: {e}"));
     let token = tr.status.unwrap().token;
