@@ -12,6 +12,7 @@
 //! The agent never talks to the API about pods: the controller sends the UID.
 
 pub mod cgroup;
+pub mod procnet;
 pub mod query;
 pub mod scan;
 mod server;

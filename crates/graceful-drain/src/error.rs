@@ -35,8 +35,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Another replica took the Lease; this process stops.
-    #[error("lost leadership (Lease {0}); stopping")]
+    /// Another replica took the Lease (or it could not be renewed): the process
+    /// exits (status 1) and its Deployment restarts it as a follower.
+    #[error(
+        "leadership lost (Lease {0}); exiting so the Deployment restarts this replica as a follower"
+    )]
     LostLeadership(String),
     /// The pod cache stopped before it was filled.
     #[error("the pod cache stopped before its first list")]
@@ -44,6 +47,12 @@ pub enum Error {
     /// The node agent could not finish a step.
     #[error("drain agent: {0}")]
     Agent(String),
+    /// The report could not be written as JSON or YAML.
+    #[error("writing the report: {0}")]
+    Output(String),
+    /// An HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
     /// The shared runtime failed (client, admin server, lease).
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
@@ -61,6 +70,8 @@ impl Error {
             Self::LostLeadership(_) => "lost_leadership",
             Self::CacheStopped => "cache",
             Self::Agent(_) => "agent",
+            Self::Output(_) => "output",
+            Self::Http(_) => "http",
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use steward_runtime::Localized;
 
-use crate::budget::{Hold, Source};
+use crate::core::budget::{Hold, Source};
 
 fn source_ko(source: &Source) -> String {
     match source {

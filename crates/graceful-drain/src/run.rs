@@ -18,8 +18,8 @@ use steward_runtime::{Lang, Shutdown};
 use tokio::sync::watch;
 
 use crate::certs::{self, Resolver};
-use crate::config::Config;
 use crate::controller;
+use crate::core::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{Events, Reason};
 use crate::messages::Msg;
@@ -323,7 +323,7 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
 /// A cache of the VerticalPodAutoscalers, when their API is installed (read at
 /// start; a VPA CRD installed later is picked up at the next restart).
 async fn vpa_store(client: &Client) -> Option<reflector::Store<DynamicObject>> {
-    let ar = crate::vpa::api_resource();
+    let ar = crate::core::vpa::api_resource();
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => {}

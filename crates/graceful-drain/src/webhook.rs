@@ -29,14 +29,14 @@ use serde_json::json;
 use steward_runtime::{Lang, Localized, Shutdown};
 use tokio::sync::watch;
 
-use crate::admission::{self, Attempt, Decision, PodFacts};
 use crate::certs::Resolver;
-use crate::config::Config;
+use crate::core::admission::{self, Attempt, Decision, PodFacts};
+use crate::core::config::Config;
+use crate::core::state;
 use crate::error::{Error, Result, kube as kerr};
 use crate::events::CONTROLLER;
 use crate::messages::Msg;
 use crate::metrics::{DecisionLabel, Metrics};
-use crate::state;
 
 /// Name of the webhook inside the configuration; the API server puts it in every refusal.
 pub const WEBHOOK: &str = "eviction.graceful-drain.steward.io";
@@ -96,7 +96,7 @@ impl Ctx {
         if config.vpa_objects()
             && let (Some(store), Some(w)) = (&self.vpas, f.workload.as_deref())
         {
-            f.vpa_targeted = crate::vpa::any_drives(store, namespace, w);
+            f.vpa_targeted = crate::core::vpa::any_drives(store, namespace, w);
         }
         f
     }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::state::{EvictReason, Wait};
+use crate::core::state::{EvictReason, Wait};
 
 /// How a pod of some workload is drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

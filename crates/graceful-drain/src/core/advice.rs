@@ -2,14 +2,14 @@
 //! when to say so. Pure: the VPA watcher's events in, what to publish out.
 //!
 //! A VPA is advised once per process while it stays a candidate with the same
-//! target and mode ([`crate::doctor::candidate`]); a relist after a broken watch
+//! target and mode ([`crate::core::vpa::candidate`]); a relist after a broken watch
 //! repeats nothing. It is advised again only when it changes (another target, or
 //! Auto switched to Recreate), and withdrawn when it stops being a candidate, is
 //! deleted, or vanished while the watch was down.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::doctor::Candidate;
+use crate::core::vpa::Candidate;
 
 /// What to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct Advisor {
 
 impl Advisor {
     /// A VPA `key` (`namespace/name`) was added or modified; `candidate` is what
-    /// [`crate::doctor::candidate`] made of it.
+    /// [`crate::core::vpa::candidate`] made of it.
     pub fn apply(&mut self, key: &str, candidate: Option<Candidate>) -> Option<Change> {
         if let Some(seen) = self.relisting.as_mut() {
             seen.insert(key.to_string());

@@ -4,6 +4,7 @@
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::Store;
+use serde::Serialize;
 
 /// `autoscaling.k8s.io/v1` `verticalpodautoscalers`.
 pub fn api_resource() -> ApiResource {
@@ -37,6 +38,32 @@ pub fn drives(vpa: &DynamicObject, namespace: &str, workload: &str) -> bool {
 /// Whether any VPA in the store drives `workload` in `namespace`.
 pub fn any_drives(store: &Store<DynamicObject>, namespace: &str, workload: &str) -> bool {
     store.state().iter().any(|v| drives(v, namespace, workload))
+}
+
+/// One VPA that could resize in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// `namespace/name` of the VPA.
+    pub vpa: String,
+    /// `Kind/name` of its target.
+    pub target: String,
+    /// Its update mode now.
+    pub mode: String,
+}
+
+/// The candidate, if this VPA object is one. Pure.
+pub fn candidate(vpa: &DynamicObject) -> Option<Candidate> {
+    vpa.data.get("spec")?;
+    // An absent updatePolicy means Auto, which the VPA treats as Recreate.
+    let mode = update_mode(vpa);
+    if mode != "Recreate" && mode != "Auto" {
+        return None;
+    }
+    Some(Candidate {
+        vpa: format!("{}/{}", vpa.namespace().unwrap_or_default(), vpa.name_any()),
+        target: target(vpa).unwrap_or_else(|| "?/?".into()),
+        mode: mode.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -75,5 +102,36 @@ mod tests {
         broken.data = json!({ "spec": {} });
         assert!(!drives(&broken, "shop", "Deployment/web"));
         assert_eq!(target(&broken), None);
+    }
+
+    #[test]
+    fn recreate_and_auto_are_candidates() {
+        let vpa = |mode: Option<&str>| -> DynamicObject {
+            let mut spec =
+                serde_json::json!({ "targetRef": { "kind": "Deployment", "name": "web" } });
+            if let Some(m) = mode {
+                spec["updatePolicy"] = serde_json::json!({ "updateMode": m });
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+                "metadata": { "name": "v", "namespace": "shop" }, "spec": spec
+            }))
+            .unwrap()
+        };
+        let table = [
+            (Some("Recreate"), true),
+            (Some("Auto"), true),
+            (None, true),
+            (Some("InPlaceOrRecreate"), false),
+            (Some("Initial"), false),
+            (Some("Off"), false),
+        ];
+        for (mode, want) in table {
+            assert_eq!(candidate(&vpa(mode)).is_some(), want, "{mode:?}");
+        }
+        assert_eq!(
+            candidate(&vpa(Some("Recreate"))).unwrap().target,
+            "Deployment/web"
+        );
     }
 }

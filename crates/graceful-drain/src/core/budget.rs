@@ -22,7 +22,7 @@ use std::cmp::Reverse;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::state::Phase;
+use crate::core::state::Phase;
 
 /// How a covered pod counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,8 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use crate::config::Settings;
+use crate::core::config::Settings;
+use crate::probe::Reading;
 
 /// Label holding the phase; a label so the controller can watch only draining pods.
 pub const LABEL_PHASE: &str = "steward.io/drain";
@@ -208,17 +209,6 @@ pub fn restore_patch(removed: &BTreeMap<String, String>, not_before: Option<Time
     json!({ "metadata": { "labels": l, "annotations": ann } })
 }
 
-/// What a drain probe said.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reading {
-    /// Nothing in flight.
-    Idle,
-    /// This much still in flight.
-    Busy(f64),
-    /// The probe failed; waiting goes on until the maximum wait.
-    Failed(String),
-}
-
 /// Why the controller evicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvictReason {
@@ -290,7 +280,7 @@ pub fn decide_wait(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Probe, ProbeTarget};
+    use crate::probe::{Probe, ProbeTarget, Reading};
 
     fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + secs).unwrap()

@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::config::{Config, PodRef};
-use crate::state::{self, Phase, Record};
-use crate::workload::{self, Handling};
+use crate::core::config::{Config, PodRef};
+use crate::core::state::{self, Phase, Record};
+use crate::core::workload::{self, Handling};
 
 /// The eviction being admitted.
 #[derive(Debug, Clone, Copy)]
@@ -182,7 +182,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{ANN_NOT_BEFORE, ANN_REQUESTED_AT, LABEL_PHASE};
+    use crate::core::state::{ANN_NOT_BEFORE, ANN_REQUESTED_AT, LABEL_PHASE};
 
     fn now() -> Timestamp {
         Timestamp::from_second(1_800_000_000).unwrap()

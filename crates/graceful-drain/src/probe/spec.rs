@@ -19,9 +19,9 @@
 
 use serde::Deserialize;
 
-use crate::config::{Probe, ProbeTarget};
 use crate::error::{Error, Result};
-use crate::gauge::Selector;
+use crate::probe::gauge::Selector;
+use crate::probe::{Probe, ProbeTarget};
 
 /// Envoy's Prometheus stats port in an Istio sidecar.
 pub const ISTIO_STATS_PORT: u16 = 15090;
@@ -145,7 +145,7 @@ mod tests {
     use super::*;
 
     fn target(yaml: &str) -> Result<ProbeTarget> {
-        serde_yaml::from_str::<RawProbe>(yaml)
+        serde_saphyr::from_str::<RawProbe>(yaml)
             .unwrap()
             .target("defaults.probe")
     }
@@ -232,54 +232,5 @@ mod tests {
                 other => panic!("{yaml}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn config_and_annotations_choose_the_probe() {
-        use std::collections::BTreeMap;
-
-        use crate::config::{ANN_PORTS, ANN_PROBE_URL, Config, PodRef};
-        let c = Config::parse(
-            "version: 1\ndefaults:\n  probe: { connections: { ports: [8080] } }\noverrides:\n- namespace: mesh\n  probe: { istio: {} }\n- namespace: bad\n  probe: { port: 1, connections: { ports: [1] } }\n",
-        );
-        match c {
-            Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "overrides[1].probe"),
-            other => panic!("{other:?}"),
-        }
-        let c = Config::parse(
-            "version: 1\ndefaults:\n  probe: { connections: { ports: [8080] } }\noverrides:\n- namespace: mesh\n  probe: { istio: {} }\n",
-        )
-        .unwrap();
-        let probe = |ns: &str, ann: &[(&str, &str)]| {
-            let a: BTreeMap<String, String> = ann
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let (s, errs) = c.settings(PodRef {
-                namespace: ns,
-                workload: None,
-                annotations: &a,
-            });
-            (s.probe, errs.len())
-        };
-        let conn = |ports: Vec<u16>| Some(ProbeTarget::Connections { ports });
-        assert_eq!(probe("web", &[]), (conn(vec![8080]), 0));
-        assert!(matches!(probe("mesh", &[]).0, Some(ProbeTarget::PodPort(p)) if p.port == 15090));
-        assert_eq!(
-            probe("mesh", &[(ANN_PORTS, "9000, 9001")]),
-            (conn(vec![9000, 9001]), 0)
-        );
-        // The ports annotation wins over the URL; a bad one is reported and ignored.
-        assert_eq!(
-            probe("web", &[(ANN_PORTS, "9000"), (ANN_PROBE_URL, "http://x/m")]),
-            (conn(vec![9000]), 0)
-        );
-        assert_eq!(probe("web", &[(ANN_PORTS, "http")]), (conn(vec![8080]), 1));
-        assert_eq!(probe("web", &[(ANN_PORTS, "")]), (conn(vec![8080]), 1));
-        // An istio preset keeps its gauge behind a probe URL.
-        assert!(matches!(
-            probe("mesh", &[(ANN_PROBE_URL, "http://127.0.0.1:1/stats/prometheus")]).0,
-            Some(ProbeTarget::Url { gauge: Some(g), .. }) if g.contains("0.0.0.0_15006")
-        ));
     }
 }
