@@ -4,7 +4,7 @@
 //! these, and write what they decide.
 //!
 //! - `config`: the ConfigMap document and what it resolves to for one pod;
-//! - `admission`: the webhook's answer to one eviction;
+//! - `admission`: the webhook's answer to one eviction, from the pod's `facts`;
 //! - `state`: the drain record on the pod, its patches, when to evict;
 //! - `budget`: whether a disruption budget lets one more pod go now;
 //! - `workload`: how each kind of owner is isolated and waited for;
@@ -16,6 +16,7 @@ pub mod admission;
 pub mod advice;
 pub mod budget;
 pub mod config;
+pub mod facts;
 pub mod next;
 pub mod state;
 pub mod vpa;

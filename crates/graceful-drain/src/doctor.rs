@@ -9,7 +9,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 use steward_kube::error::ok_if_not_found;
 use steward_runtime::kube_client::KubeArgs;
-use steward_runtime::{Lang, Localized, Output};
+use steward_runtime::{Context, Localized, Output};
 
 use crate::core::vpa::{self, Candidate};
 use crate::error::{Error, Result, kube as kerr};
@@ -84,7 +84,8 @@ pub async fn report(client: &Client, namespace: Option<&str>) -> Result<Report> 
 }
 
 /// Runs the command.
-pub async fn run(args: DoctorArgs, lang: Lang) -> Result<()> {
+pub async fn run(args: DoctorArgs, ctx: Context) -> Result<()> {
+    let lang = ctx.lang;
     let client = args.kube.connect().await?.client;
     let r = report(&client, args.namespace.as_deref()).await?;
     if let Some(text) = args.format().render(&r) {

@@ -44,9 +44,6 @@ pub enum Error {
     /// The pod cache stopped before it was filled.
     #[error("the pod cache stopped before its first list")]
     CacheStopped,
-    /// The node agent could not finish a step.
-    #[error("drain agent: {0}")]
-    Agent(String),
     /// The report could not be written as JSON or YAML.
     #[error("writing the report: {0}")]
     Output(String),
@@ -69,7 +66,6 @@ impl Error {
             Self::Runtime(_) => "runtime",
             Self::LostLeadership(_) => "lost_leadership",
             Self::CacheStopped => "cache",
-            Self::Agent(_) => "agent",
             Self::Output(_) => "output",
             Self::Http(_) => "http",
         }

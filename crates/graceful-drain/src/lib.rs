@@ -54,9 +54,9 @@ pub async fn dispatch(
     ctx: steward_runtime::Context,
 ) -> Result<steward_runtime::Exit> {
     match cmd {
-        Command::Run(args) => run(*args, ctx.lang, ctx.shutdown).await,
-        Command::Doctor(args) => doctor::run(args, ctx.lang).await,
-        Command::Agent(args) => agent::run(*args, ctx.shutdown).await,
+        Command::Run(args) => run(*args, ctx).await,
+        Command::Doctor(args) => doctor::run(args, ctx).await,
+        Command::Agent(args) => agent::run(*args, ctx).await,
     }
     .map(|()| steward_runtime::Exit::Ok)
 }

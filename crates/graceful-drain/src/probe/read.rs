@@ -9,7 +9,8 @@ use crate::agent::query::{self, Connections};
 use crate::probe::gauge::{self, Selector};
 use crate::probe::{ProbeTarget, Reading};
 
-const TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one probe may take.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks the probe once about `pod`; for `Connections`, finds the agent on the
 /// pod's Node first.
