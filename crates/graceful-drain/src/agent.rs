@@ -40,6 +40,11 @@ pub const FIELD_MANAGER: &str = "steward-graceful-drain-agent";
 
 /// `steward graceful-drain agent`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  # In the DaemonSet (deploy/graceful-drain-agent.yaml): node, pod IP and name from the downward API
+  steward graceful-drain agent --kube-config cluster --listen 0.0.0.0:9811
+  # By hand on one node, reachable at a fixed address
+  steward graceful-drain agent --node worker-1 --advertise 10.0.0.7:9811")]
 pub struct AgentArgs {
     #[command(flatten)]
     pub kube: KubeArgs,

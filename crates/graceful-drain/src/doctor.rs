@@ -92,12 +92,10 @@ pub async fn run(args: DoctorArgs, ctx: Context) -> Result<()> {
         println!("{}", text.map_err(Error::Output)?.trim_end());
         return Ok(());
     }
-    println!(
-        "in-place pod resize (pods/resize): {}",
-        if r.in_place_resize { "yes" } else { "no" }
-    );
+    let served = r.in_place_resize;
+    println!("{}", Msg::InPlaceResize { served }.render(lang));
     if !r.vpa_installed {
-        println!("VerticalPodAutoscaler API: not installed");
+        println!("{}", Msg::NoVpaApi.render(lang));
     }
     if r.candidates.is_empty() {
         println!("{}", Msg::NoCandidates.render(lang));
