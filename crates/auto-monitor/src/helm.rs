@@ -16,12 +16,12 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::conditions::{self, AVAILABLE};
+use crate::core::conditions::{self, AVAILABLE};
+use crate::core::rules::{rules, rules_document};
+use crate::core::stack::{FIELD_MANAGER, Stack};
+use crate::core::validate::Profile;
 use crate::crd::{MonitoringStack, MonitoringStackStatus};
 use crate::error::{Error, Result, kube as kerr};
-use crate::rules::{rules, rules_document};
-use crate::stack::{FIELD_MANAGER, Stack};
-use crate::validate::Profile;
 
 /// kube-prometheus-stack alerts that steward's default rules replace.
 const REPLACED_ALERTS: [&str; 4] = [
@@ -36,7 +36,8 @@ pub fn values(stack: &Stack) -> Value {
     let s = &stack.settings;
     let local = stack.profile != Profile::Generic;
     let r = |c: &str| {
-        serde_json::to_value(crate::manifests::workloads::resources(stack, c)).unwrap_or_default()
+        serde_json::to_value(crate::core::manifests::workloads::resources(stack, c))
+            .unwrap_or_default()
     };
     let node_selector = s.placement.node_selector.clone().unwrap_or_default();
     let tolerations = s.placement.tolerations.clone().unwrap_or_default();
@@ -133,19 +134,12 @@ async fn apply_crds(
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let mut names = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let v = serde_json::to_value(
-            <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| {
-                Error::Helm {
-                    what: "show crds".into(),
-                    reason: format!("unreadable CRD YAML: {e}"),
-                }
-            })?,
-        )
-        .unwrap_or_default();
-        if v.is_null() {
-            continue;
-        }
+    // Empty and null documents (a chart's `---` separators) are skipped.
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| Error::Helm {
+        what: "show crds".into(),
+        reason: format!("unreadable CRD YAML: {e}"),
+    })?;
+    for v in docs {
         let crd: CustomResourceDefinition = serde_json::from_value(v).map_err(|e| Error::Helm {
             what: "show crds".into(),
             reason: format!("not a CustomResourceDefinition: {e}"),
@@ -175,7 +169,7 @@ pub async fn reconcile(
     if let Some(extra) = &spec.values {
         merge(&mut v, extra);
     }
-    let hash = crate::manifests::hash(&[
+    let hash = crate::core::manifests::hash(&[
         &v.to_string(),
         &spec.chart,
         spec.version.as_deref().unwrap_or(""),
@@ -199,11 +193,9 @@ pub async fn reconcile(
             stack.name,
             std::process::id()
         ));
-        std::fs::write(&file, serde_yaml::to_string(&v).unwrap_or_default()).map_err(|e| {
-            Error::Helm {
-                what: "values".into(),
-                reason: format!("writing {}: {e}", file.display()),
-            }
+        std::fs::write(&file, crate::core::promconfig::yaml(&v)).map_err(|e| Error::Helm {
+            what: "values".into(),
+            reason: format!("writing {}: {e}", file.display()),
         })?;
         let file_s = file.display().to_string();
         let mut args = vec![
@@ -275,7 +267,7 @@ mod tests {
     use crate::crd::MonitoringStackSpec;
 
     fn stack(profile: Profile) -> Stack {
-        let s = crate::validate::validate(&MonitoringStackSpec::default())
+        let s = crate::core::validate::validate(&MonitoringStackSpec::default())
             .unwrap_or_else(|e| panic!("{e:?}"));
         Stack::new("mon", "m", s, profile)
     }

@@ -11,14 +11,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt};
+use steward_kube::error::ok_if_not_found;
 use steward_kube::quantity::{parse_bytes, parse_cpu, pod_request};
+use steward_kube::scheduling::{selector_matches, untolerated};
 
+use crate::core::manifests::Manifest;
+use crate::core::manifests::workloads::NODE_EXPORTER_PORT;
+use crate::core::preflight::{Cluster, NodeRoom};
+use crate::core::stack::{FIELD_MANAGER, STACK_LABEL, Stack};
 use crate::crd::{MonitoringStack, ObjectRef};
 use crate::error::{Result, kube as kerr};
-use crate::manifests::Manifest;
-use crate::manifests::workloads::NODE_EXPORTER_PORT;
-use crate::preflight::{Cluster, NodeRoom};
-use crate::stack::{FIELD_MANAGER, STACK_LABEL, Stack};
 
 /// Applies every manifest; namespaced objects are owned by the MonitoringStack so
 /// deleting it removes them (cluster-scoped RBAC is pruned through the inventory).
@@ -88,11 +90,9 @@ pub async fn prune(
             tracing::warn!(kind = %r.kind, name = %r.name, "not pruning an object that lost the stack label");
             continue;
         }
-        match api.delete(&r.name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(kerr(format!("pruning {} {}", r.kind, r.name))(e)),
-        }
+        // Gone meanwhile: pruned all the same.
+        ok_if_not_found(api.delete(&r.name, &DeleteParams::background()).await)
+            .map_err(kerr(format!("pruning {} {}", r.kind, r.name)))?;
         tracing::info!(kind = %r.kind, name = %r.name, "pruned");
         pruned.push(r.clone());
     }
@@ -263,32 +263,18 @@ pub async fn gather(client: &Client, stack: &Stack) -> Result<Cluster> {
     Ok(cluster)
 }
 
-/// Whether the stack's Deployments may run on the node (selector and NoSchedule taints).
+/// Whether the stack's Deployments may run on the node: not cordoned, its
+/// nodeSelector matching, every NoSchedule and NoExecute taint tolerated (the
+/// scheduler's rule, `steward_kube::scheduling`); readiness is not asked.
 fn eligible(stack: &Stack, n: &Node) -> bool {
     let p = &stack.settings.placement;
-    let labels = n.labels();
-    let selected = p
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let tolerated = n
-        .spec
-        .iter()
-        .flat_map(|s| s.taints.iter().flatten())
-        .all(|t| {
-            t.effect == "PreferNoSchedule"
-                || p.tolerations
-                    .iter()
-                    .flatten()
-                    .any(|tol| crate::conditions::tolerates(tol, t))
-        });
-    let schedulable = !n
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
-    selected && tolerated && schedulable
+    let selector = p.node_selector.clone().unwrap_or_default();
+    let spec = n.spec.as_ref();
+    let taints = spec.and_then(|s| s.taints.as_deref()).unwrap_or_default();
+    let tolerations = p.tolerations.as_deref().unwrap_or_default();
+    !spec.and_then(|s| s.unschedulable).unwrap_or(false)
+        && selector_matches(n.labels(), &selector)
+        && untolerated(taints, tolerations).is_empty()
 }
 
 /// Deletes the cluster-scoped objects (ClusterRoles and their bindings) of stacks that
@@ -321,13 +307,14 @@ pub async fn delete_orphans(
         .items
     {
         if orphan(b.labels()) {
-            match bindings
-                .delete(&b.name_any(), &DeleteParams::default())
-                .await
-            {
-                Ok(_) => deleted.push(format!("ClusterRoleBinding/{}", b.name_any())),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(kerr("deleting an orphaned ClusterRoleBinding")(e)),
+            let gone = ok_if_not_found(
+                bindings
+                    .delete(&b.name_any(), &DeleteParams::default())
+                    .await,
+            )
+            .map_err(kerr("deleting an orphaned ClusterRoleBinding"))?;
+            if gone.is_some() {
+                deleted.push(format!("ClusterRoleBinding/{}", b.name_any()));
             }
         }
     }
@@ -339,10 +326,10 @@ pub async fn delete_orphans(
         .items
     {
         if orphan(r.labels()) {
-            match roles.delete(&r.name_any(), &DeleteParams::default()).await {
-                Ok(_) => deleted.push(format!("ClusterRole/{}", r.name_any())),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(kerr("deleting an orphaned ClusterRole")(e)),
+            let gone = ok_if_not_found(roles.delete(&r.name_any(), &DeleteParams::default()).await)
+                .map_err(kerr("deleting an orphaned ClusterRole"))?;
+            if gone.is_some() {
+                deleted.push(format!("ClusterRole/{}", r.name_any()));
             }
         }
     }

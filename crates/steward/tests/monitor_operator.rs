@@ -78,19 +78,23 @@ async fn wait_established(client: &kube::Client) {
 /// with the admin client certificate (it has no kubeconfig flag).
 fn operator(ns: &str) -> Proc {
     let cluster = testkit::cluster();
-    let kc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(cluster.kubeconfig()).unwrap()).unwrap();
-    let user = &kc["users"][0]["user"];
-    let file = |v: &serde_yaml::Value| v.as_str().unwrap().to_string();
+    let kc = kube::config::Kubeconfig::read_from(cluster.kubeconfig()).unwrap();
+    let user = kc.auth_infos[0].auth_info.clone().unwrap();
+    let ca = kc.clusters[0]
+        .cluster
+        .clone()
+        .unwrap()
+        .certificate_authority;
+    let file = |v: Option<String>| v.unwrap();
     let log = std::env::temp_dir().join(format!("prometheus-operator-{ns}-{}.log", free_port()));
     let child = Command::new(bin_dir().join("prometheus-operator"))
         .arg(format!("--apiserver={}", cluster.server()))
         .arg(format!(
             "--ca-file={}",
-            file(&kc["clusters"][0]["cluster"]["certificate-authority"])
+            file(ca)
         ))
-        .arg(format!("--cert-file={}", file(&user["client-certificate"])))
-        .arg(format!("--key-file={}", file(&user["client-key"])))
+        .arg(format!("--cert-file={}", file(user.client_certificate)))
+        .arg(format!("--key-file={}", file(user.client_key)))
         .arg(format!("--namespaces={ns}"))
         .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
         .arg("--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0")

@@ -1,6 +1,5 @@
-//! Status conditions and toleration matching. Pure.
+//! Status conditions (the `metav1.Condition` rules). Pure.
 
-use k8s_openapi::api::core::v1::{Taint, Toleration};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::Condition;
@@ -48,58 +47,9 @@ pub fn get<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conds.iter().find(|c| c.type_ == type_)
 }
 
-/// Whether `tol` tolerates `taint` (the scheduler's rule).
-pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = tol
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == taint.effect);
-    let key_ok = tol.key.as_deref().is_none_or(|k| k.is_empty())
-        && tol.operator.as_deref() == Some("Exists")
-        || tol.key.as_deref() == Some(taint.key.as_str());
-    let value_ok = match tol.operator.as_deref() {
-        Some("Exists") => true,
-        _ => tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-    };
-    effect_ok && key_ok && value_ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tol(key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>) -> Toleration {
-        Toleration {
-            key: key.map(String::from),
-            operator: Some(op.into()),
-            value: value.map(String::from),
-            effect: effect.map(String::from),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn toleration_rules() {
-        let taint = Taint {
-            key: "gpu".into(),
-            value: Some("true".into()),
-            effect: "NoSchedule".into(),
-            ..Default::default()
-        };
-        for (t, want) in [
-            (tol(None, "Exists", None, None), true),
-            (tol(Some("gpu"), "Exists", None, None), true),
-            (
-                tol(Some("gpu"), "Equal", Some("true"), Some("NoSchedule")),
-                true,
-            ),
-            (tol(Some("gpu"), "Equal", Some("false"), None), false),
-            (tol(Some("gpu"), "Exists", None, Some("NoExecute")), false),
-            (tol(Some("other"), "Exists", None, None), false),
-        ] {
-            assert_eq!(tolerates(&t, &taint), want, "{t:?}");
-        }
-    }
 
     #[test]
     fn transition_time_moves_only_on_flip() {

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::rules::NODE_JOB;
+use crate::core::rules::NODE_JOB;
 
 /// One panel: a title and a PromQL query.
 #[derive(Debug, Clone, PartialEq)]

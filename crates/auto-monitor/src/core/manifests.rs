@@ -17,11 +17,11 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::core::dashboards::dashboards;
+use crate::core::promconfig::{alertmanager_config, prometheus_config, yaml};
+use crate::core::rules::{rules, rules_yaml};
+use crate::core::stack::Stack;
 use crate::crd::ObjectRef;
-use crate::dashboards::dashboards;
-use crate::promconfig::{alertmanager_config, prometheus_config, yaml};
-use crate::rules::{rules, rules_yaml};
-use crate::stack::Stack;
 
 /// One object to apply.
 #[derive(Debug, Clone)]

@@ -249,5 +249,7 @@ pub fn cause(
     }
 }
 
+pub mod views;
+
 #[cfg(test)]
 mod tests;

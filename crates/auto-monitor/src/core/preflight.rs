@@ -3,9 +3,9 @@
 //! finding stops the install (nothing is applied); warnings are reported and the
 //! install goes on.
 
+use crate::core::manifests::workloads::default_requests;
+use crate::core::stack::Stack;
 use crate::crd::PreflightFinding;
-use crate::manifests::workloads::default_requests;
-use crate::stack::Stack;
 
 /// Free capacity of one schedulable node.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,7 +88,7 @@ pub fn check(stack: &Stack, c: &Cluster) -> Vec<PreflightFinding> {
             format!(
                 "Prometheus Operator CRDs present: {}{}",
                 c.operator_crds.join(", "),
-                if crate::manifests::operator::crds_present(
+                if crate::core::manifests::operator::crds_present(
                     c.operator_crd_names.iter().map(String::as_str)
                 ) {
                     "; steward also writes a ServiceMonitor and a PrometheusRule"
@@ -119,7 +119,7 @@ fn storage(stack: &Stack, c: &Cluster) -> PreflightFinding {
 /// Each Deployment needs one eligible node with room for its requests.
 fn capacity(stack: &Stack, c: &Cluster) -> PreflightFinding {
     let q = |component: &str| {
-        let r = crate::manifests::workloads::resources(stack, component);
+        let r = crate::core::manifests::workloads::resources(stack, component);
         let req = r.requests.unwrap_or_default();
         let (cpu, mem) = default_requests(component);
         (
@@ -200,8 +200,8 @@ pub fn blocked(findings: &[PreflightFinding]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::validate::{Profile, validate};
     use crate::crd::{MonitoringStackSpec, Storage};
-    use crate::validate::{Profile, validate};
 
     fn stack(storage: bool) -> Stack {
         let spec = MonitoringStackSpec {

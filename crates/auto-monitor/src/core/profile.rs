@@ -7,7 +7,7 @@
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::validate::Profile;
+use crate::core::validate::Profile;
 
 /// The profile the nodes point to.
 pub fn detect(nodes: &[Node]) -> Profile {

@@ -11,9 +11,9 @@
 
 use serde_json::{Value, json};
 
-use crate::rules::NODE_JOB;
-use crate::stack::Stack;
-use crate::validate::Profile;
+use crate::core::rules::NODE_JOB;
+use crate::core::stack::Stack;
+use crate::core::validate::Profile;
 
 /// Path of the rules file inside the Prometheus container.
 pub const RULES_PATH: &str = "/etc/prometheus/rules.yml";
@@ -121,7 +121,8 @@ pub fn alertmanager_config() -> Value {
 
 /// YAML of a document.
 pub fn yaml(v: &Value) -> String {
-    serde_yaml::to_string(v).unwrap_or_default()
+    // A JSON value always serialises: every node is a string, number, bool, map or list.
+    serde_saphyr::to_string(v).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -134,7 +135,7 @@ mod tests {
             components: Some(components.iter().map(|c| c.to_string()).collect()),
             ..Default::default()
         };
-        let settings = crate::validate::validate(&spec).unwrap_or_else(|e| panic!("{e:?}"));
+        let settings = crate::core::validate::validate(&spec).unwrap_or_else(|e| panic!("{e:?}"));
         Stack::new("mon", "monitoring", settings, profile)
     }
 

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::validate::Thresholds;
+use crate::core::validate::Thresholds;
 
 /// Scrape job of the node exporters; rules and dashboards select it.
 pub const NODE_JOB: &str = "node-exporter";
@@ -111,7 +111,7 @@ pub fn rules_document(rules: &[Rule]) -> Value {
 
 /// The rules file as YAML.
 pub fn rules_yaml(rules: &[Rule]) -> String {
-    serde_yaml::to_string(&rules_document(rules)).unwrap_or_default()
+    super::promconfig::yaml(&rules_document(rules))
 }
 
 #[cfg(test)]
@@ -129,7 +129,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let s = crate::validate::validate(&spec).unwrap_or_else(|e| panic!("{e:?}"));
+        let s = crate::core::validate::validate(&spec).unwrap_or_else(|e| panic!("{e:?}"));
         let r = rules(&s.thresholds);
         let by = |a: &str| r.iter().find(|r| r.alert == a).cloned();
         assert!(by("HighCPUUsage").is_some_and(|r| r.expr.ends_with("> 90")));

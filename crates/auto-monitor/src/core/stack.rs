@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::validate::{Profile, Settings};
+use crate::core::validate::{Profile, Settings};
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "steward-monitor";

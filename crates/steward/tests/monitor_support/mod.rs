@@ -147,13 +147,33 @@ impl Fleet {
     }
 }
 
-/// `steward monitor` for one namespace, reading onboarding from `prometheus_url`.
+/// `steward monitor run` for one namespace, reading onboarding from `prometheus_url`.
 pub fn controller(ns: &str, prometheus_url: &str, admin_port: u16, extra: &[&str]) -> Result<Proc> {
+    start(&["monitor", "run"], ns, prometheus_url, admin_port, extra)
+}
+
+/// The same controller through the deprecated bare `steward monitor`.
+pub fn controller_bare(
+    ns: &str,
+    prometheus_url: &str,
+    admin_port: u16,
+    extra: &[&str],
+) -> Result<Proc> {
+    start(&["monitor"], ns, prometheus_url, admin_port, extra)
+}
+
+fn start(
+    command: &[&str],
+    ns: &str,
+    prometheus_url: &str,
+    admin_port: u16,
+    extra: &[&str],
+) -> Result<Proc> {
     let log = std::env::temp_dir().join(format!("steward-monitor-{ns}-{}.log", free_port()));
     let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(command)
         .args([
-            "monitor",
             "--namespace",
             ns,
             "--prometheus-url",

@@ -17,8 +17,8 @@ use serde_json::json;
 
 use super::workloads::NODE_EXPORTER_PORT;
 use super::{Manifest, meta};
-use crate::rules::{rules, rules_document};
-use crate::stack::Stack;
+use crate::core::rules::{rules, rules_document};
+use crate::core::stack::Stack;
 
 /// API group of the Prometheus Operator.
 pub const GROUP: &str = "monitoring.coreos.com";
@@ -121,9 +121,9 @@ pub fn objects(stack: &Stack) -> Vec<Manifest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::stack::STACK_LABEL;
+    use crate::core::validate::{Profile, validate};
     use crate::crd::{MonitoringStackSpec, Thresholds};
-    use crate::stack::STACK_LABEL;
-    use crate::validate::{Profile, validate};
 
     fn stack(spec: MonitoringStackSpec) -> Stack {
         Stack::new(

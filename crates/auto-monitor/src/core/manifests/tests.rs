@@ -1,6 +1,6 @@
 use super::*;
+use crate::core::validate::{Profile, validate};
 use crate::crd::{MonitoringStackSpec, Thresholds};
-use crate::validate::{Profile, validate};
 
 fn stack(spec: MonitoringStackSpec, profile: Profile) -> Stack {
     Stack::new(
@@ -33,7 +33,7 @@ fn default_stack_has_every_component_and_labels() {
     ] {
         let o = find(&r, kind, name);
         assert_eq!(
-            o["metadata"]["labels"][crate::stack::STACK_LABEL],
+            o["metadata"]["labels"][crate::core::stack::STACK_LABEL],
             "monitoring.mon"
         );
     }
@@ -91,7 +91,7 @@ fn config_change_changes_the_prometheus_pod_template_hash() {
     ));
     let hash = |r: &Rendered| {
         find(r, "Deployment", "mon-prometheus")["spec"]["template"]["metadata"]["annotations"]
-            [crate::stack::CONFIG_HASH_ANNOTATION]
+            [crate::core::stack::CONFIG_HASH_ANNOTATION]
             .clone()
     };
     assert_ne!(a.config_hash, b.config_hash);

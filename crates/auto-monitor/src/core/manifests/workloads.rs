@@ -17,9 +17,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{dashboard_config_map, meta};
-use crate::dashboards::dashboards;
-use crate::stack::{CONFIG_HASH_ANNOTATION, Stack};
-use crate::validate::Profile;
+use crate::core::dashboards::dashboards;
+use crate::core::stack::{CONFIG_HASH_ANNOTATION, Stack};
+use crate::core::validate::Profile;
 
 /// Where Grafana reads dashboards from.
 pub const DASHBOARD_DIR: &str = "/var/lib/grafana/dashboards";
