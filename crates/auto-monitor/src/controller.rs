@@ -79,15 +79,14 @@ pub struct Controller {
     proms: HashMap<String, crate::promapi::PromApi>,
 }
 
-/// Runs until shutdown.
-pub async fn run(
-    client: Client,
-    cfg: Config,
-    metrics: Metrics,
-    ready: steward_runtime::admin::Readiness,
-    shutdown: Shutdown,
-) -> Result<()> {
-    let stack_api: Api<MonitoringStack> = match &cfg.namespace {
+/// The watch events of every cache, merged: `Err` is a watch error (logged; the
+/// watch backs off and goes on).
+type Events = futures::stream::SelectAll<futures::stream::BoxStream<'static, Result<(), String>>>;
+
+/// The three caches the controller reads: the MonitoringStacks (of its
+/// namespace), the nodes, and the node-exporter pods steward manages.
+fn watches(client: &Client, namespace: Option<&str>) -> (Stores, Events) {
+    let stack_api: Api<MonitoringStack> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -112,7 +111,45 @@ pub async fn run(
     )
     .default_backoff()
     .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-    let mut events = stream::select_all([s1.boxed(), s2.boxed(), s3.boxed()]);
+    let events = stream::select_all([s1.boxed(), s2.boxed(), s3.boxed()]);
+    (
+        Stores {
+            stacks,
+            nodes,
+            pods,
+        },
+        events,
+    )
+}
+
+/// The caches.
+struct Stores {
+    stacks: Store<MonitoringStack>,
+    nodes: Store<Node>,
+    pods: Store<Pod>,
+}
+
+/// The next watch event; `false` when the watches ended or steward stops.
+async fn next(events: &mut Events, shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        e = events.next() => match e {
+            Some(Err(e)) => { tracing::warn!(error = %e, "watch error"); true }
+            Some(Ok(())) => true,
+            None => false,
+        },
+        () = shutdown.signaled() => false,
+    }
+}
+
+/// Runs until shutdown.
+pub async fn run(
+    client: Client,
+    cfg: Config,
+    metrics: Metrics,
+    ready: steward_runtime::admin::Readiness,
+    shutdown: Shutdown,
+) -> Result<()> {
+    let (stores, mut events) = watches(&client, cfg.namespace.as_deref());
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: cfg.instance.clone(),
@@ -122,9 +159,9 @@ pub async fn run(
         client,
         cfg,
         metrics,
-        stacks,
-        nodes,
-        pods,
+        stacks: stores.stacks,
+        nodes: stores.nodes,
+        pods: stores.pods,
         applied: HashMap::new(),
         proms: HashMap::new(),
         known: None,
@@ -139,13 +176,8 @@ pub async fn run(
             && c.pods.wait_until_ready().now_or_never().is_some()
     };
     while !synced(&ctl) {
-        tokio::select! {
-            e = events.next() => match e {
-                Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
-                Some(Ok(())) => {}
-                None => return Ok(()),
-            },
-            () = shutdown.signaled() => return Ok(()),
+        if !next(&mut events, &shutdown).await {
+            return Ok(());
         }
     }
     ready.set(true);
@@ -153,13 +185,8 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            e = events.next() => match e {
-                Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
-                Some(Ok(())) => {}
-                None => return Ok(()),
-            },
+            more = next(&mut events, &shutdown) => if !more { return Ok(()) },
             _ = tick.tick() => {}
-            () = shutdown.signaled() => return Ok(()),
         }
         // Take every event already waiting before one pass over the stacks.
         while let Some(Some(e)) = futures::FutureExt::now_or_never(events.next()) {

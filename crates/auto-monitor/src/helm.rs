@@ -16,11 +16,11 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::core::conditions::{self, AVAILABLE};
 use crate::core::rules::{rules, rules_document};
 use crate::core::stack::{FIELD_MANAGER, Stack};
+use crate::core::status;
 use crate::core::validate::Profile;
-use crate::crd::{MonitoringStack, MonitoringStackStatus};
+use crate::crd::{HelmSpec, MonitoringStack, MonitoringStackStatus};
 use crate::error::{Error, Result, kube as kerr};
 
 /// kube-prometheus-stack alerts that steward's default rules replace.
@@ -174,91 +174,70 @@ pub async fn reconcile(
         &spec.chart,
         spec.version.as_deref().unwrap_or(""),
     ]);
-    // A failed upgrade was rolled back; it is retried when the spec changes, not in a loop.
-    let settled = matches!(status.phase.as_deref(), Some("Installed" | "Failed"));
-    if status.config_hash.as_deref() == Some(&hash)
-        && status.observed_generation == ms.metadata.generation
-        && settled
-    {
+    if !status::helm_due(status, &hash, ms.metadata.generation) {
         return Ok(());
     }
     status.observed_generation = ms.metadata.generation;
     status.profile = Some(stack.profile.as_str().into());
     let release = spec.release.clone().unwrap_or_else(|| stack.name.clone());
-    let result = async {
-        let crds = apply_crds(client, bin, &spec.chart, spec.version.as_deref()).await?;
-        let file = std::env::temp_dir().join(format!(
-            "steward-monitor-{}-{}-{}.yaml",
-            stack.namespace,
-            stack.name,
-            std::process::id()
-        ));
-        std::fs::write(&file, crate::core::promconfig::yaml(&v)).map_err(|e| Error::Helm {
-            what: "values".into(),
-            reason: format!("writing {}: {e}", file.display()),
-        })?;
-        let file_s = file.display().to_string();
-        let mut args = vec![
-            "upgrade",
-            "--install",
-            &release,
-            &spec.chart,
-            "--namespace",
-            &stack.namespace,
-            "--values",
-            &file_s,
-            "--atomic",
-            "--wait",
-            "--timeout",
-            spec.timeout.as_deref().unwrap_or("5m"),
-            "--skip-crds",
-        ];
-        if let Some(ver) = &spec.version {
-            args.extend(["--version", ver]);
-        }
-        let out = helm(bin, &args, Duration::from_secs(900)).await;
-        let _ = std::fs::remove_file(&file);
-        out.map(|_| crds)
-    }
-    .await;
-    match result {
+    match upgrade(client, bin, stack, &spec, &release, &v).await {
         Ok(crds) => {
-            status.config_hash = Some(hash);
-            status.applied_at.get_or_insert_with(|| now.to_string());
-            status.phase = Some("Installed".into());
-            conditions::set(
-                &mut status.conditions,
-                AVAILABLE,
-                true,
-                "HelmDeployed",
-                &format!(
-                    "release {release} deployed; CRDs applied first: {}",
-                    if crds.is_empty() {
-                        "none".into()
-                    } else {
-                        crds.join(", ")
-                    }
-                ),
-                now,
-            );
+            status::helm_deployed(status, &release, &crds, hash, now);
             tracing::info!(%release, chart = %spec.chart, "helm release deployed");
         }
         Err(e) => {
             // --atomic already rolled the release back to its last good revision.
-            status.config_hash = Some(hash);
-            status.phase = Some("Failed".into());
-            conditions::set(
-                &mut status.conditions,
-                AVAILABLE,
-                false,
-                "HelmFailed",
-                &format!("{e}; the release was rolled back"),
-                now,
-            );
+            status::helm_failed(status, &e.to_string(), hash, now);
             tracing::warn!(%release, error = %e, "helm upgrade failed and was rolled back");
         }
     }
     Ok(())
+}
+
+/// The chart's CRDs, then `helm upgrade --install --atomic` with `values` in a
+/// temporary file; the names of the CRDs applied.
+async fn upgrade(
+    client: &Client,
+    bin: &str,
+    stack: &Stack,
+    spec: &HelmSpec,
+    release: &str,
+    values: &Value,
+) -> Result<Vec<String>> {
+    let crds = apply_crds(client, bin, &spec.chart, spec.version.as_deref()).await?;
+    let file = std::env::temp_dir().join(format!(
+        "steward-monitor-{}-{}-{}.yaml",
+        stack.namespace,
+        stack.name,
+        std::process::id()
+    ));
+    std::fs::write(&file, crate::core::promconfig::yaml(values)).map_err(|e| Error::Helm {
+        what: "values".into(),
+        reason: format!("writing {}: {e}", file.display()),
+    })?;
+    let file_s = file.display().to_string();
+    let mut args = vec![
+        "upgrade",
+        "--install",
+        release,
+        &spec.chart,
+        "--namespace",
+        &stack.namespace,
+        "--values",
+        &file_s,
+        "--atomic",
+        "--wait",
+        "--timeout",
+        spec.timeout.as_deref().unwrap_or("5m"),
+        "--skip-crds",
+    ];
+    if let Some(ver) = &spec.version {
+        args.extend(["--version", ver]);
+    }
+    let out = helm(bin, &args, Duration::from_secs(900)).await;
+    // The values file is ours alone; a failed removal leaves a file in the temp dir.
+    let _ = std::fs::remove_file(&file);
+    out.map(|_| crds)
 }
 
 #[cfg(test)]

@@ -12,12 +12,11 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt};
 use steward_kube::error::ok_if_not_found;
-use steward_kube::quantity::{parse_bytes, parse_cpu, pod_request};
-use steward_kube::scheduling::{selector_matches, untolerated};
+use steward_kube::list::list_all;
 
 use crate::core::manifests::Manifest;
-use crate::core::manifests::workloads::NODE_EXPORTER_PORT;
-use crate::core::preflight::{Cluster, NodeRoom};
+use crate::core::preflight::Cluster;
+use crate::core::preflight::snapshot::{Listed, snapshot};
 use crate::core::stack::{FIELD_MANAGER, STACK_LABEL, Stack};
 use crate::crd::{MonitoringStack, ObjectRef};
 use crate::error::{Result, kube as kerr};
@@ -158,123 +157,32 @@ pub async fn not_available(
     Ok(waiting)
 }
 
-/// The pre-flight snapshot.
+/// The pre-flight snapshot: every node, pod, DaemonSet, StorageClass and CRD,
+/// read here, made into a [`Cluster`] by `core::preflight::snapshot`.
 pub async fn gather(client: &Client, stack: &Stack) -> Result<Cluster> {
-    let nodes =
-        steward_kube::list::list_all(&Api::<Node>::all(client.clone()), &ListParams::default())
+    let lp = ListParams::default();
+    let listed = Listed {
+        nodes: list_all(&Api::<Node>::all(client.clone()), &lp)
             .await
-            .map_err(kerr("listing nodes"))?;
-    let pods =
-        steward_kube::list::list_all(&Api::<Pod>::all(client.clone()), &ListParams::default())
+            .map_err(kerr("listing nodes"))?,
+        pods: list_all(&Api::<Pod>::all(client.clone()), &lp)
             .await
-            .map_err(kerr("listing pods"))?;
-    let mine = |p: &Pod| p.labels().get(STACK_LABEL) == Some(&stack.stack_label());
-    let mut cluster = Cluster::default();
-    for n in &nodes {
-        let name = n.name_any();
-        let on_node: Vec<&Pod> = pods
-            .iter()
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name))
-            .filter(|p| !steward_kube::pod::is_finished(p))
-            .collect();
-        let alloc = n
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.clone())
-            .unwrap_or_default();
-        let used_cpu: f64 = on_node.iter().map(|p| pod_request(p, "cpu")).sum();
-        let used_mem: f64 = on_node.iter().map(|p| pod_request(p, "memory")).sum();
-        cluster.nodes.push(NodeRoom {
-            name: name.clone(),
-            free_cpu: alloc.get("cpu").map_or(0.0, parse_cpu) - used_cpu,
-            free_memory: alloc.get("memory").map_or(0.0, parse_bytes) - used_mem,
-            eligible: eligible(stack, n),
-        });
-    }
-    for p in pods.iter().filter(|p| !mine(p)) {
-        let holds = p
-            .spec
-            .iter()
-            .flat_map(|s| &s.containers)
-            .flat_map(|c| c.ports.iter().flatten())
-            .any(|port| port.host_port == Some(NODE_EXPORTER_PORT));
-        if holds {
-            let node = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_default();
-            cluster.port_9100.push(format!(
-                "{}/{} on {node}",
-                p.namespace().unwrap_or_default(),
-                p.name_any()
-            ));
-        }
-    }
-    let daemonsets = steward_kube::list::list_all(
-        &Api::<DaemonSet>::all(client.clone()),
-        &ListParams::default(),
-    )
-    .await
-    .map_err(kerr("listing DaemonSets"))?;
-    cluster.other_node_exporters = daemonsets
-        .iter()
-        .filter(|d| {
-            d.name_any().contains("node-exporter")
-                && d.labels().get(STACK_LABEL) != Some(&stack.stack_label())
-        })
-        .map(|d| format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()))
-        .collect();
-    let classes = Api::<StorageClass>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(kerr("listing StorageClasses"))?;
-    cluster.default_storage_class = classes
-        .items
-        .iter()
-        .find(|c| {
-            c.annotations()
-                .get("storageclass.kubernetes.io/is-default-class")
-                .map(String::as_str)
-                == Some("true")
-        })
-        .map(|c| c.name_any());
-    let crds = Api::<CustomResourceDefinition>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(kerr("listing CRDs"))?;
-    for c in &crds.items {
-        let versions: Vec<String> = c
-            .spec
-            .versions
-            .iter()
-            .filter(|v| v.served)
-            .map(|v| v.name.clone())
-            .collect();
-        if c.spec.group == "monitoring.coreos.com" {
-            cluster.operator_crd_names.push(c.name_any());
-            cluster
-                .operator_crds
-                .push(format!("{} ({})", c.name_any(), versions.join(", ")));
-        } else if c.name_any() == format!("monitoringstacks.{}", crate::crd::GROUP) {
-            cluster.own_crd_versions = versions;
-        }
-    }
-    Ok(cluster)
-}
-
-/// Whether the stack's Deployments may run on the node: not cordoned, its
-/// nodeSelector matching, every NoSchedule and NoExecute taint tolerated (the
-/// scheduler's rule, `steward_kube::scheduling`); readiness is not asked.
-fn eligible(stack: &Stack, n: &Node) -> bool {
-    let p = &stack.settings.placement;
-    let selector = p.node_selector.clone().unwrap_or_default();
-    let spec = n.spec.as_ref();
-    let taints = spec.and_then(|s| s.taints.as_deref()).unwrap_or_default();
-    let tolerations = p.tolerations.as_deref().unwrap_or_default();
-    !spec.and_then(|s| s.unschedulable).unwrap_or(false)
-        && selector_matches(n.labels(), &selector)
-        && untolerated(taints, tolerations).is_empty()
+            .map_err(kerr("listing pods"))?,
+        daemonsets: list_all(&Api::<DaemonSet>::all(client.clone()), &lp)
+            .await
+            .map_err(kerr("listing DaemonSets"))?,
+        storage_classes: Api::<StorageClass>::all(client.clone())
+            .list(&lp)
+            .await
+            .map_err(kerr("listing StorageClasses"))?
+            .items,
+        crds: Api::<CustomResourceDefinition>::all(client.clone())
+            .list(&lp)
+            .await
+            .map_err(kerr("listing CRDs"))?
+            .items,
+    };
+    Ok(snapshot(stack, &listed))
 }
 
 /// Deletes the cluster-scoped objects (ClusterRoles and their bindings) of stacks that

@@ -40,14 +40,15 @@ use crate::metrics::Metrics;
 pub struct MonitorArgs {
     #[command(subcommand)]
     pub command: Option<MonitorCommand>,
-    /// The controller's flags for the deprecated bare form.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// The controller's flags for the deprecated bare form (last: the heading
+    /// holds for every flag after it).
     #[command(
         flatten,
         next_help_heading = "Deprecated: `steward monitor` with no subcommand takes `run`'s flags"
     )]
     pub run: RunArgs,
-    #[command(flatten)]
-    pub kube: KubeArgs,
 }
 
 /// Subcommands of `steward monitor`.

@@ -127,34 +127,65 @@ async fn review(
     Json(resp.into_review())
 }
 
+/// An eviction request, as the decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Eviction {
+    namespace: String,
+    name: String,
+    dry_run: bool,
+    /// The API request's user name.
+    requester: String,
+    /// The caller's grace period, if it gave one.
+    grace: Option<u32>,
+}
+
+impl Eviction {
+    /// The eviction in an admission request; `None` for anything else. Pure.
+    fn of(req: &AdmissionRequest<DynamicObject>) -> Option<Self> {
+        if req.resource.resource != "pods" || req.sub_resource.as_deref() != Some("eviction") {
+            return None;
+        }
+        let grace = req
+            .object
+            .as_ref()
+            .and_then(|o| o.data.pointer("/deleteOptions/gracePeriodSeconds"))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|g| u32::try_from(g).ok());
+        Some(Self {
+            namespace: req.namespace.clone()?,
+            name: req.name.clone(),
+            dry_run: req.dry_run,
+            requester: req.user_info.username.clone().unwrap_or_default(),
+            grace,
+        })
+    }
+
+    fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            namespace: &self.namespace,
+            name: &self.name,
+            dry_run: self.dry_run,
+            requester: &self.requester,
+        }
+    }
+
+    fn pod(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 async fn answer(
     ctx: &Ctx,
     req: &AdmissionRequest<DynamicObject>,
 ) -> (AdmissionResponse, &'static str) {
     let allow = AdmissionResponse::from(req);
-    if req.resource.resource != "pods" || req.sub_resource.as_deref() != Some("eviction") {
-        return (allow, "allow_not_eviction");
-    }
-    let Some(ns) = req.namespace.as_deref() else {
+    let Some(ev) = Eviction::of(req) else {
         return (allow, "allow_not_eviction");
     };
-    let requester = req.user_info.username.clone().unwrap_or_default();
-    let attempt = Attempt {
-        namespace: ns,
-        name: &req.name,
-        dry_run: req.dry_run,
-        requester: &requester,
-    };
-    let grace = req
-        .object
-        .as_ref()
-        .and_then(|o| o.data.pointer("/deleteOptions/gracePeriodSeconds"))
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|g| u32::try_from(g).ok());
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ev.namespace);
     let mut cached = ctx
         .pods
-        .get(&ObjectRef::new(&req.name).within(ns))
+        .get(&ObjectRef::new(&ev.name).within(&ev.namespace))
         .map(|p| (*p).clone());
     // Two rounds: the cached pod, then a fresh read when the cache missed it, when
     // the conditional write found it changed, or before refusing because of a drain
@@ -164,21 +195,21 @@ async fn answer(
         let from_cache = cached.is_some();
         let meta = match cached.take() {
             Some(m) => Some(m),
-            None => match api.get_metadata_opt(&req.name).await {
+            None => match api.get_metadata_opt(&ev.name).await {
                 Ok(m) => m,
                 Err(error) => {
-                    tracing::warn!(pod = %format!("{ns}/{}", req.name), %error, "reading the pod failed; letting the eviction through");
+                    tracing::warn!(pod = %ev.pod(), %error, "reading the pod failed; letting the eviction through");
                     return (allow, "allow_error");
                 }
             },
         };
         let config = ctx.config.borrow().clone();
         let facts = match &meta {
-            Some(m) => Some(ctx.facts(ns, &m.metadata, &config).await),
+            Some(m) => Some(ctx.facts(&ev.namespace, &m.metadata, &config).await),
             None => None,
         };
         let now = Timestamp::now();
-        let decision = admission::decide(attempt, facts.as_ref(), &config, now);
+        let decision = admission::decide(ev.attempt(), facts.as_ref(), &config, now);
         let msg = match &decision {
             Decision::Allow(_) => return (allow, decision.label()),
             Decision::InProgress(_) | Decision::BackingOff(_) if from_cache && round == 0 => {
@@ -196,18 +227,13 @@ async fn answer(
                 // The refusal does not wait for the write: the API server's PATCH
                 // latency would be the webhook's. If the write fails, the caller's
                 // retry (429 is retried by every evicter) tries again.
-                let patch = state::request_patch(now, &requester, grace, workload.as_deref());
+                let patch = state::request_patch(now, &ev.requester, ev.grace, workload.as_deref());
                 let known = meta.map(|m| Pod {
                     metadata: m.metadata,
                     ..Pod::default()
                 });
-                let request = Request {
-                    namespace: ns.to_string(),
-                    name: req.name.clone(),
-                    requester: requester.clone(),
-                    workload: facts.as_ref().and_then(|f| f.workload.clone()),
-                };
-                tokio::spawn(record(ctx.clone(), api.clone(), request, known, patch));
+                let workload = facts.and_then(|f| f.workload);
+                tokio::spawn(record(ctx.clone(), api, ev, workload, known, patch));
                 Msg::Draining.render(ctx.lang)
             }
         };
@@ -219,36 +245,27 @@ async fn answer(
     (allow, "allow_error")
 }
 
-/// The eviction whose drain request is being written.
-#[derive(Debug, Clone)]
-struct Request {
-    namespace: String,
-    name: String,
-    requester: String,
-    /// The workload of the first decision (a Job pod's CronJob needs a read).
-    workload: Option<String>,
-}
-
 /// Writes the drain request, conditional on the resourceVersion the decision saw
 /// (`known`, the cached pod). On a conflict the pod is read again and decided
 /// again: a drain that started meanwhile (or a pod now being deleted) needs no
 /// request.
+/// `workload` is the first decision's (a Job pod's CronJob needs a read).
 async fn record(
     ctx: Ctx,
     api: Api<Pod>,
-    request: Request,
+    ev: Eviction,
+    workload: Option<String>,
     known: Option<Pod>,
     patch: serde_json::Value,
 ) {
-    let pod = format!("{}/{}", request.namespace, request.name);
+    let pod = ev.pod();
+    // A re-decision is about the write, which is never a dry run.
     let attempt = Attempt {
-        namespace: &request.namespace,
-        name: &request.name,
         dry_run: false,
-        requester: &request.requester,
+        ..ev.attempt()
     };
     let mut first = true;
-    let written = read_decide_patch(&api, &request.name, known, &PatchParams::default(), |p| {
+    let written = read_decide_patch(&api, &ev.name, known, &PatchParams::default(), |p| {
         let Some(p) = p else {
             return Step::Done(false);
         };
@@ -257,8 +274,8 @@ async fn record(
         }
         let config = ctx.config.borrow().clone();
         let mut f = facts(&p.metadata);
-        f.workload.clone_from(&request.workload);
-        ctx.vpa_lookup(&request.namespace, &config, &mut f);
+        f.workload.clone_from(&workload);
+        ctx.vpa_lookup(&ev.namespace, &config, &mut f);
         match admission::decide(attempt, Some(&f), &config, Timestamp::now()) {
             Decision::StartDrain { .. } => Step::Patch(patch.clone()),
             _ => Step::Done(
@@ -330,6 +347,66 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn evictions_in_admission_requests() {
+        let review =
+            |resource: &str, sub: Option<&str>, ns: Option<&str>, object: serde_json::Value| {
+                let mut request = json!({
+                    "uid": "u", "kind": { "group": "policy", "version": "v1", "kind": "Eviction" },
+                    "resource": { "group": "", "version": "v1", "resource": resource },
+                    "name": "web-1", "operation": "CREATE",
+                    "userInfo": { "username": "system:serviceaccount:kube-system:vpa-updater" },
+                    "object": object, "dryRun": false
+                });
+                if let Some(s) = sub {
+                    request["subResource"] = json!(s);
+                }
+                if let Some(n) = ns {
+                    request["namespace"] = json!(n);
+                }
+                let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request
+            }))
+            .unwrap();
+                let req: AdmissionRequest<DynamicObject> = review.try_into().unwrap();
+                req
+            };
+        let eviction = json!({ "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": { "name": "web-1", "namespace": "shop" },
+            "deleteOptions": { "gracePeriodSeconds": 7 } });
+        let bare = json!({ "apiVersion": "policy/v1", "kind": "Eviction", "metadata": { "name": "web-1" } });
+        let want = |grace| Eviction {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            dry_run: false,
+            requester: "system:serviceaccount:kube-system:vpa-updater".into(),
+            grace,
+        };
+        let table = [
+            (
+                review("pods", Some("eviction"), Some("shop"), eviction.clone()),
+                Some(want(Some(7))),
+            ),
+            (
+                review("pods", Some("eviction"), Some("shop"), bare),
+                Some(want(None)),
+            ),
+            (review("pods", None, Some("shop"), eviction.clone()), None),
+            (
+                review("pods", Some("status"), Some("shop"), eviction.clone()),
+                None,
+            ),
+            (
+                review("services", Some("eviction"), Some("shop"), eviction.clone()),
+                None,
+            ),
+            (review("pods", Some("eviction"), None, eviction), None),
+        ];
+        for (req, expected) in table {
+            assert_eq!(Eviction::of(&req), expected, "{:?}", req.resource);
+        }
+    }
 
     #[test]
     fn slim_keeps_every_fact_and_the_resource_version() {

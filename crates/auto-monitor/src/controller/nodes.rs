@@ -56,26 +56,9 @@ impl Controller {
             status.summary = None;
             return Ok(());
         }
-        let url = self
-            .cfg
-            .prometheus_url
-            .clone()
-            .unwrap_or_else(|| stack.prometheus_url());
-        if !self.proms.contains_key(&url) {
-            self.proms.insert(url.clone(), PromApi::new(&url)?);
-        }
-        let prom = self.proms[&url].clone();
-        let scrapes = match prom.scrape_views().await {
-            Ok(s) => {
-                status::prometheus(status, Ok(&url), now);
-                s
-            }
-            Err(e) => {
-                // Without Prometheus nothing can be said about targets: keep the records.
-                status::prometheus(status, Err(&e.to_string()), now);
-                tracing::debug!(%url, error = %e, "Prometheus not answering; onboarding records kept as they are");
-                return Ok(());
-            }
+        let Some(scrapes) = self.scrapes(stack, status, now).await? else {
+            // Without Prometheus nothing can be said about targets: keep the records.
+            return Ok(());
         };
         // "Seen by steward" times are taken after the answer: the pass's start would
         // come before the sample it reports.
@@ -124,6 +107,35 @@ impl Controller {
         status.summary = Some(format!("{monitored}/{}", records.len()));
         status.nodes = records;
         Ok(())
+    }
+
+    /// What Prometheus says about every node's target, and `PrometheusReachable`;
+    /// `None` when it did not answer.
+    async fn scrapes(
+        &mut self,
+        stack: &Stack,
+        status: &mut MonitoringStackStatus,
+        now: Timestamp,
+    ) -> Result<Option<BTreeMap<String, ScrapeView>>> {
+        let url = self
+            .cfg
+            .prometheus_url
+            .clone()
+            .unwrap_or_else(|| stack.prometheus_url());
+        if !self.proms.contains_key(&url) {
+            self.proms.insert(url.clone(), PromApi::new(&url)?);
+        }
+        match self.proms[&url].scrape_views().await {
+            Ok(s) => {
+                status::prometheus(status, Ok(&url), now);
+                Ok(Some(s))
+            }
+            Err(e) => {
+                status::prometheus(status, Err(&e.to_string()), now);
+                tracing::debug!(%url, error = %e, "Prometheus not answering; onboarding records kept as they are");
+                Ok(None)
+            }
+        }
     }
 
     /// One node's step: the views, the port holders when they could be the

@@ -1,11 +1,13 @@
 //! Pre-flight checks, reported before anything is applied. Pure: the installer
 //! gathers a [`Cluster`] snapshot and [`check`] returns the findings. A `blocking`
 //! finding stops the install (nothing is applied); warnings are reported and the
-//! install goes on.
+//! install goes on. `snapshot` makes the snapshot from what was listed.
 
 use crate::core::manifests::workloads::default_requests;
 use crate::core::stack::Stack;
 use crate::crd::PreflightFinding;
+
+pub mod snapshot;
 
 /// Free capacity of one schedulable node.
 #[derive(Debug, Clone, Default, PartialEq)]

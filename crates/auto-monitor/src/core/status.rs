@@ -179,6 +179,57 @@ pub fn prometheus(status: &mut MonitoringStackStatus, answer: Result<&str, &str>
     }
 }
 
+/// Whether helm mode upgrades on this pass: the values, chart or spec changed,
+/// or the last pass did not settle. A failed upgrade was rolled back; it is
+/// retried when the spec changes, not in a loop.
+pub fn helm_due(status: &MonitoringStackStatus, hash: &str, generation: Option<i64>) -> bool {
+    let settled = matches!(status.phase.as_deref(), Some("Installed" | "Failed"));
+    !(status.config_hash.as_deref() == Some(hash)
+        && status.observed_generation == generation
+        && settled)
+}
+
+/// The release is deployed: `Available=True, HelmDeployed`, naming the CRDs applied first.
+pub fn helm_deployed(
+    status: &mut MonitoringStackStatus,
+    release: &str,
+    crds: &[String],
+    hash: String,
+    now: Timestamp,
+) {
+    status.config_hash = Some(hash);
+    status.applied_at.get_or_insert_with(|| now.to_string());
+    status.phase = Some("Installed".into());
+    let crds = if crds.is_empty() {
+        "none".to_string()
+    } else {
+        crds.join(", ")
+    };
+    conditions::set(
+        &mut status.conditions,
+        AVAILABLE,
+        true,
+        "HelmDeployed",
+        &format!("release {release} deployed; CRDs applied first: {crds}"),
+        now,
+    );
+}
+
+/// The upgrade failed and `--atomic` rolled it back: phase `Failed`,
+/// `Available=False, HelmFailed`.
+pub fn helm_failed(status: &mut MonitoringStackStatus, error: &str, hash: String, now: Timestamp) {
+    status.config_hash = Some(hash);
+    status.phase = Some("Failed".into());
+    conditions::set(
+        &mut status.conditions,
+        AVAILABLE,
+        false,
+        "HelmFailed",
+        &format!("{error}; the release was rolled back"),
+        now,
+    );
+}
+
 /// Whether the embedded stack is applied on this pass: at once on a spec or
 /// profile change (`changed`); otherwise when its render changed or the resync
 /// period passed (`stale`), but a stack blocked by pre-flight only every
@@ -338,6 +389,38 @@ mod tests {
         assert_eq!(cond(&s, PROMETHEUS_REACHABLE), ("False", "QueryFailed"));
         prometheus(&mut s, Ok("http://p:9090"), t(3));
         assert_eq!(cond(&s, PROMETHEUS_REACHABLE), ("True", "Answered"));
+    }
+
+    #[test]
+    fn helm_passes() {
+        let mut s = MonitoringStackStatus::default();
+        assert!(helm_due(&s, "h", Some(1)), "never deployed");
+        helm_deployed(&mut s, "mon", &["a.example.com".into()], "h".into(), t(0));
+        assert_eq!(s.phase.as_deref(), Some("Installed"));
+        assert_eq!(cond(&s, AVAILABLE), ("True", "HelmDeployed"));
+        s.observed_generation = Some(1);
+        let table = [
+            ("h", Some(1), false),
+            ("other", Some(1), true),
+            ("h", Some(2), true),
+        ];
+        for (hash, generation, want) in table {
+            assert_eq!(
+                helm_due(&s, hash, generation),
+                want,
+                "{hash} {generation:?}"
+            );
+        }
+        helm_failed(&mut s, "helm upgrade: timed out", "h2".into(), t(1));
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(cond(&s, AVAILABLE), ("False", "HelmFailed"));
+        assert!(
+            !helm_due(&s, "h2", Some(1)),
+            "a rolled-back upgrade waits for a change"
+        );
+        s.phase = Some("Installing".into());
+        assert!(helm_due(&s, "h2", Some(1)), "not settled");
+        assert_eq!(s.applied_at, Some(t(0).to_string()));
     }
 
     #[test]

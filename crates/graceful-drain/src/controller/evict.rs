@@ -101,31 +101,9 @@ impl Ctx {
             outcome = Outcome::Transient("conflict; the pod is still there".into());
         }
         let label = reason.map_or("resumed", EvictReason::label);
-        let elapsed = record
-            .isolated_at
-            .and_then(|t| Duration::try_from(Timestamp::now().duration_since(t)).ok())
-            .unwrap_or_default();
         match next::after_eviction(outcome, crate::webhook::WEBHOOK) {
             Next::Drained => {
-                tracing::info!(pod = %key(pod), reason = label, seconds = elapsed.as_secs_f64(), "drained; evicted");
-                self.metrics.drain_duration.observe(elapsed.as_secs_f64());
-                self.metrics.outcome(label);
-                let ev = if reason == Some(EvictReason::MaxWait) {
-                    Reason::DrainTimedOut
-                } else {
-                    Reason::Drained
-                };
-                self.events
-                    .publish(
-                        pod,
-                        ev,
-                        &Msg::Drained {
-                            reason: label,
-                            after: elapsed,
-                        },
-                    )
-                    .await;
-                self.set_active(&ObjectRef::from_obj(pod), false);
+                self.drained(pod, label, reason, record).await;
                 Ok(Action::await_change())
             }
             Next::Retry(why) => {
@@ -154,6 +132,29 @@ impl Ctx {
             // Answers only the dry run gives.
             Next::Isolate | Next::Gone => Ok(Action::await_change()),
         }
+    }
+
+    /// The pod is evicted (or gone): the drain's duration and outcome counted,
+    /// a `Drained` (or, at the maximum wait, `DrainTimedOut`) Event.
+    async fn drained(&self, pod: &Pod, label: &str, reason: Option<EvictReason>, record: &Record) {
+        let elapsed = record
+            .isolated_at
+            .and_then(|t| Duration::try_from(Timestamp::now().duration_since(t)).ok())
+            .unwrap_or_default();
+        tracing::info!(pod = %key(pod), reason = label, seconds = elapsed.as_secs_f64(), "drained; evicted");
+        self.metrics.drain_duration.observe(elapsed.as_secs_f64());
+        self.metrics.outcome(label);
+        let ev = if reason == Some(EvictReason::MaxWait) {
+            Reason::DrainTimedOut
+        } else {
+            Reason::Drained
+        };
+        let msg = Msg::Drained {
+            reason: label,
+            after: elapsed,
+        };
+        self.events.publish(pod, ev, &msg).await;
+        self.set_active(&ObjectRef::from_obj(pod), false);
     }
 
     async fn still_there(&self, pod: &Pod) -> Result<bool> {
