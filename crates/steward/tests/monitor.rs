@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Node};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use monitor_support::{Fleet, controller, controller_bare, free_port, metrics};
+use monitor_support::{Fleet, controller, controller_bare, free_port, kubectl, metrics};
 use serde_json::json;
 use testkit::TestEnv;
 use testkit::wait;
@@ -97,21 +97,16 @@ async fn install_onboard_remove_and_restart() {
         env!("CARGO_MANIFEST_DIR"),
         "/../auto-monitor/crds/steward.io_monitoringstacks.yaml"
     );
-    let out = std::process::Command::new(testkit::bin_dir().unwrap().join("kubectl"))
-        .args([
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "--force-conflicts",
-        ])
-        .args(["--field-manager", "steward-monitor", "-f", crd])
-        .env("KUBECONFIG", testkit::cluster().kubeconfig())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let args = [
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--force-conflicts",
+    ];
+    let manager = ["--field-manager", "steward-monitor", "-f", crd];
+    kubectl(
+        "the shipped CRD, server-side dry run",
+        &[&args[..], &manager[..]].concat(),
     );
 
     // Everything applied and Available.

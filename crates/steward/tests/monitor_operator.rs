@@ -28,20 +28,11 @@ fn bin_dir() -> PathBuf {
 }
 
 /// Applies every CRD of the operator's module.
-fn install_operator_crds(kubeconfig: &str) {
+fn install_operator_crds() {
     let dir = bin_dir().join("../prometheus-operator-crds");
-    let kubectl = bin_dir().join("kubectl");
-    let out = Command::new(&kubectl)
-        .args(["--kubeconfig", kubeconfig, "apply", "--server-side"])
-        .args(["--force-conflicts", "-f"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "applying the operator CRDs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = dir.display().to_string();
+    let args = ["apply", "--server-side", "--force-conflicts", "-f", &dir];
+    monitor_support::kubectl("applying the operator CRDs", &args);
 }
 
 /// Waits until the CRDs the test uses are Established. (`kubectl wait` gives up at once
@@ -129,8 +120,7 @@ fn gunzip(data: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_accepts_and_selects_the_service_monitor_and_rule() {
     let env = testkit::env("mon-op").await.unwrap();
-    let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
-    install_operator_crds(&kubeconfig);
+    install_operator_crds();
     wait_established(&env.client).await;
     env.add_nodes("n", 1, |s| s).await.unwrap();
     let op = operator(&env.ns);

@@ -192,6 +192,22 @@ fn start(
     Ok(Proc { child, log })
 }
 
+/// kubectl against the test cluster; fails the test unless it succeeds (`what`
+/// names the step in the failure).
+pub fn kubectl(what: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(testkit::bin_dir().unwrap().join("kubectl"))
+        .args(args)
+        .env("KUBECONFIG", testkit::cluster().kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The controller's /metrics text.
 pub async fn metrics(admin_port: u16) -> Result<String> {
     let r = testkit::http()
