@@ -111,7 +111,8 @@ pub fn rules_document(rules: &[Rule]) -> Value {
 
 /// The rules file as YAML.
 pub fn rules_yaml(rules: &[Rule]) -> String {
-    super::promconfig::yaml(&rules_document(rules))
+    // A JSON value always serialises (strings, numbers, bools, maps, lists).
+    serde_saphyr::to_string(&rules_document(rules)).unwrap_or_default()
 }
 
 #[cfg(test)]
