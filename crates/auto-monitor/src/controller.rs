@@ -10,17 +10,17 @@
 //! step leaves is decided in `core::status` and written once at the end.
 
 mod nodes;
+mod watches;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use steward_runtime::{Lang, Localized, Shutdown};
 
@@ -79,68 +79,6 @@ pub struct Controller {
     proms: HashMap<String, crate::promapi::PromApi>,
 }
 
-/// The watch events of every cache, merged: `Err` is a watch error (logged; the
-/// watch backs off and goes on).
-type Events = futures::stream::SelectAll<futures::stream::BoxStream<'static, Result<(), String>>>;
-
-/// The three caches the controller reads: the MonitoringStacks (of its
-/// namespace), the nodes, and the node-exporter pods steward manages.
-fn watches(client: &Client, namespace: Option<&str>) -> (Stores, Events) {
-    let stack_api: Api<MonitoringStack> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let (stacks, w_stacks) = reflector::store();
-    let (nodes, w_nodes) = reflector::store();
-    let (pods, w_pods) = reflector::store();
-    let exporter_pods = watcher::Config::default().labels(&format!(
-        "app.kubernetes.io/name=node-exporter,app.kubernetes.io/managed-by={FIELD_MANAGER}"
-    ));
-    let s1 = reflector::reflector(w_stacks, watcher(stack_api, watcher::Config::default()))
-        .default_backoff()
-        .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-    let s2 = reflector::reflector(
-        w_nodes,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-    let s3 = reflector::reflector(
-        w_pods,
-        watcher(Api::<Pod>::all(client.clone()), exporter_pods),
-    )
-    .default_backoff()
-    .map(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-    let events = stream::select_all([s1.boxed(), s2.boxed(), s3.boxed()]);
-    (
-        Stores {
-            stacks,
-            nodes,
-            pods,
-        },
-        events,
-    )
-}
-
-/// The caches.
-struct Stores {
-    stacks: Store<MonitoringStack>,
-    nodes: Store<Node>,
-    pods: Store<Pod>,
-}
-
-/// The next watch event; `false` when the watches ended or steward stops.
-async fn next(events: &mut Events, shutdown: &Shutdown) -> bool {
-    tokio::select! {
-        e = events.next() => match e {
-            Some(Err(e)) => { tracing::warn!(error = %e, "watch error"); true }
-            Some(Ok(())) => true,
-            None => false,
-        },
-        () = shutdown.signaled() => false,
-    }
-}
-
 /// Runs until shutdown.
 pub async fn run(
     client: Client,
@@ -149,7 +87,7 @@ pub async fn run(
     ready: steward_runtime::admin::Readiness,
     shutdown: Shutdown,
 ) -> Result<()> {
-    let (stores, mut events) = watches(&client, cfg.namespace.as_deref());
+    let (stores, mut events) = watches::watches(&client, cfg.namespace.as_deref());
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: cfg.instance.clone(),
@@ -176,7 +114,7 @@ pub async fn run(
             && c.pods.wait_until_ready().now_or_never().is_some()
     };
     while !synced(&ctl) {
-        if !next(&mut events, &shutdown).await {
+        if !watches::next(&mut events, &shutdown).await {
             return Ok(());
         }
     }
@@ -185,7 +123,7 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            more = next(&mut events, &shutdown) => if !more { return Ok(()) },
+            more = watches::next(&mut events, &shutdown) => if !more { return Ok(()) },
             _ = tick.tick() => {}
         }
         // Take every event already waiting before one pass over the stacks.
