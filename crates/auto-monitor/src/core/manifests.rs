@@ -2,6 +2,7 @@
 //! [`Stack`] into the list of objects to apply; the installer applies them in order
 //! and prunes whatever an earlier render had and this one has not.
 
+pub mod exporter;
 pub mod operator;
 pub mod workloads;
 
@@ -133,7 +134,7 @@ pub fn render(stack: &Stack) -> Rendered {
         out.push(Manifest::new(&service(stack, "grafana", 3000)));
     }
     if s.has("node-exporter") {
-        out.push(Manifest::new(&workloads::node_exporter(stack)));
+        out.push(Manifest::new(&exporter::node_exporter(stack)));
     }
     if s.has("kube-state-metrics") {
         out.extend(rbac(stack, "kube-state-metrics", ksm_rules()));

@@ -3,14 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, DeploymentStrategy,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction,
-    HostPathVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SecurityContext, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -19,7 +16,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::{dashboard_config_map, meta};
 use crate::core::dashboards::dashboards;
 use crate::core::stack::{CONFIG_HASH_ANNOTATION, Stack};
-use crate::core::validate::Profile;
 
 /// Where Grafana reads dashboards from.
 pub const DASHBOARD_DIR: &str = "/var/lib/grafana/dashboards";
@@ -60,7 +56,7 @@ pub fn resources(stack: &Stack, component: &str) -> ResourceRequirements {
     }
 }
 
-fn image(stack: &Stack, component: &str) -> String {
+pub(super) fn image(stack: &Stack, component: &str) -> String {
     stack
         .settings
         .images
@@ -69,7 +65,7 @@ fn image(stack: &Stack, component: &str) -> String {
         .unwrap_or_default()
 }
 
-fn http_probe(path: &str, port: i32) -> Probe {
+pub(super) fn http_probe(path: &str, port: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
@@ -81,7 +77,7 @@ fn http_probe(path: &str, port: i32) -> Probe {
     }
 }
 
-fn port(name: &str, port: i32) -> ContainerPort {
+pub(super) fn port(name: &str, port: i32) -> ContainerPort {
     ContainerPort {
         name: Some(name.into()),
         container_port: port,
@@ -89,7 +85,7 @@ fn port(name: &str, port: i32) -> ContainerPort {
     }
 }
 
-fn mount(name: &str, path: &str) -> VolumeMount {
+pub(super) fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: name.into(),
         mount_path: path.into(),
@@ -318,93 +314,4 @@ pub fn kube_state_metrics(stack: &Stack) -> Deployment {
             ..PodSpec::default()
         },
     )
-}
-
-/// node-exporter on every node: host network and PID namespace, port 9100 named
-/// `metrics` (the scrape job keeps that port), and a toleration of every taint so a
-/// tainted node is monitored too.
-///
-/// On kind and minikube the host root is not mounted: those nodes are containers
-/// whose root mount cannot propagate (`HostToContainer` fails on Docker Desktop), and
-/// the container's own root filesystem is the node's disk anyway.
-pub fn node_exporter(stack: &Stack) -> DaemonSet {
-    let mut args = vec![
-        "--path.procfs=/host/proc".to_string(),
-        "--path.sysfs=/host/sys".to_string(),
-        format!("--web.listen-address=:{NODE_EXPORTER_PORT}"),
-    ];
-    let mut mounts = vec![mount("proc", "/host/proc"), mount("sys", "/host/sys")];
-    let mut volumes = vec![host_path("proc", "/proc"), host_path("sys", "/sys")];
-    if !matches!(stack.profile, Profile::Kind | Profile::Minikube) {
-        args.push("--path.rootfs=/host/root".into());
-        mounts.push(VolumeMount {
-            read_only: Some(true),
-            mount_propagation: Some("HostToContainer".into()),
-            ..mount("root", "/host/root")
-        });
-        volumes.push(host_path("root", "/"));
-    }
-    let container = Container {
-        name: "node-exporter".into(),
-        image: Some(image(stack, "node-exporter")),
-        args: Some(args),
-        ports: Some(vec![ContainerPort {
-            host_port: Some(NODE_EXPORTER_PORT),
-            ..port("metrics", NODE_EXPORTER_PORT)
-        }]),
-        readiness_probe: Some(http_probe("/", NODE_EXPORTER_PORT)),
-        resources: Some(resources(stack, "node-exporter")),
-        volume_mounts: Some(mounts),
-        security_context: Some(SecurityContext {
-            read_only_root_filesystem: Some(true),
-            ..SecurityContext::default()
-        }),
-        ..Container::default()
-    };
-    DaemonSet {
-        metadata: meta(
-            stack,
-            "node-exporter",
-            &stack.object_name("node-exporter"),
-            true,
-        ),
-        spec: Some(DaemonSetSpec {
-            selector: LabelSelector {
-                match_labels: Some(stack.selector("node-exporter")),
-                ..LabelSelector::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(stack.labels("node-exporter")),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    node_selector: (!stack.settings.node_selector.is_empty())
-                        .then(|| stack.settings.node_selector.clone()),
-                    host_network: Some(true),
-                    host_pid: Some(true),
-                    tolerations: Some(vec![Toleration {
-                        operator: Some("Exists".into()),
-                        ..Toleration::default()
-                    }]),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DaemonSetSpec::default()
-        }),
-        ..DaemonSet::default()
-    }
-}
-
-fn host_path(name: &str, path: &str) -> Volume {
-    Volume {
-        name: name.into(),
-        host_path: Some(HostPathVolumeSource {
-            path: path.into(),
-            ..HostPathVolumeSource::default()
-        }),
-        ..Volume::default()
-    }
 }
