@@ -11,7 +11,7 @@ use steward_runtime::leader::LeaderArgs;
 use crate::webhook::{Endpoint, Registration};
 
 const RUN_EXAMPLES: &str = "Examples:
-  # In the cluster (deploy/graceful-drain.yaml): namespace and identity from the downward API
+  # In the cluster (a Deployment of 2 replicas): namespace and identity from POD_NAMESPACE and POD_NAME
   steward graceful-drain run --kube-config cluster
   # Outside the cluster, one tenant's namespace only, the API server calling this host
   steward graceful-drain run --namespace steward --watch-namespace shop \\
