@@ -87,3 +87,49 @@ impl steward_runtime::ExitStatus for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use steward_runtime::{Exit, ExitStatus};
+
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        let table = [
+            (
+                Error::Prometheus {
+                    url: "http://p:9090".into(),
+                    reason: "connection refused".into(),
+                },
+                Exit::Unreachable,
+            ),
+            (
+                Error::NotFound {
+                    namespace: "monitoring".into(),
+                    name: "mon".into(),
+                },
+                Exit::Usage,
+            ),
+            (
+                Error::Helm {
+                    what: "upgrade --install".into(),
+                    reason: "timed out".into(),
+                },
+                Exit::Failed,
+            ),
+            (
+                Error::LostLeadership("default/steward-monitor".into()),
+                Exit::Failed,
+            ),
+            (Error::Output("yaml".into()), Exit::Failed),
+            (
+                Error::Runtime(steward_runtime::Error::NoKubeconfig),
+                Exit::Usage,
+            ),
+        ];
+        for (e, want) in table {
+            assert_eq!(e.exit(), want, "{e}");
+        }
+    }
+}

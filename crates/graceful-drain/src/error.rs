@@ -88,7 +88,55 @@ impl steward_runtime::ExitStatus for Error {
             Self::InvalidConfig { .. } | Self::Bind { .. } => Exit::Usage,
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
             Self::Runtime(e) => e.exit(),
-            _ => Exit::Failed,
+            Self::Certs(_)
+            | Self::Tls(_)
+            | Self::LostLeadership(_)
+            | Self::CacheStopped
+            | Self::Output(_)
+            | Self::Http(_) => Exit::Failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_runtime::{Exit, ExitStatus};
+
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        let api = |code: u16| {
+            let mut s = kube::core::Status::failure("m", "r");
+            s.code = code;
+            kube::Error::Api(s.boxed())
+        };
+        let table = [
+            (
+                Error::InvalidConfig {
+                    field: "defaults.maxWait".into(),
+                    reason: "r".into(),
+                },
+                Exit::Usage,
+            ),
+            (
+                Error::Bind {
+                    addr: ([127, 0, 0, 1], 8443).into(),
+                    source: std::io::Error::other("in use"),
+                },
+                Exit::Usage,
+            ),
+            (kube("reading Secret x")(api(403)), Exit::Failed),
+            (Error::LostLeadership("steward/gd".into()), Exit::Failed),
+            (Error::Tls("no ca.crt".into()), Exit::Failed),
+            (Error::CacheStopped, Exit::Failed),
+            (
+                Error::Runtime(steward_runtime::Error::NoKubeconfig),
+                Exit::Usage,
+            ),
+        ];
+        for (e, want) in table {
+            assert_eq!(e.exit(), want, "{e}");
         }
     }
 }
