@@ -160,12 +160,9 @@ fn record_from(cm: &ConfigMap) -> Option<GroupRecord> {
     })
 }
 
+/// A delete whose object is already gone has done its job.
 fn gone_ok(r: Result<impl Sized, kube::Error>) -> Result<(), kube::Error> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
+    steward_kube::error::ok_if_not_found(r).map(drop)
 }
 
 #[async_trait::async_trait]
@@ -335,7 +332,7 @@ impl Backend for KubeBackend {
         let mut rooms: Vec<NodeRoom> = nodes
             .items
             .iter()
-            .filter(|n| candidate(n, &plan.tolerations))
+            .filter(|n| candidate(n, &plan.tolerations, &plan.node_selector))
             .map(|n| {
                 let alloc = n
                     .status

@@ -7,8 +7,8 @@
 //! its `env`; stdout and stderr lines go to the log hub as they are written. Records
 //! are kept in memory: local workers die with the scaler (`kill_on_drop`), so there
 //! is nothing to recover after a restart. Deletion kills the whole process group at
-//! once (no grace period): without `unsafe` there is no `kill(2)`, so the stop goes
-//! through the `kill` program, which every Unix has.
+//! once (no grace period), with `kill(2)` on the group through rustix (safe
+//! bindings: the workspace denies `unsafe`).
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -64,6 +64,20 @@ impl LocalBackend {
         if let Some(s) = &self.lock().sink {
             let _ = s.send(ev);
         }
+    }
+}
+
+/// Kills the process group whose leader is `pid` (the group id is the leader's
+/// pid). A group already gone is fine: its processes have ended.
+fn kill_group(pid: Option<u32>) {
+    let Some(pid) = pid
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+        tracing::debug!(pid = pid.as_raw_nonzero().get(), error = %e, "killing the worker's process group");
     }
 }
 
@@ -171,13 +185,7 @@ impl Backend for LocalBackend {
                 () = kill.cancelled() => None,
             };
             let Some(status) = status else {
-                if let Some(pid) = pid {
-                    // The group leader's pid is the group id.
-                    let _ = Command::new("kill")
-                        .args(["-KILL", "--", &format!("-{pid}")])
-                        .status()
-                        .await;
-                }
+                kill_group(pid);
                 let _ = child.kill().await;
                 for t in [out, err].into_iter().flatten() {
                     t.abort();

@@ -13,7 +13,7 @@
 //! "waiting for capacity". [`CapacityCheck::Strict`] refuses such a request instead,
 //! naming the field, and creates nothing (for a cluster of fixed size).
 
-use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Node, Toleration};
 
 /// Room on one node, in cores and bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,42 +84,14 @@ pub fn describe(
     )
 }
 
-/// Whether `tolerations` tolerate `taint` (for scheduling: NoSchedule and NoExecute).
-fn tolerated(taint: &Taint, tolerations: &[Toleration]) -> bool {
-    if taint.effect == "PreferNoSchedule" {
-        return true;
-    }
-    tolerations.iter().any(|t| {
-        let effect_ok = t
-            .effect
-            .as_deref()
-            .is_none_or(|e| e.is_empty() || e == taint.effect);
-        let key_ok = t
-            .key
-            .as_deref()
-            .is_none_or(|k| k.is_empty() || k == taint.key);
-        let value_ok = match t.operator.as_deref() {
-            Some("Exists") => true,
-            _ => {
-                t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
-            }
-        };
-        effect_ok
-            && key_ok
-            && value_ok
-            && (t.key.as_deref().is_some_and(|k| !k.is_empty())
-                || t.operator.as_deref() == Some("Exists"))
-    })
-}
-
-/// Whether a worker with these tolerations may be scheduled on `node` at all.
-pub fn candidate(node: &Node, tolerations: &[Toleration]) -> bool {
-    let spec = node.spec.as_ref();
-    steward_kube::node::is_ready(node)
-        && !spec.and_then(|s| s.unschedulable).unwrap_or(false)
-        && spec
-            .and_then(|s| s.taints.as_ref())
-            .is_none_or(|ts| ts.iter().all(|t| tolerated(t, tolerations)))
+/// Whether a worker with these tolerations and node selector may be scheduled on
+/// `node` at all: the scheduler's rules, from [`steward_kube::scheduling`].
+pub fn candidate(
+    node: &Node,
+    tolerations: &[Toleration],
+    selector: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    steward_kube::scheduling::admits(node, tolerations, selector)
 }
 
 /// Places `count` workers of `cpu` cores and `memory` bytes, first fit; returns how
@@ -192,6 +164,11 @@ mod tests {
             describe(0, 1, "100m", "64Mi", false, 0),
             "only 0 of 1 workers (100m cpu, 64Mi memory each) fit in the allocatable resources of the 0 nodes they may run on"
         );
+    }
+
+    /// The old two-argument shape: the node selector is applied by the node list.
+    fn candidate(n: &Node, t: &[Toleration]) -> bool {
+        super::candidate(n, t, &std::collections::BTreeMap::new())
     }
 
     #[test]
