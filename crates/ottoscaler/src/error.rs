@@ -1,6 +1,6 @@
 //! Errors of the ottoscaler.
 
-use crate::spec::SpecError;
+use crate::core::spec::SpecError;
 
 /// Why an ottoscaler call or the server failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! It owns the run's stage states and reacts to three things: worker observations
 //! (routed to it from the backend's watch), slot grants from the fair queue, and its
 //! own timers (retry back-off, stage and run timeouts). After each, it asks the pure
-//! scheduler ([`crate::schedule`]) what starts or is skipped next. No polling: a
+//! scheduler ([`crate::core::schedule`]) what starts or is skipped next. No polling: a
 //! stage's successor is created in the same task turn that sees its pod finish.
 
 use std::sync::Arc;
@@ -15,15 +15,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backend::{Group, Phase, WorkerLabels, WorkerObs, WorkerPlan};
+use crate::backend::{Phase, WorkerObs, WorkerPlan};
+use crate::core::group::{Group, WorkerLabels};
+use crate::core::retry::{AfterFailure, FailureClass};
+use crate::core::schedule::{self, Decision, Outcome, SkipReason, StageStatus, Stop};
+use crate::core::spec::Pipeline;
 use crate::logs::Stream;
 use crate::progress::Progress;
 use crate::proto::{PipelineProgress, RunState, StageState};
-use crate::retry::{AfterFailure, FailureClass};
 use crate::scaler::Scaler;
-use crate::schedule::{self, Decision, Outcome, SkipReason, StageStatus, Stop};
 use crate::slots::Permit;
-use crate::spec::Pipeline;
 
 mod capacity;
 
@@ -259,7 +260,7 @@ impl Driver {
             &plan.name,
             &plan.labels,
             Stream::System,
-            crate::hub::now_ms(),
+            crate::core::clock::now_ms(),
             format!(
                 "attempt {attempt} of stage {} on worker {}",
                 self.name(i),

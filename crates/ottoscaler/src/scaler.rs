@@ -10,20 +10,20 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backend::{
-    Backend, Group, GroupRecord, Phase, WorkerEvent, WorkerLabels, WorkerObs, WorkerPlan,
-};
-use crate::config::{Config, resolve};
+use crate::backend::{Backend, GroupRecord, Phase, WorkerEvent, WorkerObs, WorkerPlan};
+use crate::core::clock::now_ms;
+use crate::core::config::{Config, resolve};
+use crate::core::group::{Group, WorkerLabels};
+use crate::core::room::CapacityCheck;
+use crate::core::spec::{self, SpecError, bad, check_name};
+pub use crate::core::workers::{orphans, pick_scale_down};
 use crate::error::{Error, Result};
 use crate::executor::{self, RunMsg, RunSetup};
-use crate::hub::{LogHub, now_ms};
+use crate::logs::LogHub;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::proto::{self, PipelineProgress, RunState};
-use crate::room::CapacityCheck;
 use crate::slots::{Permit, Slots};
-use crate::spec::{self, SpecError, bad, check_name};
-pub use crate::workers::{orphans, pick_scale_down};
 
 mod capacity;
 mod recovery;

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use ottoscaler::client::{ClientArgs, Logs, Otto};
+use ottoscaler::cli::client::{ClientArgs, Logs, Otto};
 use ottoscaler::proto::{self, RunState, StageState};
 use serde_json::json;
 use testkit::TestEnv;

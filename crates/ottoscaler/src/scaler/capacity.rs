@@ -5,8 +5,8 @@ use tracing::info;
 
 use super::Scaler;
 use crate::backend::WorkerPlan;
+use crate::core::room::{Verdict, verdict};
 use crate::error::{Error, Result};
-use crate::room::{Verdict, verdict};
 
 impl Scaler {
     /// Checks `count` workers like `plan` (against free room when `now`, else against

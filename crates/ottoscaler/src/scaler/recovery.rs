@@ -9,12 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{RunEntry, Scaler, lock};
-use crate::backend::Group;
+use crate::core::clock::now_ms;
+use crate::core::group::Group;
+use crate::core::workers::orphans;
 use crate::error::Result;
-use crate::hub::now_ms;
 use crate::progress::Progress;
 use crate::proto::{PipelineProgress, RunState};
-use crate::workers::orphans;
 
 impl Scaler {
     fn live_groups(&self) -> HashSet<Group> {

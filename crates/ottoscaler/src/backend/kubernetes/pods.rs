@@ -10,9 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
-use crate::backend::{ANNOTATION_BUSY, Phase, WorkerLabels, WorkerObs, WorkerPlan};
-use crate::hub::now_ms;
-use crate::retry::FailureClass;
+use crate::backend::{Phase, WorkerObs, WorkerPlan};
+use crate::core::clock::now_ms;
+use crate::core::group::{ANNOTATION_BUSY, WorkerLabels};
+use crate::core::retry::FailureClass;
 
 fn ts_ms(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> i64 {
     t.map_or(0, |t| t.0.as_millisecond())

@@ -2,7 +2,8 @@
 
 use std::collections::HashSet;
 
-use crate::backend::{Group, Phase, WorkerObs};
+use crate::backend::{Phase, WorkerObs};
+use crate::core::group::Group;
 
 /// Workers ScaleDown removes, most disposable first: ended, then not yet running,
 /// then running and idle (newest first), then — only with `force` — busy ones.
@@ -40,7 +41,7 @@ pub fn orphans(live: &HashSet<Group>, workers: &[WorkerObs]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::WorkerLabels;
+    use crate::core::group::WorkerLabels;
 
     fn w(name: &str, phase: Phase, busy: bool, created: i64, group: Group) -> WorkerObs {
         WorkerObs {

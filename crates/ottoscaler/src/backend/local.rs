@@ -20,13 +20,14 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    Backend, BackendResult, EventSink, Group, GroupRecord, Phase, WorkerEvent, WorkerObs,
-    WorkerPlan,
+    Backend, BackendResult, EventSink, GroupRecord, Phase, WorkerEvent, WorkerObs, WorkerPlan,
 };
+use crate::core::clock::now_ms;
+use crate::core::group::Group;
+use crate::core::retry::FailureClass;
 use crate::error::Error;
-use crate::hub::{LogHub, now_ms};
+use crate::logs::LogHub;
 use crate::logs::Stream;
-use crate::retry::FailureClass;
 
 #[derive(Debug)]
 struct Proc {

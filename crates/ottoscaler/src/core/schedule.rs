@@ -5,7 +5,7 @@
 //! event or timer, updates the states and asks again. Nothing here knows about pods,
 //! clocks or channels.
 
-use crate::spec::{Pipeline, When};
+use crate::core::spec::{Pipeline, When};
 
 /// Where a stage is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,8 +131,8 @@ pub fn outcome(states: &[StageStatus], stop: Option<Stop>) -> Option<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::spec::validate;
     use crate::proto;
-    use crate::spec::validate;
     use Decision::*;
     use StageStatus::*;
 

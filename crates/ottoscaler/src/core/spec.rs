@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::core::retry::{RetryOn, RetryPolicy};
 use crate::proto;
-use crate::retry::{RetryOn, RetryPolicy};
 
 /// A request field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

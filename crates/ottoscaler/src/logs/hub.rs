@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{Group, WorkerLabels};
+use crate::core::group::{Group, WorkerLabels};
 use crate::logs::{Line, LogBuffer, Stream};
 
 /// Shared handle to every log buffer.

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Toleration;
 use serde::Deserialize;
 
+use crate::core::spec::{SpecError, bad};
 use crate::proto;
-use crate::spec::{SpecError, bad};
 
 /// cpu and memory quantities.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -1,6 +1,8 @@
 //! `steward ottoscaler ...`: flags and wiring. `serve` builds the scaler on the
 //! chosen backend and serves gRPC; the other subcommands are clients.
 
+pub mod client;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,16 +14,16 @@ use steward_runtime::kube_client::KubeArgs;
 use steward_runtime::{Context, Exit, Lang, Localized, Shutdown};
 use tracing::warn;
 
+use self::client::{ClientArgs, rpc};
 use crate::backend::Backend;
-use crate::client::{self, ClientArgs, rpc};
-use crate::config::Config;
+use crate::backend::kubernetes::KubeBackend;
+use crate::backend::local::LocalBackend;
+use crate::core::config::Config;
+use crate::core::room::CapacityCheck;
 use crate::error::{Error, Result};
-use crate::kube_backend::KubeBackend;
-use crate::local_backend::LocalBackend;
 use crate::messages::Msg;
 use crate::metrics::Metrics;
 use crate::proto;
-use crate::room::CapacityCheck;
 use crate::scaler::{Options, Scaler};
 use crate::server::{ServeOptions, Tls, serve};
 
@@ -301,10 +303,11 @@ pub async fn run(args: OttoscalerArgs, ctx: Context) -> Result<Exit> {
                 what: format!("reading {}", a.file.display()),
                 source,
             })?;
-            let mut req = crate::pipeline_file::parse(&text).map_err(|reason| Error::Config {
-                path: a.file.display().to_string(),
-                reason,
-            })?;
+            let mut req =
+                crate::core::pipeline_file::parse(&text).map_err(|reason| Error::Config {
+                    path: a.file.display().to_string(),
+                    reason,
+                })?;
             req.run_id = a.run_id;
             let (mut otto, mut logs) = a.client.connect().await?;
             let stream = otto.execute_pipeline(req).await.map_err(rpc)?.into_inner();
@@ -384,7 +387,7 @@ async fn serve_cmd(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
         (None, None) => String::new(),
     };
     if token.is_empty() {
-        return Err(crate::spec::bad(
+        return Err(crate::core::spec::bad(
             "--token",
             "a bearer token is required: set --token, --token-file or OTTOSCALER_TOKEN",
         )

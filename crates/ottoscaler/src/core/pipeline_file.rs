@@ -185,7 +185,7 @@ mod tests {
         assert_eq!(r.stages[0].retry.as_ref().unwrap().initial_backoff_ms, 1000);
         assert_eq!(r.stages[2].when, proto::When::OnFailure as i32);
         assert!(r.stages[3].finally);
-        assert!(crate::spec::validate(&r).is_ok());
+        assert!(crate::core::spec::validate(&r).is_ok());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! Container logs are followed through the API (`follow`, `timestamps`) from the
 //! moment a pod runs into the run's log buffer.
 
+pub mod pods;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,16 +26,17 @@ use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::backend::kubernetes::pods::{observe, pod_for, split_timestamp};
 use crate::backend::{
-    Backend, BackendResult, EventSink, Group, GroupRecord, LABEL_WORKER, Phase, WorkerEvent,
-    WorkerObs, WorkerPlan,
+    Backend, BackendResult, EventSink, GroupRecord, Phase, WorkerEvent, WorkerObs, WorkerPlan,
 };
-use crate::config::parse_quantity;
+use crate::core::clock::now_ms;
+use crate::core::config::parse_quantity;
+use crate::core::group::{Group, LABEL_WORKER};
+use crate::core::room::{NodeRoom, Shortfall, candidate, describe, place};
 use crate::error::{Error, kube as kube_err};
-use crate::hub::{LogHub, now_ms};
+use crate::logs::LogHub;
 use crate::logs::Stream;
-use crate::pods::{observe, pod_for, split_timestamp};
-use crate::room::{NodeRoom, Shortfall, candidate, describe, place};
 use steward_kube::quantity::pod_request;
 
 /// Field manager of every write.
@@ -280,7 +283,7 @@ impl Backend for KubeBackend {
 
     async fn create_worker(&self, w: &WorkerPlan) -> BackendResult<()> {
         if w.image.is_empty() {
-            return Err(Error::Invalid(crate::spec::bad(
+            return Err(Error::Invalid(crate::core::spec::bad(
                 "worker.image",
                 "required by the Kubernetes backend",
             )));
