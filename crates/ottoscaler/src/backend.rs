@@ -10,66 +10,11 @@
 pub mod kubernetes;
 pub mod local;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::core::group::{Group, WorkerLabels};
-
-use crate::core::retry::FailureClass;
-
-/// Where a worker is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Created, not running yet.
-    Pending,
-    /// Running.
-    Running,
-    /// Ended with exit code 0.
-    Succeeded,
-    /// Ended otherwise; see [`WorkerObs::failure`].
-    Failed,
-    /// Being deleted.
-    Terminating,
-}
-
-impl Phase {
-    /// The name shown to people.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Running => "Running",
-            Self::Succeeded => "Succeeded",
-            Self::Failed => "Failed",
-            Self::Terminating => "Terminating",
-        }
-    }
-}
-
-/// A worker as last observed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerObs {
-    /// Worker (pod) name.
-    pub name: String,
-    /// Owner labels.
-    pub labels: WorkerLabels,
-    /// Phase.
-    pub phase: Phase,
-    /// Why it failed, when `phase` is `Failed` (or a Pending pod that cannot start).
-    pub failure: Option<FailureClass>,
-    /// Why a Pending worker has no node yet: the scheduler's PodScheduled=False
-    /// message (it waits for capacity).
-    pub unschedulable: Option<String>,
-    /// Exit code, when it ended.
-    pub exit_code: Option<i32>,
-    /// The busy annotation.
-    pub busy: bool,
-    /// Node or host.
-    pub node: String,
-    /// Creation, ms since the epoch.
-    pub created_ms: i64,
-}
+use crate::core::worker::{Group, GroupRecord, WorkerObs, WorkerPlan};
 
 /// What the backend reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,47 +31,6 @@ pub enum WorkerEvent {
 
 /// Where [`WorkerEvent`]s go.
 pub type EventSink = mpsc::UnboundedSender<WorkerEvent>;
-
-/// A worker to create, resources already resolved from its class.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerPlan {
-    /// Pod or process name.
-    pub name: String,
-    /// Owner labels.
-    pub labels: WorkerLabels,
-    /// Image.
-    pub image: String,
-    /// Command.
-    pub command: Vec<String>,
-    /// Environment.
-    pub env: BTreeMap<String, String>,
-    /// Requests (`cpu`, `memory`).
-    pub requests: BTreeMap<String, String>,
-    /// Limits.
-    pub limits: BTreeMap<String, String>,
-    /// Pod annotations.
-    pub annotations: BTreeMap<String, String>,
-    /// Node selector of the worker class.
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations of the worker class.
-    pub tolerations: Vec<k8s_openapi::api::core::v1::Toleration>,
-    /// Termination grace period.
-    pub grace: Duration,
-}
-
-/// The durable record of a run or task, also the owner of its workers (so deleting
-/// it garbage-collects them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRecord {
-    /// Run or task.
-    pub group: Group,
-    /// `running`, `succeeded`, `failed`, `cancelled` for runs; `active` for tasks.
-    pub state: String,
-    /// Why it ended, for people.
-    pub reason: String,
-    /// When it ended (ms since the epoch), for retention.
-    pub finished_ms: Option<i64>,
-}
 
 /// Errors of a backend call, as text (the backend has already said which object).
 pub type BackendResult<T> = Result<T, crate::Error>;

@@ -8,17 +8,17 @@
 //! - [`config`]: worker classes and a request's resources resolved against them.
 //! - [`room`]: whether workers fit on the nodes they may run on, and what a
 //!   request does when they do not.
-//! - [`workers`]: which workers a scale-down removes, which are orphans.
+//! - [`removal`]: which workers a scale-down removes, which are orphans.
 //! - [`pipeline_file`]: the YAML people write, turned into a request.
-//! - [`group`]: who owns a worker, as carried in its labels.
+//! - [`worker`]: workers and who owns them (plan, observation, labels, record).
 //! - [`clock`]: milliseconds since the epoch, random name suffixes.
 
 pub mod clock;
 pub mod config;
-pub mod group;
 pub mod pipeline_file;
+pub mod removal;
 pub mod retry;
 pub mod room;
 pub mod schedule;
 pub mod spec;
-pub mod workers;
+pub mod worker;

@@ -15,11 +15,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backend::{Phase, WorkerObs, WorkerPlan};
-use crate::core::group::{Group, WorkerLabels};
 use crate::core::retry::{AfterFailure, FailureClass};
 use crate::core::schedule::{self, Decision, Outcome, SkipReason, StageStatus, Stop};
 use crate::core::spec::Pipeline;
+use crate::core::worker::{Group, Phase, WorkerLabels, WorkerObs, WorkerPlan};
 use crate::logs::Stream;
 use crate::progress::Progress;
 use crate::proto::{PipelineProgress, RunState, StageState};

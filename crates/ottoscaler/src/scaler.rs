@@ -10,13 +10,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backend::{Backend, GroupRecord, Phase, WorkerEvent, WorkerObs, WorkerPlan};
+use crate::backend::{Backend, WorkerEvent};
 use crate::core::clock::now_ms;
 use crate::core::config::{Config, resolve};
-use crate::core::group::{Group, WorkerLabels};
+pub use crate::core::removal::{orphans, pick_scale_down};
 use crate::core::room::CapacityCheck;
 use crate::core::spec::{self, SpecError, bad, check_name};
-pub use crate::core::workers::{orphans, pick_scale_down};
+use crate::core::worker::{Group, GroupRecord, Phase, WorkerLabels, WorkerObs, WorkerPlan};
 use crate::error::{Error, Result};
 use crate::executor::{self, RunMsg, RunSetup};
 use crate::logs::LogHub;

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 use tracing::info;
 
-use crate::core::group::Group;
+use crate::core::worker::Group;
 use crate::error::Error;
 use crate::proto::log_streaming_service_server::LogStreamingServiceServer;
 use crate::proto::ottoscaler_service_server::{OttoscalerService, OttoscalerServiceServer};

@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ottoscaler::backend::local::LocalBackend;
-use ottoscaler::backend::{
-    Backend, BackendResult, EventSink, GroupRecord, WorkerEvent, WorkerObs, WorkerPlan,
-};
+use ottoscaler::backend::{Backend, BackendResult, EventSink, WorkerEvent};
 use ottoscaler::cli::client::{ClientArgs, Otto};
 use ottoscaler::core::config::Config;
-use ottoscaler::core::group::Group;
+use ottoscaler::core::worker::{Group, GroupRecord, WorkerObs, WorkerPlan};
 use ottoscaler::logs::LogHub;
 use ottoscaler::metrics::Metrics;
 use ottoscaler::proto::{self, RunState, StageState};

@@ -27,16 +27,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::backend::kubernetes::pods::{observe, pod_for, split_timestamp};
-use crate::backend::{
-    Backend, BackendResult, EventSink, GroupRecord, Phase, WorkerEvent, WorkerObs, WorkerPlan,
-};
+use crate::backend::{Backend, BackendResult, EventSink, WorkerEvent};
 use crate::core::clock::now_ms;
 use crate::core::config::parse_quantity;
-use crate::core::group::{Group, LABEL_WORKER};
 use crate::core::room::{NodeRoom, Shortfall, candidate, describe, place};
+use crate::core::worker::{Group, GroupRecord, LABEL_WORKER, Phase, WorkerObs, WorkerPlan};
 use crate::error::{Error, kube as kube_err};
-use crate::logs::LogHub;
-use crate::logs::Stream;
+use crate::logs::{LogHub, Stream};
 use steward_kube::quantity::pod_request;
 
 /// Field manager of every write.

@@ -19,15 +19,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{
-    Backend, BackendResult, EventSink, GroupRecord, Phase, WorkerEvent, WorkerObs, WorkerPlan,
-};
+use crate::backend::{Backend, BackendResult, EventSink, WorkerEvent};
 use crate::core::clock::now_ms;
-use crate::core::group::Group;
 use crate::core::retry::FailureClass;
+use crate::core::worker::{Group, GroupRecord, Phase, WorkerObs, WorkerPlan};
 use crate::error::Error;
-use crate::logs::LogHub;
-use crate::logs::Stream;
+use crate::logs::{LogHub, Stream};
 
 #[derive(Debug)]
 struct Proc {

@@ -4,7 +4,7 @@
 use tracing::warn;
 
 use super::{Driver, stage_msg};
-use crate::backend::WorkerPlan;
+use crate::core::worker::WorkerPlan;
 use crate::proto::StageState;
 
 impl Driver {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::core::group::{Group, WorkerLabels};
+use crate::core::worker::{Group, WorkerLabels};
 use crate::logs::{Line, LogBuffer, Stream};
 
 /// Shared handle to every log buffer.
@@ -17,13 +17,6 @@ pub struct LogHub {
 struct Inner {
     groups: HashMap<Group, Arc<LogBuffer>>,
     workers: HashMap<String, Group>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl LogHub {

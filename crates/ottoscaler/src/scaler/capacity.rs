@@ -4,8 +4,8 @@
 use tracing::info;
 
 use super::Scaler;
-use crate::backend::WorkerPlan;
 use crate::core::room::{Verdict, verdict};
+use crate::core::worker::WorkerPlan;
 use crate::error::{Error, Result};
 
 impl Scaler {

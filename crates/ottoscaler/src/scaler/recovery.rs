@@ -10,8 +10,8 @@ use tracing::{info, warn};
 
 use super::{RunEntry, Scaler, lock};
 use crate::core::clock::now_ms;
-use crate::core::group::Group;
-use crate::core::workers::orphans;
+use crate::core::removal::orphans;
+use crate::core::worker::Group;
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::proto::{PipelineProgress, RunState};

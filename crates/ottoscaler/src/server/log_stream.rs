@@ -7,7 +7,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{BoxStream, Services, status};
-use crate::core::group::Group;
+use crate::core::worker::Group;
 use crate::error::Error;
 use crate::logs::{Line, LogBuffer};
 use crate::proto::{self, log_streaming_service_server::LogStreamingService};

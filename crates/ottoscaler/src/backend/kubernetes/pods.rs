@@ -10,10 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
-use crate::backend::{Phase, WorkerObs, WorkerPlan};
 use crate::core::clock::now_ms;
-use crate::core::group::{ANNOTATION_BUSY, WorkerLabels};
 use crate::core::retry::FailureClass;
+use crate::core::worker::{ANNOTATION_BUSY, Phase, WorkerLabels, WorkerObs, WorkerPlan};
 
 fn ts_ms(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> i64 {
     t.map_or(0, |t| t.0.as_millisecond())

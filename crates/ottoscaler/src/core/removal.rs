@@ -2,8 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::backend::{Phase, WorkerObs};
-use crate::core::group::Group;
+use crate::core::worker::{Group, Phase, WorkerObs};
 
 /// Workers ScaleDown removes, most disposable first: ended, then not yet running,
 /// then running and idle (newest first), then — only with `force` — busy ones.
@@ -41,7 +40,7 @@ pub fn orphans(live: &HashSet<Group>, workers: &[WorkerObs]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::group::WorkerLabels;
+    use crate::core::worker::WorkerLabels;
 
     fn w(name: &str, phase: Phase, busy: bool, created: i64, group: Group) -> WorkerObs {
         WorkerObs {
