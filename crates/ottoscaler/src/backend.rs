@@ -7,6 +7,8 @@
 //! as its whole current [`WorkerObs`], and the consumers decide idempotently what
 //! changed. That keeps a watch relist or a duplicate event harmless.
 
+#[cfg(test)]
+pub mod fake;
 pub mod kubernetes;
 pub mod local;
 

@@ -22,7 +22,7 @@
 pub mod backend;
 pub mod cli;
 pub mod core;
-//DEPS pub mod deps;
+pub mod deps;
 pub mod error;
 pub mod executor;
 pub mod logs;

@@ -184,7 +184,7 @@ impl OttoscalerService for Services {
                 name: w.name,
             })
             .collect();
-        let (cap, used, queued) = self.scaler.slots.usage();
+        let (cap, used, queued) = self.scaler.usage();
         let c = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(Response::new(proto::WorkerStatusResponse {
             workers,
