@@ -102,7 +102,7 @@ pub struct Resolved {
 impl Config {
     /// Parses and checks a config file's text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let c: Self = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let c: Self = steward_runtime::yaml::from_str(text)?;
         if !c.classes.contains_key(&c.default_class) {
             return Err(format!(
                 "default_class: no class named \"{}\"",
@@ -324,5 +324,14 @@ mod tests {
                 .contains("classes.default.max.cpu")
         );
         assert!(Config::parse("classes:\n  default:\n    requests: { cpu: 1 }\n").is_ok());
+        let e =
+            Config::parse("classes:\n  default:\n    tolerations: [{ key: ci, operator: [x] }]\n")
+                .unwrap_err();
+        assert!(
+            e.starts_with("classes.default.tolerations[0].operator: "),
+            "{e}"
+        );
+        let e = Config::parse("classes:\n  default:\n    limit: {}\n").unwrap_err();
+        assert!(e.contains("unknown field `limit`"), "{e}");
     }
 }

@@ -118,7 +118,7 @@ fn millis(field: &str, s: Option<&str>) -> Result<u32, String> {
 
 /// Parses a pipeline file into a request.
 pub fn parse(text: &str) -> Result<proto::PipelineRequest, String> {
-    let f: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let f: File = steward_runtime::yaml::from_str(text)?;
     let mut stages = Vec::with_capacity(f.stages.len());
     for (i, s) in f.stages.into_iter().enumerate() {
         let at = |k: &str| format!("stages[{i}].{k}");
@@ -194,5 +194,9 @@ mod tests {
         assert!(e.contains("unknown field `depend_on`"), "{e}");
         let e = parse("stages:\n  - name: a\n    timeout: soon\n").unwrap_err();
         assert!(e.starts_with("stages[0].timeout: "), "{e}");
+        let e = parse("stages:\n  - name: a\n    retry: { attempts: many }\n").unwrap_err();
+        assert!(e.starts_with("stages[0].retry.attempts: "), "{e}");
+        let e = parse("stages:\n  - name: a\n    when: sometimes\n").unwrap_err();
+        assert!(e.starts_with("stages[0].when: "), "{e}");
     }
 }
