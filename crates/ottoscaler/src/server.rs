@@ -294,7 +294,7 @@ pub async fn serve(
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1()
-                .map_err(|e| Error::Rpc(format!("building the reflection service: {e}")))?,
+                .map_err(Error::Reflection)?,
         )
     } else {
         None

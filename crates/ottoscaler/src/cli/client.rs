@@ -14,6 +14,7 @@ use tonic::{Code, Request, Status};
 
 use steward_runtime::Exit;
 
+use crate::core::spec::bad;
 use crate::error::{Error, Result};
 use crate::messages::Msg;
 use crate::proto::log_streaming_service_client::LogStreamingServiceClient;
@@ -39,7 +40,7 @@ impl Bearer {
         format!("Bearer {token}")
             .parse()
             .map(|v| Self(Some(v)))
-            .map_err(|_| Error::Rpc("--token: not a valid header value".into()))
+            .map_err(|_| Error::Invalid(bad("--token", "not a valid header value")))
     }
 }
 
@@ -138,21 +139,9 @@ impl ClientArgs {
     }
 }
 
-/// A server answer as this crate's error.
+/// A server answer as this crate's error, its gRPC code kept.
 pub fn rpc(s: Status) -> Error {
-    Error::Rpc(format!("{}: {}", code_name(s.code()), s.message()))
-}
-
-fn code_name(c: Code) -> &'static str {
-    match c {
-        Code::InvalidArgument => "invalid request",
-        Code::Unauthenticated => "not authenticated",
-        Code::NotFound => "not found",
-        Code::AlreadyExists => "already exists",
-        Code::ResourceExhausted => "over capacity",
-        Code::Unavailable => "unavailable",
-        _ => "error",
-    }
+    Error::rpc(&s)
 }
 
 /// Exit status for a run's final state: 0 succeeded, 3 cancelled, 1 otherwise.
@@ -205,9 +194,13 @@ pub async fn follow_run(
             other => {
                 breaks += 1;
                 if breaks > 5 {
-                    return Err(other
-                        .and_then(Result::err)
-                        .map_or_else(|| Error::Rpc("progress stream ended early".into()), rpc));
+                    return Err(other.and_then(Result::err).map_or_else(
+                        || Error::Rpc {
+                            code: Code::Unavailable,
+                            message: "progress stream ended early".into(),
+                        },
+                        rpc,
+                    ));
                 }
                 eprintln!(
                     "{}",
