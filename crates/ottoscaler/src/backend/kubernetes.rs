@@ -9,32 +9,24 @@
 //! moment a pod runs into the run's log buffer.
 
 pub mod pods;
+mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{
-    Api, DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams,
-};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
 
-use crate::backend::kubernetes::pods::{observe, pod_for, split_timestamp};
-use crate::backend::{Backend, BackendResult, EventSink, WorkerEvent};
-use crate::core::clock::now_ms;
-use crate::core::config::parse_quantity;
-use crate::core::room::{NodeRoom, Shortfall, candidate, describe, place};
-use crate::core::worker::{Group, GroupRecord, LABEL_WORKER, Phase, WorkerObs, WorkerPlan};
+use self::pods::{observe, pod_for};
+use crate::backend::{Backend, BackendResult, EventSink};
+use crate::core::room::{Shortfall, rooms, shortfall, take_requests};
+use crate::core::worker::{Group, GroupRecord, LABEL_WORKER, WorkerObs, WorkerPlan};
 use crate::error::{Error, kube as kube_err};
-use crate::logs::{LogHub, Stream};
-use steward_kube::quantity::pod_request;
+use crate::logs::LogHub;
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "steward-ottoscaler";
@@ -72,45 +64,6 @@ impl KubeBackend {
             followed: Arc::default(),
             uids: Arc::default(),
         }
-    }
-
-    fn follow_logs(&self, obs: &WorkerObs, logs: &LogHub) {
-        if !matches!(obs.phase, Phase::Running | Phase::Succeeded | Phase::Failed)
-            || !self
-                .followed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(obs.name.clone())
-        {
-            return;
-        }
-        let (pods, logs, obs) = (self.pods.clone(), logs.clone(), obs.clone());
-        tokio::spawn(async move {
-            let lp = LogParams {
-                follow: true,
-                timestamps: true,
-                ..LogParams::default()
-            };
-            let result = async {
-                let mut lines = pods.log_stream(&obs.name, &lp).await?.lines();
-                while let Some(line) = lines.try_next().await.map_err(kube::Error::ReadEvents)? {
-                    let (ts, text) = split_timestamp(&line);
-                    logs.push(&obs.name, &obs.labels, Stream::Stdout, ts, text.to_string());
-                }
-                Ok::<_, kube::Error>(())
-            }
-            .await;
-            if let Err(e) = result {
-                debug!(worker = %obs.name, error = %e, "container log not available");
-                logs.push(
-                    &obs.name,
-                    &obs.labels,
-                    Stream::System,
-                    now_ms(),
-                    format!("container log not available from the API: {e}"),
-                );
-            }
-        });
     }
 
     async fn owner(&self, g: &Group) -> BackendResult<OwnerReference> {
@@ -172,50 +125,7 @@ impl Backend for KubeBackend {
     }
 
     fn start(&self, sink: EventSink, logs: LogHub, shutdown: CancellationToken) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let cfg = watcher::Config::default().labels(&format!("{LABEL_WORKER}=worker"));
-            let mut stream =
-                std::pin::pin!(watcher::watcher(me.pods.clone(), cfg).default_backoff());
-            let mut init: Vec<WorkerObs> = Vec::new();
-            loop {
-                let ev = tokio::select! {
-                    ev = stream.next() => ev,
-                    () = shutdown.cancelled() => return,
-                };
-                let Some(ev) = ev else { return };
-                match ev {
-                    Ok(Event::Init) => init.clear(),
-                    Ok(Event::InitApply(p)) => init.extend(observe(&p)),
-                    Ok(Event::InitDone) => {
-                        for o in &init {
-                            me.follow_logs(o, &logs);
-                        }
-                        let _ = sink.send(WorkerEvent::Resync(std::mem::take(&mut init)));
-                        let _ = sink.send(WorkerEvent::Healthy(true));
-                    }
-                    Ok(Event::Apply(p)) => {
-                        if let Some(o) = observe(&p) {
-                            me.follow_logs(&o, &logs);
-                            let _ = sink.send(WorkerEvent::Applied(o));
-                        }
-                    }
-                    Ok(Event::Delete(p)) => {
-                        if let Some(o) = observe(&p) {
-                            me.followed
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .remove(&o.name);
-                            let _ = sink.send(WorkerEvent::Deleted(o));
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "worker pod watch failed; retrying with back-off");
-                        let _ = sink.send(WorkerEvent::Healthy(false));
-                    }
-                }
-            }
-        });
+        tokio::spawn(self.clone().watch(sink, logs, shutdown));
     }
 
     async fn put_group(&self, r: &GroupRecord) -> BackendResult<()> {
@@ -314,10 +224,6 @@ impl Backend for KubeBackend {
         count: u32,
         now: bool,
     ) -> BackendResult<Option<Shortfall>> {
-        let q = |m: &BTreeMap<String, String>, k: &str| {
-            m.get(k).and_then(|v| parse_quantity(v)).unwrap_or(0.0)
-        };
-        let (cpu, memory) = (q(&plan.requests, "cpu"), q(&plan.requests, "memory"));
         let selector = plan
             .node_selector
             .iter()
@@ -329,61 +235,17 @@ impl Backend for KubeBackend {
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(kube_err("listing nodes for the capacity check"))?;
-        let mut rooms: Vec<NodeRoom> = nodes
-            .items
-            .iter()
-            .filter(|n| candidate(n, &plan.tolerations, &plan.node_selector))
-            .map(|n| {
-                let alloc = n
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.allocatable.clone())
-                    .unwrap_or_default();
-                let a = |k: &str| {
-                    alloc
-                        .get(k)
-                        .and_then(|v| parse_quantity(&v.0))
-                        .unwrap_or(0.0)
-                };
-                NodeRoom {
-                    name: n.name_any(),
-                    cpu: a("cpu"),
-                    memory: a("memory"),
-                }
-            })
-            .collect();
+        let mut rooms = rooms(&nodes.items, &plan.tolerations, &plan.node_selector);
         if now && !rooms.is_empty() {
             let pods: Api<Pod> = Api::all(self.client.clone());
             let lp = ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed");
-            for p in pods
+            let pods = pods
                 .list(&lp)
                 .await
-                .map_err(kube_err("listing pods for the capacity check"))?
-                .items
-            {
-                let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
-                    continue;
-                };
-                if let Some(r) = rooms.iter_mut().find(|r| r.name == node) {
-                    // What the scheduler reserves: init containers and overhead included.
-                    r.cpu -= pod_request(&p, "cpu");
-                    r.memory -= pod_request(&p, "memory");
-                }
-            }
+                .map_err(kube_err("listing pods for the capacity check"))?;
+            take_requests(&mut rooms, &pods.items);
         }
-        let placed = place(&mut rooms, cpu, memory, count);
-        Ok((placed < count).then(|| Shortfall {
-            placed,
-            count,
-            reason: describe(
-                placed,
-                count,
-                plan.requests.get("cpu").map_or("0", String::as_str),
-                plan.requests.get("memory").map_or("0", String::as_str),
-                now,
-                rooms.len(),
-            ),
-        }))
+        Ok(shortfall(rooms, &plan.requests, count, now))
     }
 
     async fn list_workers(&self) -> BackendResult<Vec<WorkerObs>> {
@@ -393,7 +255,6 @@ impl Backend for KubeBackend {
             .list(&lp)
             .await
             .map_err(kube_err("listing worker pods"))?;
-        let _ = &self.client;
         Ok(list.items.iter().filter_map(observe).collect())
     }
 }

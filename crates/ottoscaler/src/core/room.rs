@@ -13,7 +13,12 @@
 //! "waiting for capacity". [`CapacityCheck::Strict`] refuses such a request instead,
 //! naming the field, and creates nothing (for a cluster of fixed size).
 
-use k8s_openapi::api::core::v1::{Node, Toleration};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Toleration};
+use kube::ResourceExt;
+
+use crate::core::config::parse_quantity;
 
 /// Room on one node, in cores and bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +99,76 @@ pub fn candidate(
     steward_kube::scheduling::admits(node, tolerations, selector)
 }
 
+/// The room of every node in `nodes` a worker with these tolerations and node
+/// selector may run on: its allocatable cpu and memory.
+pub fn rooms(
+    nodes: &[Node],
+    tolerations: &[Toleration],
+    selector: &BTreeMap<String, String>,
+) -> Vec<NodeRoom> {
+    nodes
+        .iter()
+        .filter(|n| candidate(n, tolerations, selector))
+        .map(|n| {
+            let alloc = n.status.as_ref().and_then(|s| s.allocatable.as_ref());
+            let a = |k: &str| {
+                alloc
+                    .and_then(|m| m.get(k))
+                    .and_then(|v| parse_quantity(&v.0))
+                    .unwrap_or(0.0)
+            };
+            NodeRoom {
+                name: n.name_any(),
+                cpu: a("cpu"),
+                memory: a("memory"),
+            }
+        })
+        .collect()
+}
+
+/// Takes off each room what the pods bound to its node request (what the
+/// scheduler reserves: init containers and overhead included).
+pub fn take_requests(rooms: &mut [NodeRoom], pods: &[Pod]) {
+    for p in pods {
+        let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+            continue;
+        };
+        if let Some(r) = rooms.iter_mut().find(|r| r.name == node) {
+            r.cpu -= steward_kube::quantity::pod_request(p, "cpu");
+            r.memory -= steward_kube::quantity::pod_request(p, "memory");
+        }
+    }
+}
+
+/// What does not fit when `count` workers with these `requests` (`cpu`, `memory`)
+/// are placed in `rooms`; `free` says whether pods' requests were taken off.
+pub fn shortfall(
+    mut rooms: Vec<NodeRoom>,
+    requests: &BTreeMap<String, String>,
+    count: u32,
+    free: bool,
+) -> Option<Shortfall> {
+    let q = |k: &str| {
+        requests
+            .get(k)
+            .and_then(|v| parse_quantity(v))
+            .unwrap_or(0.0)
+    };
+    let placed = place(&mut rooms, q("cpu"), q("memory"), count);
+    (placed < count).then(|| Shortfall {
+        placed,
+        count,
+        reason: describe(
+            placed,
+            count,
+            requests.get("cpu").map_or("0", String::as_str),
+            requests.get("memory").map_or("0", String::as_str),
+            free,
+            rooms.len(),
+        ),
+    })
+}
+
 /// Places `count` workers of `cpu` cores and `memory` bytes, first fit; returns how
 /// many found room.
 pub fn place(nodes: &mut [NodeRoom], cpu: f64, memory: f64, count: u32) -> u32 {
@@ -168,7 +243,66 @@ mod tests {
 
     /// The old two-argument shape: the node selector is applied by the node list.
     fn candidate(n: &Node, t: &[Toleration]) -> bool {
-        super::candidate(n, t, &std::collections::BTreeMap::new())
+        super::candidate(n, t, &BTreeMap::new())
+    }
+
+    #[test]
+    fn rooms_are_allocatable_minus_requests_of_bound_pods() {
+        let node = |name: &str, cpu: &str, taint: bool| -> Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": name, "labels": { "pool": "ci" } },
+                "spec": { "taints": if taint { serde_json::json!([{ "key": "gpu", "effect": "NoSchedule" }]) } else { serde_json::json!([]) } },
+                "status": { "allocatable": { "cpu": cpu, "memory": "4Gi" },
+                            "conditions": [{ "type": "Ready", "status": "True" }] }
+            }))
+            .unwrap()
+        };
+        let pod = |node: Option<&str>, cpu: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "p" },
+                "spec": { "nodeName": node, "containers": [{ "name": "c", "resources": { "requests": { "cpu": cpu, "memory": "1Gi" } } }] }
+            }))
+            .unwrap()
+        };
+        let nodes = [
+            node("a", "2", false),
+            node("b", "4", true),
+            node("c", "1", false),
+        ];
+        let sel = BTreeMap::from([("pool".to_string(), "ci".to_string())]);
+        let mut r = rooms(&nodes, &[], &sel);
+        assert_eq!(
+            r.iter()
+                .map(|r| (r.name.as_str(), r.cpu))
+                .collect::<Vec<_>>(),
+            [("a", 2.0), ("c", 1.0)],
+            "the tainted node is no candidate"
+        );
+        assert!(rooms(&nodes, &[], &BTreeMap::from([("pool".into(), "x".into())])).is_empty());
+        take_requests(
+            &mut r,
+            &[pod(Some("a"), "1500m"), pod(Some("b"), "1"), pod(None, "8")],
+        );
+        assert_eq!(r[0].cpu, 0.5);
+        assert_eq!(r[0].memory, 3.0 * 1_073_741_824.0);
+        assert_eq!(r[1].cpu, 1.0, "unbound and other nodes' pods take nothing");
+        let req = |cpu: &str| {
+            BTreeMap::from([
+                ("cpu".to_string(), cpu.to_string()),
+                ("memory".to_string(), "1Gi".to_string()),
+            ])
+        };
+        assert_eq!(
+            shortfall(r.clone(), &req("500m"), 3, true),
+            None,
+            "0.5 on a, 1 on c"
+        );
+        let s = shortfall(r, &req("600m"), 2, true).unwrap();
+        assert_eq!((s.placed, s.count), (1, 2));
+        assert_eq!(
+            s.reason,
+            "only 1 of 2 workers (600m cpu, 1Gi memory each) fit in the free resources of the 2 nodes they may run on"
+        );
     }
 
     #[test]
