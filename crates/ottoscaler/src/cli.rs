@@ -13,13 +13,15 @@ mod commands;
 mod serve;
 
 use clap::Subcommand;
-use steward_runtime::{Context, Exit};
+use futures::FutureExt;
+use steward_runtime::{Context, Exit, Localized};
 
 use self::commands::{
     CancelArgs, LogsArgs, RunPipelineArgs, ScaleDownArgs, ScaleUpArgs, StatusArgs,
 };
 use self::serve::ServeArgs;
 use crate::error::Result;
+use crate::messages::Msg;
 
 /// `steward ottoscaler`.
 #[derive(Debug, clap::Args)]
@@ -58,16 +60,25 @@ pub enum BackendKind {
     Local,
 }
 
-/// Runs a subcommand.
+/// Runs a subcommand. `serve` stops gracefully on the shared shutdown signal; a
+/// client command stops at once on it and exits 3 (a pipeline run it followed
+/// goes on on the server).
 pub async fn run(args: OttoscalerArgs, ctx: Context) -> Result<Exit> {
     let lang = ctx.lang;
-    match args.command {
-        OttoCommand::Serve(a) => serve::serve(a, ctx.shutdown).await.map(|()| Exit::Ok),
-        OttoCommand::ScaleUp(a) => commands::scale_up(a, lang).await,
-        OttoCommand::ScaleDown(a) => commands::scale_down(a, lang).await,
-        OttoCommand::Status(a) => commands::status(a, lang).await,
-        OttoCommand::Run(a) => commands::run_pipeline(a, lang).await,
-        OttoCommand::Logs(a) => commands::logs(a).await,
-        OttoCommand::Cancel(a) => commands::cancel(a, lang).await,
+    let client = match args.command {
+        OttoCommand::Serve(a) => return serve::serve(a, ctx.shutdown).await.map(|()| Exit::Ok),
+        OttoCommand::ScaleUp(a) => commands::scale_up(a, lang).boxed(),
+        OttoCommand::ScaleDown(a) => commands::scale_down(a, lang).boxed(),
+        OttoCommand::Status(a) => commands::status(a, lang).boxed(),
+        OttoCommand::Run(a) => commands::run_pipeline(a, lang).boxed(),
+        OttoCommand::Logs(a) => commands::logs(a).boxed(),
+        OttoCommand::Cancel(a) => commands::cancel(a, lang).boxed(),
+    };
+    tokio::select! {
+        r = client => r,
+        () = ctx.shutdown.signaled() => {
+            eprintln!("{}", Msg::Interrupted.render(lang));
+            Ok(Exit::Cancelled)
+        }
     }
 }
