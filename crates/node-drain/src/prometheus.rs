@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::alloc::{Allocation, Generation, Resource, ResourceAllocation};
+use crate::core::alloc::{Allocation, Generation, Resource, ResourceAllocation};
 use crate::error::{Error, Result};
 
 /// Where Prometheus is and which tenant to ask for.

@@ -1,88 +1,24 @@
-//! `--wait-for-replacements`: before a Deployment's pod is evicted, wait until some
-//! other node could take its replacement, so the replacement does not sit Pending
-//! while the PDB counts the evicted pod as gone.
-//!
-//! What it checks, on a snapshot of nodes and pods at most a second old: a Ready,
-//! schedulable node other than the pod's, matching the pod's `nodeSelector`, whose
-//! NoSchedule/NoExecute taints the pod tolerates, with free allocatable cpu, memory
-//! and pod slots (allocatable minus the requests of pods on it, minus what this run
-//! reserved for replacements in the last 3 s) at least the pod's requests.
-//!
-//! What it does not guarantee: node affinity, pod (anti-)affinity, topology spread,
-//! host ports and volumes are not evaluated; nothing is reserved in the cluster, so
-//! another pod may take the room first; and the replacement becoming Ready is still
-//! the PDB's business. With Karpenter, a cordon alone creates no pending pods, so no
-//! node appears for them; the wait then ends at `--replacement-timeout` and the pod
-//! is evicted as without the flag.
+//! Room for a replacement (`--wait-for-replacements`): the first node other than
+//! the pod's where the scheduler could place it (Ready, not cordoned, its
+//! `nodeSelector` matching, its taints tolerated: steward_kube::scheduling) with
+//! free allocatable cpu, memory and pod slots for its requests, after what this
+//! run reserved for earlier replacements. Pure; see `engine::room` for the
+//! snapshot it is computed on and what it does not guarantee.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
-use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
-use tokio::sync::Mutex;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use steward_kube::scheduling::admits;
 
-use crate::plan::{is_finished, node_of, pod_request};
+use super::pods::{is_finished, node_of, pod_request};
 
-/// A reservation covers the gap between an eviction and the replacement pod appearing
-/// in the snapshot (the ReplicaSet controller reacts within about a second); longer
-/// would count the replacement twice.
-const RESERVATION_TTL: Duration = Duration::from_secs(3);
-
-/// Finds room for replacements; shared by every pod of a run.
-#[derive(Default)]
-#[allow(missing_debug_implementations)]
-pub struct Room {
-    inner: Mutex<Snapshot>,
-}
-
-#[derive(Default)]
-struct Snapshot {
-    taken: Option<Instant>,
-    nodes: Vec<Node>,
-    pods: Vec<Pod>,
-    reserved: Vec<(Instant, String, f64, f64)>,
-}
-
-impl Room {
-    /// Whether some node has room for a replacement of `pod`; if so, reserves it.
-    pub async fn claim(&self, client: &Client, pod: &Pod) -> kube::Result<Option<String>> {
-        let mut s = self.inner.lock().await;
-        if s.taken.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-            s.nodes = Api::<Node>::all(client.clone())
-                .list(&ListParams::default())
-                .await?
-                .items;
-            s.pods = steward_kube::list::list_all_map(
-                &Api::<Pod>::all(client.clone()),
-                &ListParams::default(),
-                crate::plan::slim,
-            )
-            .await?;
-            s.taken = Some(Instant::now());
-        }
-        s.reserved.retain(|(at, ..)| at.elapsed() < RESERVATION_TTL);
-        let found = fits(pod, &s.nodes, &s.pods, &s.reserved);
-        if let Some(node) = &found {
-            s.reserved.push((
-                Instant::now(),
-                node.clone(),
-                pod_request(pod, "cpu"),
-                pod_request(pod, "memory"),
-            ));
-        }
-        Ok(found)
-    }
-}
+/// Room this run reserved for a replacement: when, on which node, cpu, memory.
+pub type Reservation = (Instant, String, f64, f64);
 
 /// The first node with room for a replacement of `pod`. Pure.
-fn fits(
-    pod: &Pod,
-    nodes: &[Node],
-    pods: &[Pod],
-    reserved: &[(Instant, String, f64, f64)],
-) -> Option<String> {
+pub fn fits(pod: &Pod, nodes: &[Node], pods: &[Pod], reserved: &[Reservation]) -> Option<String> {
     let (cpu, mem) = (pod_request(pod, "cpu"), pod_request(pod, "memory"));
     let selector = pod
         .spec
@@ -94,6 +30,7 @@ fn fits(
         .as_ref()
         .and_then(|s| s.tolerations.clone())
         .unwrap_or_default();
+    let on = node_of(pod);
     let mut used: BTreeMap<&str, (f64, f64, usize)> = BTreeMap::new();
     for p in pods.iter().filter(|p| !is_finished(p)) {
         let u = used.entry(node_of(p)).or_default();
@@ -105,20 +42,7 @@ fn fits(
     }
     nodes
         .iter()
-        .filter(|n| n.name_any() != node_of(pod) && steward_kube::node::is_ready(n))
-        .filter(|n| {
-            !n.spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false)
-        })
-        .filter(|n| selector.iter().all(|(k, v)| n.labels().get(k) == Some(v)))
-        .filter(|n| {
-            n.spec
-                .as_ref()
-                .and_then(|s| s.taints.as_ref())
-                .is_none_or(|ts| ts.iter().all(|t| tolerated(t, &tolerations)))
-        })
+        .filter(|n| n.name_any() != on && admits(n, &tolerations, &selector))
         .find(|n| {
             let name = n.name_any();
             let alloc = n
@@ -147,22 +71,6 @@ fn fits(
             get("cpu") - ucpu - rcpu >= cpu && get("memory") - umem - rmem >= mem && upods < slots
         })
         .map(ResourceExt::name_any)
-}
-
-fn tolerated(t: &Taint, tolerations: &[Toleration]) -> bool {
-    if t.effect == "PreferNoSchedule" {
-        return true;
-    }
-    tolerations.iter().any(|tol| {
-        let key_ok = tol.key.as_ref().is_none_or(|k| k.is_empty() || *k == t.key);
-        let effect_ok = tol
-            .effect
-            .as_ref()
-            .is_none_or(|e| e.is_empty() || *e == t.effect);
-        let value_ok = tol.operator.as_deref() == Some("Exists")
-            || tol.value.as_deref().unwrap_or_default() == t.value.as_deref().unwrap_or_default();
-        key_ok && effect_ok && value_ok
-    })
 }
 
 #[cfg(test)]

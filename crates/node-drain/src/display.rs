@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::engine::Progress;
+use crate::core::report::Progress;
 
 /// Renders progress events.
 #[derive(Debug)]
@@ -83,5 +83,13 @@ fn log(p: &Progress) {
         | Progress::PodEvicted { .. }
         | Progress::PodDeleted { .. }
         | Progress::PodFailed { .. } => {}
+    }
+}
+
+/// Prints `report` as JSON or YAML, or `line` for people (`-o text`).
+pub fn print_report(output: steward_runtime::Output, report: &impl serde::Serialize, line: &str) {
+    match output.render(report) {
+        None => println!("{line}"),
+        Some(doc) => println!("{}", doc.unwrap_or_default().trim_end()),
     }
 }
