@@ -21,6 +21,7 @@ impl Prometheus {
             address: address.into(),
             query: String::new(),
             reason: e.to_string(),
+            unreachable: false,
         })?;
         Ok(Self {
             http,
@@ -37,10 +38,11 @@ impl Prometheus {
     /// Sum of an instant vector's samples, or `None` when it has none.
     pub async fn query_sum(&self, query: &str) -> Result<Option<f64>> {
         tracing::info!(%query, "query");
-        let err = |reason: String| Error::Prometheus {
+        let err = |reason: String, unreachable: bool| Error::Prometheus {
             address: self.base.clone(),
             query: query.to_string(),
             reason,
+            unreachable,
         };
         let resp = self
             .http
@@ -49,19 +51,19 @@ impl Prometheus {
             .query(&[("query", query)])
             .send()
             .await
-            .map_err(|e| err(root(&e)))?;
+            .map_err(|e| err(root(&e), true))?;
         let status = resp.status();
+        // A 5xx is Prometheus (or the proxy before it) not answering the query.
+        let down = status.is_server_error();
         let body: serde_json::Value = resp.json().await.map_err(|e| {
-            err(format!(
-                "HTTP {status}, body is not Prometheus JSON ({})",
-                root(&e)
-            ))
+            err(
+                format!("HTTP {status}, body is not Prometheus JSON ({})", root(&e)),
+                down,
+            )
         })?;
         if body["status"] != "success" {
-            return Err(err(format!(
-                "HTTP {status}: {}",
-                body["error"].as_str().unwrap_or("query failed")
-            )));
+            let why = body["error"].as_str().unwrap_or("query failed");
+            return Err(err(format!("HTTP {status}: {why}"), down));
         }
         let results = body["data"]["result"]
             .as_array()
@@ -75,7 +77,7 @@ impl Prometheus {
             let v = r["value"][1]
                 .as_str()
                 .and_then(|s| s.parse::<f64>().ok())
-                .ok_or_else(|| err(format!("unexpected sample {r}")))?;
+                .ok_or_else(|| err(format!("unexpected sample {r}"), false))?;
             sum += v;
         }
         Ok(Some(sum))
@@ -126,6 +128,7 @@ impl Prometheus {
             address: self.base.clone(),
             query: query.to_string(),
             reason: "no samples".into(),
+            unreachable: false,
         }
     }
 }
