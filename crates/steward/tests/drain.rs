@@ -9,7 +9,9 @@ mod watch_support;
 
 use std::time::Duration;
 
-use common::{Generation, karpenter_exporter, slack_receiver, state, steward, unschedulable};
+use common::{
+    Generation, karpenter_exporter, slack_receiver, state, steward, steward_exit, unschedulable,
+};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -154,6 +156,12 @@ impl Ctx {
     }
 
     async fn drain(&self, extra: &[&str]) -> (bool, String, String) {
+        let (code, stdout, stderr) = self.drain_exit(extra).await;
+        (code == Some(0), stdout, stderr)
+    }
+
+    /// `steward drain` with the test's flags and `extra`: (exit status, stdout, stderr).
+    async fn drain_exit(&self, extra: &[&str]) -> (Option<i32>, String, String) {
         let mut args: Vec<String> = vec!["drain".into()];
         args.extend(self.flags());
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -161,7 +169,7 @@ impl Ctx {
             args.extend(["--timeout".to_string(), "60s".to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        steward(&args, &self.kubeconfig).await
+        steward_exit(&args, &self.kubeconfig).await
     }
 
     /// Asserts none of `nodes` was cordoned or marked.
@@ -371,6 +379,14 @@ async fn allocate_rate_reads_both_metric_generations_alike() {
             "{generation:?}: {v}"
         );
 
+        let yaml_args: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "json" { "yaml" } else { *a })
+            .collect();
+        let (ok, yaml, stderr) = steward(&yaml_args, &ctx.kubeconfig).await;
+        assert!(ok, "{stderr}");
+        assert_eq!(serde_yaml::from_str::<Value>(&yaml).unwrap(), v, "{yaml}");
+
         let mut text_args = args.clone();
         text_args.retain(|a| *a != "-o" && *a != "json");
         let (_, text, _) = steward(&text_args, &ctx.kubeconfig).await;
@@ -390,7 +406,7 @@ async fn unreachable_prometheus_stops_before_any_cordon() {
         // Held for this test binary: nothing else can start listening there.
         testkit::free_port()
     );
-    let (ok, stdout, stderr) = steward(
+    let (code, stdout, stderr) = steward_exit(
         &[
             "drain",
             "--nodepool-name",
@@ -403,7 +419,11 @@ async fn unreachable_prometheus_stops_before_any_cordon() {
         &ctx.kubeconfig,
     )
     .await;
-    assert!(!ok, "{stdout}");
+    assert_eq!(
+        code,
+        Some(4),
+        "Prometheus unreachable is exit status 4: {stdout}"
+    );
     assert!(
         stderr.contains(&closed) && stderr.contains("karpenter_nodepools_usage"),
         "{stderr}"
@@ -476,6 +496,41 @@ async fn dry_run_skips_do_not_disrupt_nodes_and_reports_pdbs_without_changing_an
             "{findings}"
         );
     }
+    // The same report as YAML (read by another YAML library than the one that wrote it).
+    let (ok, yaml, stderr) = ctx
+        .drain(&["--dry-run", "--max-batch", "2", "-o", "yaml"])
+        .await;
+    assert!(ok, "{stderr}");
+    let from_yaml: Value = serde_yaml::from_str(&yaml).unwrap();
+    for key in [
+        "nodes",
+        "count",
+        "formula_count",
+        "candidates",
+        "skipped",
+        "resumed",
+    ] {
+        assert_eq!(from_yaml["plan"][key], report["plan"][key], "{key}: {yaml}");
+    }
+    // Floats are compared as numbers: the two parsers may round the last digit apart.
+    for key in ["drain_rate", "max_allocate_rate"] {
+        let (y, j) = (
+            from_yaml["plan"][key].as_f64().unwrap(),
+            report["plan"][key].as_f64().unwrap(),
+        );
+        assert!((y - j).abs() < 1e-9, "{key}: {y} vs {j}");
+    }
+    assert_eq!(from_yaml["findings"], report["findings"], "{yaml}");
+    assert_eq!(from_yaml["dry_run"], true);
+    // A node that is not in the NodePool is a usage error: exit 2, nothing changed.
+    let (code, _, stderr) = ctx
+        .drain_exit(&["--nodes", "no-such-node", "--dry-run"])
+        .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--nodes: no-such-node is not a node of NodePool"),
+        "{stderr}"
+    );
     ctx.assert_untouched(&[pool, more].concat(), "dry run touched")
         .await;
 }
@@ -556,10 +611,14 @@ async fn a_pod_under_two_pdbs_fails_its_node_at_once_and_stays() {
     ctx.metrics_ready().await;
 
     // A long timeout: the run must end on the refusal, not on the clock.
-    let (ok, stdout, stderr) = ctx
-        .drain(&["--nodes", &pool[0], "--timeout", "10m", "-o", "json"])
+    let (code, stdout, stderr) = ctx
+        .drain_exit(&["--nodes", &pool[0], "--timeout", "10m", "-o", "json"])
         .await;
-    assert!(!ok, "an undrainable node must fail the run: {stdout}");
+    assert_eq!(
+        code,
+        Some(1),
+        "an undrainable node must fail the run: {stdout}"
+    );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     let node = &report["nodes"][0];
     assert_eq!(node["result"], "failed", "{node}");
@@ -663,9 +722,10 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        !status.success(),
-        "an interrupted drain must not report success"
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "an interrupted drain exits 3, not success"
     );
     let n0 = ctx.node(&first[0]).await;
     assert!(

@@ -194,13 +194,16 @@ pub async fn follow_run(
             other => {
                 breaks += 1;
                 if breaks > 5 {
-                    return Err(other.and_then(Result::err).map_or_else(
-                        || Error::Rpc {
-                            code: Code::Unavailable,
-                            message: "progress stream ended early".into(),
-                        },
-                        rpc,
-                    ));
+                    // Re-attaching failed: the server went away (or keeps dropping
+                    // the stream), whatever code the broken stream last carried.
+                    let message = other.and_then(Result::err).map_or_else(
+                        || "progress stream ended early".into(),
+                        |s| s.message().to_string(),
+                    );
+                    return Err(Error::Rpc {
+                        code: Code::Unavailable,
+                        message,
+                    });
                 }
                 eprintln!(
                     "{}",

@@ -15,7 +15,7 @@ use crate::proto;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   steward ottoscaler scale-up --task build-42 --workers 3 --image registry.example/ci:1
-  steward ottoscaler scale-up --task build-42 --workers 1 --class large --cpu 2 --memory 4Gi --image ci:1
+  steward ottoscaler scale-up --task build-42 --workers 1 --class large --cpu 2 --image ci:1
   # local backend: the command after -- is what each worker runs
   steward ottoscaler scale-up --task dev --workers 2 -- sleep 600")]
 pub(super) struct ScaleUpArgs {
@@ -95,7 +95,7 @@ pub(super) struct StatusArgs {
 #[command(after_help = "Examples:
   steward ottoscaler run pipeline.yaml
   steward ottoscaler run pipeline.yaml --run-id build-42 --no-logs
-  OTTOSCALER_SERVER=https://ottoscaler.ci:9090 steward ottoscaler run pipeline.yaml --ca-cert ca.crt
+  OTTOSCALER_SERVER=https://otto.ci:9090 steward ottoscaler run p.yaml --ca-cert ca.crt
 
 Exit status: 0 the run succeeded, 1 it failed, 3 it was cancelled, 4 the server cannot be reached or stopped answering, 2 the file or a flag is wrong.")]
 pub(super) struct RunPipelineArgs {

@@ -25,12 +25,13 @@ use crate::server::{ServeOptions, Tls};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  # In a cluster: workers as pods in namespace ci, the token from a mounted Secret
-  steward ottoscaler serve -n ci --token-file /var/run/secrets/ottoscaler/token --kube-config cluster
+  # In a cluster: worker pods in namespace ci, the token from a mounted Secret
+  steward ottoscaler serve -n ci --kube-config cluster --token-file /etc/ottoscaler/token
   # On a laptop: workers as local processes
   OTTOSCALER_TOKEN=dev steward ottoscaler serve --backend local --listen 127.0.0.1:9090
-  # Worker classes, TLS with client certificates, refuse what no node has room for
-  steward ottoscaler serve --config classes.yaml --tls-cert tls.crt --tls-key tls.key --tls-client-ca ca.crt --capacity-check strict")]
+  # Worker classes; TLS with client certificates; refuse what no node has room for
+  steward ottoscaler serve --config classes.yaml --capacity-check strict \\
+    --tls-cert tls.crt --tls-key tls.key --tls-client-ca ca.crt")]
 pub(super) struct ServeArgs {
     /// gRPC listen address.
     #[arg(
