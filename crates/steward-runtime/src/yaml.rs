@@ -62,8 +62,14 @@ mod tests {
         assert_eq!(ok.stages[0].attempts, 2);
         // (document, the error starts with)
         let cases = [
-            ("name: a\nstages:\n  - name: b\n    depend_on: [c]\n", "stages[0]"),
-            ("name: a\nstages:\n  - name: b\n    attempts: lots\n", "stages[0].attempts: "),
+            (
+                "name: a\nstages:\n  - name: b\n    depend_on: [c]\n",
+                "stages[0]",
+            ),
+            (
+                "name: a\nstages:\n  - name: b\n    attempts: lots\n",
+                "stages[0].attempts: ",
+            ),
             ("name: a\nlabels: [x]\n", "labels: "),
             ("stages: []\n", "missing field `name`"),
             ("name: [unclosed\n", ""),
