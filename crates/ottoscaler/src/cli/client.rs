@@ -235,7 +235,7 @@ pub async fn print_build_logs(
     from: u64,
     follow: bool,
 ) -> Result<()> {
-    let mut s = logs
+    let s = logs
         .stream_build_logs(proto::BuildIdentifier {
             run_id: run_id.into(),
             from_seq: from,
@@ -245,14 +245,18 @@ pub async fn print_build_logs(
         .await
         .map_err(rpc)?
         .into_inner();
+    print_lines(s, |e| {
+        format!("[{}#{} {}] {}", e.stage, e.attempt, e.stream, e.message)
+    })
+    .await
+}
+
+/// Prints each entry of a log stream as `line` renders it, until the stream ends.
+async fn print_lines<T>(mut s: tonic::Streaming<T>, line: impl Fn(&T) -> String) -> Result<()> {
     let mut out = std::io::stdout();
     while let Some(e) = s.next().await {
-        let e = e.map_err(rpc)?;
-        let _ = writeln!(
-            out,
-            "[{}#{} {}] {}",
-            e.stage, e.attempt, e.stream, e.message
-        );
+        // A reader that stopped (`| head`) is not an error of ours.
+        let _ = writeln!(out, "{}", line(&e.map_err(rpc)?));
     }
     Ok(())
 }
@@ -264,7 +268,7 @@ pub async fn print_worker_logs(
     from: u64,
     follow: bool,
 ) -> Result<()> {
-    let mut s = logs
+    let s = logs
         .stream_worker_logs(proto::WorkerIdentifier {
             worker_id: worker.into(),
             from_seq: from,
@@ -273,12 +277,10 @@ pub async fn print_worker_logs(
         .await
         .map_err(rpc)?
         .into_inner();
-    let mut out = std::io::stdout();
-    while let Some(e) = s.next().await {
-        let e = e.map_err(rpc)?;
-        let _ = writeln!(out, "[{} {}] {}", e.worker_id, e.stream, e.message);
-    }
-    Ok(())
+    print_lines(s, |e| {
+        format!("[{} {}] {}", e.worker_id, e.stream, e.message)
+    })
+    .await
 }
 
 /// Prints the worker table.

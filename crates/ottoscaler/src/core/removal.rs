@@ -40,23 +40,12 @@ pub fn orphans(live: &HashSet<Group>, workers: &[WorkerObs]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::worker::WorkerLabels;
 
     fn w(name: &str, phase: Phase, busy: bool, created: i64, group: Group) -> WorkerObs {
         WorkerObs {
-            name: name.into(),
-            labels: WorkerLabels {
-                group,
-                stage: String::new(),
-                attempt: 1,
-            },
-            phase,
-            failure: None,
-            unschedulable: None,
-            exit_code: None,
             busy,
-            node: String::new(),
             created_ms: created,
+            ..WorkerObs::fixture(name, group, phase)
         }
     }
 

@@ -122,6 +122,19 @@ pub fn check_name(field: &str, name: &str, max: usize) -> Result<(), SpecError> 
     Ok(())
 }
 
+impl From<proto::WorkerTemplate> for WorkerTemplate {
+    fn from(w: proto::WorkerTemplate) -> Self {
+        Self {
+            image: w.image,
+            command: w.command,
+            env: w.env.into_iter().collect(),
+            class: w.worker_class,
+            resources: w.resources.unwrap_or_default(),
+            annotations: w.annotations.into_iter().collect(),
+        }
+    }
+}
+
 /// Builds a [`Pipeline`] from the request, or names the first field that is wrong.
 pub fn validate(req: &proto::PipelineRequest) -> Result<Pipeline, SpecError> {
     if !req.run_id.is_empty() {
@@ -204,14 +217,7 @@ fn stage(
     Ok(Stage {
         name: s.name.clone(),
         depends_on,
-        worker: WorkerTemplate {
-            image: w.image,
-            command: w.command,
-            env: w.env.into_iter().collect(),
-            class: w.worker_class,
-            resources: w.resources.unwrap_or_default(),
-            annotations: w.annotations.into_iter().collect(),
-        },
+        worker: WorkerTemplate::from(w),
         timeout: secs(s.timeout_seconds),
         retry: retry(&f("retry"), s.retry.as_ref())?,
         when,

@@ -193,3 +193,26 @@ pub struct GroupRecord {
     /// When it ended (ms since the epoch), for retention.
     pub finished_ms: Option<i64>,
 }
+
+#[cfg(test)]
+impl WorkerObs {
+    /// A worker of `group` in `phase` for tests: stage `s`, attempt 1, node `n1`,
+    /// idle, no failure, no exit code.
+    pub fn fixture(name: &str, group: Group, phase: Phase) -> Self {
+        Self {
+            name: name.into(),
+            labels: WorkerLabels {
+                group,
+                stage: "s".into(),
+                attempt: 1,
+            },
+            phase,
+            failure: None,
+            unschedulable: None,
+            exit_code: None,
+            busy: false,
+            node: "n1".into(),
+            created_ms: 0,
+        }
+    }
+}

@@ -105,23 +105,13 @@ pub fn stopped(why: Stop) -> Stopped {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::worker::{Group, WorkerLabels};
+    use crate::core::worker::Group;
 
     fn obs(phase: Phase, failure: Option<FailureClass>, exit: Option<i32>) -> WorkerObs {
         WorkerObs {
-            name: "w".into(),
-            labels: WorkerLabels {
-                group: Group::Run("r".into()),
-                stage: "s".into(),
-                attempt: 1,
-            },
-            phase,
             failure,
-            unschedulable: None,
             exit_code: exit,
-            busy: false,
-            node: String::new(),
-            created_ms: 0,
+            ..WorkerObs::fixture("w", Group::Run("r".into()), phase)
         }
     }
 

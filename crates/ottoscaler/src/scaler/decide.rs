@@ -98,24 +98,9 @@ pub fn retention_left(retention: Duration, finished_ms: Option<i64>, now_ms: i64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::worker::WorkerLabels;
 
     fn worker(name: &str, group: Group, phase: Phase) -> WorkerObs {
-        WorkerObs {
-            name: name.into(),
-            labels: WorkerLabels {
-                group,
-                stage: String::new(),
-                attempt: 1,
-            },
-            phase,
-            failure: None,
-            unschedulable: None,
-            exit_code: None,
-            busy: false,
-            node: String::new(),
-            created_ms: 0,
-        }
+        WorkerObs::fixture(name, group, phase)
     }
 
     #[test]

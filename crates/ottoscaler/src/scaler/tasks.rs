@@ -26,15 +26,7 @@ impl Scaler {
         if w.image.is_empty() && w.command.is_empty() {
             return Err(bad("worker", "needs an image or a command").into());
         }
-        let template = spec::WorkerTemplate {
-            image: w.image,
-            command: w.command,
-            env: w.env.into_iter().collect(),
-            class: w.worker_class,
-            resources: w.resources.unwrap_or_default(),
-            annotations: w.annotations.into_iter().collect(),
-        };
-        let mut plan = self.worker_plan("worker", &template)?;
+        let mut plan = self.worker_plan("worker", &spec::WorkerTemplate::from(w))?;
         let waiting = self.deps.admit(&plan, n, true, "worker_count").await?;
         let permits = self
             .deps

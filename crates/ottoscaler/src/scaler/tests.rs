@@ -14,7 +14,7 @@ use crate::backend::WorkerEvent;
 use crate::backend::fake::{Call, Fake, obs};
 use crate::core::config::Config;
 use crate::core::room::{CapacityCheck, Shortfall};
-use crate::core::worker::{Group, GroupRecord, Phase, WorkerLabels, WorkerObs};
+use crate::core::worker::{Group, GroupRecord, Phase, WorkerObs};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proto::{self, RunState};
@@ -75,21 +75,7 @@ fn scale(task: &str, count: i32) -> proto::ScaleRequest {
 }
 
 fn worker(name: &str, group: Group) -> WorkerObs {
-    WorkerObs {
-        name: name.into(),
-        labels: WorkerLabels {
-            group,
-            stage: "s".into(),
-            attempt: 1,
-        },
-        phase: Phase::Running,
-        failure: None,
-        unschedulable: None,
-        exit_code: None,
-        busy: false,
-        node: "n1".into(),
-        created_ms: 0,
-    }
+    WorkerObs::fixture(name, group, Phase::Running)
 }
 
 #[tokio::test]
