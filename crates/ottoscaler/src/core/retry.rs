@@ -4,6 +4,14 @@
 //! the delay is fixed and half is random, so retries of many runs that failed at
 //! the same moment spread out while a retry still never comes sooner than half the
 //! nominal delay. The random number is passed in, so the maths is tested exactly.
+//!
+//! Why not backon (the workspace's back-off, used by node-drain and steward-kube):
+//! backon's `ExponentialBuilder` is a stateful iterator that draws its jitter from
+//! its own generator, while this policy is a pure function of (attempt, random
+//! number): the driver keeps no back-off state across a stage's attempts (an
+//! attempt number survives in a worker's labels, an iterator would not), and the
+//! table test below pins exact delays, which backon's internal randomness cannot
+//! give. The delay is two lines of arithmetic; backon would add state, not remove code.
 
 use std::time::Duration;
 
