@@ -1,7 +1,7 @@
 //! The driver against the in-memory backend, in paused time: the order in which
 //! workers are created and deleted, retries after back-off, timeouts, cancel with
 //! a `finally` stage, the fair queue, and how the run ends. The real backends run
-//! the same driver end to end (tests/grpc.rs, crates/steward/tests/ottoscaler.rs).
+//! the same driver end to end (tests/grpc.rs, crates/steward/tests/ottoscaler/).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The scaler against the in-memory backend: scale-up and scale-down under the
 //! cap and the capacity check, a run from submission to its recorded end, and
 //! start-up recovery with the orphan sweep. The real backends run the same
-//! scaler end to end (tests/grpc.rs, crates/steward/tests/ottoscaler.rs).
+//! scaler end to end (tests/grpc.rs, crates/steward/tests/ottoscaler/).
 
 use std::sync::Arc;
 use std::time::Duration;
