@@ -2,7 +2,9 @@
 # Installs what steward's tests and demo need on a fresh Debian machine and prints
 # nothing else on stdout. Idempotent: a warm machine skips every step.
 #  - Debian: Prometheus, Alertmanager, node-exporter, promtool (real peers for tests);
-#    python3, util-linux, iproute2 (pod server processes in their own netns, agent tests)
+#    python3, util-linux, iproute2 (pod server processes in their own netns, agent tests);
+#    musl-tools (ring's C for the static binary of hack/image.sh and hack/release.sh),
+#    skopeo and containerd (independent readers of the image archive in its tests)
 #  - the control plane, built from Go modules into a cache keyed by version
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +12,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 need=()
 for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
             prometheus-node-exporter:prometheus-node-exporter curl:curl /usr/bin/time:time \
-            python3:python3-minimal unshare:util-linux nsenter:util-linux ip:iproute2; do
+            python3:python3-minimal unshare:util-linux nsenter:util-linux ip:iproute2 \
+            musl-gcc:musl-tools skopeo:skopeo ctr:containerd; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -23,4 +26,7 @@ fi
 
 command -v go >/dev/null || { echo "setup: Go is required to build the control plane" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required" >&2; exit 1; }
+# The static binary of the image and the releases (hack/static-build.sh).
+rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
+  rustup target add x86_64-unknown-linux-musl >&2
 "$here/controlplane/build.sh"
