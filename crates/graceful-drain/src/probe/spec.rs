@@ -145,7 +145,7 @@ mod tests {
     use super::*;
 
     fn target(yaml: &str) -> Result<ProbeTarget> {
-        serde_saphyr::from_str::<RawProbe>(yaml)
+        steward_runtime::yaml::from_str::<RawProbe>(yaml)
             .unwrap()
             .target("defaults.probe")
     }

@@ -1,5 +1,5 @@
-//! Reading the YAML document into a [`Config`]: its shape first (serde; a wrong
-//! field is named by its path, from serde_path_to_error, so the name does not
+//! Reading the YAML document into a [`Config`]: its shape first
+//! (`steward_runtime::yaml`: a wrong field is named by its path, which does not
 //! depend on the YAML library's messages), then what serde cannot check: the
 //! version, durations, probes, the order of waits and the evicter patterns. Pure.
 
@@ -104,20 +104,8 @@ impl Config {
 /// The document's shape; a misfit names its path (`defaults.maxWait`,
 /// `overrides[0]`), the whole document (`config`) when the root is wrong.
 fn read(yaml: &str) -> Result<RawConfig> {
-    let mut path = None;
-    let options = serde_saphyr::options! { with_snippet: false };
-    serde_saphyr::with_deserializer_from_str_with_options(yaml, options, |de| {
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            path = Some(e.path().to_string());
-            e.into_inner()
-        })
-    })
-    .map_err(|e| {
-        let field = path
-            .filter(|p| !p.is_empty() && p != ".")
-            .unwrap_or_else(|| "config".to_string());
-        invalid(field, e.to_string())
-    })
+    steward_runtime::yaml::parse(yaml)
+        .map_err(|e| invalid(e.path.unwrap_or_else(|| "config".into()), e.what))
 }
 
 fn version(v: Option<u32>) -> Result<()> {
