@@ -48,6 +48,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a failed reconcile of this kind.
+    pub fn reconcile_error(&self, kind: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels { kind: kind.into() })
+            .inc();
+    }
+
     /// Registers every metric under `steward_monitor_`.
     pub fn register(&self, registry: &mut Registry) {
         // The crate's error kinds exist from the start (0), so the series are there

@@ -8,7 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::engine::{NodeOutcome, Progress};
+use crate::core::report::{NodeOutcome, Progress};
 
 /// A node's state in this run.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
