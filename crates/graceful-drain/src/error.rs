@@ -46,7 +46,9 @@ pub enum Error {
     CacheStopped,
     /// `--webhook-config ca-bundle`: the configuration steward should only keep the
     /// caBundle of is missing or lacks steward's webhook.
-    #[error("ValidatingWebhookConfiguration {name} {reason}: with --webhook-config ca-bundle steward only writes its caBundle; whoever installed steward (the Helm chart) creates it")]
+    #[error(
+        "ValidatingWebhookConfiguration {name} {reason}: with --webhook-config ca-bundle steward only writes its caBundle; whoever installed steward (the Helm chart) creates it"
+    )]
     WebhookConfig {
         /// Its name (`--webhook-name`).
         name: String,

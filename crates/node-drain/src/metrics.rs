@@ -53,14 +53,33 @@ impl Metrics {
         };
         // Every label value exists from the start (0), so the series are there
         // before the first event and `increase()` sees the first one.
-        for state in ["pending", "draining", "drained", "timed_out", "interrupted", "failed"] {
+        for state in [
+            "pending",
+            "draining",
+            "drained",
+            "timed_out",
+            "interrupted",
+            "failed",
+        ] {
             m.state(state);
         }
         for result in ["evicted", "deleted", "blocked", "failed"] {
-            m.pods.get_or_create(&ResultLabel { result: result.into() }).inc_by(0);
+            m.pods
+                .get_or_create(&ResultLabel {
+                    result: result.into(),
+                })
+                .inc_by(0);
         }
-        registry.register("steward_drain_nodes", "Nodes of this drain by state", m.nodes.clone());
-        registry.register("steward_drain_pods", "Pods moved off draining nodes, by result", m.pods.clone());
+        registry.register(
+            "steward_drain_nodes",
+            "Nodes of this drain by state",
+            m.nodes.clone(),
+        );
+        registry.register(
+            "steward_drain_pods",
+            "Pods moved off draining nodes, by result",
+            m.pods.clone(),
+        );
         registry.register(
             "steward_drain_node_deadline_timestamp_seconds",
             "When a node being drained runs out of --timeout (Unix seconds); gone once it ends",
@@ -75,12 +94,17 @@ impl Metrics {
     }
 
     fn state(&self, state: &str) -> Gauge {
-        self.nodes.get_or_create(&StateLabel { state: state.into() }).clone()
+        self.nodes
+            .get_or_create(&StateLabel {
+                state: state.into(),
+            })
+            .clone()
     }
 
     /// The batch is known: every node pending.
     pub fn planned(&self, nodes: usize) {
-        self.state("pending").set(i64::try_from(nodes).unwrap_or(i64::MAX));
+        self.state("pending")
+            .set(i64::try_from(nodes).unwrap_or(i64::MAX));
     }
 
     /// A node's drain begins at `now` (Unix seconds).
@@ -101,7 +125,11 @@ impl Metrics {
             Progress::PodFailed { .. } => "failed",
             Progress::NodeStarted { .. } | Progress::Remaining { .. } => return,
         };
-        self.pods.get_or_create(&ResultLabel { result: result.into() }).inc();
+        self.pods
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
     }
 
     /// A started node's drain ended.
@@ -136,17 +164,41 @@ mod tests {
         };
         m.planned(2);
         m.started("a", 1000);
-        m.progress(&Progress::PodEvicted { node: "a".into(), pod: "p".into() });
+        m.progress(&Progress::PodEvicted {
+            node: "a".into(),
+            pod: "p".into(),
+        });
         let t = text(&r);
-        assert!(t.contains("steward_drain_nodes{state=\"pending\"} 1"), "{t}");
-        assert!(t.contains("steward_drain_nodes{state=\"draining\"} 1"), "{t}");
-        assert!(t.contains("steward_drain_node_deadline_timestamp_seconds{node=\"a\"} 1900"), "{t}");
-        assert!(t.contains("steward_drain_pods_total{result=\"evicted\"} 1"), "{t}");
+        assert!(
+            t.contains("steward_drain_nodes{state=\"pending\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("steward_drain_nodes{state=\"draining\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("steward_drain_node_deadline_timestamp_seconds{node=\"a\"} 1900"),
+            "{t}"
+        );
+        assert!(
+            t.contains("steward_drain_pods_total{result=\"evicted\"} 1"),
+            "{t}"
+        );
         m.outcome("a", &NodeOutcome::Drained { seconds: 12 });
         let t = text(&r);
-        assert!(t.contains("steward_drain_nodes{state=\"draining\"} 0"), "{t}");
-        assert!(t.contains("steward_drain_nodes{state=\"drained\"} 1"), "{t}");
+        assert!(
+            t.contains("steward_drain_nodes{state=\"draining\"} 0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("steward_drain_nodes{state=\"drained\"} 1"),
+            "{t}"
+        );
         assert!(!t.contains("deadline_timestamp_seconds{"), "{t}");
-        assert!(t.contains("steward_drain_node_duration_seconds_count 1"), "{t}");
+        assert!(
+            t.contains("steward_drain_node_duration_seconds_count 1"),
+            "{t}"
+        );
     }
 }

@@ -175,7 +175,10 @@ mod tests {
     fn ca_bundle_only_names_no_other_field() {
         let r = registration();
         let v = ca_bundle_only(&r, "PEM");
-        assert_eq!(v["metadata"], json!({ "name": "rel-steward-graceful-drain" }));
+        assert_eq!(
+            v["metadata"],
+            json!({ "name": "rel-steward-graceful-drain" })
+        );
         assert_eq!(
             v["webhooks"],
             json!([{ "name": WEBHOOK, "clientConfig": { "caBundle": "UEVN" } }])
@@ -200,12 +203,22 @@ mod tests {
         // (configuration, problem)
         let table = [
             (None, Some("not found".to_string())),
-            (Some(with(&[])), Some(format!("has no webhook named {WEBHOOK}"))),
-            (Some(with(&["other.example.com"])), Some(format!("has no webhook named {WEBHOOK}"))),
+            (
+                Some(with(&[])),
+                Some(format!("has no webhook named {WEBHOOK}")),
+            ),
+            (
+                Some(with(&["other.example.com"])),
+                Some(format!("has no webhook named {WEBHOOK}")),
+            ),
             (Some(with(&["other.example.com", WEBHOOK])), None),
         ];
         for (config, problem) in table {
-            assert_eq!(foreign_config_problem(config.as_ref()), problem, "{config:?}");
+            assert_eq!(
+                foreign_config_problem(config.as_ref()),
+                problem,
+                "{config:?}"
+            );
         }
     }
 }

@@ -72,7 +72,10 @@ pub async fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, Strin
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).await.unwrap();
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .await
+        .unwrap();
     drop(input);
     let out = child.wait_with_output().await.unwrap();
     (
@@ -84,17 +87,35 @@ pub async fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, Strin
 
 async fn install_crds() {
     gd_support::install_vpa_crds().await;
-    let dir = testkit::bin_dir().unwrap().join("../prometheus-operator-crds");
+    let dir = testkit::bin_dir()
+        .unwrap()
+        .join("../prometheus-operator-crds");
     let d = dir.display().to_string();
-    let (ok, _, err) = kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &d], None).await;
+    let (ok, _, err) = kubectl(
+        &["apply", "--server-side", "--force-conflicts", "-f", &d],
+        None,
+    )
+    .await;
     assert!(ok, "Prometheus Operator CRDs: {err}");
     // Watched, not `kubectl wait`: that gives up at once on a CRD without conditions yet.
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let api: Api<CustomResourceDefinition> = Api::all(testkit::cluster().client().await.unwrap());
     for crd in ["servicemonitors", "podmonitors", "prometheusrules"] {
-        testkit::wait::object(&api, &format!("{crd}.monitoring.coreos.com"), T, "CRD Established", |c: &CustomResourceDefinition| {
-            c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-        })
+        testkit::wait::object(
+            &api,
+            &format!("{crd}.monitoring.coreos.com"),
+            T,
+            "CRD Established",
+            |c: &CustomResourceDefinition| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
         .await
         .unwrap();
     }
@@ -112,11 +133,20 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
         .unwrap();
     let peers = scenarios::Peers::start().await;
     let slack = Secret {
-        metadata: kube::api::ObjectMeta { name: Some("slack".into()), ..Default::default() },
-        string_data: Some(BTreeMap::from([("url".to_string(), peers.slack.url.clone())])),
+        metadata: kube::api::ObjectMeta {
+            name: Some("slack".into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([(
+            "url".to_string(),
+            peers.slack.url.clone(),
+        )])),
         ..Default::default()
     };
-    Api::<Secret>::namespaced(sys.client.clone(), &sys.ns).create(&PostParams::default(), &slack).await.unwrap();
+    Api::<Secret>::namespaced(sys.client.clone(), &sys.ns)
+        .create(&PostParams::default(), &slack)
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let values = dir.path().join("values.yaml");
@@ -125,15 +155,46 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
 
     // A missing Secret the values name fails the install naming the key, and
     // leaves nothing: no release, no object.
-    let (ok, _, err) = helm(&["install", REL, &c, "-n", &sys.ns, "-f", &v, "--set", "drain.slack.existingSecret=nope", "--kubeconfig", &kc()]);
-    assert!(!ok && err.contains("drain.slack.existingSecret: Secret \"nope\" not found"), "{err}");
+    let (ok, _, err) = helm(&[
+        "install",
+        REL,
+        &c,
+        "-n",
+        &sys.ns,
+        "-f",
+        &v,
+        "--set",
+        "drain.slack.existingSecret=nope",
+        "--kubeconfig",
+        &kc(),
+    ]);
+    assert!(
+        !ok && err.contains("drain.slack.existingSecret: Secret \"nope\" not found"),
+        "{err}"
+    );
     let (_, list, _) = helm(&["list", "-n", &sys.ns, "-a", "-q", "--kubeconfig", &kc()]);
     assert_eq!(list.trim(), "", "a failed install left a release");
 
     // Every rendered object passes the API server's own validation.
-    let (ok, rendered, err) = helm(&["template", REL, &c, "-n", &sys.ns, "-f", &v, "--kube-version", "1.34.4", "--api-versions", "monitoring.coreos.com/v1"]);
+    let (ok, rendered, err) = helm(&[
+        "template",
+        REL,
+        &c,
+        "-n",
+        &sys.ns,
+        "-f",
+        &v,
+        "--kube-version",
+        "1.34.4",
+        "--api-versions",
+        "monitoring.coreos.com/v1",
+    ]);
     assert!(ok, "{err}");
-    let (ok, out, err) = kubectl(&["apply", "--server-side", "--dry-run=server", "-f", "-"], Some(&rendered)).await;
+    let (ok, out, err) = kubectl(
+        &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+        Some(&rendered),
+    )
+    .await;
     assert!(ok, "server-side dry run:\n{out}\n{err}");
     assert_eq!(out.lines().count(), docs(&rendered).len(), "{out}");
     // Pod Security `restricted` (the namespace warns): only the agent's pod violates it.
@@ -141,13 +202,32 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("container \"agent\""), "{warnings:?}");
 
-    let (ok, out, err) = helm(&["install", REL, &c, "-n", &sys.ns, "-f", &v, "--kubeconfig", &kc()]);
+    let (ok, out, err) = helm(&[
+        "install",
+        REL,
+        &c,
+        "-n",
+        &sys.ns,
+        "-f",
+        &v,
+        "--kubeconfig",
+        &kc(),
+    ]);
     assert!(ok, "helm install:\n{out}\n{err}");
     let (ok, manifest, err) = helm(&["get", "manifest", REL, "-n", &sys.ns, "--kubeconfig", &kc()]);
     assert!(ok, "{err}");
     let objs = docs(&manifest);
-    assert!(objs.iter().any(|o| o["kind"] == "ServiceMonitor"), "auto: the operator API exists, so monitors are rendered");
-    let rel = Release { ns: sys.ns.clone(), client: sys.client.clone(), objs, dir, values };
+    assert!(
+        objs.iter().any(|o| o["kind"] == "ServiceMonitor"),
+        "auto: the operator API exists, so monitors are rendered"
+    );
+    let rel = Release {
+        ns: sys.ns.clone(),
+        client: sys.client.clone(),
+        objs,
+        dir,
+        values,
+    };
 
     let (gd, mon, otto, drain) = tokio::join!(
         scenarios::graceful_drain(&rel, &peers),
@@ -162,8 +242,16 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
         let name = format!("{REL}-steward{sa}");
         let events = chart_support::audit_events(&rel.ns, &name);
         assert!(!events.is_empty(), "no request of {name} in the audit log");
-        let forbidden: Vec<String> = events.iter().filter(|e| e["responseStatus"]["code"] == 403).map(chart_support::describe).collect();
-        assert!(forbidden.is_empty(), "{name} was refused:\n{}", forbidden.join("\n"));
+        let forbidden: Vec<String> = events
+            .iter()
+            .filter(|e| e["responseStatus"]["code"] == 403)
+            .map(chart_support::describe)
+            .collect();
+        assert!(
+            forbidden.is_empty(),
+            "{name} was refused:\n{}",
+            forbidden.join("\n")
+        );
         unused.extend(teardown::unused_rules(&rel, sa, &events));
     }
     eprintln!("rules no scenario used:\n  {}", unused.join("\n  "));

@@ -26,9 +26,18 @@ pub fn tool(name: &str) -> PathBuf {
 pub fn helm(args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(tool("helm"))
         .args(args)
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("steward-helm-cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("steward-helm-config"))
-        .env("HELM_DATA_HOME", std::env::temp_dir().join("steward-helm-data"))
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("steward-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("steward-helm-config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("steward-helm-data"),
+        )
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -81,7 +90,13 @@ pub fn render_raw(sets: &[&str], operator: bool) -> (bool, String, String) {
 pub fn kinds(objs: &[Value]) -> Vec<String> {
     let mut v: Vec<String> = objs
         .iter()
-        .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
         .collect();
     v.sort();
     v
@@ -146,13 +161,18 @@ pub async fn sa_kubeconfig(client: &kube::Client, ns: &str, sa: &str, dir: &Path
     let token = tr.status.unwrap().token;
     let admin = kube::config::Kubeconfig::read_from(testkit::cluster().kubeconfig()).unwrap();
     let cluster = admin.clusters[0].cluster.clone().unwrap();
-    let ca = match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
+    let ca = match (
+        &cluster.certificate_authority_data,
+        &cluster.certificate_authority,
+    ) {
         (Some(d), _) => json!({ "certificate-authority-data": d }),
         (None, Some(f)) => json!({ "certificate-authority": f }),
         _ => panic!("the admin kubeconfig names no CA"),
     };
     let mut c = json!({ "server": cluster.server.unwrap() });
-    c.as_object_mut().unwrap().extend(ca.as_object().unwrap().clone());
+    c.as_object_mut()
+        .unwrap()
+        .extend(ca.as_object().unwrap().clone());
     let cfg = json!({
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{ "name": "sim", "cluster": c }],
@@ -180,7 +200,10 @@ pub fn describe(e: &Value) -> String {
     let r = &e["objectRef"];
     let res = match r["subresource"].as_str() {
         Some(s) => format!("{}/{s}", r["resource"].as_str().unwrap_or("?")),
-        None => r["resource"].as_str().unwrap_or(e["requestURI"].as_str().unwrap_or("?")).to_string(),
+        None => r["resource"]
+            .as_str()
+            .unwrap_or(e["requestURI"].as_str().unwrap_or("?"))
+            .to_string(),
     };
     format!(
         "{} {}.{} {}/{} -> {}",
@@ -218,19 +241,48 @@ impl LocalAddr {
             .unwrap();
         let pid = holder.id();
         let n = pid % 250 + 1;
-        let (host, peer, ip) = (format!("stc{pid}"), format!("stp{pid}"), format!("10.254.{n}.1"));
+        let (host, peer, ip) = (
+            format!("stc{pid}"),
+            format!("stp{pid}"),
+            format!("10.254.{n}.1"),
+        );
         let run = |args: &[&str]| {
-            let out = std::process::Command::new("ip").args(args).output().unwrap();
-            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
         // The holder's namespace exists once /proc/<pid>/ns/net differs from ours.
         let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::fs::read_link(format!("/proc/{pid}/ns/net")).ok().as_ref() == Some(&ours) {
-            assert!(std::time::Instant::now() < deadline, "unshare -n did not start");
+        while std::fs::read_link(format!("/proc/{pid}/ns/net"))
+            .ok()
+            .as_ref()
+            == Some(&ours)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare -n did not start"
+            );
             std::thread::yield_now();
         }
-        run(&["link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &pid.to_string()]);
+        run(&[
+            "link",
+            "add",
+            &host,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &pid.to_string(),
+        ]);
         run(&["addr", "add", &format!("{ip}/32"), "dev", &host]);
         run(&["link", "set", &host, "up"]);
         Self { ip, holder }
