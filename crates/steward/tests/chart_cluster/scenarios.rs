@@ -82,7 +82,9 @@ impl Peers {
         json!({
             "gracefulDrain": {
                 "enabled": true,
-                "agent": { "enabled": true },
+                "agent": { "enabled": true, "networkPolicy": { "enabled": true } },
+                // Not enforced here (no CNI), but the API server validates them.
+                "networkPolicy": { "enabled": true },
                 "watchNamespace": self.gd_app.ns,
                 // A loaded machine must not turn the 429 the test expects into a 201.
                 "webhook": { "timeoutSeconds": 30 },
@@ -90,10 +92,11 @@ impl Peers {
                 "config": { "version": 1, "selector": { "annotations": { "vpa-managed": "true" } },
                             "defaults": { "minWait": "1s", "maxWait": "20s", "delay": "2s" } },
             },
-            "monitor": { "enabled": true, "pollInterval": "500ms" },
+            "monitor": { "enabled": true, "pollInterval": "500ms", "networkPolicy": { "enabled": true } },
             "ottoscaler": {
                 "enabled": true,
                 "workerNamespace": self.otto.ns,
+                "networkPolicy": { "enabled": true },
                 "retention": "2s",
                 "workerClasses": { "default_class": "ci", "classes": { "ci": {
                     "requests": { "cpu": "100m", "memory": "64Mi" },
@@ -108,6 +111,7 @@ impl Peers {
                 "prometheus": { "address": self.prom.url() },
                 "slack": { "existingSecret": "slack" },
                 "timeout": "2m",
+                "networkPolicy": { "enabled": true },
             },
         })
     }

@@ -267,7 +267,7 @@ pub async fn uninstall(rel: &Release, chart: &str) {
     ]);
     assert!(ok, "helm uninstall:\n{out}\n{err}");
     let sel = ListParams::default().labels(&format!("app.kubernetes.io/instance={REL}"));
-    let kinds: [(&str, &str, &str); 17] = [
+    let kinds: [(&str, &str, &str); 19] = [
         ("apps", "v1", "Deployment"),
         ("apps", "v1", "DaemonSet"),
         ("batch", "v1", "CronJob"),
@@ -280,6 +280,8 @@ pub async fn uninstall(rel: &Release, chart: &str) {
         ("rbac.authorization.k8s.io", "v1", "Role"),
         ("rbac.authorization.k8s.io", "v1", "RoleBinding"),
         ("policy", "v1", "PodDisruptionBudget"),
+        ("networking.k8s.io", "v1", "NetworkPolicy"),
+        ("monitoring.coreos.com", "v1", "PodMonitor"),
         ("monitoring.coreos.com", "v1", "ServiceMonitor"),
         ("monitoring.coreos.com", "v1", "PrometheusRule"),
         ("rbac.authorization.k8s.io", "v1", "ClusterRole"),
