@@ -95,6 +95,9 @@ pub struct RunArgs {
     pub admin: AdminArgs,
     #[command(flatten)]
     pub leader: LeaderArgs,
+    /// Name of the Lease for leader election (with --leader-elect).
+    #[arg(long, default_value = "steward-monitor", value_name = "NAME")]
+    pub lease_name: String,
 }
 
 /// `steward monitor status`.
@@ -199,7 +202,7 @@ async fn controller_main(
         match steward_runtime::leader::acquire(
             client.clone(),
             &args.leader,
-            "steward-monitor",
+            &args.lease_name,
             &shutdown,
         )
         .await?

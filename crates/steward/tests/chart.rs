@@ -113,7 +113,7 @@ fn each_system_alone_and_all_together() {
                 "ClusterRoleBinding/monitor",
                 "ConfigMap/dashboard-onboarding",
                 "Deployment/monitor",
-                "Lease/steward-monitor",
+                "Lease/monitor",
                 "PrometheusRule/",
                 "Role/monitor",
                 "RoleBinding/monitor",

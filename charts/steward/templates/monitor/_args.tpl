@@ -7,6 +7,7 @@
 - --install-crd=false
 {{- if $v.leaderElection.enabled }}
 - --leader-elect
+- --lease-name={{ include "steward.componentName" (dict "ctx" . "component" "monitor") }}
 - --lease-duration={{ $v.leaderElection.leaseDuration }}
 {{- end }}
 {{- with $v.watchNamespace }}

@@ -316,7 +316,10 @@ pub async fn uninstall(rel: &Release, chart: &str) {
         Api::namespaced(rel.client.clone(), &rel.ns);
     wait::until(T, "steward's own objects gone", || async {
         Ok(leases.get_opt(&name).await?.is_none()
-            && leases.get_opt("steward-monitor").await?.is_none()
+            && leases
+                .get_opt(&format!("{REL}-steward-monitor"))
+                .await?
+                .is_none()
             && secrets.get_opt(&format!("{name}-tls")).await?.is_none()
             && Api::<ValidatingWebhookConfiguration>::all(rel.client.clone())
                 .get_opt(&name)
