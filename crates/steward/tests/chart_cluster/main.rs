@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+mod agent;
 #[path = "../chart_support/mod.rs"]
 mod chart_support;
 #[path = "../common/mod.rs"]
@@ -229,8 +230,9 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
         values,
     };
 
-    let (gd, mon, otto, drain) = tokio::join!(
+    let (gd, agent, mon, otto, drain) = tokio::join!(
         scenarios::graceful_drain(&rel, &peers),
+        agent::agent(&rel),
         scenarios::monitor(&rel, &peers),
         scenarios::ottoscaler(&rel, &peers),
         scenarios::drain(&rel, &peers),
@@ -238,7 +240,13 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
 
     // No request of any of the chart's ServiceAccounts was forbidden.
     let mut unused = Vec::new();
-    for sa in ["-graceful-drain", "-monitor", "-ottoscaler", "-drain"] {
+    for sa in [
+        "-graceful-drain",
+        "-graceful-drain-agent",
+        "-monitor",
+        "-ottoscaler",
+        "-drain",
+    ] {
         let name = format!("{REL}-steward{sa}");
         let events = chart_support::audit_events(&rel.ns, &name);
         assert!(!events.is_empty(), "no request of {name} in the audit log");
@@ -257,7 +265,7 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
     eprintln!("rules no scenario used:\n  {}", unused.join("\n  "));
 
     // Every metric of the rules and dashboards is one a component exports.
-    teardown::metric_names_exist(&rel.objs, &[&gd, &mon, &otto, &drain]).await;
+    teardown::metric_names_exist(&rel.objs, &[&gd, &agent, &mon, &otto, &drain]).await;
 
     teardown::upgrade(&rel, &c).await;
     teardown::uninstall(&rel, &c).await;

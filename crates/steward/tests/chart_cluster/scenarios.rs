@@ -118,7 +118,7 @@ impl Peers {
 }
 
 /// Starts `steward args` as ServiceAccount `sa_suffix` of the release.
-async fn start(
+pub(crate) async fn start(
     rel: &Release,
     sa_suffix: &str,
     args: &[String],
