@@ -155,26 +155,40 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
     let (c, v) = (chart().display().to_string(), values.display().to_string());
 
     // A missing Secret the values name fails the install naming the key, and
-    // leaves nothing: no release, no object.
-    let (ok, _, err) = helm(&[
-        "install",
-        REL,
-        &c,
-        "-n",
-        &sys.ns,
-        "-f",
-        &v,
-        "--set",
-        "drain.slack.existingSecret=nope",
-        "--kubeconfig",
-        &kc(),
-    ]);
-    assert!(
-        !ok && err.contains("drain.slack.existingSecret: Secret \"nope\" not found"),
-        "{err}"
-    );
-    let (_, list, _) = helm(&["list", "-n", &sys.ns, "-a", "-q", "--kubeconfig", &kc()]);
-    assert_eq!(list.trim(), "", "a failed install left a release");
+    // leaves nothing: no release, no object. (key, the message names)
+    let missing = [
+        (
+            "drain.slack.existingSecret",
+            "drain.slack.existingSecret: Secret \"nope\" not found",
+        ),
+        (
+            "ottoscaler.token.existingSecret",
+            "ottoscaler.token.existingSecret: Secret \"nope\" not found",
+        ),
+        (
+            "ottoscaler.tls.existingSecret",
+            "ottoscaler.tls.existingSecret: Secret \"nope\" not found",
+        ),
+    ];
+    for (key, message) in missing {
+        let set = format!("{key}=nope");
+        let (ok, _, err) = helm(&[
+            "install",
+            REL,
+            &c,
+            "-n",
+            &sys.ns,
+            "-f",
+            &v,
+            "--set",
+            &set,
+            "--kubeconfig",
+            &kc(),
+        ]);
+        assert!(!ok && err.contains(message), "{key}: {err}");
+        let (_, list, _) = helm(&["list", "-n", &sys.ns, "-a", "-q", "--kubeconfig", &kc()]);
+        assert_eq!(list.trim(), "", "a failed install ({key}) left a release");
+    }
 
     // Every rendered object passes the API server's own validation.
     let (ok, rendered, err) = helm(&[
