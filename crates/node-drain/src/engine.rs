@@ -117,14 +117,16 @@ impl Engine {
             Ok(t) => t,
             Err(reason) => return (NodeOutcome::Failed { reason }, None, Counts::default()),
         };
-        let uid = node_obj.metadata.uid.clone();
-        self.events
-            .started(node, uid.as_deref(), targets.len())
-            .await;
+        // Started first: the node is marked draining, so a shutdown from here on
+        // leaves it for the next run, never rolls it back.
         self.emit(Progress::NodeStarted {
             node: node.into(),
             pods: targets.len(),
         });
+        let uid = node_obj.metadata.uid.clone();
+        self.events
+            .started(node, uid.as_deref(), targets.len())
+            .await;
         let ready = steward_kube::node::is_ready(&node_obj);
         let (waited, removed) = self.remove_all(node, targets, !ready).await;
         let outcome = match waited {
