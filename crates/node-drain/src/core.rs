@@ -3,6 +3,7 @@
 //!
 //! - [`alloc`]: the NodePool's allocation from Karpenter's metrics, and its arithmetic.
 //! - [`batch`]: how many and which nodes to drain (the node-manager formula).
+//! - [`events`]: which Kubernetes Event (type, reason) a node's drain records.
 //! - [`preflight`]: what stands in the way, found before anything changes.
 //! - [`pods`]: what planning reads of a pod; the slim copy a cluster-wide list keeps.
 //! - [`removal`]: how one pod leaves its node, what an eviction answer leads to,
@@ -13,6 +14,7 @@
 
 pub mod alloc;
 pub mod batch;
+pub mod events;
 #[cfg(test)]
 mod fixtures;
 pub mod pods;

@@ -3,7 +3,8 @@
 //! ([`crate::core::batch`], [`crate::core::preflight`]); [`execute`](self::execute)
 //! cordons the batch and drains its nodes through the [`crate::engine`];
 //! [`rollback`](self::rollback) uncordons the nodes whose drain never started.
-//! Slack hears of the start, each node and the summary.
+//! Slack hears of the start, each node and the summary; each node gets Kubernetes
+//! Events ([`crate::events`]) for its start, its end and its rollback.
 
 use kube::Client;
 use steward_runtime::slack::Slack;
@@ -16,6 +17,7 @@ use crate::core::report::{Report, drained};
 use crate::display::print_report;
 use crate::engine::EngineConfig;
 use crate::error::Result;
+use crate::events::Events;
 use crate::messages::Msg;
 use crate::metrics::Metrics;
 use crate::prometheus::Prometheus;
@@ -94,11 +96,13 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
     };
     s.slack.post(&start.render(lang)).await;
     let known: Vec<_> = pool.into_iter().chain(all_nodes).collect();
+    let events = Events::new(client.clone(), lang, &s.nodepool, &batch.nodes);
     let run = execute::Run {
         client,
         settings: s,
         shutdown,
         lang,
+        events: &events,
     };
     let (cordoned, failure) = run.cordon_all(&batch.nodes, &known).await;
     let started = if failure.is_none() && !shutdown.is_triggered() {
@@ -106,7 +110,8 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
     } else {
         Default::default()
     };
-    report.rolled_back = rollback::roll_back(client, &cordoned, &started, &batch.resumed).await;
+    report.rolled_back =
+        rollback::roll_back(client, &events, &cordoned, &started, &batch.resumed).await;
     let drained = drained(&report.nodes);
     summarize(&report, s, lang, drained).await;
     match failure {

@@ -19,6 +19,7 @@
 //! The decisions are pure, in [`crate::core::removal`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -33,6 +34,7 @@ use crate::core::batch::{NodeState, STATE_ANNOTATION};
 use crate::core::pods::{is_workload, slim};
 use crate::core::removal::PodKey;
 use crate::core::report::{NodeOutcome, Progress};
+use crate::events::Events;
 
 mod budgets;
 mod evict;
@@ -40,7 +42,7 @@ pub mod room;
 mod wait;
 
 /// Field manager of every write the drain makes.
-pub const FIELD_MANAGER: &str = "steward-node-drain";
+pub const FIELD_MANAGER: &str = crate::events::CONTROLLER;
 
 /// Limits of one run.
 #[derive(Debug, Clone)]
@@ -69,15 +71,18 @@ pub struct Engine {
     shutdown: Shutdown,
     budgets: Arc<Budgets>,
     room: Arc<room::Room>,
+    events: Events,
 }
 
 impl Engine {
-    /// An engine; progress events go to `progress`.
+    /// An engine; progress events go to `progress`, Kubernetes Events on the
+    /// nodes through `events`.
     pub fn new(
         client: Client,
         cfg: EngineConfig,
         progress: mpsc::UnboundedSender<Progress>,
         shutdown: Shutdown,
+        events: Events,
     ) -> Self {
         let overall = Arc::new(Semaphore::new(cfg.overall.max(1)));
         let budgets = Budgets::start(client.clone());
@@ -89,33 +94,50 @@ impl Engine {
             shutdown,
             budgets,
             room: Arc::default(),
+            events,
         }
     }
 
-    /// Drains one cordoned node.
+    /// Drains one cordoned node, recording its start and end as Events on it.
     pub async fn drain_node(&self, node: &str) -> NodeOutcome {
+        let (outcome, uid, removed) = self.drain_node_inner(node).await;
+        let uid = uid.as_deref();
+        self.events
+            .ended(node, uid, &outcome, removed.evicted, removed.deleted)
+            .await;
+        outcome
+    }
+
+    /// [`Self::drain_node`] without its end's Event: the outcome, the node's UID
+    /// when it was read, and the pods removed.
+    async fn drain_node_inner(&self, node: &str) -> (NodeOutcome, Option<String>, Counts) {
         let started = Instant::now();
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let (ready, targets) = match self.begin(&nodes, node).await {
+        let (node_obj, targets) = match self.begin(&nodes, node).await {
             Ok(t) => t,
-            Err(reason) => return NodeOutcome::Failed { reason },
+            Err(reason) => return (NodeOutcome::Failed { reason }, None, Counts::default()),
         };
+        // Started first: the node is marked draining, so a shutdown from here on
+        // leaves it for the next run, never rolls it back.
         self.emit(Progress::NodeStarted {
             node: node.into(),
             pods: targets.len(),
         });
-        let waited = self.remove_all(node, targets, !ready).await;
-        match waited {
-            Wait::Empty => {
-                if let Err(e) = record_state(&nodes, node, Some(NodeState::Drained)).await {
-                    return NodeOutcome::Failed {
-                        reason: format!("annotating node {node}: {e}"),
-                    };
-                }
-                NodeOutcome::Drained {
+        let uid = node_obj.metadata.uid.clone();
+        self.events
+            .started(node, uid.as_deref(), targets.len())
+            .await;
+        let ready = steward_kube::node::is_ready(&node_obj);
+        let (waited, removed) = self.remove_all(node, targets, !ready).await;
+        let outcome = match waited {
+            Wait::Empty => match record_state(&nodes, node, Some(NodeState::Drained)).await {
+                Err(e) => NodeOutcome::Failed {
+                    reason: format!("annotating node {node}: {e}"),
+                },
+                Ok(_) => NodeOutcome::Drained {
                     seconds: started.elapsed().as_secs(),
-                }
-            }
+                },
+            },
             Wait::Deadline(left) => NodeOutcome::TimedOut { remaining: left },
             Wait::Shutdown(left) => NodeOutcome::Interrupted { remaining: left },
             Wait::Error(reason) => NodeOutcome::Failed { reason },
@@ -126,16 +148,17 @@ impl Engine {
                     .collect::<Vec<_>>()
                     .join("; "),
             },
-        }
+        };
+        (outcome, uid, removed.get())
     }
 
-    /// Marks the node draining and reads it and its workload pods: whether it is
-    /// Ready, and the pods to move by their UID at the start.
+    /// Marks the node draining and reads it and its workload pods: the node, and
+    /// the pods to move by their UID at the start.
     async fn begin(
         &self,
         nodes: &Api<Node>,
         node: &str,
-    ) -> Result<(bool, Vec<(PodKey, Pod)>), String> {
+    ) -> Result<(Node, Vec<(PodKey, Pod)>), String> {
         record_state(nodes, node, Some(NodeState::Draining))
             .await
             .map_err(|e| format!("annotating node {node}: {e}"))?;
@@ -153,7 +176,7 @@ impl Engine {
             .filter(is_workload)
             .map(|p| (PodKey::of(&p), p))
             .collect();
-        Ok((steward_kube::node::is_ready(&node_obj), targets))
+        Ok((node_obj, targets))
     }
 
     /// Removes every pod (one task each, all ended by the node's deadline or on
@@ -163,14 +186,15 @@ impl Engine {
         node: &str,
         targets: Vec<(PodKey, Pod)>,
         node_not_ready: bool,
-    ) -> Wait {
+    ) -> (Wait, Arc<Removed>) {
+        let removed = Arc::new(Removed::default());
         let per_node = Arc::new(Semaphore::new(self.cfg.per_node.max(1)));
         let stop = self.shutdown.token().child_token();
         let mut tasks = tokio::task::JoinSet::new();
         // Pods that can never be evicted, so the wait ends without running out the clock.
         let (unevictable, failures) = mpsc::unbounded_channel();
         for (key, pod) in &targets {
-            let (this, key, pod, per_node, stop, node, unevictable) = (
+            let (this, key, pod, per_node, stop, node, unevictable, removed) = (
                 self.clone(),
                 key.clone(),
                 pod.clone(),
@@ -178,11 +202,12 @@ impl Engine {
                 stop.clone(),
                 node.to_string(),
                 unevictable.clone(),
+                removed.clone(),
             );
             tasks.spawn(async move {
                 tokio::select! {
-                    failed = this.remove_pod(&node, &key, &pod, node_not_ready, &per_node) => {
-                        if let Some(reason) = failed {
+                    gone = this.remove_pod(&node, &key, &pod, node_not_ready, &per_node) => {
+                        if let Some(reason) = removed.count(gone) {
                             // The wait is over (and the receiver gone) only once it
                             // no longer needs to know.
                             let _ = unevictable.send((key.to_string(), reason));
@@ -206,11 +231,58 @@ impl Engine {
         }
         stop.cancel();
         while tasks.join_next().await.is_some() {}
-        waited
+        (waited, removed)
     }
 
     fn emit(&self, p: Progress) {
         let _ = self.progress.send(p);
+    }
+}
+
+/// How one pod's removal ended ([`Engine::remove_pod`]).
+#[derive(Debug)]
+pub(crate) enum Gone {
+    /// Evicted through the Eviction API (or already gone).
+    Evicted,
+    /// Deleted: a problem pod, or one of a terminating namespace.
+    Deleted,
+    /// The run stopped first.
+    Stopped,
+    /// It can never be evicted, and why.
+    Never(String),
+}
+
+/// The pods one node's drain removed, counted by its pods' tasks.
+#[derive(Debug, Default)]
+struct Removed {
+    evicted: AtomicUsize,
+    deleted: AtomicUsize,
+}
+
+/// [`Removed`] read once the tasks are done.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    evicted: usize,
+    deleted: usize,
+}
+
+impl Removed {
+    /// Counts `gone`; why, when the pod can never be evicted.
+    fn count(&self, gone: Gone) -> Option<String> {
+        match gone {
+            Gone::Evicted => self.evicted.fetch_add(1, Ordering::Relaxed),
+            Gone::Deleted => self.deleted.fetch_add(1, Ordering::Relaxed),
+            Gone::Stopped => return None,
+            Gone::Never(reason) => return Some(reason),
+        };
+        None
+    }
+
+    fn get(&self) -> Counts {
+        Counts {
+            evicted: self.evicted.load(Ordering::Relaxed),
+            deleted: self.deleted.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! Layers, from pure to wired (each depends only on the ones above it):
 //! - [`core`]: the decisions and data without I/O (allocation, batch, pre-flight,
 //!   how a pod leaves, room, the report), table-tested.
-//! - [`prometheus`]: the instant-query client.
+//! - [`prometheus`]: the instant-query client; [`events`]: the Kubernetes Events
+//!   recorded on the drained nodes.
 //! - [`engine`]: draining one node (evictions, budgets, the wait).
 //! - [`drain`]: a whole run, gather → plan → execute → roll back.
 //! - [`cli`]: the flags and the two commands; [`display`] and [`messages`] what
@@ -26,6 +27,7 @@ pub mod display;
 pub mod drain;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod messages;
 pub mod metrics;
 pub mod prometheus;

@@ -4,6 +4,7 @@ use steward_runtime::Localized;
 
 use crate::core::alloc::{Allocation, Resource};
 use crate::core::batch::Batch;
+use crate::core::events::NodeEvent;
 use crate::core::report::NodeOutcome;
 
 /// A message for people.
@@ -41,6 +42,8 @@ pub enum Msg<'a> {
     },
     /// Dry run: nothing was changed.
     DryRun,
+    /// The note of a Kubernetes Event on a node ([`crate::core::events`]).
+    NodeEvent(NodeEvent<'a>),
 }
 
 fn gen_name(a: &Allocation) -> &'static str {
@@ -83,6 +86,19 @@ impl Localized for Msg<'_> {
                 if rolled_back.is_empty() { String::new() } else { format!("; uncordoned (never started): {}", rolled_back.join(", ")) }
             ),
             Self::DryRun => "dry run: nothing was cordoned or evicted".into(),
+            Self::NodeEvent(e) => match e {
+                NodeEvent::Started { nodepool, batch, pods } => format!(
+                    "Cordoned; steward drain of NodePool {nodepool} started on this node with {pods} pods to move (batch of {} nodes: {})",
+                    batch.len(), batch.join(", ")
+                ),
+                NodeEvent::Ended { outcome, evicted, deleted } => match outcome {
+                    NodeOutcome::Drained { seconds } => format!("Drained in {seconds}s: {evicted} evicted, {deleted} deleted (problem pods); the node stays cordoned for Karpenter to replace"),
+                    NodeOutcome::TimedOut { remaining } => format!("Drain timed out with {} pods left: {}", remaining.len(), remaining.join(", ")),
+                    NodeOutcome::Interrupted { remaining } => format!("Drain interrupted with {} pods left: {}; the node stays cordoned and the next run resumes it", remaining.len(), remaining.join(", ")),
+                    NodeOutcome::Failed { reason } => format!("Drain failed: {reason}"),
+                },
+                NodeEvent::Uncordoned { nodepool } => format!("Uncordoned: the steward drain of NodePool {nodepool} ended before this node's drain started"),
+            },
         }
     }
 
@@ -118,6 +134,19 @@ impl Localized for Msg<'_> {
                 if rolled_back.is_empty() { String::new() } else { format!("; 시작하지 않은 노드 uncordon: {}", rolled_back.join(", ")) }
             ),
             Self::DryRun => "드라이런: 아무 노드도 cordon하거나 파드를 evict하지 않았습니다".into(),
+            Self::NodeEvent(e) => match e {
+                NodeEvent::Started { nodepool, batch, pods } => format!(
+                    "cordon 완료; NodePool {nodepool}의 steward 드레인이 이 노드에서 시작되었습니다, 옮길 파드 {pods}개 (배치 {}대: {})",
+                    batch.len(), batch.join(", ")
+                ),
+                NodeEvent::Ended { outcome, evicted, deleted } => match outcome {
+                    NodeOutcome::Drained { seconds } => format!("드레인 완료 ({seconds}초): evict {evicted}개, 삭제 {deleted}개 (문제 파드); Karpenter가 교체하도록 cordon 상태로 둡니다"),
+                    NodeOutcome::TimedOut { remaining } => format!("드레인 시간 초과, 남은 파드 {}개: {}", remaining.len(), remaining.join(", ")),
+                    NodeOutcome::Interrupted { remaining } => format!("드레인 중단됨, 남은 파드 {}개: {}; cordon 상태로 두며 다음 실행에서 이어서 진행합니다", remaining.len(), remaining.join(", ")),
+                    NodeOutcome::Failed { reason } => format!("드레인 실패: {reason}"),
+                },
+                NodeEvent::Uncordoned { nodepool } => format!("uncordon 완료: 이 노드의 드레인이 시작되기 전에 NodePool {nodepool}의 steward 드레인이 끝났습니다"),
+            },
         }
     }
 }

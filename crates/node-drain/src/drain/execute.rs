@@ -17,6 +17,7 @@ use crate::core::report::{NodeOutcome, NodeReport, Progress, Report};
 use crate::display::Display;
 use crate::engine::{Engine, FIELD_MANAGER, record_state};
 use crate::error::{Error, Result, kube as kerr};
+use crate::events::Events;
 use crate::messages::Msg;
 use crate::metrics::Metrics;
 
@@ -26,6 +27,7 @@ pub(super) struct Run<'a> {
     pub settings: &'a Settings,
     pub shutdown: &'a Shutdown,
     pub lang: Lang,
+    pub events: &'a Events,
 }
 
 impl Run<'_> {
@@ -58,6 +60,7 @@ impl Run<'_> {
             s.engine.clone(),
             tx,
             self.shutdown.clone(),
+            self.events.clone(),
         );
         let printer = tokio::spawn(show(Display::new(s.live), rx, s.metrics.clone()));
         s.metrics.planned(nodes.len());

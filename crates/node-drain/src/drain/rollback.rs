@@ -11,11 +11,14 @@ use kube::api::Api;
 use crate::core::report::to_roll_back;
 use crate::engine::{FIELD_MANAGER, record_state};
 use crate::error::{Result, kube as kerr};
+use crate::events::Events;
 
-/// Uncordons the nodes [`to_roll_back`] names; returns those it uncordoned (a
-/// failure is logged: the node stays cordoned and a person must uncordon it).
+/// Uncordons the nodes [`to_roll_back`] names, recording `Uncordoned` on each;
+/// returns those it uncordoned (a failure is logged: the node stays cordoned and a
+/// person must uncordon it).
 pub(super) async fn roll_back(
     client: &Client,
+    events: &Events,
     cordoned: &[String],
     started: &BTreeSet<String>,
     resumed: &[String],
@@ -24,7 +27,10 @@ pub(super) async fn roll_back(
     let mut done = Vec::new();
     for name in to_roll_back(cordoned, started, resumed) {
         match uncordon(&api, name).await {
-            Ok(()) => done.push(name.clone()),
+            Ok(node) => {
+                events.uncordoned(name, node.metadata.uid.as_deref()).await;
+                done.push(name.clone());
+            }
             Err(e) => {
                 tracing::error!(node = %name, error = %e, "rolling back the cordon failed; uncordon it by hand");
             }
@@ -33,13 +39,13 @@ pub(super) async fn roll_back(
     done
 }
 
-async fn uncordon(api: &Api<Node>, name: &str) -> Result<()> {
+async fn uncordon(api: &Api<Node>, name: &str) -> Result<Node> {
     steward_kube::node::set_unschedulable(api, name, false, FIELD_MANAGER)
         .await
         .map_err(kerr(format!("uncordoning node {name}")))?;
-    record_state(api, name, None)
+    let node = record_state(api, name, None)
         .await
         .map_err(kerr(format!("annotating node {name}")))?;
     tracing::info!(node = %name, "uncordoned: its drain never started");
-    Ok(())
+    Ok(node)
 }

@@ -10,7 +10,7 @@ use kube::api::Api;
 use steward_kube::eviction;
 use tokio::sync::Semaphore;
 
-use super::Engine;
+use super::{Engine, Gone};
 use crate::core::removal::{Next, PodKey, Removal, after_eviction, eviction_backoff, removal};
 use crate::core::report::Progress;
 
@@ -19,7 +19,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl Engine {
     /// Evicts (or, for a problem pod, deletes) one pod until it is on its way out.
-    /// Returns why, when the pod can never be evicted (more than one PDB, RBAC).
+    /// Says how it went: [`Gone::Never`] with why when the pod can never be evicted
+    /// (more than one PDB, RBAC).
     pub(super) async fn remove_pod(
         &self,
         node: &str,
@@ -27,7 +28,7 @@ impl Engine {
         pod: &Pod,
         node_not_ready: bool,
         per_node: &Semaphore,
-    ) -> Option<String> {
+    ) -> Gone {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.ns);
         let wait_for_room = match removal(
             pod,
@@ -43,7 +44,7 @@ impl Engine {
                     pod: key.to_string(),
                     reason,
                 });
-                return None;
+                return Gone::Deleted;
             }
             Removal::Evict { wait_for_room } => wait_for_room,
         };
@@ -56,7 +57,7 @@ impl Engine {
                 let (Ok(_global), Ok(_local)) =
                     (self.overall.acquire().await, per_node.acquire().await)
                 else {
-                    return None;
+                    return Gone::Stopped;
                 };
                 eviction::evict(&api, &key.name, &key.uid, None).await
             };
@@ -65,13 +66,13 @@ impl Engine {
                 Next::Evicted => {
                     tracing::info!(pod = %key, %node, "evicted");
                     self.evicted(node, key);
-                    return None;
+                    return Gone::Evicted;
                 }
                 Next::Delete { grace } => {
                     let outcome = eviction::delete(&api, &key.name, &key.uid, grace).await;
                     tracing::info!(pod = %key, %node, outcome = outcome.label(), "namespace terminating; deleted pod directly");
                     self.evicted(node, key);
-                    return None;
+                    return Gone::Deleted;
                 }
                 Next::Blocked { delay, message } => {
                     let pdb = self.budgets.waker_for(pod).map(|(k, _)| k);
@@ -96,7 +97,7 @@ impl Engine {
                         pod: key.to_string(),
                         reason: reason.clone(),
                     });
-                    return Some(reason);
+                    return Gone::Never(reason);
                 }
             };
             self.back_off(pod, wait).await;

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 use testkit::TestEnv;
 use testkit::prometheus::Prometheus;
@@ -522,6 +522,21 @@ pub async fn drain(rel: &Release, peers: &Peers) -> String {
                 .get("steward.io/drain-state")
                 .map(String::as_str),
             Some("drained")
+        );
+        // Written as the chart's ServiceAccount: its events.k8s.io grant is enough.
+        let events = Api::<k8s_openapi::api::events::v1::Event>::all(rel.client.clone())
+            .list(&ListParams::default().fields(&format!("regarding.name={}", n.as_str().unwrap())))
+            .await
+            .unwrap();
+        let reasons: Vec<_> = events
+            .items
+            .iter()
+            .filter(|e| e.reporting_controller.as_deref() == Some("steward-node-drain"))
+            .filter_map(|e| e.reason.as_deref())
+            .collect();
+        assert!(
+            reasons.contains(&"DrainStarted") && reasons.contains(&"NodeDrained"),
+            "{n}: {reasons:?}"
         );
     }
     assert!(!peers.slack.texts().is_empty(), "no Slack message");

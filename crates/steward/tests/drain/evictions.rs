@@ -66,6 +66,38 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
         !unschedulable(&ctx.node(&pool[2]).await),
         "the third node was cordoned"
     );
+    // Each drained node tells `kubectl describe node` what happened to it.
+    for n in &drained {
+        let events = ctx.node_events(n).await;
+        assert_eq!(
+            reasons(&events),
+            ["DrainStarted", "NodeDrained"],
+            "{n}: {events:?}"
+        );
+        assert!(
+            events.iter().all(|e| e.type_ == "Normal"),
+            "{n}: {events:?}"
+        );
+        let batch = drained.join(", ");
+        assert!(
+            events[0].note.contains(&format!("NodePool {}", ctx.pool))
+                && events[0]
+                    .note
+                    .contains(&format!("(batch of 2 nodes: {batch})")),
+            "{n}: {}",
+            events[0].note
+        );
+        assert!(
+            events[1].note.contains(" evicted, 0 deleted"),
+            "{n}: {}",
+            events[1].note
+        );
+    }
+    let untouched = ctx.node_events(&pool[2]).await;
+    assert!(
+        untouched.is_empty(),
+        "the third node got Events: {untouched:?}"
+    );
     // StatefulSet pods keep their names wherever they went; DaemonSet pods stay.
     let db: Vec<String> = ctx
         .ready_pods("db", 2)
@@ -180,6 +212,17 @@ async fn a_pod_under_two_pdbs_fails_its_node_at_once_and_stays() {
     assert!(
         reason.contains("/twice-") && reason.contains("more than one PodDisruptionBudget"),
         "{reason}\n{stderr}"
+    );
+    let events = ctx.node_events(&pool[0]).await;
+    assert_eq!(
+        reasons(&events),
+        ["DrainStarted", "DrainFailed"],
+        "{events:?}"
+    );
+    assert!(
+        events[1].type_ == "Warning"
+            && events[1].note.contains("more than one PodDisruptionBudget"),
+        "{events:?}"
     );
     // Nothing was forced: the pod under two budgets is still there, the other moved.
     assert_eq!(ctx.ready_pods("twice", 1).await[0].uid(), before);

@@ -47,6 +47,26 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
         "the never-started node must be uncordoned and unmarked"
     );
 
+    let events = ctx.node_events(&first[0]).await;
+    assert_eq!(
+        reasons(&events),
+        ["DrainStarted", "DrainInterrupted"],
+        "{events:?}"
+    );
+    assert!(
+        events[1].type_ == "Warning"
+            && events[1].note.contains("1 pods left")
+            && events[1].note.contains(&solo[0].name_any()),
+        "the blocking pod is named: {events:?}"
+    );
+    // The node whose drain never started has no drain Events (only, when it was
+    // cordoned, `Uncordoned`).
+    let events = ctx.node_events(&second[0]).await;
+    assert!(
+        reasons(&events).iter().all(|r| *r == "Uncordoned"),
+        "{events:?}"
+    );
+
     // Give the budget room, then a second run resumes the interrupted node first.
     let deploys: Api<Deployment> = Api::namespaced(ctx.env.client.clone(), &ctx.env.ns);
     deploys
@@ -67,6 +87,18 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
         Some("drained")
     );
     assert!(ctx.workload_pods_on(&first[0]).await.is_empty());
+    let events = ctx.node_events(&first[0]).await;
+    assert_eq!(
+        reasons(&events),
+        [
+            "DrainStarted",
+            "DrainInterrupted",
+            "DrainStarted",
+            "NodeDrained"
+        ],
+        "{events:?}"
+    );
+    assert!(events[3].note.contains("1 evicted"), "{events:?}");
 }
 
 fn libc_sigint() -> i32 {

@@ -30,6 +30,19 @@ use testkit::wait::{self, from_json, pod_ready};
 
 const T: Duration = Duration::from_secs(90);
 
+/// One Event on a node, as `kubectl get events` shows it.
+#[derive(Debug)]
+struct NodeEvent {
+    reason: String,
+    type_: String,
+    note: String,
+}
+
+/// The reasons of `events`, in order.
+fn reasons(events: &[NodeEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.reason.as_str()).collect()
+}
+
 struct Ctx {
     env: TestEnv,
     pool: String,
@@ -229,6 +242,29 @@ impl Ctx {
             .get(name)
             .await
             .unwrap()
+    }
+
+    /// The events.k8s.io/v1 Events steward recorded on the Node `node`, oldest first.
+    async fn node_events(&self, node: &str) -> Vec<NodeEvent> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(self.env.client.clone());
+        let lp = ListParams::default().fields(&format!("regarding.name={node}"));
+        let mut list = events.list(&lp).await.unwrap().items;
+        list.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        list.into_iter()
+            .filter(|e| e.reporting_controller.as_deref() == Some("steward-node-drain"))
+            .map(|e| {
+                assert_eq!(
+                    e.regarding.as_ref().and_then(|r| r.kind.as_deref()),
+                    Some("Node"),
+                    "{e:?}"
+                );
+                NodeEvent {
+                    reason: e.reason.unwrap_or_default(),
+                    type_: e.type_.unwrap_or_default(),
+                    note: e.note.unwrap_or_default(),
+                }
+            })
+            .collect()
     }
 
     async fn workload_pods_on(&self, node: &str) -> Vec<String> {

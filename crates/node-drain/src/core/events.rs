@@ -1,0 +1,163 @@
+//! The Kubernetes Events a drain records on each Node it drains (what an SRE sees in
+//! `kubectl describe node` and `kubectl get events`): which happening gets which
+//! type, reason and action. The note is [`crate::messages::Msg::NodeEvent`]. Pure.
+
+use kube::runtime::events::EventType;
+
+use super::report::NodeOutcome;
+
+/// Something that happened to one node of the batch.
+#[derive(Debug, Clone, Copy)]
+pub enum NodeEvent<'a> {
+    /// The node is cordoned and its drain begins with `pods` workload pods.
+    Started {
+        nodepool: &'a str,
+        batch: &'a [String],
+        pods: usize,
+    },
+    /// The node's drain ended; `evicted` and `deleted` count the pods removed.
+    Ended {
+        outcome: &'a NodeOutcome,
+        evicted: usize,
+        deleted: usize,
+    },
+    /// The node was uncordoned: the run ended before its drain started.
+    Uncordoned { nodepool: &'a str },
+}
+
+/// The type, reason (CamelCase) and action of an Event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub action: &'static str,
+}
+
+/// How `e` is recorded.
+pub fn kind_of(e: &NodeEvent<'_>) -> Kind {
+    let (type_, reason, action) = match e {
+        NodeEvent::Started { .. } => (EventType::Normal, "DrainStarted", "Drain"),
+        NodeEvent::Ended { outcome, .. } => match outcome {
+            NodeOutcome::Drained { .. } => (EventType::Normal, "NodeDrained", "Drain"),
+            NodeOutcome::TimedOut { .. } => (EventType::Warning, "DrainTimedOut", "Drain"),
+            NodeOutcome::Interrupted { .. } => (EventType::Warning, "DrainInterrupted", "Drain"),
+            NodeOutcome::Failed { .. } => (EventType::Warning, "DrainFailed", "Drain"),
+        },
+        NodeEvent::Uncordoned { .. } => (EventType::Normal, "Uncordoned", "Uncordon"),
+    };
+    Kind {
+        type_,
+        reason,
+        action,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_runtime::Localized;
+
+    use super::*;
+    use crate::messages::Msg;
+
+    type Case<'a> = (
+        NodeEvent<'a>,
+        EventType,
+        &'a str,
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+
+    #[test]
+    fn every_happening_has_its_type_reason_and_note() {
+        use EventType::{Normal, Warning};
+        let batch = ["n1".to_string(), "n2".to_string()];
+        let drained = NodeOutcome::Drained { seconds: 42 };
+        let timed_out = NodeOutcome::TimedOut {
+            remaining: vec!["ns/web-1".into()],
+        };
+        let interrupted = NodeOutcome::Interrupted {
+            remaining: vec!["ns/db-0".into(), "ns/db-1".into()],
+        };
+        let failed = NodeOutcome::Failed {
+            reason: "ns/x cannot be evicted: more than one PodDisruptionBudget".into(),
+        };
+        let ended = |outcome| NodeEvent::Ended {
+            outcome,
+            evicted: 3,
+            deleted: 1,
+        };
+        // (happening, type, reason, words of the English note, of the Korean note)
+        let cases: [Case<'_>; 6] = [
+            (
+                NodeEvent::Started {
+                    nodepool: "default",
+                    batch: &batch,
+                    pods: 4,
+                },
+                Normal,
+                "DrainStarted",
+                &["NodePool default", "n1, n2", "2 nodes", "4 pods"],
+                &["NodePool default", "n1, n2", "2대", "4개"],
+            ),
+            (
+                ended(&drained),
+                Normal,
+                "NodeDrained",
+                &["3 evicted", "1 deleted", "42s"],
+                &["evict 3개", "삭제 1개", "42초"],
+            ),
+            (
+                ended(&timed_out),
+                Warning,
+                "DrainTimedOut",
+                &["1 pods left", "ns/web-1"],
+                &["1개", "ns/web-1"],
+            ),
+            (
+                ended(&interrupted),
+                Warning,
+                "DrainInterrupted",
+                &["2 pods left", "ns/db-0, ns/db-1", "stays cordoned"],
+                &["ns/db-0"],
+            ),
+            (
+                ended(&failed),
+                Warning,
+                "DrainFailed",
+                &["more than one PodDisruptionBudget"],
+                &["more than one PodDisruptionBudget"],
+            ),
+            (
+                NodeEvent::Uncordoned {
+                    nodepool: "default",
+                },
+                Normal,
+                "Uncordoned",
+                &[
+                    "Uncordoned",
+                    "NodePool default",
+                    "before this node's drain started",
+                ],
+                &["uncordon", "NodePool default"],
+            ),
+        ];
+        for (e, type_, reason, en, ko) in cases {
+            let k = kind_of(&e);
+            assert_eq!((k.type_, k.reason), (type_, reason), "{e:?}");
+            let msg = Msg::NodeEvent(e);
+            let (note_en, note_ko) = (msg.en(), msg.ko());
+            for want in en {
+                assert!(
+                    note_en.contains(want),
+                    "{reason} en: {want:?} not in {note_en:?}"
+                );
+            }
+            for want in ko {
+                assert!(
+                    note_ko.contains(want),
+                    "{reason} ko: {want:?} not in {note_ko:?}"
+                );
+            }
+        }
+    }
+}
