@@ -20,6 +20,7 @@ mod agent;
 mod chart_support;
 #[path = "../common/mod.rs"]
 mod common;
+mod drain;
 #[path = "../gd_support/mod.rs"]
 mod gd_support;
 #[path = "../monitor_support/mod.rs"]
@@ -249,7 +250,7 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
         agent::agent(&rel),
         scenarios::monitor(&rel, &peers),
         scenarios::ottoscaler(&rel, &peers),
-        scenarios::drain(&rel, &peers),
+        drain::drain(&rel, &peers),
     );
 
     // No request of any of the chart's ServiceAccounts was forbidden.
