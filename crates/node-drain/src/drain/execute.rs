@@ -67,37 +67,50 @@ impl Run<'_> {
         let slots = Arc::new(Semaphore::new(
             s.parallel_nodes.unwrap_or(nodes.len()).max(1),
         ));
-        let mut set = tokio::task::JoinSet::new();
-        for node in nodes {
-            let (engine, node, slots, shutdown, metrics) = (
+        // Nodes start in the batch's order (oldest first): one feeder takes the slots
+        // one after another. (A task per node racing for a slot started them in
+        // whatever order the runtime polled them.)
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let feeder = {
+            let (nodes, engine, shutdown, metrics) = (
+                nodes.to_vec(),
                 engine.clone(),
-                node.clone(),
-                slots.clone(),
                 self.shutdown.clone(),
                 s.metrics.clone(),
             );
-            set.spawn(async move {
-                let _slot = tokio::select! {
-                    slot = slots.acquire_owned() => slot.ok()?,
-                    () = shutdown.signaled() => return None,
-                };
-                // Shutdown won the race for the slot: this node never starts.
-                if shutdown.is_triggered() {
-                    return None;
+            tokio::spawn(async move {
+                for node in nodes {
+                    let slot = tokio::select! {
+                        biased;
+                        () = shutdown.signaled() => break,
+                        slot = slots.clone().acquire_owned() => slot,
+                    };
+                    // Shutdown won the race for the slot: this node and the rest
+                    // never start.
+                    let Ok(slot) = slot else { break };
+                    if shutdown.is_triggered() {
+                        break;
+                    }
+                    let (engine, metrics, done) =
+                        (engine.clone(), metrics.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        metrics.started(&node, k8s_openapi::jiff::Timestamp::now().as_second());
+                        let outcome = engine.drain_node(&node).await;
+                        metrics.outcome(&node, &outcome);
+                        // The receiver lives until every sender is gone: this cannot fail.
+                        done.send((node, outcome)).ok();
+                    });
                 }
-                metrics.started(&node, k8s_openapi::jiff::Timestamp::now().as_second());
-                let outcome = engine.drain_node(&node).await;
-                metrics.outcome(&node, &outcome);
-                Some((node, outcome))
-            });
-        }
+            })
+        };
         drop(engine);
-        while let Some(joined) = set.join_next().await {
-            let Ok(Some((node, outcome))) = joined else {
-                continue;
-            };
+        while let Some((node, outcome)) = done_rx.recv().await {
             self.node_done(&node, &outcome).await;
             report.nodes.push(NodeReport { node, outcome });
+        }
+        if let Err(e) = feeder.await {
+            tracing::error!(error = %e, "the drain's node feeder failed");
         }
         report.nodes.sort_by(|a, b| a.node.cmp(&b.node));
         printer.await.unwrap_or_default()
