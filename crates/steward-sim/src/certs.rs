@@ -15,6 +15,8 @@ use crate::error::{Error, Result, io};
 #[derive(Debug, Clone)]
 pub(crate) struct Pki {
     pub ca_cert: PathBuf,
+    /// Kept so that real nodes can be given kubelet and kube-proxy certificates.
+    pub ca_key: PathBuf,
     pub serving_cert: PathBuf,
     pub serving_key: PathBuf,
     pub admin_cert: PathBuf,
@@ -23,10 +25,13 @@ pub(crate) struct Pki {
     pub sa_pub: PathBuf,
 }
 
-pub(crate) fn generate(dir: &Path) -> Result<Pki> {
+/// `extra_ips`: more addresses for the serving certificate (the API server's address
+/// on the real nodes' bridge and the `kubernetes` Service's ClusterIP).
+pub(crate) fn generate(dir: &Path, extra_ips: &[String]) -> Result<Pki> {
     std::fs::create_dir_all(dir).map_err(io("creating PKI directory", dir))?;
     let pki = Pki {
         ca_cert: dir.join("ca.crt"),
+        ca_key: dir.join("ca.key"),
         serving_cert: dir.join("apiserver.crt"),
         serving_key: dir.join("apiserver.key"),
         admin_cert: dir.join("admin.crt"),
@@ -47,6 +52,9 @@ pub(crate) fn generate(dir: &Path) -> Result<Pki> {
     ];
     let ca_cert = ca.self_signed(&ca_key).map_err(Error::Certs)?;
     write(&pki.ca_cert, &ca_cert.pem())?;
+    write(&pki.ca_key, &ca_key.serialize_pem())?;
+    std::fs::set_permissions(&pki.ca_key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io("restricting", &pki.ca_key))?;
     let issuer = Issuer::new(ca, ca_key);
 
     let sans = [
@@ -56,8 +64,12 @@ pub(crate) fn generate(dir: &Path) -> Result<Pki> {
         "kubernetes.default",
         "kubernetes.default.svc",
     ];
-    let mut serving =
-        CertificateParams::new(sans.map(String::from).to_vec()).map_err(Error::Certs)?;
+    let sans: Vec<String> = sans
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra_ips.iter().cloned())
+        .collect();
+    let mut serving = CertificateParams::new(sans).map_err(Error::Certs)?;
     serving
         .distinguished_name
         .push(DnType::CommonName, "kube-apiserver");

@@ -97,7 +97,8 @@ impl Cluster {
         for d in [&opts.dir, &logs] {
             std::fs::create_dir_all(d).map_err(io("creating", d.as_path()))?;
         }
-        let pki = certs::generate(&opts.dir.join("pki"))?;
+        let net = RealNodeNet::from_env();
+        let pki = certs::generate(&opts.dir.join("pki"), &net.extra_sans())?;
         let stages = opts.dir.join("kwok-stages.yaml");
         std::fs::write(&stages, STAGES).map_err(io("writing", &stages))?;
         let ports = Ports {
@@ -108,7 +109,7 @@ impl Cluster {
             scheduler: free_port()?,
             kwok: free_port()?,
         };
-        let server = format!("https://127.0.0.1:{}", ports.apiserver);
+        let server = format!("https://{}:{}", net.api_address(), ports.apiserver);
         let kubeconfig = opts.dir.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &server, &pki)?;
 
@@ -134,7 +135,7 @@ impl Cluster {
             })
             .await?;
 
-        let mut api_args = apiserver_args(&opts.dir, &ports, &pki);
+        let mut api_args = apiserver_args(&opts.dir, &ports, &pki, &net);
         if opts.audit {
             let policy = opts.dir.join("audit-policy.yaml");
             let text = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
@@ -328,13 +329,44 @@ fn etcd_args(dir: &Path, p: &Ports) -> Vec<String> {
     ]
 }
 
-fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki) -> Vec<String> {
+/// PROTOTYPE (hack/realnode): `STEWARD_SIM_REALNODE_NET=10.N` puts the API server on
+/// 10.N.0.1, the host end of the real nodes' bridge (`hack/realnode/net.sh` creates
+/// it first), so kubelets, kube-proxies and pods in the node network namespaces reach
+/// it; Services get 10.N.64.0/20, routed to a real node's kube-proxy.
+struct RealNodeNet(Option<String>);
+
+impl RealNodeNet {
+    fn from_env() -> Self {
+        Self(std::env::var("STEWARD_SIM_REALNODE_NET").ok())
+    }
+    fn api_address(&self) -> String {
+        match &self.0 {
+            Some(n) => format!("{n}.0.1"),
+            None => "127.0.0.1".into(),
+        }
+    }
+    fn service_cidr(&self) -> String {
+        match &self.0 {
+            Some(n) => format!("{n}.64.0/20"),
+            None => "10.96.0.0/16".into(),
+        }
+    }
+    fn extra_sans(&self) -> Vec<String> {
+        match &self.0 {
+            Some(n) => vec![format!("{n}.0.1"), format!("{n}.64.1")],
+            None => vec!["10.96.0.1".into()],
+        }
+    }
+}
+
+fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki, net: &RealNodeNet) -> Vec<String> {
     let (key, public) = (pki.sa_key.display(), pki.sa_pub.display());
-    vec![
+    let address = net.api_address();
+    let mut args = vec![
         format!("--etcd-servers=http://127.0.0.1:{}", p.etcd),
-        "--bind-address=127.0.0.1".into(),
-        // On loopback only, the API server must be told its address.
-        "--advertise-address=127.0.0.1".into(),
+        format!("--bind-address={address}"),
+        // On one address only, the API server must be told its address.
+        format!("--advertise-address={address}"),
         format!("--secure-port={}", p.apiserver),
         format!("--cert-dir={}", dir.join("apiserver").display()),
         format!("--tls-cert-file={}", pki.serving_cert.display()),
@@ -343,13 +375,25 @@ fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki) -> Vec<String> {
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
         format!("--service-account-key-file={public}"),
         format!("--service-account-signing-key-file={key}"),
-        // Only used to allocate ClusterIPs; nothing routes to them here.
-        "--service-cluster-ip-range=10.96.0.0/16".into(),
+        // Without real nodes only used to allocate ClusterIPs; nothing routes to them.
+        format!("--service-cluster-ip-range={}", net.service_cidr()),
+        // The API server's identity towards kubelets (logs, exec): the admin certificate.
+        format!("--kubelet-client-certificate={}", pki.admin_cert.display()),
+        format!("--kubelet-client-key={}", pki.admin_key.display()),
+        // Node names resolve nowhere here; reach kubelets at their InternalIP.
+        "--kubelet-preferred-address-types=InternalIP".into(),
         "--authorization-mode=Node,RBAC".into(),
         "--allow-privileged=true".into(),
         "--profiling=false".into(),
         "--v=1".into(),
-    ]
+    ];
+    if net.0.is_some() {
+        // Real nodes never pull: a MutatingAdmissionPolicy (beta, off by default in
+        // 1.34) sets imagePullPolicy: Never on every container (hack/realnode).
+        args.push("--feature-gates=MutatingAdmissionPolicy=true".into());
+        args.push("--runtime-config=admissionregistration.k8s.io/v1beta1=true".into());
+    }
+    args
 }
 
 /// Flags kube-controller-manager and kube-scheduler share: admin kubeconfig for API,

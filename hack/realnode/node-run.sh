@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs inside the node's network namespace and its own mount namespace (started by
+# node.sh through `ip netns exec`, which gives both): containerd, then the images
+# imported, then kubelet and kube-proxy. containerd, kubelet and kube-proxy share this
+# mount namespace, so the kubelet's volume mounts are what runc bind-mounts, and every
+# mount made here (overlay rootfs, pod netns, tmpfs volumes) ends with the node.
+# Usage: node-run.sh NODE_DIR BIN_DIR IMAGE_ARCHIVE...
+set -euo pipefail
+d=$1 bin=$2; shift 2
+log=$d/logs; mkdir -p "$log"
+
+# `ip netns exec` mounted a sysfs of the node's netns over /sys, hiding the cgroup
+# hierarchies under it: mount them again, as the host has them (the same hierarchies;
+# runc, containerd and the kubelet find them through this mount namespace's mountinfo).
+mount -t tmpfs -o mode=755 cgroup-root /sys/fs/cgroup
+grep -E ' cgroup2? ' /proc/1/mounts | while read -r _ dir fs opts _; do
+  mkdir -p "$dir"
+  mount -t "$fs" -o "$opts" "$fs" "$dir"
+done
+
+# The kubelet sets VM-wide sysctls (kernel.panic_on_oops=1, kernel.panic=10,
+# vm.overcommit_memory=1) when they differ from what it wants. On a shared machine
+# the node shows it its values instead, in this mount namespace only.
+for kv in kernel/panic=10 kernel/panic_on_oops=1 vm/overcommit_memory=1 vm/panic_on_oom=0; do
+  f=/proc/sys/${kv%=*} want=${kv#*=}
+  [ "$(cat "$f")" = "$want" ] && continue
+  shown=$d/sysctl.$(tr / . <<<"${kv%=*}")
+  echo "$want" >"$shown"
+  mount --bind "$shown" "$f"
+done
+
+pids=()
+stop() { kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 0; }
+trap stop TERM INT
+
+containerd --config "$d/containerd.toml" >"$log/containerd.log" 2>&1 & pids+=($!)
+for _ in $(seq 200); do
+  ctr --address "$d/containerd.sock" version >/dev/null 2>&1 && break; sleep 0.05
+done
+t0=$(date +%s.%N)
+for img in "$@"; do
+  ctr --address "$d/containerd.sock" -n k8s.io images import --snapshotter overlayfs "$img" >>"$log/import.log" 2>&1
+done
+echo "imported $# images in $(echo "$(date +%s.%N) - $t0" | bc)s" >>"$log/import.log"
+
+"$bin/kubelet" --config="$d/kubelet.yaml" --kubeconfig="$d/kubelet.kubeconfig" \
+  --root-dir="$d/kubelet" --hostname-override="$(cat "$d/name")" --node-ip="$(cat "$d/ip")" \
+  --node-labels="steward.io/real-node=true" --v=2 >"$log/kubelet.log" 2>&1 & pids+=($!)
+"$bin/kube-proxy" --config="$d/kube-proxy.yaml" --v=2 >"$log/kube-proxy.log" 2>&1 & pids+=($!)
+echo "${pids[*]}" >"$d/pids"
+wait -n
+echo "a node process exited; stopping the node" >&2
+stop

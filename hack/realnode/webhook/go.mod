@@ -1,0 +1,3 @@
+module steward.dev/hack/realnode/webhook
+
+go 1.24.0
