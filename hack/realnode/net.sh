@@ -17,12 +17,16 @@ up)
     ip link add "stwb$n" type bridge
     ip addr add "10.$n.0.1/24" dev "stwb$n"
     ip link set "stwb$n" up
+    # Whatever of 10.N.0.0/16 has no route of its own (a Service range before its
+    # first node, a stopped node's pods) is unreachable, never sent out of eth0.
+    ip route add unreachable "10.$n.0.0/16" metric 4000
     echo "$n"; exit 0
   done
   echo "net.sh: no free 10.N.0.0/16 for N in 200..250" >&2; exit 1 ;;
 down)
   n=${2:?usage: net.sh down N}
   ip route del "10.$n.64.0/20" 2>/dev/null || true
+  ip route del unreachable "10.$n.0.0/16" metric 4000 2>/dev/null || true
   ip link del "stwb$n" 2>/dev/null || true ;;
 *) echo "usage: net.sh up | down N" >&2; exit 2 ;;
 esac

@@ -82,7 +82,7 @@ nsx ip link set eth0 up
 nsx ip route add default via "$gw"
 nsx sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
 ip route add "$pods" via "$ip"                                # host -> this node's pods
-ip route replace "10.$n.64.0/20" via "$ip" 2>/dev/null || true # host -> Services (first node wins)
+ip route add "10.$n.64.0/20" via "$ip" 2>/dev/null || true     # host -> Services (first node wins)
 for other in "$sim"/realnodes/*/; do                           # node <-> node pod routes
   o=$(basename "$other"); [ "$o" = "$name" ] && continue
   oi=${o#real-node-} ons=stw${n}n$oi
