@@ -29,6 +29,10 @@ for kv in kernel/panic=10 kernel/panic_on_oops=1 vm/overcommit_memory=1 vm/panic
   mount --bind "$shown" "$f"
 done
 
+# STEWARD_CONTAINERD_DIR: containerd, containerd-shim-runc-v2 and ctr from elsewhere
+# (e.g. containerd 2 built from Go modules) instead of Debian's.
+[ -n "${STEWARD_CONTAINERD_DIR:-}" ] && export PATH=$STEWARD_CONTAINERD_DIR:$PATH
+
 pids=()
 stop() { kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 0; }
 trap stop TERM INT

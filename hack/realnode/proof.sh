@@ -6,43 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 steward=${1:-$here/../../target/debug/steward}
-export STEWARD_CONTROLPLANE_BIN=${STEWARD_CONTROLPLANE_BIN:-$("$here/../setup.sh")}
-images=$("$here/images.sh")
-sim=$(mktemp -d /tmp/steward-realnode.XXXXXX)
-export KUBECONFIG=$sim/kubeconfig
-k() { "$STEWARD_CONTROLPLANE_BIN/kubectl" "$@"; }
-now() { date +%s.%N; }
-since() { printf '%.2f' "$(echo "$(now) - $1" | bc)"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-until_ok() { # seconds description command... : retry until it succeeds
-  local deadline=$(($(date +%s) + $1)) what=$2; shift 2
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt $deadline ] || fail "$what (not within the deadline)"
-    sleep 0.05
-  done
-}
-node_ready() { [ "$(k get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
-
-n=$("$here/net.sh" up)
-cleanup() {
-  set +e
-  for i in 1 2; do "$here/node.sh" down "$sim" "$n" "$i"; done
-  "$steward" sim down --dir "$sim" >/dev/null
-  "$here/net.sh" down "$n"
-}
-trap cleanup EXIT
-nsx() { ip netns exec "stw${n}n$1" "${@:2}"; }
-
-t=$(now)
-STEWARD_SIM_REALNODE_NET=10.$n "$steward" sim up --dir "$sim" --nodes 0 >/dev/null 2>&1
-k apply -f "$here/never-pull.yaml" >/dev/null
-echo "control plane on 10.$n.0.1 ready: $(since "$t")s"
-for i in 1 2; do
-  t=$(now)
-  "$here/node.sh" up "$sim" "$n" "$i" "$images"/*.tar 2>/dev/null
-  until_ok 60 "real-node-$i Ready" node_ready "real-node-$i"
-  echo "real-node-$i Ready: $(since "$t")s ($(tail -1 "$sim/realnodes/real-node-$i/logs/import.log"))"
-done
+. "$here/lib.sh"
 
 # 1. A Job from the busybox image: echo hello, Complete, kubectl logs.
 t=$(now)
@@ -190,4 +154,4 @@ k wait --for=condition=Ready pod/ticker --timeout=60s >/dev/null
 got=$({ timeout 10 "$STEWARD_CONTROLPLANE_BIN/kubectl" logs -f ticker || true; } | head -5 | tr '\n' ' ')
 [ "$got" = "line 1 line 2 line 3 line 4 line 5 " ] || fail "kubectl logs -f ticker: $got"
 echo "ok: kubectl logs -f ticker: $got"
-echo "all checks passed"
+echo "all checks passed (node logs: $sim.logs)"
