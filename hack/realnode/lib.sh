@@ -6,8 +6,8 @@ images=$("$here/images.sh")
 sim=$(mktemp -d /tmp/steward-realnode.XXXXXX)
 export KUBECONFIG=$sim/kubeconfig
 k() { "$STEWARD_CONTROLPLANE_BIN/kubectl" "$@"; }
-now() { date +%s.%N; }
-since() { printf '%.2f' "$(echo "$(now) - $1" | bc)"; }
+now() { date +%s%N; }
+since() { local ms=$((($(now) - $1) / 1000000)); printf '%d.%02d' $((ms / 1000)) $((ms % 1000 / 10)); }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 until_ok() { # seconds description command... : retry until it succeeds
   local deadline=$(($(date +%s) + $1)) what=$2; shift 2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs inside the node's network namespace and its own mount namespace (started by
-# node.sh through `ip netns exec`, which gives both): containerd, then the images
-# imported, then kubelet and kube-proxy. containerd, kubelet and kube-proxy share this
+# Runs inside the node's network namespace and mount namespace (from `ip netns exec`)
+# and PID namespace (from unshare; node.sh starts both) as its first process:
+# containerd, then the images imported, then kubelet and kube-proxy. They share this
 # mount namespace, so the kubelet's volume mounts are what runc bind-mounts, and every
 # mount made here (overlay rootfs, pod netns, tmpfs volumes) ends with the node.
 # Usage: node-run.sh NODE_DIR BIN_DIR IMAGE_ARCHIVE...
@@ -13,10 +13,10 @@ log=$d/logs; mkdir -p "$log"
 # hierarchies under it: mount them again, as the host has them (the same hierarchies;
 # runc, containerd and the kubelet find them through this mount namespace's mountinfo).
 mount -t tmpfs -o mode=755 cgroup-root /sys/fs/cgroup
-grep -E ' cgroup2? ' /proc/1/mounts | while read -r _ dir fs opts _; do
+while read -r _ dir fs opts _; do
   mkdir -p "$dir"
   mount -t "$fs" -o "$opts" "$fs" "$dir"
-done
+done <"$d/cgroup-mounts"
 
 # The kubelet sets VM-wide sysctls (kernel.panic_on_oops=1, kernel.panic=10,
 # vm.overcommit_memory=1) when they differ from what it wants. On a shared machine
@@ -41,11 +41,11 @@ containerd --config "$d/containerd.toml" >"$log/containerd.log" 2>&1 & pids+=($!
 for _ in $(seq 200); do
   ctr --address "$d/containerd.sock" version >/dev/null 2>&1 && break; sleep 0.05
 done
-t0=$(date +%s.%N)
+t0=$(date +%s%N)
 for img in "$@"; do
   ctr --address "$d/containerd.sock" -n k8s.io images import --snapshotter overlayfs "$img" >>"$log/import.log" 2>&1
 done
-echo "imported $# images in $(echo "$(date +%s.%N) - $t0" | bc)s" >>"$log/import.log"
+echo "imported $# images in $((($(date +%s%N) - t0) / 1000000))ms" >>"$log/import.log"
 
 "$bin/kubelet" --config="$d/kubelet.yaml" --kubeconfig="$d/kubelet.kubeconfig" \
   --root-dir="$d/kubelet" --hostname-override="$(cat "$d/name")" --node-ip="$(cat "$d/ip")" \

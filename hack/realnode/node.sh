@@ -35,6 +35,14 @@ if [ "$cmd" = down ]; then
   for _ in $(seq 50); do [ -f "$d/supervisor.pid" ] && kill -0 "$(cat "$d/supervisor.pid")" 2>/dev/null || break; sleep 0.1; done
   cg_kill
   ip route del "$pods" 2>/dev/null || true
+  if ip route show "10.$n.64.0/20" | grep -q "via $ip "; then # Services: via another node
+    ip route del "10.$n.64.0/20"
+    for other in "$sim"/realnodes/*/; do
+      o=$(cat "$other/ip" 2>/dev/null) || continue
+      [ "$o" != "$ip" ] && ip netns exec "stw${n}n$(basename "$other" | sed 's/real-node-//')" true 2>/dev/null \
+        && ip route add "10.$n.64.0/20" via "$o" && break
+    done
+  fi
   ip netns del "$ns" 2>/dev/null || true
   ip link del "$ns" 2>/dev/null || true
   exit 0
@@ -43,7 +51,7 @@ fi
 bin=${STEWARD_CONTROLPLANE_BIN:?set STEWARD_CONTROLPLANE_BIN=\$(hack/setup.sh)}
 pki=$sim/pki
 server=https://$gw:$(grep -oE 'server: https://[^ ]+' "$sim/kubeconfig" | grep -oE '[0-9]+$')
-t0=$(date +%s.%N)
+t0=$(date +%s%N)
 mkdir -p "$d"/{logs,cni/net.d,cni/ipam,kubelet,pod-logs,pki}
 echo "$name" >"$d/name"; echo "$ip" >"$d/ip"
 
@@ -178,7 +186,7 @@ apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $d/kube-proxy.kubeconfig}
 hostnameOverride: $name
-mode: iptables
+mode: ${STEWARD_PROXY_MODE:-iptables}  # nftables works too (needs the nft binary)
 clusterCIDR: 10.$n.128.0/17
 bindAddress: $ip
 healthzBindAddress: 127.0.0.1:10256
@@ -193,7 +201,13 @@ for s in /sys/fs/cgroup/*/; do
   case $s in */unified/) continue ;; esac
   echo $$ >"$s$cgroot/node/cgroup.procs"
 done
-setsid ip netns exec "$ns" "$here/node-run.sh" "$d" "$bin" "$@" >"$d/logs/supervisor.log" 2>&1 &
+# The host's cgroup mounts, for node-run.sh to mount again under the netns' /sys.
+grep -E ' cgroup2? ' /proc/self/mounts >"$d/cgroup-mounts"
+# A PID namespace of its own: when its first process (node-run.sh) dies, however it
+# dies, the kernel kills everything else in it: kubelet, containerd, the shims and
+# every container. Nothing of a node outlives a crashed parent.
+setsid ip netns exec "$ns" unshare --pid --fork --kill-child --mount-proc \
+  "$here/node-run.sh" "$d" "$bin" "$@" >"$d/logs/supervisor.log" 2>&1 &
 echo $! >"$d/supervisor.pid"
-echo "$(date +%s.%N) - $t0" | bc >"$d/setup-seconds"
+echo "$((($(date +%s%N) - t0) / 1000000))" >"$d/setup-ms"
 echo "$name $ip (netns $ns, pods $pods) starting; logs in $d/logs" >&2
