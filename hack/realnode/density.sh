@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # How many pods one real node holds here, and how fast they start: one real node,
 # then PODS pods (busybox `sleep`, 1m CPU, 4Mi memory requested) in one Deployment.
-# Prints the time to all Running/Ready and the memory of the node's cgroup tree.
+# Prints the time to all Running/Ready and the memory of the node's cgroup tree;
+# before that, single-pod start times.
 # Usage: hack/realnode/density.sh [PODS (default 100)] [STEWARD_BIN]   (root)
 set -euo pipefail
 pods=${1:-100}
@@ -9,6 +10,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 steward=${2:-$here/../../target/debug/steward}
 REAL_NODES=1
 . "$here/lib.sh"
+# One pod at a time first: created to Ready, 10 times (image present, node warm).
+ready() { [ "$(k get pod "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+times=()
+for j in $(seq 10); do
+  t=$(now)
+  k run "one-$j" --image=steward.local/busybox:1 -- sleep 100000 >/dev/null
+  until_ok 60 "pod one-$j Ready" ready "one-$j"
+  times+=("$(since "$t")")
+done
+echo "single pod created to Ready (s), 10 runs, sorted: $(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')"
+k delete pod $(printf 'one-%s ' $(seq 10)) --grace-period=1 --wait=true >/dev/null
+
 mem() { echo $(($(cat /sys/fs/cgroup/memory/steward-stw${n}n1/memory.usage_in_bytes) / 1048576)); }
 echo "node cgroup memory before pods: $(mem) MiB"
 k apply -f - >/dev/null <<YAML

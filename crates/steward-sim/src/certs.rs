@@ -53,8 +53,11 @@ pub(crate) fn generate(dir: &Path, extra_ips: &[String]) -> Result<Pki> {
     let ca_cert = ca.self_signed(&ca_key).map_err(Error::Certs)?;
     write(&pki.ca_cert, &ca_cert.pem())?;
     write(&pki.ca_key, &ca_key.serialize_pem())?;
-    std::fs::set_permissions(&pki.ca_key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(io("restricting", &pki.ca_key))?;
+    std::fs::set_permissions(
+        &pki.ca_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .map_err(io("restricting", &pki.ca_key))?;
     let issuer = Issuer::new(ca, ca_key);
 
     let sans = [

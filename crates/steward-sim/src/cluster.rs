@@ -380,8 +380,6 @@ fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki, net: &RealNodeNet) -> Vec<St
         // The API server's identity towards kubelets (logs, exec): the admin certificate.
         format!("--kubelet-client-certificate={}", pki.admin_cert.display()),
         format!("--kubelet-client-key={}", pki.admin_key.display()),
-        // Node names resolve nowhere here; reach kubelets at their InternalIP.
-        "--kubelet-preferred-address-types=InternalIP".into(),
         "--authorization-mode=Node,RBAC".into(),
         "--allow-privileged=true".into(),
         "--profiling=false".into(),
@@ -392,6 +390,10 @@ fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki, net: &RealNodeNet) -> Vec<St
         // 1.34) sets imagePullPolicy: Never on every container (hack/realnode).
         args.push("--feature-gates=MutatingAdmissionPolicy=true".into());
         args.push("--runtime-config=admissionregistration.k8s.io/v1beta1=true".into());
+        // Node names resolve nowhere here; reach real kubelets at their InternalIP.
+        // (Not without real nodes: kwok nodes' InternalIPs lead nowhere, and a name
+        // that does not resolve fails faster than an address that does not answer.)
+        args.push("--kubelet-preferred-address-types=InternalIP".into());
     }
     args
 }
