@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real control-plane programs (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, and kubelet and kube-proxy for real nodes) and the other Go peers of the tests (Karpenter's kwok
-# provider, ...) from published Go modules pinned in the sibling directories.
+# kube-scheduler, kubectl, kwok; kubelet and kube-proxy for real nodes) and the other
+# Go peers of the tests (Karpenter's kwok provider, ...) from published Go modules
+# pinned in the sibling directories.
 # Each binary is cached on its own, keyed by a hash of its module's go.mod/go.sum, package
 # and flags ($cache/go/<name>-<key>), so pinning a new tool never rebuilds the control
 # plane. The printed bin directory (keyed by all pins) holds symlinks to those binaries.

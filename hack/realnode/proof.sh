@@ -118,7 +118,12 @@ grep -q "seen by the real-node webhook pod" <<<"$out" || fail "webhook not calle
 # Which path: the host routes the Service range to real-node-1, whose kube-proxy DNATs.
 nsx 1 conntrack -L -d "$whsvc" 2>/dev/null | grep -q "src=10.$n.0.1 dst=$whsvc" \
   || fail "no conntrack entry API server -> ClusterIP $whsvc in real-node-1's netns"
+# ...and only that path: without the host's route to the Service range the call fails.
+ip route del "10.$n.64.0/20"
+out=$(cm 2) && { ip route add "10.$n.64.0/20" via "10.$n.0.11"; fail "webhook answered without the Service route: $out"; }
+ip route add "10.$n.64.0/20" via "10.$n.0.11"
 echo "ok: API server -> webhook Service ClusterIP $whsvc -> kube-proxy (real-node-1) -> pod"
+echo "    (without the route: $(grep -o 'failed calling webhook.*' <<<"$out" | cut -c1-150))"
 
 # 4. SIGTERM reaches the container on delete; its handler runs within the grace period.
 mkdir -p "$sim/term"
