@@ -18,6 +18,15 @@ while read -r _ dir fs opts _; do
   mount -t "$fs" -o "$opts" "$fs" "$dir"
 done <"$d/cgroup-mounts"
 
+# Paths containerd and the CNI plugins use whatever the configuration says: shim
+# sockets and fifos (/run/containerd), CNI result caches (/var/lib/cni). A private
+# tmpfs each, so a killed node leaves none of them on the machine and never sees
+# another containerd's.
+for p in /run/containerd /var/lib/cni; do
+  mkdir -p "$p"
+  mount -t tmpfs -o mode=700 node-private "$p"
+done
+
 # The kubelet sets VM-wide sysctls (kernel.panic_on_oops=1, kernel.panic=10,
 # vm.overcommit_memory=1) when they differ from what it wants. On a shared machine
 # the node shows it its values instead, in this mount namespace only.
