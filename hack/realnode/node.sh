@@ -199,7 +199,7 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 YAML
 
 # --- start: the supervisor in the node's netns and a mount namespace of its own ---
-echo $$ >/sys/fs/cgroup/pids$cgroot/node/cgroup.procs 2>/dev/null || true
+# This script joins the node's cgroup first, so that everything it starts is born there.
 for s in /sys/fs/cgroup/*/; do
   case $s in */unified/) continue ;; esac
   echo $$ >"$s$cgroot/node/cgroup.procs"
