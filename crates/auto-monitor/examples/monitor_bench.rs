@@ -42,11 +42,7 @@ fn arg(name: &str, default: &str) -> String {
 }
 
 fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    testkit::free_port()
 }
 
 /// Child mode: the controller alone in its own process, so its RSS is its own.

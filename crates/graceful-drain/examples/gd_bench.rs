@@ -277,11 +277,7 @@ async fn config(sys: &TestEnv, yaml: &str) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    testkit::free_port()
 }
 
 async fn start(

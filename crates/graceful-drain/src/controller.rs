@@ -15,13 +15,14 @@
 //!
 //! A restart at any point resumes from the pod's own record.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{
@@ -35,6 +36,7 @@ use kube::{Client, ResourceExt};
 use steward_kube::eviction::{self, Outcome};
 use tokio::sync::watch;
 
+use crate::budget::{self, Hold};
 use crate::config::{Config, PodRef};
 use crate::error::{Error, Result, kube as kerr};
 use crate::events::{CONTROLLER, Events, Reason};
@@ -42,7 +44,12 @@ use crate::messages::Msg;
 use crate::metrics::Metrics;
 use crate::probe;
 use crate::state::{self, EvictReason, Phase, Record, Wait};
-use crate::workload::{self, Handling, Member, Turn};
+use crate::workload::{self, Handling};
+
+mod budgets;
+
+/// How often a queued pod looks at its budgets again when nothing wakes it sooner.
+const QUEUE_RECHECK: Duration = Duration::from_secs(1);
 
 /// What isolation needs to know of a StatefulSet or DaemonSet owner.
 struct Owner {
@@ -83,6 +90,8 @@ pub struct Ctx {
     pub active: Mutex<HashSet<ObjectRef<Pod>>>,
     /// Drains whose failing probe has been reported (one Event per drain).
     pub probe_warned: Mutex<HashSet<ObjectRef<Pod>>>,
+    /// Per-namespace isolation locks (see `isolation_lock`).
+    pub isolating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Runs the controller until `stop` completes, on `namespace` only or on all.
@@ -95,8 +104,29 @@ pub async fn run(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
+    let pdbs: Api<PodDisruptionBudget> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
     let cfg = watcher::Config::default().labels(state::LABEL_PHASE);
-    Controller::new(pods, cfg)
+    let controller = Controller::new(pods, cfg);
+    // A budget's status changes when a replacement becomes Ready: wake the pods
+    // queued in its namespace at once instead of at their next recheck.
+    let store = controller.store();
+    controller
+        .watches(pdbs, watcher::Config::default(), move |pdb| {
+            let ns = pdb.namespace();
+            store
+                .state()
+                .into_iter()
+                .filter(|p| p.namespace() == ns)
+                .filter(|p| {
+                    p.labels().get(state::LABEL_PHASE).map(String::as_str)
+                        == Some(state::Phase::Requested.as_str())
+                })
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -206,40 +236,10 @@ impl Ctx {
         }))
     }
 
-    /// For a StatefulSet pod: `Some(action)` while it is not its turn yet.
-    async fn wait_turn(&self, pod: &Pod, record: &Record, owner: &Owner) -> Result<Option<Action>> {
-        let Some(selector) = &owner.selector else {
-            return Ok(None);
-        };
-        let age = record
-            .requested_at
-            .and_then(|t| Duration::try_from(Timestamp::now().duration_since(t)).ok())
-            .unwrap_or(workload::STS_SETTLE);
-        if age < workload::STS_SETTLE {
-            return Ok(Some(Action::requeue(workload::STS_SETTLE - age)));
-        }
-        let members: Vec<Member> = self
-            .api(pod)
-            .list(&ListParams::default().labels_from(selector))
-            .await
-            .map_err(kerr(format!(
-                "listing the pods of StatefulSet {}",
-                owner.name
-            )))?
-            .items
-            .iter()
-            .map(|p| Member {
-                name: p.name_any(),
-                phase: Record::read(p.labels(), p.annotations()).map(|r| r.phase),
-                ready: steward_kube::pod::is_ready(p),
-                deleting: p.metadata.deletion_timestamp.is_some(),
-            })
-            .collect();
-        let Turn::Wait(why) =
-            workload::sts_turn(&owner.name, &pod.name_any(), owner.replicas, &members)
-        else {
-            return Ok(None);
-        };
+    /// The pod waits before leaving load balancing (`hold` says why): its queue
+    /// heartbeat is renewed so the webhook does not count it overdue, and the first
+    /// time a `DrainQueued` Event names what it waits for.
+    async fn queue(&self, pod: &Pod, record: &Record, hold: &Hold) -> Result<Action> {
         let now = Timestamp::now();
         let stale = record.last_seen().is_none_or(|t| {
             Duration::try_from(now.duration_since(t)).is_ok_and(|d| d >= workload::QUEUE_HEARTBEAT)
@@ -253,12 +253,31 @@ impl Ctx {
             .await?;
         }
         if record.queued_at.is_none() {
-            tracing::info!(pod = %key(pod), %why, "eviction queued behind the rest of the StatefulSet");
+            tracing::info!(pod = %key(pod), budget = %hold.source(), why = %hold, "eviction queued behind its disruption budget");
             self.events
-                .publish(pod, Reason::DrainQueued, &Msg::Queued { why: &why })
+                .publish(pod, Reason::DrainQueued, &Msg::Queued { hold })
                 .await;
+            let kind = match hold.source() {
+                budget::Source::Pdb(_) => "PodDisruptionBudget",
+                budget::Source::StatefulSet(_) => "StatefulSet",
+            };
+            self.metrics
+                .queued
+                .get_or_create(&crate::metrics::BudgetLabel {
+                    budget: kind.into(),
+                })
+                .inc();
         }
-        Ok(Some(Action::requeue(Duration::from_secs(1))))
+        // A PodDisruptionBudget's status change also wakes the pod (see `run`).
+        Ok(Action::requeue(QUEUE_RECHECK))
+    }
+
+    /// The namespace's isolation lock: budget decisions and the isolation they
+    /// allow happen one at a time per namespace (budgets are namespaced), so two
+    /// concurrent requests under one budget never both see it unspent.
+    fn isolation_lock(&self, namespace: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.isolating.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(namespace.to_string()).or_default().clone()
     }
 
     async fn check_and_isolate(&self, pod: &Pod, record: &Record) -> Result<Action> {
@@ -266,23 +285,45 @@ impl Ctx {
             self.restore(pod, record, "unsupported_owner").await?;
             return Ok(Action::await_change());
         };
+        if handling == Handling::AwaitCompletion {
+            // A Job pod is not isolated; the PodDisruptionBudget answers at the final eviction.
+            return self.isolate(pod, handling, BTreeMap::new(), None).await;
+        }
         let owner = match handling {
             Handling::KeepOwner { .. } => self.owner(pod, record).await?,
             _ => None,
         };
-        if let (
+        if matches!(
+            handling,
             Handling::KeepOwner {
-                one_at_a_time: true,
-            },
-            Some(o),
-        ) = (handling, &owner)
-            && let Some(action) = self.wait_turn(pod, record, o).await?
-        {
-            return Ok(action);
+                one_at_a_time: true
+            }
+        ) {
+            // Requests sent together (an evicter's loop, a node drain) are ordered by
+            // ordinal, not by arrival.
+            let age = record
+                .requested_at
+                .and_then(|t| Duration::try_from(Timestamp::now().duration_since(t)).ok())
+                .unwrap_or(workload::STS_SETTLE);
+            if age < workload::STS_SETTLE {
+                return Ok(Action::requeue(workload::STS_SETTLE - age));
+            }
         }
-        if handling == Handling::AwaitCompletion {
-            // A Job pod is not isolated; the PodDisruptionBudget answers at the final eviction.
-            return self.isolate(pod, handling, BTreeMap::new(), None).await;
+        let services: Api<Service> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let lock = self.isolation_lock(&pod.namespace().unwrap_or_default());
+        let _one_at_a_time = lock.lock().await;
+        let selectors: Vec<_> = services
+            .list(&ListParams::default())
+            .await
+            .map_err(kerr("listing Services"))?
+            .items
+            .into_iter()
+            .filter_map(|s| s.spec.and_then(|s| s.selector))
+            .collect();
+        let budgets = self.budgets(pod, owner.as_ref(), &selectors).await?;
+        if let Err(hold) = budget::decide(&pod.name_any(), &budgets) {
+            return self.queue(pod, record, &hold).await;
         }
         let uid = pod.uid().unwrap_or_default();
         let params = EvictParams {
@@ -323,16 +364,6 @@ impl Ctx {
                 return Ok(Action::await_change());
             }
         }
-        let services: Api<Service> =
-            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-        let selectors: Vec<_> = services
-            .list(&ListParams::default())
-            .await
-            .map_err(kerr("listing Services"))?
-            .items
-            .into_iter()
-            .filter_map(|s| s.spec.and_then(|s| s.selector))
-            .collect();
         let keys = owner
             .as_ref()
             .map(|o| o.selector_keys.as_slice())

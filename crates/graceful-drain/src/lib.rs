@@ -8,7 +8,7 @@
 //! drained, then evicts it itself through the Eviction API. See `admission` for
 //! why that answer ends every evicter's loop with the pod gone.
 //!
-//! Pure: `admission`, `advice`, `config`, `state`, `workload`, `procnet`, `gauge`,
+//! Pure: `admission`, `advice`, `budget`, `config`, `state`, `workload`, `procnet`, `gauge`,
 //! `agent::cgroup`, `agent::query`, and the parsing half of `probe`. I/O: `webhook`,
 //! `controller`, `inplace` (advice on VPAs), `certs`, `doctor`, `run`, `vpa` (the
 //! cache), `agent` (the node agent) and `agent::scan`.
@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod advice;
 pub mod agent;
+pub mod budget;
 pub mod certs;
 pub mod config;
 pub mod controller;

@@ -5,6 +5,33 @@ use std::time::Duration;
 
 use steward_runtime::Localized;
 
+use crate::budget::{Hold, Source};
+
+fn source_ko(source: &Source) -> String {
+    match source {
+        Source::Pdb(n) => format!("PodDisruptionBudget {n}"),
+        Source::StatefulSet(n) => format!("StatefulSet {n} (한 번에 하나씩, 높은 순번부터)"),
+    }
+}
+
+fn hold_ko(hold: &Hold) -> String {
+    match hold {
+        Hold::Exhausted {
+            source,
+            healthy,
+            desired,
+            draining,
+        } => format!(
+            "{}: 지금은 더 중단할 수 없습니다 (정상 {healthy}개, 필요 {desired}개, 드레인 중 {draining}개)",
+            source_ko(source)
+        ),
+        Hold::After { source, pod } => format!("{pod}부터 드레인합니다 ({})", source_ko(source)),
+        Hold::Unknown { source, why } => {
+            format!("{}: 아직 알 수 없습니다 ({why})", source_ko(source))
+        }
+    }
+}
+
 /// A message for people.
 #[derive(Debug, Clone)]
 pub enum Msg<'a> {
@@ -16,8 +43,8 @@ pub enum Msg<'a> {
     BackingOff { until: String },
     /// Event: the pod left load balancing.
     DrainStarted { labels: String },
-    /// Event: a StatefulSet pod waits its turn.
-    Queued { why: &'a str },
+    /// Event: the pod waits for its disruption budget (or its StatefulSet's turn).
+    Queued { hold: &'a Hold },
     /// Event: a Job pod's eviction waits for the pod to finish.
     AwaitingJob { max_wait: Duration },
     /// Event: no Service label can be removed without breaking the owner.
@@ -45,7 +72,7 @@ impl Localized for Msg<'_> {
             Self::StillDraining { phase } => format!("steward is draining this pod ({phase}); it evicts the pod itself when drained. Retry later."),
             Self::BackingOff { until } => format!("the last eviction of this pod was refused; steward drains it again after {until}. Retry later."),
             Self::DrainStarted { labels } => format!("Taken out of load balancing (removed labels {labels}); waiting until drained"),
-            Self::Queued { why } => format!("Eviction queued: StatefulSet pods drain one at a time, highest ordinal first ({why})"),
+            Self::Queued { hold } => format!("Eviction queued, not yet out of load balancing: {hold}"),
             Self::AwaitingJob { max_wait } => format!("Job pod: evicted when it has finished, at the latest {}s after the request", max_wait.as_secs()),
             Self::NotIsolated { kind } => format!("Stays in load balancing until deleted: every Service label of this pod is also in its {kind}'s selector (add a Service selector label the {kind} does not select on to get isolation); waiting before evicting"),
             Self::ProbeFailing { why, max_wait } => format!("Drain probe failing ({why}); waiting until the maximum wait ({}s) unless it recovers", max_wait.as_secs()),
@@ -64,7 +91,7 @@ impl Localized for Msg<'_> {
             Self::StillDraining { phase } => format!("steward가 이 파드를 드레인하고 있습니다 ({phase}). 드레인이 끝나면 steward가 직접 축출합니다. 나중에 다시 시도하세요."),
             Self::BackingOff { until } => format!("이 파드의 마지막 축출이 거부되었습니다. {until} 이후에 다시 드레인합니다. 나중에 다시 시도하세요."),
             Self::DrainStarted { labels } => format!("로드밸런싱에서 제외했습니다 (제거한 레이블 {labels}); 드레인을 기다립니다"),
-            Self::Queued { why } => format!("축출 대기 중: StatefulSet 파드는 가장 높은 순번부터 하나씩 드레인합니다 ({why})"),
+            Self::Queued { hold } => format!("축출 대기 중, 아직 로드밸런싱에 남아 있습니다: {}", hold_ko(hold)),
             Self::AwaitingJob { max_wait } => format!("Job 파드: 작업이 끝나면 축출합니다 (요청 후 최대 {}초)", max_wait.as_secs()),
             Self::NotIsolated { kind } => format!("삭제될 때까지 로드밸런싱에 남습니다: 이 파드의 Service 레이블이 모두 {kind} 셀렉터에도 쓰입니다 ({kind}가 쓰지 않는 레이블을 Service 셀렉터에 추가하면 격리됩니다). 축출 전에 기다립니다"),
             Self::ProbeFailing { why, max_wait } => format!("드레인 프로브 실패 ({why}); 복구되지 않으면 최대 대기 시간({}초)까지 기다립니다", max_wait.as_secs()),
@@ -98,7 +125,12 @@ mod tests {
                 after: Duration::from_secs(1),
             },
             Msg::BlockedByPdb { message: "m" },
-            Msg::Queued { why: "w" },
+            Msg::Queued {
+                hold: &Hold::After {
+                    source: Source::StatefulSet("db".into()),
+                    pod: "db-2".into(),
+                },
+            },
             Msg::ProbeFailing {
                 why: "w",
                 max_wait: Duration::from_secs(1),

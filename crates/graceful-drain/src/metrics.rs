@@ -21,6 +21,13 @@ pub struct DecisionLabel {
     pub decision: String,
 }
 
+/// Label set of a disruption budget's kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabel {
+    /// `PodDisruptionBudget` or `StatefulSet`.
+    pub budget: String,
+}
+
 /// Label set of config reloads.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabel {
@@ -46,6 +53,9 @@ pub struct Metrics {
     pub outcomes: Family<Outcome, Counter>,
     /// Drains under way (isolated, not yet evicted).
     pub active: Gauge,
+    /// Drains that had to wait for a disruption budget, by budget kind
+    /// (`PodDisruptionBudget`, `StatefulSet`).
+    pub queued: Family<BudgetLabel, Counter>,
     /// Configuration reloads by result.
     pub config_reloads: Family<ReloadLabel, Counter>,
     /// Webhook answers by decision.
@@ -64,6 +74,7 @@ impl Metrics {
             drain_duration: Histogram::new(exponential_buckets(0.5, 2.0, 12)),
             outcomes: Family::default(),
             active: Gauge::default(),
+            queued: Family::default(),
             config_reloads: Family::default(),
             webhook_requests: Family::default(),
             webhook_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -83,6 +94,11 @@ impl Metrics {
             "steward_graceful_drain_active_drains",
             "Pods being drained now",
             m.active.clone(),
+        );
+        registry.register(
+            "steward_graceful_drain_queued",
+            "Drains that waited for a disruption budget before isolating, by budget kind",
+            m.queued.clone(),
         );
         registry.register(
             "steward_graceful_drain_config_reloads",

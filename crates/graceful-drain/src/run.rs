@@ -291,6 +291,7 @@ pub async fn run(args: RunArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
         restore_backoff: args.restore_backoff,
         active: Mutex::new(Default::default()),
         probe_warned: Mutex::new(Default::default()),
+        isolating: Mutex::new(Default::default()),
     });
     let stop = shutdown.clone();
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();

@@ -11,7 +11,8 @@
 //!   the StatefulSet's selector does not use are removed (give the Service one such
 //!   label to get isolation); pods are drained one at a time, highest ordinal
 //!   first, each only when every other pod of the set is Ready, as a StatefulSet's
-//!   own rolling update does. No finalizer is ever put on them.
+//!   own rolling update does (an implicit budget, see `budget`). No finalizer is
+//!   ever put on them.
 //! - **DaemonSet**: a released pod would make the DaemonSet start a second pod on
 //!   the same node (host ports, double agents). Same rule: only labels outside its
 //!   selector are removed.
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::state::{EvictReason, Phase, Wait};
+use crate::state::{EvictReason, Wait};
 
 /// How a pod of some workload is drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,64 +93,6 @@ pub fn isolation_labels(
     }
 }
 
-/// The ordinal of StatefulSet `set`'s pod `pod` (`web-2` → 2).
-pub fn ordinal(set: &str, pod: &str) -> Option<u32> {
-    pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
-}
-
-/// One pod of a StatefulSet, as the turn decision sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// Pod name.
-    pub name: String,
-    /// Its drain phase, if it is draining.
-    pub phase: Option<Phase>,
-    /// Ready condition True.
-    pub ready: bool,
-    /// Being deleted.
-    pub deleting: bool,
-}
-
-/// Whether a StatefulSet pod may start its drain now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Turn {
-    /// Its turn.
-    Go,
-    /// Not yet; why, for people.
-    Wait(String),
-}
-
-/// Whether `this` pod of StatefulSet `set` (of `replicas` wanted) may start
-/// draining: no other pod of the set draining or being replaced, every other pod
-/// Ready, and no pod with a higher ordinal waiting. Pure.
-pub fn sts_turn(set: &str, this: &str, replicas: i32, members: &[Member]) -> Turn {
-    let others = members.iter().filter(|m| m.name != this);
-    for m in others.clone() {
-        if matches!(m.phase, Some(Phase::Isolated | Phase::Evicting)) {
-            return Turn::Wait(format!("{} is draining", m.name));
-        }
-        if m.deleting {
-            return Turn::Wait(format!("{} is being replaced", m.name));
-        }
-        if !m.ready && m.phase.is_none() {
-            return Turn::Wait(format!("{} is not Ready", m.name));
-        }
-    }
-    let live = members.iter().filter(|m| !m.deleting).count();
-    if i64::try_from(live).unwrap_or(i64::MAX) < i64::from(replicas) {
-        return Turn::Wait(format!("{live} of {replicas} pods exist"));
-    }
-    let mine = ordinal(set, this);
-    if let Some(first) = others
-        .filter(|m| m.phase == Some(Phase::Requested))
-        .filter(|m| ordinal(set, &m.name) > mine)
-        .max_by_key(|m| ordinal(set, &m.name))
-    {
-        return Turn::Wait(format!("{} goes first (highest ordinal first)", first.name));
-    }
-    Turn::Go
-}
-
 /// Whether a pod phase means the pod has finished.
 pub fn finished(pod_phase: Option<&str>) -> bool {
     matches!(pod_phase, Some("Succeeded" | "Failed"))
@@ -185,15 +128,6 @@ pub const QUEUE_HEARTBEAT: Duration = Duration::from_secs(20);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(name: &str, phase: Option<Phase>, ready: bool, deleting: bool) -> Member {
-        Member {
-            name: name.into(),
-            phase,
-            ready,
-            deleting,
-        }
-    }
 
     #[test]
     fn handling_by_owner() {
@@ -254,105 +188,6 @@ mod tests {
         );
         assert_eq!(kept.keys().collect::<Vec<_>>(), vec!["serving"]);
         assert!(isolation_labels(svc, &keys, Handling::AwaitCompletion).is_empty());
-    }
-
-    #[test]
-    fn ordinals() {
-        assert_eq!(ordinal("web", "web-2"), Some(2));
-        assert_eq!(ordinal("web", "web-10"), Some(10));
-        assert_eq!(ordinal("web", "web-x"), None);
-        assert_eq!(ordinal("web", "webx-1"), None);
-        assert_eq!(ordinal("web-a", "web-a-0"), Some(0));
-    }
-
-    #[test]
-    fn statefulset_turns() {
-        use Phase::*;
-        let req = Some(Requested);
-        let table: Vec<(&str, Vec<Member>, i32, Turn)> = vec![
-            (
-                "alone",
-                vec![
-                    m("db-0", None, true, false),
-                    m("db-1", req, true, false),
-                    m("db-2", None, true, false),
-                ],
-                3,
-                Turn::Go,
-            ),
-            (
-                "highest first",
-                vec![
-                    m("db-0", None, true, false),
-                    m("db-1", req, true, false),
-                    m("db-2", req, true, false),
-                ],
-                3,
-                Turn::Wait("db-2 goes first (highest ordinal first)".into()),
-            ),
-            (
-                "ordinal 10 above 9",
-                vec![m("db-9", req, true, false), m("db-10", req, true, false)],
-                2,
-                Turn::Wait("db-10 goes first (highest ordinal first)".into()),
-            ),
-            (
-                "another draining",
-                vec![
-                    m("db-0", None, true, false),
-                    m("db-1", req, true, false),
-                    m("db-2", Some(Isolated), true, false),
-                ],
-                3,
-                Turn::Wait("db-2 is draining".into()),
-            ),
-            (
-                "another evicting",
-                vec![
-                    m("db-1", req, true, false),
-                    m("db-2", Some(Evicting), true, false),
-                ],
-                2,
-                Turn::Wait("db-2 is draining".into()),
-            ),
-            (
-                "replacement terminating",
-                vec![m("db-1", req, true, false), m("db-2", None, false, true)],
-                2,
-                Turn::Wait("db-2 is being replaced".into()),
-            ),
-            (
-                "replacement not Ready",
-                vec![m("db-1", req, true, false), m("db-2", None, false, false)],
-                2,
-                Turn::Wait("db-2 is not Ready".into()),
-            ),
-            (
-                "replacement not created",
-                vec![m("db-0", None, true, false), m("db-1", req, true, false)],
-                3,
-                Turn::Wait("2 of 3 pods exist".into()),
-            ),
-            (
-                "a waiting pod that is not Ready does not block",
-                vec![m("db-1", req, true, false), m("db-0", req, false, false)],
-                2,
-                Turn::Go,
-            ),
-        ];
-        for (what, members, replicas, want) in table {
-            assert_eq!(sts_turn("db", "db-1", replicas, &members), want, "{what}");
-        }
-        // db-10 is the highest of the earlier case.
-        assert_eq!(
-            sts_turn(
-                "db",
-                "db-10",
-                2,
-                &[m("db-9", req, true, false), m("db-10", req, true, false)]
-            ),
-            Turn::Go
-        );
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub struct WorkerObs {
     pub phase: Phase,
     /// Why it failed, when `phase` is `Failed` (or a Pending pod that cannot start).
     pub failure: Option<FailureClass>,
+    /// Why a Pending worker has no node yet: the scheduler's PodScheduled=False
+    /// message (it waits for capacity).
+    pub unschedulable: Option<String>,
     /// Exit code, when it ended.
     pub exit_code: Option<i32>,
     /// The busy annotation.
@@ -238,16 +241,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_worker(&self, name: &str, grace: Duration) -> BackendResult<()>;
     /// Every worker, read directly (not from the watch).
     async fn list_workers(&self) -> BackendResult<Vec<WorkerObs>>;
-    /// Refuses `count` workers like `plan` that no node could hold: against what is
-    /// free now when `now` is set, else against allocatable alone. `field` names the
-    /// request field for the error. Backends without nodes accept everything.
-    async fn check_room(
+    /// How many of `count` workers like `plan` would not fit on the nodes they may
+    /// run on: against what is free now when `now` is set, else against allocatable
+    /// alone; `None` when all fit. Backends without nodes fit everything.
+    async fn room(
         &self,
         _plan: &WorkerPlan,
         _count: u32,
         _now: bool,
-        _field: &str,
-    ) -> BackendResult<()> {
-        Ok(())
+    ) -> BackendResult<Option<crate::room::Shortfall>> {
+        Ok(None)
     }
 }

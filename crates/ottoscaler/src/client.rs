@@ -304,8 +304,13 @@ pub fn print_status(r: &proto::WorkerStatusResponse, lang: Lang) {
         } else {
             format!("{}/{}#{}", w.run_id, w.stage, w.attempt)
         };
+        let waiting = if w.capacity_wait.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", Msg::CapacityWait(&w.capacity_wait).render(lang))
+        };
         println!(
-            "{:<40} {:<12} {:<5} {:<24} {}",
+            "{:<40} {:<12} {:<5} {:<24} {}{waiting}",
             w.name, w.phase, w.busy, owner, w.node
         );
     }

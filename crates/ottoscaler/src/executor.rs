@@ -25,6 +25,8 @@ use crate::schedule::{self, Decision, Outcome, SkipReason, StageStatus, Stop};
 use crate::slots::Permit;
 use crate::spec::Pipeline;
 
+mod capacity;
+
 /// What reaches a run's driver.
 #[derive(Debug)]
 pub enum RunMsg {
@@ -52,6 +54,9 @@ pub struct RunSetup {
     pub pipeline: Pipeline,
     /// Per stage: its worker with resources resolved (name and labels left empty).
     pub workers: Vec<WorkerPlan>,
+    /// Per stage: why its worker did not fit when the run was submitted (it is
+    /// checked again when the stage starts), `None` when it did.
+    pub capacity: Vec<Option<String>>,
     /// Progress history.
     pub progress: Arc<Progress>,
     /// Cancelled by CancelPipeline.
@@ -73,6 +78,8 @@ struct StageRt {
     now: Attempt,
     permit: Option<Permit>,
     deadline: Option<Instant>,
+    /// The last "waiting for capacity" reason reported for this attempt.
+    waiting: Option<String>,
 }
 
 struct Driver {
@@ -115,6 +122,7 @@ pub async fn drive(
                 now: Attempt::Idle,
                 permit: None,
                 deadline: None,
+                waiting: None,
             })
             .collect(),
         stop: None,
@@ -173,6 +181,7 @@ impl Driver {
         let rt = &mut self.rt[i];
         rt.attempt = attempt;
         rt.deadline = None;
+        rt.waiting = None;
         let slots = self.scaler.slots.clone();
         let tx = self.tx.clone();
         let progress = self.setup.progress.clone();
@@ -267,6 +276,7 @@ impl Driver {
                 );
                 m.worker = plan.name.clone();
                 self.emit(m);
+                self.recheck_capacity(i, &plan).await;
             }
             Err(e) => {
                 warn!(run = %self.setup.id, stage = self.name(i), error = %e, "creating worker failed");
@@ -319,6 +329,11 @@ impl Driver {
                     c => format!("attempt {attempt} failed: {}", c.label()),
                 };
                 self.attempt_failed(i, class, obs.exit_code, msg).await;
+            }
+            (false, Phase::Pending, None) if matches!(self.rt[i].now, Attempt::Starting(_)) => {
+                if let Some(reason) = obs.unschedulable {
+                    self.waiting(i, &obs.name, reason);
+                }
             }
             (false, Phase::Running, _) if matches!(self.rt[i].now, Attempt::Starting(_)) => {
                 self.rt[i].now = Attempt::Running(obs.name.clone());

@@ -33,7 +33,7 @@ use crate::error::{Error, kube as kube_err};
 use crate::hub::{LogHub, now_ms};
 use crate::logs::Stream;
 use crate::pods::{observe, pod_for, split_timestamp};
-use crate::room::{NodeRoom, candidate, place};
+use crate::room::{NodeRoom, Shortfall, candidate, describe, place};
 use steward_kube::quantity::pod_request;
 
 /// Field manager of every write.
@@ -311,13 +311,12 @@ impl Backend for KubeBackend {
             .map_err(kube_err(format!("deleting worker pod {name}")))
     }
 
-    async fn check_room(
+    async fn room(
         &self,
         plan: &WorkerPlan,
         count: u32,
         now: bool,
-        field: &str,
-    ) -> BackendResult<()> {
+    ) -> BackendResult<Option<Shortfall>> {
         let q = |m: &BTreeMap<String, String>, k: &str| {
             m.get(k).and_then(|v| parse_quantity(v)).unwrap_or(0.0)
         };
@@ -376,19 +375,18 @@ impl Backend for KubeBackend {
             }
         }
         let placed = place(&mut rooms, cpu, memory, count);
-        if placed < count {
-            let what = if now { "free" } else { "allocatable" };
-            return Err(Error::NoRoom {
-                field: field.into(),
-                reason: format!(
-                    "only {placed} of {count} workers ({} cpu, {} memory each) fit in the {what} resources of the {} nodes they may run on",
-                    plan.requests.get("cpu").map_or("0", String::as_str),
-                    plan.requests.get("memory").map_or("0", String::as_str),
-                    rooms.len()
-                ),
-            });
-        }
-        Ok(())
+        Ok((placed < count).then(|| Shortfall {
+            placed,
+            count,
+            reason: describe(
+                placed,
+                count,
+                plan.requests.get("cpu").map_or("0", String::as_str),
+                plan.requests.get("memory").map_or("0", String::as_str),
+                now,
+                rooms.len(),
+            ),
+        }))
     }
 
     async fn list_workers(&self) -> BackendResult<Vec<WorkerObs>> {

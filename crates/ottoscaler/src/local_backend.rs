@@ -141,6 +141,7 @@ impl Backend for LocalBackend {
             labels: w.labels.clone(),
             phase: Phase::Running,
             failure: None,
+            unschedulable: None,
             exit_code: None,
             busy: false,
             node: "localhost".into(),

@@ -11,11 +11,14 @@ use crate::proto::{PipelineProgress, RunState, StageState};
 pub enum Msg<'a> {
     /// One progress message.
     Progress(&'a PipelineProgress),
-    /// ScaleUp created workers.
+    /// ScaleUp created workers (some of which may wait for capacity, `waiting` says why).
     ScaledUp {
         task: &'a str,
         workers: &'a [String],
+        waiting: &'a str,
     },
+    /// A worker waits for a node with room, for this reason (the scheduler's).
+    CapacityWait(&'a str),
     /// ScaleDown removed workers.
     ScaledDown {
         task: &'a str,
@@ -102,13 +105,28 @@ impl Localized for Msg<'_> {
                 p.stage,
                 p.attempt,
                 stage_en(p.stage_state()),
-                p.message
+                if p.capacity_wait.is_empty() {
+                    p.message.clone()
+                } else {
+                    Self::CapacityWait(&p.capacity_wait).en()
+                }
             ),
-            Self::ScaledUp { task, workers } => format!(
-                "task {task}: created {} workers: {}",
-                workers.len(),
-                workers.join(", ")
-            ),
+            Self::ScaledUp {
+                task,
+                workers,
+                waiting,
+            } => {
+                let mut s = format!(
+                    "task {task}: created {} workers: {}",
+                    workers.len(),
+                    workers.join(", ")
+                );
+                if !waiting.is_empty() {
+                    s.push_str(&format!("; {}", Self::CapacityWait(waiting).en()));
+                }
+                s
+            }
+            Self::CapacityWait(reason) => format!("waiting for capacity: {reason}"),
             Self::ScaledDown {
                 task,
                 workers,
@@ -154,13 +172,28 @@ impl Localized for Msg<'_> {
                 p.stage,
                 p.attempt,
                 stage_ko(p.stage_state()),
-                p.message
+                if p.capacity_wait.is_empty() {
+                    p.message.clone()
+                } else {
+                    Self::CapacityWait(&p.capacity_wait).ko()
+                }
             ),
-            Self::ScaledUp { task, workers } => format!(
-                "태스크 {task}: 워커 {}개 생성: {}",
-                workers.len(),
-                workers.join(", ")
-            ),
+            Self::ScaledUp {
+                task,
+                workers,
+                waiting,
+            } => {
+                let mut s = format!(
+                    "태스크 {task}: 워커 {}개 생성: {}",
+                    workers.len(),
+                    workers.join(", ")
+                );
+                if !waiting.is_empty() {
+                    s.push_str(&format!("; {}", Self::CapacityWait(waiting).ko()));
+                }
+                s
+            }
+            Self::CapacityWait(reason) => format!("용량 대기 중: {reason}"),
             Self::ScaledDown {
                 task,
                 workers,
@@ -187,5 +220,48 @@ impl Localized for Msg<'_> {
                 format!("실행 {run}의 진행 스트림이 끊겼습니다; #{from}부터 다시 연결합니다")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_wait_in_both_languages() {
+        let p = PipelineProgress {
+            stage: "build".into(),
+            stage_state: StageState::Pending as i32,
+            attempt: 1,
+            message: "waiting for capacity: 0/2 nodes are available".into(),
+            capacity_wait: "0/2 nodes are available".into(),
+            ..Default::default()
+        };
+        let en = Msg::Progress(&p).en();
+        let ko = Msg::Progress(&p).ko();
+        assert!(
+            en.ends_with(
+                "stage build (attempt 1) pending: waiting for capacity: 0/2 nodes are available"
+            ),
+            "{en}"
+        );
+        assert!(
+            ko.ends_with("스테이지 build (시도 1) 대기: 용량 대기 중: 0/2 nodes are available"),
+            "{ko}"
+        );
+        let workers = ["t-a".to_string()];
+        let up = Msg::ScaledUp {
+            task: "t",
+            workers: &workers,
+            waiting: "only 0 of 1 workers fit",
+        };
+        assert_eq!(
+            up.en(),
+            "task t: created 1 workers: t-a; waiting for capacity: only 0 of 1 workers fit"
+        );
+        assert_eq!(
+            up.ko(),
+            "태스크 t: 워커 1개 생성: t-a; 용량 대기 중: only 0 of 1 workers fit"
+        );
     }
 }

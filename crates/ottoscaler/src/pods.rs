@@ -71,6 +71,36 @@ pub fn classify(pod: &Pod) -> (Option<FailureClass>, Option<i32>) {
     (Some(class), code)
 }
 
+/// Why a pod has no node yet, from its PodScheduled=False condition: the scheduler's
+/// message (for example `0/3 nodes are available: 3 Insufficient cpu.`), else its
+/// reason. `None` once the pod is bound to a node or when the scheduler has not said
+/// anything. Pure.
+pub fn unschedulable(pod: &Pod) -> Option<String> {
+    if pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty())
+    {
+        return None;
+    }
+    let st = pod.status.as_ref()?;
+    if st.phase.as_deref().is_some_and(|p| p != "Pending") {
+        return None;
+    }
+    let c = st
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    let said = [c.message.as_deref(), c.reason.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|t| !t.is_empty());
+    Some(said.unwrap_or("unschedulable").to_string())
+}
+
 /// A worker pod as the scaler sees it; `None` for pods without worker labels. Pure.
 pub fn observe(pod: &Pod) -> Option<WorkerObs> {
     let labels = WorkerLabels::from_map(pod.metadata.labels.as_ref()?)?;
@@ -95,6 +125,11 @@ pub fn observe(pod: &Pod) -> Option<WorkerObs> {
         labels,
         phase,
         failure,
+        unschedulable: if phase == Phase::Pending {
+            unschedulable(pod)
+        } else {
+            None
+        },
         exit_code: if phase == Phase::Succeeded {
             Some(exit_code.unwrap_or(0))
         } else {
@@ -231,6 +266,59 @@ mod tests {
             let o = observe(&pod(status.clone())).unwrap();
             assert_eq!((o.phase, o.failure), (phase, failure), "{status}");
             assert_eq!((o.labels.stage.as_str(), o.labels.attempt), ("a", 2));
+        }
+    }
+
+    #[test]
+    fn unschedulable_table() {
+        let cond = |status: &str, reason: &str, message: &str| json!({ "type": "PodScheduled", "status": status, "reason": reason, "message": message });
+        let msg =
+            "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available.";
+        let cases = vec![
+            (json!({ "phase": "Pending" }), None, None),
+            (
+                json!({ "phase": "Pending", "conditions": [cond("False", "Unschedulable", msg)] }),
+                None,
+                Some(msg),
+            ),
+            (
+                json!({ "phase": "Pending", "conditions": [cond("False", "Unschedulable", "")] }),
+                None,
+                Some("Unschedulable"),
+            ),
+            (
+                json!({ "phase": "Pending", "conditions": [cond("False", "", "")] }),
+                None,
+                Some("unschedulable"),
+            ),
+            (
+                json!({ "phase": "Pending", "conditions": [cond("True", "", "")] }),
+                Some("n1"),
+                None,
+            ),
+            // Bound to a node already: whatever the condition still says, it has one.
+            (
+                json!({ "phase": "Pending", "conditions": [cond("False", "Unschedulable", msg)] }),
+                Some("n1"),
+                None,
+            ),
+            (
+                json!({ "phase": "Running", "conditions": [cond("False", "Unschedulable", msg)] }),
+                None,
+                None,
+            ),
+        ];
+        for (status, node, want) in cases {
+            let mut p = pod(status.clone());
+            if let Some(n) = node {
+                p.spec = Some(PodSpec {
+                    node_name: Some(n.into()),
+                    ..PodSpec::default()
+                });
+            }
+            assert_eq!(unschedulable(&p).as_deref(), want, "{status} on {node:?}");
+            let o = observe(&p).unwrap();
+            assert_eq!(o.unschedulable.as_deref(), want, "{status} on {node:?}");
         }
     }
 

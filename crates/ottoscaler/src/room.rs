@@ -1,11 +1,17 @@
-//! Whether workers would fit on the nodes they may run on, before creating pods that
-//! would only sit Pending. Pure: the Kubernetes backend feeds it the candidate
-//! nodes' allocatable resources minus what their pods request.
+//! Whether workers would fit on the nodes they may run on, and what a request does
+//! when they do not. Pure: the Kubernetes backend feeds it the candidate nodes'
+//! allocatable resources minus what their pods request.
 //!
 //! ScaleUp places all N workers (first fit) against what is free now; a pipeline
 //! stage is checked against allocatable alone when the run is submitted, because a
-//! busy cluster frees room as other pods end, but a worker bigger than every node
-//! never fits.
+//! busy cluster frees room as other pods end.
+//!
+//! Workers that do not fit are, by default ([`CapacityCheck::Wait`]), created
+//! anyway: on a cluster that Karpenter or the cluster autoscaler grows, "no node has
+//! room now" is normal and a Pending pod is exactly what makes a node appear. They
+//! wait as Pending (a stage within its timeout) and progress and status say
+//! "waiting for capacity". [`CapacityCheck::Strict`] refuses such a request instead,
+//! naming the field, and creates nothing (for a cluster of fixed size).
 
 use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
 
@@ -18,6 +24,64 @@ pub struct NodeRoom {
     pub cpu: f64,
     /// Free memory (bytes).
     pub memory: f64,
+}
+
+/// What a request does with workers no node has room for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CapacityCheck {
+    /// Create them: they wait as Pending until a node with room exists.
+    #[default]
+    Wait,
+    /// Refuse the request (RESOURCE_EXHAUSTED, naming the field); nothing is created.
+    Strict,
+}
+
+/// Workers that did not fit when they were checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    /// How many found room.
+    pub placed: u32,
+    /// How many were asked for.
+    pub count: u32,
+    /// For people and the handler: what did not fit where.
+    pub reason: String,
+}
+
+/// What to do with a request after the capacity check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every worker fits now.
+    Fits,
+    /// Go ahead; the workers that do not fit wait for capacity, for this reason.
+    Wait(String),
+    /// Refuse, for this reason.
+    Refuse(String),
+}
+
+/// The decision for a request whose check found `shortfall` (`None`: all fit). Pure.
+pub fn verdict(mode: CapacityCheck, shortfall: Option<&Shortfall>) -> Verdict {
+    match (mode, shortfall) {
+        (_, None) => Verdict::Fits,
+        (_, Some(s)) if s.placed >= s.count => Verdict::Fits,
+        (CapacityCheck::Wait, Some(s)) => Verdict::Wait(s.reason.clone()),
+        (CapacityCheck::Strict, Some(s)) => Verdict::Refuse(s.reason.clone()),
+    }
+}
+
+/// The reason text of a shortfall. `free` says whether what the nodes' pods request
+/// was taken off their allocatable resources. Pure.
+pub fn describe(
+    placed: u32,
+    count: u32,
+    cpu: &str,
+    memory: &str,
+    free: bool,
+    nodes: usize,
+) -> String {
+    let what = if free { "free" } else { "allocatable" };
+    format!(
+        "only {placed} of {count} workers ({cpu} cpu, {memory} memory each) fit in the {what} resources of the {nodes} nodes they may run on"
+    )
 }
 
 /// Whether `tolerations` tolerate `taint` (for scheduling: NoSchedule and NoExecute).
@@ -101,6 +165,33 @@ mod tests {
         for (mut nodes, cpu, mem, count, want) in cases {
             assert_eq!(place(&mut nodes, cpu, mem * gib, count), want);
         }
+    }
+
+    #[test]
+    fn verdict_table() {
+        use CapacityCheck::{Strict, Wait};
+        let short = |placed, count| Shortfall {
+            placed,
+            count,
+            reason: format!("{placed} of {count}"),
+        };
+        let cases = [
+            (Wait, None, Verdict::Fits),
+            (Strict, None, Verdict::Fits),
+            (Wait, Some(short(3, 3)), Verdict::Fits),
+            (Strict, Some(short(3, 3)), Verdict::Fits),
+            (Wait, Some(short(2, 3)), Verdict::Wait("2 of 3".into())),
+            (Strict, Some(short(2, 3)), Verdict::Refuse("2 of 3".into())),
+            (Wait, Some(short(0, 1)), Verdict::Wait("0 of 1".into())),
+            (Strict, Some(short(0, 1)), Verdict::Refuse("0 of 1".into())),
+        ];
+        for (mode, s, want) in cases {
+            assert_eq!(verdict(mode, s.as_ref()), want, "{mode:?} {s:?}");
+        }
+        assert_eq!(
+            describe(0, 1, "100m", "64Mi", false, 0),
+            "only 0 of 1 workers (100m cpu, 64Mi memory each) fit in the allocatable resources of the 0 nodes they may run on"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::local_backend::LocalBackend;
 use crate::messages::Msg;
 use crate::metrics::Metrics;
 use crate::proto;
+use crate::room::CapacityCheck;
 use crate::scaler::{Options, Scaler};
 use crate::server::{ServeOptions, Tls, serve};
 
@@ -92,6 +93,15 @@ struct ServeArgs {
     /// Concurrency cap on workers; stages over it wait in a fair queue.
     #[arg(long, default_value_t = 100)]
     max_workers: u32,
+    /// Workers no node has room for now: `wait` creates them and they wait as Pending (a stage within its timeout) until a node with room appears, as Karpenter or the cluster autoscaler provision one for a Pending pod, with progress and status saying "waiting for capacity"; `strict` refuses the ScaleUp or pipeline with RESOURCE_EXHAUSTED naming the field, creating nothing.
+    #[arg(
+        long,
+        value_enum,
+        env = "OTTOSCALER_CAPACITY_CHECK",
+        default_value = "wait",
+        value_name = "MODE"
+    )]
+    capacity_check: CapacityCheck,
     /// Default termination grace period of removed workers.
     #[arg(long, default_value = "10s", value_parser = humantime_secs)]
     grace_period: Duration,
@@ -254,7 +264,8 @@ pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
                 "{}",
                 Msg::ScaledUp {
                     task: &r.task_id,
-                    workers: &r.workers
+                    workers: &r.workers,
+                    waiting: &r.capacity_wait,
                 }
                 .render(lang)
             );
@@ -421,6 +432,7 @@ async fn serve_cmd(a: ServeArgs) -> Result<()> {
         grace: a.grace_period,
         retention: a.retention,
         log_lines: a.log_lines,
+        capacity: a.capacity_check,
     };
     let scaler = Scaler::new(backend, config, opts, metrics);
     scaler.start(shutdown.token()).await?;

@@ -20,10 +20,12 @@ use crate::hub::{LogHub, now_ms};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::proto::{self, PipelineProgress, RunState};
+use crate::room::CapacityCheck;
 use crate::slots::{Permit, Slots};
 use crate::spec::{self, SpecError, bad, check_name};
 pub use crate::workers::{orphans, pick_scale_down};
 
+mod capacity;
 mod recovery;
 
 /// Knobs of the scaler.
@@ -37,6 +39,8 @@ pub struct Options {
     pub retention: Duration,
     /// Lines kept per run or task log buffer.
     pub log_lines: usize,
+    /// Workers no node has room for now: wait for capacity or refuse the request.
+    pub capacity: CapacityCheck,
 }
 
 impl Default for Options {
@@ -46,6 +50,7 @@ impl Default for Options {
             grace: Duration::from_secs(10),
             retention: Duration::from_secs(3600),
             log_lines: 10_000,
+            capacity: CapacityCheck::Wait,
         }
     }
 }
@@ -239,10 +244,10 @@ impl Scaler {
             .enumerate()
             .map(|(i, s)| self.worker_plan(&format!("stages[{i}].worker"), &s.worker))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut capacity = Vec::with_capacity(workers.len());
         for (i, w) in workers.iter().enumerate() {
-            self.backend
-                .check_room(w, 1, false, &format!("stages[{i}].worker.resources"))
-                .await?;
+            let field = format!("stages[{i}].worker.resources");
+            capacity.push(self.admit(w, 1, false, &field).await?);
         }
         let id = if req.run_id.is_empty() {
             format!("r-{}", random_suffix(8))
@@ -282,6 +287,7 @@ impl Scaler {
             id: id.clone(),
             pipeline,
             workers,
+            capacity,
             progress: progress.clone(),
             cancel,
         };
@@ -364,8 +370,12 @@ impl Scaler {
             .collect()
     }
 
-    /// ScaleUp: creates `worker_count` workers for the task.
-    pub async fn scale_up(&self, req: &proto::ScaleRequest) -> Result<Vec<String>> {
+    /// ScaleUp: creates `worker_count` workers for the task; with them, why some
+    /// wait for capacity, if they do.
+    pub async fn scale_up(
+        &self,
+        req: &proto::ScaleRequest,
+    ) -> Result<(Vec<String>, Option<String>)> {
         check_name("task_id", &req.task_id, spec::MAX_ID)?;
         let cap = self.opts.max_workers;
         let n = u32::try_from(req.worker_count)
@@ -393,9 +403,7 @@ impl Scaler {
             annotations: w.annotations.into_iter().collect(),
         };
         let mut plan = self.worker_plan("worker", &template)?;
-        self.backend
-            .check_room(&plan, n, true, "worker_count")
-            .await?;
+        let waiting = self.admit(&plan, n, true, "worker_count").await?;
         let permits = self
             .slots
             .try_acquire(n)
@@ -435,7 +443,7 @@ impl Scaler {
             created.push(plan.name.clone());
         }
         info!(task = %req.task_id, workers = created.len(), "scaled up");
-        Ok(created)
+        Ok((created, waiting))
     }
 
     /// ScaleDown: deletes up to `worker_count` (0 = all) workers of the task.

@@ -109,17 +109,22 @@ impl OttoscalerService for Services {
         req: Request<proto::ScaleRequest>,
     ) -> Result<Response<proto::ScaleResponse>, Status> {
         let req = req.into_inner();
-        let created = self.scaler.scale_up(&req).await.map_err(|e| status(&e))?;
+        let (created, waiting) = self.scaler.scale_up(&req).await.map_err(|e| status(&e))?;
         let active = self
             .scaler
             .workers(&req.task_id, "")
             .len()
             .max(created.len());
+        let mut message = format!("created {} workers for task {}", created.len(), req.task_id);
+        if let Some(w) = &waiting {
+            message.push_str(&format!("; waiting for capacity: {w}"));
+        }
         Ok(Response::new(proto::ScaleResponse {
-            message: format!("created {} workers for task {}", created.len(), req.task_id),
+            message,
             task_id: req.task_id,
             workers: created,
             active_workers: i32c(active),
+            capacity_wait: waiting.unwrap_or_default(),
         }))
     }
 
@@ -146,6 +151,7 @@ impl OttoscalerService for Services {
             workers: removed,
             message,
             active_workers: i32c(left),
+            capacity_wait: String::new(),
         }))
     }
 
@@ -173,6 +179,7 @@ impl OttoscalerService for Services {
                 busy: w.busy,
                 node: w.node.clone(),
                 created_unix_ms: w.created_ms,
+                capacity_wait: w.unschedulable.unwrap_or_default(),
                 name: w.name,
             })
             .collect();

@@ -52,6 +52,7 @@ mod tests {
             },
             phase,
             failure: None,
+            unschedulable: None,
             exit_code: None,
             busy,
             node: String::new(),

@@ -14,7 +14,11 @@ fn args(ns: &str, id: &str) -> LeaderArgs {
     LeaderArgs {
         lease_namespace: ns.into(),
         lease_identity: Some(id.into()),
-        lease_duration: 3,
+        // Renewed 4 s before it runs out. A 3 s Lease is renewed 2 s ahead, and a
+        // loaded machine that delays the renewal that long hands it to b while the
+        // test asserts a still leads. A follower sleeps until the expiry it last saw,
+        // so b takes over at most 10 s after a's release, within the 20 s below.
+        lease_duration: 10,
     }
 }
 

@@ -9,7 +9,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::certs::{self, Pki};
 use crate::error::{Error, Result, io};
-use crate::process::{Proc, free_port};
+use crate::ports::free_port;
+use crate::process::Proc;
 use crate::state::SimState;
 
 const STAGES: &str = include_str!("../assets/stages.yaml");
@@ -67,9 +68,10 @@ struct Ports {
 impl Cluster {
     /// Starts etcd, the API server, the controller manager, the scheduler and kwok,
     /// and returns once the API server is ready and the controllers run. Ports are
-    /// picked free just before the programs bind them, so another process can take
-    /// one in between: a start that fails on a port already in use is retried, with
-    /// new ports and a fresh etcd, up to three times.
+    /// picked outside the kernel's ephemeral range and held for this process (see
+    /// [`free_port`](crate::free_port)); a program that still finds its port in use
+    /// (one some unrelated program bound by number) fails the start, which is then
+    /// retried with new ports and a fresh etcd, up to three times.
     pub async fn start(opts: &Options) -> Result<Self> {
         let mut attempt = 1;
         loop {

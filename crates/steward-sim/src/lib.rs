@@ -14,12 +14,14 @@ mod certs;
 mod cluster;
 mod error;
 mod nodes;
+mod ports;
 mod process;
 mod state;
 
 pub use cluster::{Cluster, Lifetime, Options};
 pub use error::{Error, Result};
-pub use nodes::{NodeSpec, add_nodes, is_ready};
+pub use nodes::{NodeSpec, add_nodes, is_ready, schedulable};
+pub use ports::free_port;
 pub use state::SimState;
 
 /// Annotation kwok uses to pick the nodes it manages.

@@ -115,7 +115,7 @@ pub async fn add_nodes(
             .await?
             .items
             .into_iter()
-            .filter(|n| is_ready(n) && !lifecycle_tainted(n))
+            .filter(schedulable)
             .filter_map(|n| n.metadata.name)
             .collect::<Vec<_>>();
         if specs.iter().all(|s| ready.contains(&s.name)) {
@@ -133,6 +133,14 @@ pub async fn add_nodes(
 }
 
 pub use steward_kube::node::is_ready;
+
+/// Whether the scheduler places pods on the node: Ready, and without the taints that
+/// every new node gets (`not-ready`, from the API server's TaintNodesByCondition
+/// admission) or a silent one (`unreachable`), which kube-controller-manager lifts
+/// only after the node turns Ready (seconds later on a loaded machine).
+pub fn schedulable(n: &Node) -> bool {
+    is_ready(n) && !lifecycle_tainted(n)
+}
 
 /// Whether the node still carries a taint the node lifecycle controller sets on nodes
 /// that are not (yet) Ready.

@@ -85,16 +85,3 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
-
-/// A free TCP port on loopback. Another process may take it before the program
-/// binds it; start-up then fails with that program's log, and `Cluster::start`
-/// retries with new ports.
-pub(crate) fn free_port() -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding", "127.0.0.1:0"))?;
-    let port = listener
-        .local_addr()
-        .map_err(io("binding", "127.0.0.1:0"))?
-        .port();
-    Ok(port)
-}

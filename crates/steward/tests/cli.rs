@@ -130,11 +130,8 @@ fn unknown_context_is_one_line_naming_it() {
 
 #[test]
 fn unreachable_api_server_is_one_line_naming_the_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Held for this test binary: nothing else can start listening there.
+    let port = testkit::free_port();
     let dir = tempdir("unreachable");
     let path = dir.join("config");
     std::fs::write(

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 mod common;
+mod watch_support;
 
 use std::time::Duration;
 
@@ -249,27 +250,18 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
 
     // Watch the PDB-guarded Deployment for the whole drain: never fewer than 5 of 6 Ready.
     let pods: Api<Pod> = Api::namespaced(ctx.env.client.clone(), &ctx.env.ns);
-    let min_ready = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
-    let min = min_ready.clone();
-    let watch = tokio::spawn(async move {
-        let _ = wait::list(
-            &pods,
-            &ListParams::default().labels("app=web"),
-            Duration::from_secs(300),
-            "drain end",
-            |ps| {
-                // Count once the initial list is in (the first event comes with an empty store).
-                if ps.len() >= 6 {
-                    min.fetch_min(
-                        ps.iter().filter(|p| pod_ready(p)).count(),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                }
-                false
-            },
-        )
-        .await;
-    });
+    let pdb_watch = watch_support::Invariant::start(
+        "web pods Ready",
+        pods,
+        kube::runtime::watcher::Config::default().labels("app=web"),
+        |ps| {
+            let ready = ps.values().filter(|p| pod_ready(p)).count();
+            (ready < 5).then(|| {
+                format!("the PDB (maxUnavailable 1) was violated: only {ready} of 6 Ready")
+            })
+        },
+    )
+    .await;
 
     let (ok, stdout, stderr) = ctx
         .drain(&["--slack-webhook-url", &slack.url, "-o", "json"])
@@ -340,12 +332,7 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
             .contains("finished: 2/2 nodes drained"),
         "{texts:?}"
     );
-    watch.abort();
-    let min_ready = min_ready.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        min_ready >= 5,
-        "the PDB (maxUnavailable 1) was violated: only {min_ready} of 6 Ready"
-    );
+    pdb_watch.finish();
 }
 
 #[tokio::test]
@@ -400,11 +387,8 @@ async fn unreachable_prometheus_stops_before_any_cordon() {
     let pool = ctx.pool_nodes("a", 2, "4").await;
     let closed = format!(
         "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        // Held for this test binary: nothing else can start listening there.
+        testkit::free_port()
     );
     let (ok, stdout, stderr) = steward(
         &[

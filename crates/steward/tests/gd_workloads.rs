@@ -79,7 +79,25 @@ impl Seen {
         let stream = watcher(pods(env), watcher::Config::default()).applied_objects();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
-            while let Some(Ok(p)) = stream.next().await {
+            loop {
+                // The watch is part of the proof: an error or an early end is a violation.
+                let p = match stream.next().await {
+                    Some(Ok(p)) => p,
+                    Some(Err(e)) => {
+                        s.violations
+                            .lock()
+                            .unwrap()
+                            .push(format!("the pod watch failed: {e}"));
+                        return;
+                    }
+                    None => {
+                        s.violations
+                            .lock()
+                            .unwrap()
+                            .push("the pod watch ended".into());
+                        return;
+                    }
+                };
                 let mut now = s.now.lock().unwrap();
                 let uid = p.uid().unwrap_or_default();
                 if p.metadata.deletion_timestamp.is_some() {

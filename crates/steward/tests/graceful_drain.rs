@@ -223,7 +223,7 @@ async fn eviction_blocked_by_a_pdb_is_restored_to_service() {
     .await
     .unwrap();
 
-    // 1. The dry run refuses: the drain never starts; the pod stays in service.
+    // 1. The budget allows no disruption: the drain waits, queued, with the pod in service.
     let first = pods_[0].name_any();
     assert_eq!(evict(&env, &first).await, 429);
     let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
@@ -231,27 +231,35 @@ async fn eviction_blocked_by_a_pdb_is_restored_to_service() {
         &events,
         &ListParams::default().fields(&format!("involvedObject.name={first}")),
         T,
-        "EvictionBlocked Event",
+        "DrainQueued Event naming the budget",
         |es| {
-            es.iter()
-                .any(|e| e.reason.as_deref() == Some("EvictionBlocked"))
+            es.iter().any(|e| {
+                e.reason.as_deref() == Some("DrainQueued")
+                    && e.message
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("PodDisruptionBudget web")
+            })
         },
     )
     .await
     .unwrap();
-    nothing_left_behind(&env).await;
+    let queued = pods(&env).get(&first).await.unwrap();
     assert_eq!(
-        pods(&env)
-            .get(&first)
-            .await
-            .unwrap()
-            .labels()
-            .get("app")
-            .map(String::as_str),
-        Some("web")
+        queued.labels().get("app").map(String::as_str),
+        Some("web"),
+        "still in service"
     );
+    assert_eq!(
+        queued.labels().get("steward.io/drain").map(String::as_str),
+        Some("requested"),
+        "queued, not isolated"
+    );
+    // Still refused while queued, as a PDB refusal would be.
+    assert_eq!(evict(&env, &first).await, 429);
 
-    // 2. The budget allows the start, then refuses the final eviction: labels come back.
+    // 2. The budget allows one: the queued pod is isolated without another eviction;
+    // then the budget refuses the final eviction: the labels come back.
     pdbs.patch(
         "web",
         &PatchParams::default(),
@@ -259,29 +267,7 @@ async fn eviction_blocked_by_a_pdb_is_restored_to_service() {
     )
     .await
     .unwrap();
-    wait::object(
-        &pdbs,
-        "web",
-        T,
-        "budget allows one",
-        |p: &PodDisruptionBudget| {
-            p.status
-                .as_ref()
-                .is_some_and(|s| s.disruptions_allowed == 1)
-        },
-    )
-    .await
-    .unwrap();
-    let second = pods_[1].name_any();
-    let deadline = tokio::time::Instant::now() + T;
-    // The back-off of the first refusal may still run on this pod's sibling only; retry 429s as kubectl drain does.
-    while evict(&env, &second).await == 429 {
-        let p = pods(&env).get(&second).await.unwrap();
-        if p.labels().contains_key("steward.io/drain") || tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let second = first.clone();
     wait::object(&pods(&env), &second, T, "isolated", |p: &Pod| {
         p.labels().get("steward.io/drain").map(String::as_str) == Some("isolated")
     })
@@ -418,6 +404,9 @@ async fn invalid_config_is_rejected_and_the_last_good_one_stays() {
     // vpa-managed pods are not targeted (the rejected config would have); team=blue pods are.
     let vpa = web(&env, "web", 1, true, json!({})).await;
     assert_eq!(evict(&env, &vpa[0].name_any()).await, 201);
+    // The webhook said so (not the API server failing open past its timeout).
+    let m = steward.metrics().await;
+    assert!(m.contains("decision=\"allow_not_targeted\"} 1"), "{m}");
     let blue = gd_support::web_with(&env, "blue", 1, json!({ "team": "blue" }), json!({})).await;
     let b = blue[0].name_any();
     assert_eq!(

@@ -32,11 +32,7 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    testkit::free_port()
 }
 
 /// Worker classes placing pods on this test's kwok nodes.
@@ -1046,6 +1042,8 @@ async fn local_backend_stage_timeout_and_run_listing_by_cli() {
     assert!(stdout.contains("run cli-1 failed"), "{stdout}");
 }
 
+/// `--capacity-check strict`: what no node has room for now is refused, naming the
+/// field, and nothing is created.
 #[tokio::test]
 async fn workers_no_node_can_hold_are_refused_before_any_pod_exists() {
     let env = testkit::env("otto-room").await.unwrap();
@@ -1053,7 +1051,15 @@ async fn workers_no_node_can_hold_are_refused_before_any_pod_exists() {
         .await
         .unwrap();
     let cfg = config_file(Some(&env));
-    let server = Server::start(&["--namespace", &env.ns, "--config", cfg.to_str().unwrap()]).await;
+    let server = Server::start(&[
+        "--namespace",
+        &env.ns,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--capacity-check",
+        "strict",
+    ])
+    .await;
     let (mut otto, _) = server.clients().await;
     let up = |n: i32, cpu: &str| proto::ScaleRequest {
         task_id: "fit".into(),
@@ -1095,9 +1101,137 @@ async fn workers_no_node_can_hold_are_refused_before_any_pod_exists() {
         "{}",
         e.message()
     );
+    // Nothing was created for either refusal: no worker, no task or run record.
+    assert!(pods(&env, "steward.io/ottoscaler").await.is_empty());
+    let records = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns)
+        .list(&ListParams::default().labels("steward.io/ottoscaler"))
+        .await
+        .unwrap();
+    assert!(records.items.is_empty(), "{:?}", records.items);
     // What fits is created.
     let r = otto.scale_up(up(2, "400m")).await.unwrap().into_inner();
     assert_eq!(r.workers.len(), 2);
+}
+
+/// The default, `--capacity-check wait`: a stage and a ScaleUp submitted before any
+/// node they may run on exists are created, wait as Pending saying why (the
+/// scaler's check, then the scheduler's reason), and run once a node is added.
+#[tokio::test]
+async fn workers_that_do_not_fit_wait_for_capacity_and_run_once_a_node_is_added() {
+    let env = testkit::env("otto-grow").await.unwrap();
+    let cfg = config_file(Some(&env));
+    let server = Server::start(&["--namespace", &env.ns, "--config", cfg.to_str().unwrap()]).await;
+    let (mut otto, _) = server.clients().await;
+    let mut stream = otto
+        .execute_pipeline(proto::PipelineRequest {
+            run_id: "grow-1".into(),
+            stages: vec![stage("build", &[], &[(EXIT, "0")])],
+            timeout_seconds: 300,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let up = otto
+        .scale_up(proto::ScaleRequest {
+            task_id: "grow".into(),
+            worker_count: 1,
+            worker: Some(proto::WorkerTemplate {
+                image: "registry.invalid/w:1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(up.workers.len(), 1);
+    assert!(
+        up.capacity_wait.starts_with("only 0 of 1 workers (100m cpu, 64Mi memory each) fit in the free resources of the 0 nodes"),
+        "{up:?}"
+    );
+    assert!(
+        up.message.contains("waiting for capacity: only 0 of 1"),
+        "{up:?}"
+    );
+
+    // The stage says it waits, first from the scaler's own check, then with the
+    // scheduler's reason; the run goes on.
+    let mut ps = Vec::new();
+    while !ps.iter().any(|p: &proto::PipelineProgress| {
+        p.stage_state() == StageState::Pending && p.capacity_wait.contains("nodes are available")
+    }) {
+        let p = tokio::time::timeout(T, stream.next())
+            .await
+            .expect("progress within the deadline")
+            .expect("the stream goes on")
+            .unwrap();
+        assert!(
+            !p.r#final,
+            "the run ended while waiting for capacity: {ps:#?}"
+        );
+        ps.push(p);
+    }
+    let own = ps
+        .iter()
+        .find(|p| p.stage_state() == StageState::Pending)
+        .unwrap();
+    assert!(
+        own.capacity_wait
+            .starts_with("only 0 of 1 workers (100m cpu, 64Mi memory each) fit in the allocatable resources of the 0 nodes"),
+        "{own:?}"
+    );
+    assert_eq!(
+        own.message,
+        format!("waiting for capacity: {}", own.capacity_wait)
+    );
+    assert_eq!(
+        pods(&env, "steward.io/pipeline-run=grow-1").await.len(),
+        1,
+        "the worker exists and waits"
+    );
+    // Status says the same of the task's worker, in either language.
+    wait::until(T, "the task worker waits for capacity", || {
+        let mut o = otto.clone();
+        async move {
+            let s = o
+                .get_worker_status(proto::WorkerStatusRequest {
+                    task_id: "grow".into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok(s.workers.len() == 1
+                && s.workers[0].phase == "Pending"
+                && s.workers[0].capacity_wait.contains("nodes are available"))
+        }
+    })
+    .await
+    .unwrap();
+    let (ok, out) = cli(&server, &["--lang", "ko", "status", "--task", "grow"]).await;
+    assert!(ok && out.contains("용량 대기 중: 0/"), "{out}");
+
+    env.add_nodes("late", 1, |s| s).await.unwrap();
+    let rest = collect(stream).await;
+    assert_eq!(
+        rest.last().unwrap().run_state(),
+        RunState::Succeeded,
+        "{ps:#?}\n{rest:#?}"
+    );
+    let states: Vec<StageState> = ps
+        .iter()
+        .chain(&rest)
+        .filter(|p| p.stage == "build")
+        .map(proto::PipelineProgress::stage_state)
+        .collect();
+    let at = |s: StageState| states.iter().position(|x| *x == s).unwrap();
+    assert!(
+        at(StageState::Starting) < at(StageState::Pending)
+            && at(StageState::Pending) < at(StageState::Running)
+            && at(StageState::Running) < at(StageState::Succeeded),
+        "{states:?}"
+    );
+    running_pod(&env, "steward.io/task=grow").await;
 }
 
 /// Runs `steward ottoscaler <args>` against `server` with the token; (success, stdout).

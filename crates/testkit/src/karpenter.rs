@@ -159,12 +159,7 @@ impl Karpenter {
             )
             .await?;
         }
-        let port = |_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-        };
-        let (metrics, health) = (port(0)?, port(1)?);
+        let (metrics, health) = (steward_sim::free_port()?, steward_sim::free_port()?);
         let log = std::fs::File::create(
             std::env::temp_dir().join(format!("steward-karpenter-{}.log", std::process::id())),
         )?;

@@ -168,7 +168,9 @@ pub async fn env(prefix: &str) -> Result<TestEnv> {
 
 impl TestEnv {
     /// Creates `count` kwok nodes named `<ns>-<prefix>-<i>`, labelled and tainted
-    /// with [`TEST_KEY`]=`<ns>`, and waits until all are Ready. `f` adjusts each spec.
+    /// with [`TEST_KEY`]=`<ns>`, and waits until the scheduler may use all of them
+    /// ([`wait::node_schedulable`]: Ready, and the `not-ready` taint every new node
+    /// gets is gone). `f` adjusts each spec.
     pub async fn add_nodes(
         &self,
         prefix: &str,
@@ -197,8 +199,8 @@ impl TestEnv {
                 &nodes,
                 name,
                 Duration::from_secs(60),
-                "node Ready",
-                |n: &Node| wait::node_ready(n),
+                "node Ready and untainted by the node lifecycle controller",
+                wait::node_schedulable,
             )
             .await?;
         }
@@ -220,6 +222,14 @@ impl TestEnv {
     pub fn node_selector(&self) -> std::collections::BTreeMap<String, String> {
         [(TEST_KEY.to_string(), self.ns.clone())].into()
     }
+}
+
+/// A free loopback port for a program the test starts, picked outside the kernel's
+/// ephemeral range and held for this test binary, so no other process (and no
+/// outgoing connection) takes it before the program binds it; see
+/// [`steward_sim::free_port`].
+pub fn free_port() -> u16 {
+    steward_sim::free_port().expect("a free loopback port")
 }
 
 /// An HTTP client for tests (rustls on ring, as the product uses).

@@ -1,5 +1,6 @@
 //! A real Prometheus (Debian's `prometheus`) for tests: scrapes the given targets
-//! every second, listens on a random loopback port, dies with the test.
+//! every second, listens on a free loopback port ([`crate::free_port`]), dies with the
+//! test.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,9 +19,7 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (`host:port`, path `/metrics`) under `job`.
     pub async fn start(job: &str, targets: &[String]) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = steward_sim::free_port()?;
         let dir = std::env::temp_dir().join(format!("steward-prom-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let list = targets

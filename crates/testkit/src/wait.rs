@@ -130,6 +130,14 @@ pub fn node_ready(n: &Node) -> bool {
     steward_kube::node::is_ready(n)
 }
 
+/// A node the scheduler places pods on: Ready, and no longer carrying the
+/// `not-ready` taint every new node is created with ([`steward_sim::schedulable`]).
+/// A Ready node whose taint kube-controller-manager has not lifted yet takes no pods
+/// (a test once saw "0 nodes they may run on" in that window on a loaded machine).
+pub fn node_schedulable(n: &Node) -> bool {
+    steward_sim::schedulable(n)
+}
+
 /// A pod that is Running and Ready and not being deleted.
 pub fn pod_ready(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()

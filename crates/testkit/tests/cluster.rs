@@ -167,18 +167,19 @@ async fn deleted_pod_stays_terminating_for_its_grace_period() {
     let terminating = pods.get("slow").await.unwrap();
     assert!(terminating.metadata.deletion_timestamp.is_some());
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(5));
+    // It goes by itself once the grace period is over (kwok acts at its
+    // deletionTimestamp); nobody else touches it. How long after is not bounded here:
+    // on a loaded machine kwok and the API server react seconds late, so an upper
+    // bound (it was 8 s) measured the machine's load, not kwok.
     wait::gone(&pods, "slow", Duration::from_secs(30))
         .await
         .unwrap();
     let took = asked.elapsed();
-    // deletionTimestamp has one-second resolution: the pod goes between 4 and 7 s.
+    // deletionTimestamp has one-second resolution: the pod goes 4 s after the
+    // request at the earliest, and load only makes that later.
     assert!(
         took >= Duration::from_secs(4),
         "pod vanished after {took:?}, before its 5 s grace period"
-    );
-    assert!(
-        took <= Duration::from_secs(8),
-        "pod lingered {took:?}, well past its 5 s grace period"
     );
 }
 

@@ -18,13 +18,9 @@ use tokio::io::AsyncBufReadExt;
 
 pub const T: Duration = Duration::from_secs(90);
 
-/// A free loopback port (bound, then released for the child to take).
+/// A free loopback port for a child to bind ([`testkit::free_port`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    testkit::free_port()
 }
 
 /// A running `steward graceful-drain run`; killed on drop.
@@ -85,7 +81,15 @@ impl StewardSpec {
                 "--namespace",
                 &self.sys_ns,
             ])
-            .args(["--admin-addr", &admin, "--lease-duration", "4"])
+            // The default Lease (15 s, renewed 6 s before it runs out). A 4 s one is
+            // renewed only 2 s ahead, and a renewal that a loaded machine delays past
+            // that loses leadership, which ends the process mid-test.
+            .args(["--admin-addr", &admin, "--lease-duration", "15"])
+            // The API server waits this long for the webhook before it lets the
+            // eviction through (failurePolicy Ignore): with the default 3 s, a webhook
+            // slowed by a loaded machine turns the 429 a test expects into a 201. The
+            // tests that expect a 201 check the webhook's own count of its answers.
+            .args(["--webhook-timeout", "30"])
             .args([
                 "--webhook-addr",
                 &format!("127.0.0.1:{}", self.webhook_port),

@@ -14,13 +14,9 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-/// A free loopback port.
+/// A free loopback port for a child to bind ([`testkit::free_port`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    testkit::free_port()
 }
 
 /// A child process killed on drop.
