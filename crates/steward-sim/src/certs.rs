@@ -1,6 +1,6 @@
 //! The cluster's PKI: one CA, the API server's serving certificate, an admin client
-//! certificate (group `system:masters`) shared by the components and tests, and the
-//! service-account signing key.
+//! certificate (group `system:masters`) shared by the components and tests, the
+//! service-account signing key, and each real node's kubelet and kube-proxy identity.
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,10 @@ pub(crate) struct Pki {
 
 /// `extra_ips`: more addresses for the serving certificate (the API server's address
 /// on the real nodes' bridge and the `kubernetes` Service's ClusterIP).
-pub(crate) fn generate(dir: &Path, extra_ips: &[String]) -> Result<Pki> {
+/// The signing CA, kept in memory while the cluster starts (real nodes' certificates).
+pub(crate) type Ca = Issuer<'static, KeyPair>;
+
+pub(crate) fn generate(dir: &Path, extra_ips: &[String]) -> Result<(Pki, Ca)> {
     std::fs::create_dir_all(dir).map_err(io("creating PKI directory", dir))?;
     let pki = Pki {
         ca_cert: dir.join("ca.crt"),
@@ -92,7 +95,43 @@ pub(crate) fn generate(dir: &Path, extra_ips: &[String]) -> Result<Pki> {
     let sa = KeyPair::generate().map_err(Error::Certs)?;
     write(&pki.sa_key, &sa.serialize_pem())?;
     write(&pki.sa_pub, &sa.public_key_pem())?;
-    Ok(pki)
+    Ok((pki, issuer))
+}
+
+/// A real node's certificates in `dir` (`pki/` of the node): `kubelet-client`
+/// (`system:node:NAME` in `system:nodes`, so the Node authorizer applies),
+/// `kubelet-serving` (the node's IP; the API server dials it for logs and exec) and
+/// `kube-proxy` (`system:kube-proxy`, bound to `system:node-proxier` by default).
+pub(crate) fn node(ca: &Ca, dir: &Path, name: &str, ip: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io("creating PKI directory", dir))?;
+    let client = |cn: &str, org: &str| -> Result<CertificateParams> {
+        let mut p = CertificateParams::new(Vec::<String>::new()).map_err(Error::Certs)?;
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.distinguished_name.push(DnType::OrganizationName, org);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        Ok(p)
+    };
+    let pair = |stem: &str| {
+        (
+            dir.join(format!("{stem}.crt")),
+            dir.join(format!("{stem}.key")),
+        )
+    };
+    let user = format!("system:node:{name}");
+    let (c, k) = pair("kubelet-client");
+    leaf(&client(&user, "system:nodes")?, ca, &c, &k)?;
+    let mut serving = CertificateParams::new(vec![ip.to_string()]).map_err(Error::Certs)?;
+    serving.distinguished_name.push(DnType::CommonName, &user);
+    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let (c, k) = pair("kubelet-serving");
+    leaf(&serving, ca, &c, &k)?;
+    let (c, k) = pair("kube-proxy");
+    leaf(
+        &client("system:kube-proxy", "system:node-proxiers")?,
+        ca,
+        &c,
+        &k,
+    )
 }
 
 fn leaf(

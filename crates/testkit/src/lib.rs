@@ -31,12 +31,34 @@ pub const TEST_KEY: &str = "steward.io/test";
 pub fn cluster() -> &'static Cluster {
     // A failed start is kept too, so the other tests fail at once with the same cause.
     static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
-    let started = CLUSTER.get_or_init(|| {
+    started(&CLUSTER, 0)
+}
+
+/// The cluster with `n` real nodes of this test binary (`real-node-1`..`n`, label
+/// [`steward_sim::REAL_NODE_LABEL`]), started on first use, beside the one of
+/// [`cluster`] if that is used too. Every call in one binary must ask for the same
+/// `n`. Images: [`images`]. Needs root.
+pub fn cluster_with_real_nodes(n: usize) -> &'static Cluster {
+    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    static N: OnceLock<usize> = OnceLock::new();
+    let first = *N.get_or_init(|| n);
+    assert_eq!(
+        first, n,
+        "cluster_with_real_nodes: asked for {n} real nodes after {first}"
+    );
+    started(&CLUSTER, n)
+}
+
+fn started(
+    cell: &'static OnceLock<Result<Cluster, String>>,
+    real_nodes: usize,
+) -> &'static Cluster {
+    let started = cell.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("testkit-cluster".into())
             .spawn(move || {
-                let started = start_cluster();
+                let started = start_cluster(real_nodes);
                 let failed = started.is_err();
                 let _ = tx.send(started);
                 if !failed {
@@ -56,26 +78,54 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
-fn start_cluster() -> Result<Cluster> {
+fn start_cluster(real_nodes: usize) -> Result<Cluster> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let dir = std::env::temp_dir().join(format!("steward-testkit-{}", std::process::id()));
+    let suffix = if real_nodes > 0 { "-real" } else { "" };
+    let dir = std::env::temp_dir().join(format!("steward-testkit-{}{suffix}", std::process::id()));
     remove_stale_dirs();
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = steward_sim::Options {
-        dir,
-        bin_dir: bin_dir()?,
-        lifetime: steward_sim::Lifetime::WithParent,
-        audit: false,
-    };
+    let mut opts = steward_sim::Options::new(dir, bin_dir()?);
+    if real_nodes > 0 {
+        opts.real_nodes = real_nodes;
+        opts.images = images()?;
+    }
     let cluster = rt.block_on(Cluster::start(&opts))?;
     eprintln!(
         "testkit: control plane ready in {:.1}s at {}",
         cluster.started_in().as_secs_f64(),
         cluster.server()
     );
+    if real_nodes > 0 {
+        eprintln!(
+            "testkit: {real_nodes} real nodes Ready {:.1}s later",
+            cluster.real_nodes_ready_in().as_secs_f64()
+        );
+    }
     Ok(cluster)
+}
+
+/// The real nodes' image archives: `STEWARD_REALNODE_IMAGES` (paths separated by
+/// `:`), or what `hack/realnode/images.sh` prints (a no-op when its cache is warm).
+pub fn images() -> Result<Vec<PathBuf>> {
+    if let Some(list) = std::env::var_os("STEWARD_REALNODE_IMAGES") {
+        return Ok(std::env::split_paths(&list).collect());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/realnode/images.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect())
 }
 
 /// Directories of earlier test binaries whose process is gone.
@@ -86,6 +136,7 @@ fn remove_stale_dirs() {
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(pid) = name.strip_prefix("steward-testkit-")
+            && let pid = pid.trim_end_matches("-real")
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
             let _ = std::fs::remove_dir_all(e.path());
@@ -137,8 +188,13 @@ pub struct TestEnv {
 
 /// A fresh namespace `<prefix>-<n>` with its default ServiceAccount ready.
 pub async fn env(prefix: &str) -> Result<TestEnv> {
+    env_in(cluster(), prefix).await
+}
+
+/// [`env`] in another cluster, such as [`cluster_with_real_nodes`].
+pub async fn env_in(cluster: &Cluster, prefix: &str) -> Result<TestEnv> {
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let client = cluster().client().await?;
+    let client = cluster.client().await?;
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ns = format!("{prefix}-{}-{n}", std::process::id() % 100_000);
     let meta = ObjectMeta {

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
+# A real node's first process (steward-sim, realnode/node.rs, writes this file and
+# starts it). Shell because this is a short list of mounts and three daemons in one
+# namespace; the kernel's PID namespace does the supervising.
+#
 # Runs inside the node's network namespace and mount namespace (from `ip netns exec`)
-# and PID namespace (from unshare; node.sh starts both) as its first process:
+# and PID namespace (from unshare; steward-sim starts both) as its first process:
 # containerd, then the images imported, then kubelet and kube-proxy. They share this
 # mount namespace, so the kubelet's volume mounts are what runc bind-mounts, and every
 # mount made here (overlay rootfs, pod netns, tmpfs volumes) ends with the node.
@@ -17,6 +21,12 @@ while read -r _ dir fs opts _; do
   mkdir -p "$dir"
   mount -t "$fs" -o "$opts" "$fs" "$dir"
 done <"$d/cgroup-mounts"
+# Join the node's cgroups before starting anything: everything below is born there,
+# and the clean-up kills whatever is left in them.
+cg=$(cat "$d/cgroup")
+for s in /sys/fs/cgroup/*/; do
+  if [ -d "$s${cg#/}/node" ]; then echo $$ >"$s${cg#/}/node/cgroup.procs"; fi
+done
 
 # Paths containerd and the CNI plugins use whatever the configuration says: shim
 # sockets and fifos (/run/containerd), CNI result caches (/var/lib/cni). A private
@@ -40,19 +50,21 @@ done
 
 # STEWARD_CONTAINERD_DIR: containerd, containerd-shim-runc-v2 and ctr from elsewhere
 # (e.g. containerd 2 built from Go modules) instead of Debian's.
-[ -n "${STEWARD_CONTAINERD_DIR:-}" ] && export PATH=$STEWARD_CONTAINERD_DIR:$PATH
+if [ -n "${STEWARD_CONTAINERD_DIR:-}" ]; then export PATH=$STEWARD_CONTAINERD_DIR:$PATH; fi
 
 pids=()
 stop() { kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 0; }
 trap stop TERM INT
 
 containerd --config "$d/containerd.toml" >"$log/containerd.log" 2>&1 & pids+=($!)
-for _ in $(seq 200); do
+for _ in $(seq 400); do
   ctr --address "$d/containerd.sock" version >/dev/null 2>&1 && break; sleep 0.05
 done
 t0=$(date +%s%N)
 for img in "$@"; do
-  ctr --address "$d/containerd.sock" -n k8s.io images import --snapshotter overlayfs "$img" >>"$log/import.log" 2>&1
+  if ! ctr --address "$d/containerd.sock" -n k8s.io images import --snapshotter overlayfs "$img" >>"$log/import.log" 2>&1; then
+    echo "importing $img failed: $(tail -3 "$log/import.log")" >&2; exit 1
+  fi
 done
 echo "imported $# images in $((($(date +%s%N) - t0) / 1000000))ms" >>"$log/import.log"
 
