@@ -15,7 +15,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-key=$( { cat "$here/pause.c" "$here/oci-image.py" "$0" "$root/Cargo.lock";
+# The key: the sources, the toolchain, and the locked versions of the test programs'
+# only dependencies (not the whole Cargo.lock, which changes with every crate).
+key=$( { cat "$here/pause.c" "$here/oci-image.py" "$0"; rustc --version; gcc --version | head -1;
+         grep -A1 -E '^name = "(signal-hook|signal-hook-registry|libc)"$' "$root/Cargo.lock";
          find "$root/crates/test-images" -type f -not -path '*/target/*' | LC_ALL=C sort | xargs cat; } \
        | sha256sum | cut -c1-16)
 out=${STEWARD_CACHE:-$HOME/.cache/steward}/realnode-images/$key

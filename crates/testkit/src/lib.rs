@@ -1,13 +1,15 @@
 //! Fixtures for integration tests against the real local control plane.
 //!
 //! One [`Cluster`] per test binary, started on first use and killed with the
-//! binary (even when it crashes). Each test takes a fresh namespace from [`env`],
+//! binary (even when it crashes); a binary that tests on real nodes takes
+//! [`cluster_with_real_nodes`] instead (helpers in [`realnode`]). Each test takes a fresh namespace from [`env`],
 //! creates its own nodes with [`TestEnv::add_nodes`] (labelled and tainted for that
 //! test only, so tests running in parallel never share nodes), and waits with
 //! deadlines through [`wait`]. Nothing here sleeps a fixed time.
 
 pub mod karpenter;
 pub mod prometheus;
+pub mod realnode;
 pub mod traffic;
 pub mod wait;
 
