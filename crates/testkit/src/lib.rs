@@ -84,8 +84,14 @@ fn start_cluster(real_nodes: usize) -> Result<Cluster> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let suffix = if real_nodes > 0 { "-real" } else { "" };
-    let dir = std::env::temp_dir().join(format!("steward-testkit-{}{suffix}", std::process::id()));
+    // Another prefix for the cluster with real nodes: every name under
+    // `steward-testkit-` must be a pid (older checkouts remove the others).
+    let prefix = if real_nodes > 0 {
+        "steward-realnodes-"
+    } else {
+        "steward-testkit-"
+    };
+    let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
     remove_stale_dirs();
     let _ = std::fs::remove_dir_all(&dir);
     let mut opts = steward_sim::Options::new(dir, bin_dir()?);
@@ -137,8 +143,9 @@ fn remove_stale_dirs() {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("steward-testkit-")
-            && let pid = pid.trim_end_matches("-real")
+        if let Some(pid) = name
+            .strip_prefix("steward-testkit-")
+            .or_else(|| name.strip_prefix("steward-realnodes-"))
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
             let _ = std::fs::remove_dir_all(e.path());
