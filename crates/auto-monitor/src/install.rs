@@ -175,7 +175,7 @@ pub async fn gather(client: &Client, stack: &Stack) -> Result<Cluster> {
         let on_node: Vec<&Pod> = pods
             .iter()
             .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name))
-            .filter(|p| !steward_kube::quantity::is_finished(p))
+            .filter(|p| !steward_kube::pod::is_finished(p))
             .collect();
         let alloc = n
             .status

@@ -8,9 +8,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, CustomResourceExt};
 use steward_runtime::admin::{AdminArgs, AdminServer, Readiness};
-use steward_runtime::kube_client::{KubeArgs, humantime_secs};
+use steward_runtime::kube_client::KubeArgs;
 use steward_runtime::leader::LeaderArgs;
-use steward_runtime::{Lang, Shutdown};
+use steward_runtime::{Context, Exit, Lang, Shutdown};
 
 use crate::controller::{self, Config};
 use crate::crd::MonitoringStack;
@@ -49,10 +49,10 @@ pub struct RunArgs {
     #[arg(long, env = "STEWARD_MONITOR_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
     /// How often Prometheus is asked about the nodes' targets.
-    #[arg(long, default_value = "2s", value_parser = humantime_secs)]
+    #[arg(long, default_value = "2s", value_parser = steward_runtime::duration::parse)]
     pub poll_interval: Duration,
     /// Reapply the whole stack this often even when nothing changed (heals drift).
-    #[arg(long, default_value = "5m", value_parser = humantime_secs)]
+    #[arg(long, default_value = "5m", value_parser = steward_runtime::duration::parse)]
     pub resync: Duration,
     /// Apply the MonitoringStack CRD at start (server-side apply).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -101,7 +101,8 @@ pub enum Output {
 }
 
 /// Runs `steward monitor` and its subcommands.
-pub async fn run(args: MonitorArgs, lang: Lang, shutdown: Shutdown) -> Result<()> {
+pub async fn run(args: MonitorArgs, ctx: Context) -> Result<Exit> {
+    let Context { lang, shutdown } = ctx;
     match args.command {
         Some(MonitorCommand::Crd(c)) if !c.apply => {
             print!("{}", crate::crd::crd_yaml());
@@ -118,6 +119,7 @@ pub async fn run(args: MonitorArgs, lang: Lang, shutdown: Shutdown) -> Result<()
         Some(MonitorCommand::Status(s)) => status(&args.kube, &s, lang).await,
         None => controller_main(args.run, &args.kube, lang, shutdown).await,
     }
+    .map(|()| Exit::Ok)
 }
 
 /// Applies the CRD by server-side apply and waits until it is Established.

@@ -25,7 +25,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use steward_runtime::Shutdown;
-use steward_runtime::kube_client::{KubeArgs, humantime_secs};
+use steward_runtime::kube_client::KubeArgs;
 
 use crate::error::{Error, Result, kube as kerr};
 
@@ -60,7 +60,7 @@ pub struct AgentArgs {
     #[arg(long, env = "POD_NAME", value_name = "ID")]
     pub identity: Option<String>,
     /// How often the agent checks that its Node still advertises a drain agent (and writes itself back if not).
-    #[arg(long, default_value = "30s", value_parser = humantime_secs, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = steward_runtime::duration::parse, value_name = "DURATION")]
     pub recheck_interval: Duration,
 }
 

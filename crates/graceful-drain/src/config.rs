@@ -42,7 +42,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use steward_runtime::kube_client::humantime_secs;
 
 use crate::error::{Error, Result};
 use crate::probe_spec::{self, RawProbe};
@@ -242,7 +241,7 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
 
 fn duration(field: &str, v: &Option<String>) -> Result<Option<Duration>> {
     v.as_deref()
-        .map(|s| humantime_secs(s).map_err(|e| invalid(field, e)))
+        .map(|s| steward_runtime::duration::parse(s).map_err(|e| invalid(field, e)))
         .transpose()
 }
 
@@ -392,7 +391,7 @@ impl Config {
         let mut errors = Vec::new();
         let mut ann = |key: &str, target: &mut Duration| {
             if let Some(v) = pod.annotations.get(key) {
-                match humantime_secs(v) {
+                match steward_runtime::duration::parse(v) {
                     Ok(d) => *target = d,
                     Err(e) => errors.push(invalid(key, e)),
                 }

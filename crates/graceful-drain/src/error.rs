@@ -73,3 +73,15 @@ pub fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 
 /// Result with this crate's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl steward_runtime::ExitStatus for Error {
+    fn exit(&self) -> steward_runtime::Exit {
+        use steward_runtime::Exit;
+        match self {
+            Self::InvalidConfig { .. } | Self::Bind { .. } => Exit::Usage,
+            Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
+            Self::Runtime(e) => e.exit(),
+            _ => Exit::Failed,
+        }
+    }
+}

@@ -54,12 +54,12 @@ pub enum Command {
 /// Dispatches a subcommand.
 pub async fn dispatch(
     cmd: Command,
-    lang: steward_runtime::Lang,
-    shutdown: steward_runtime::Shutdown,
-) -> Result<()> {
+    ctx: steward_runtime::Context,
+) -> Result<steward_runtime::Exit> {
     match cmd {
-        Command::Run(args) => run(*args, lang, shutdown).await,
-        Command::Doctor(args) => doctor::run(args, lang).await,
-        Command::Agent(args) => agent::run(*args, shutdown).await,
+        Command::Run(args) => run(*args, ctx.lang, ctx.shutdown).await,
+        Command::Doctor(args) => doctor::run(args, ctx.lang).await,
+        Command::Agent(args) => agent::run(*args, ctx.shutdown).await,
     }
+    .map(|()| steward_runtime::Exit::Ok)
 }

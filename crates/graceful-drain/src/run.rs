@@ -12,7 +12,7 @@ use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use steward_runtime::admin::{AdminArgs, AdminServer, Readiness};
-use steward_runtime::kube_client::{KubeArgs, humantime_secs};
+use steward_runtime::kube_client::KubeArgs;
 use steward_runtime::leader::{self, LeaderArgs};
 use steward_runtime::{Lang, Shutdown};
 use tokio::sync::watch;
@@ -91,14 +91,14 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = TlsSource::SelfSigned, value_name = "SOURCE")]
     pub tls_source: TlsSource,
     /// Validity of the webhook certificate; renewed when a third is left.
-    #[arg(long, default_value = "2160h", value_parser = humantime_secs, value_name = "DURATION")]
+    #[arg(long, default_value = "2160h", value_parser = steward_runtime::duration::parse, value_name = "DURATION")]
     pub cert_validity: Duration,
     /// Pods per page when listing pod metadata (at start and after a broken watch);
     /// smaller pages lower peak memory, larger ones mean fewer requests.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000), value_name = "N")]
     pub list_page_size: u32,
     /// After a refused final eviction, no new drain of that pod for this long.
-    #[arg(long, default_value = "30s", value_parser = humantime_secs, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = steward_runtime::duration::parse, value_name = "DURATION")]
     pub restore_backoff: Duration,
 }
 

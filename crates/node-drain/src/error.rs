@@ -61,3 +61,16 @@ pub(crate) fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error
     let what = what.into();
     move |source| Error::Kube { what, source }
 }
+
+impl steward_runtime::ExitStatus for Error {
+    fn exit(&self) -> steward_runtime::Exit {
+        use steward_runtime::Exit;
+        match self {
+            Self::Prometheus { .. } => Exit::Unreachable,
+            Self::NoKarpenterMetrics { .. } => Exit::Failed,
+            Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
+            Self::UnknownNode(..) => Exit::Usage,
+            Self::Runtime(e) => e.exit(),
+        }
+    }
+}

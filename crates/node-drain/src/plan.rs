@@ -433,7 +433,8 @@ pub fn is_workload(p: &Pod) -> bool {
     !daemon && !mirror
 }
 
-pub use steward_kube::quantity::{is_finished, parse_bytes, parse_cpu, pod_request};
+pub use steward_kube::pod::is_finished;
+pub use steward_kube::quantity::{parse_bytes, parse_cpu, pod_request};
 
 #[cfg(test)]
 mod tests {

@@ -8,9 +8,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
-use steward_runtime::kube_client::{KubeArgs, humantime_secs};
+use steward_runtime::kube_client::KubeArgs;
 use steward_runtime::slack::Slack;
-use steward_runtime::{Lang, Localized, Shutdown};
+use steward_runtime::{Context, Exit, Lang, Localized, Shutdown};
 use tokio::sync::mpsc;
 
 use crate::alloc::Allocation;
@@ -100,7 +100,7 @@ pub struct DrainArgs {
     #[arg(long, default_value_t = 50)]
     pub max_concurrency: usize,
     /// How long one node may take before the drain gives up on it (it stays cordoned).
-    #[arg(long, default_value = "15m", value_parser = humantime_secs)]
+    #[arg(long, default_value = "15m", value_parser = steward_runtime::duration::parse)]
     pub timeout: Duration,
     /// Grace period (seconds, at least 1) for deleting problem pods.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -109,7 +109,7 @@ pub struct DrainArgs {
     #[arg(long)]
     pub wait_for_replacements: bool,
     /// With --wait-for-replacements: evict anyway after this long without room.
-    #[arg(long, default_value = "5m", value_parser = humantime_secs)]
+    #[arg(long, default_value = "5m", value_parser = steward_runtime::duration::parse)]
     pub replacement_timeout: Duration,
     /// Output format of the final report.
     #[arg(long, short, value_enum, default_value = "text")]
@@ -153,7 +153,8 @@ fn prometheus(g: &GlobalArgs) -> Result<Prometheus> {
 }
 
 /// `steward karpenter allocate-rate`.
-pub async fn run_allocate_rate(args: AllocateArgs, lang: Lang) -> Result<()> {
+pub async fn run_allocate_rate(args: AllocateArgs, ctx: Context) -> Result<Exit> {
+    let lang = ctx.lang;
     let a = prometheus(&args.global)?
         .allocation(&args.global.nodepool_name)
         .await?;
@@ -167,11 +168,22 @@ pub async fn run_allocate_rate(args: AllocateArgs, lang: Lang) -> Result<()> {
         })).unwrap_or_default()),
         Output::Text => println!("{}", Msg::Allocation { nodepool: &args.global.nodepool_name, a: &a }.render(lang)),
     }
-    Ok(())
+    Ok(Exit::Ok)
 }
 
-/// `steward drain`. Returns whether every chosen node was drained.
-pub async fn run_drain(args: DrainArgs, lang: Lang, shutdown: Shutdown) -> Result<bool> {
+/// `steward drain`: 0 when every chosen node was drained, 3 when Ctrl-C or
+/// SIGTERM stopped the run first, 1 when a node failed.
+pub async fn run_drain(args: DrainArgs, ctx: Context) -> Result<Exit> {
+    let all = drain(args, ctx.lang, ctx.shutdown.clone()).await?;
+    Ok(match (all, ctx.shutdown.is_triggered()) {
+        (true, _) => Exit::Ok,
+        (false, true) => Exit::Cancelled,
+        (false, false) => Exit::Failed,
+    })
+}
+
+/// Drains; whether every chosen node was drained.
+async fn drain(args: DrainArgs, lang: Lang, shutdown: Shutdown) -> Result<bool> {
     let g = &args.global;
     let client = g.kube.connect().await?.client;
     // Everything that can fail is read before anything changes.

@@ -2,7 +2,6 @@
 //! `cancel`): what the otto handler does, for people and scripts.
 
 use std::io::Write;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -12,6 +11,8 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
+
+use steward_runtime::Exit;
 
 use crate::error::{Error, Result};
 use crate::messages::Msg;
@@ -154,12 +155,12 @@ fn code_name(c: Code) -> &'static str {
     }
 }
 
-/// Exit code for a run's final state.
-pub fn exit_for(state: RunState) -> ExitCode {
-    if state == RunState::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+/// Exit status for a run's final state: 0 succeeded, 3 cancelled, 1 otherwise.
+pub fn exit_for(state: RunState) -> Exit {
+    match state {
+        RunState::Succeeded => Exit::Ok,
+        RunState::Cancelled => Exit::Cancelled,
+        _ => Exit::Failed,
     }
 }
 

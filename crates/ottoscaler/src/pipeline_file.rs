@@ -31,7 +31,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use steward_runtime::kube_client::humantime_secs;
 
 use crate::proto;
 
@@ -105,7 +104,7 @@ struct StageFile {
 
 fn dur(field: &str, s: Option<&str>) -> Result<Duration, String> {
     s.map_or(Ok(Duration::ZERO), |s| {
-        humantime_secs(s).map_err(|e| format!("{field}: {e}"))
+        steward_runtime::duration::parse(s).map_err(|e| format!("{field}: {e}"))
     })
 }
 
@@ -193,7 +192,7 @@ mod tests {
     fn typos_and_bad_durations_are_named() {
         let e = parse("stages:\n  - name: a\n    depend_on: [b]\n").unwrap_err();
         assert!(e.contains("unknown field `depend_on`"), "{e}");
-        let e = parse("stages:\n  - name: a\n    timeout: 5 minutes\n").unwrap_err();
+        let e = parse("stages:\n  - name: a\n    timeout: 5 parsecs\n").unwrap_err();
         assert!(e.starts_with("stages[0].timeout: "), "{e}");
     }
 }

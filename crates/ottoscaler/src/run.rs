@@ -3,14 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Subcommand;
 use steward_runtime::admin::{AdminArgs, AdminServer, Readiness};
-use steward_runtime::kube_client::{KubeArgs, humantime_secs};
-use steward_runtime::{Lang, Localized, Shutdown};
+use steward_runtime::kube_client::KubeArgs;
+use steward_runtime::{Context, Exit, Lang, Localized, Shutdown};
 use tracing::warn;
 
 use crate::backend::Backend;
@@ -103,16 +102,16 @@ struct ServeArgs {
     )]
     capacity_check: CapacityCheck,
     /// Default termination grace period of removed workers.
-    #[arg(long, default_value = "10s", value_parser = humantime_secs)]
+    #[arg(long, default_value = "10s", value_parser = steward_runtime::duration::parse)]
     grace_period: Duration,
     /// How long a finished run's progress, logs and record are kept.
-    #[arg(long, default_value = "1h", value_parser = humantime_secs)]
+    #[arg(long, default_value = "1h", value_parser = steward_runtime::duration::parse)]
     retention: Duration,
     /// Log lines kept per run or task; slower clients get a "dropped N lines" marker.
     #[arg(long, default_value_t = 10_000)]
     log_lines: usize,
     /// How often workers of no live run or task are looked for and deleted.
-    #[arg(long, default_value = "60s", value_parser = humantime_secs)]
+    #[arg(long, default_value = "60s", value_parser = steward_runtime::duration::parse)]
     orphan_interval: Duration,
     /// Serve gRPC reflection.
     #[arg(long)]
@@ -191,7 +190,7 @@ struct StatusArgs {
     #[arg(long)]
     watch: bool,
     /// Refresh interval of --watch.
-    #[arg(long, default_value = "1s", value_parser = humantime_secs)]
+    #[arg(long, default_value = "1s", value_parser = steward_runtime::duration::parse)]
     interval: Duration,
 }
 
@@ -235,9 +234,10 @@ struct CancelArgs {
 }
 
 /// Runs a subcommand.
-pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
+pub async fn run(args: OttoscalerArgs, ctx: Context) -> Result<Exit> {
+    let lang = ctx.lang;
     match args.command {
-        OttoCommand::Serve(a) => serve_cmd(a).await.map(|()| ExitCode::SUCCESS),
+        OttoCommand::Serve(a) => serve_cmd(a, ctx.shutdown).await.map(|()| Exit::Ok),
         OttoCommand::ScaleUp(a) => {
             let (mut otto, _) = a.client.connect().await?;
             let r = otto
@@ -269,7 +269,7 @@ pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
                 }
                 .render(lang)
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok)
         }
         OttoCommand::ScaleDown(a) => {
             let (mut otto, _) = a.client.connect().await?;
@@ -293,9 +293,9 @@ pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
                 }
                 .render(lang)
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok)
         }
-        OttoCommand::Status(a) => status_cmd(a, lang).await.map(|()| ExitCode::SUCCESS),
+        OttoCommand::Status(a) => status_cmd(a, lang).await.map(|()| Exit::Ok),
         OttoCommand::Run(a) => {
             let text = std::fs::read_to_string(&a.file).map_err(|source| Error::Io {
                 what: format!("reading {}", a.file.display()),
@@ -319,7 +319,7 @@ pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
                 }
                 other => other?,
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok)
         }
         OttoCommand::Cancel(a) => {
             let (mut otto, _) = a.client.connect().await?;
@@ -339,7 +339,7 @@ pub async fn run(args: OttoscalerArgs, lang: Lang) -> Result<ExitCode> {
                 }
                 .render(lang)
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok)
         }
     }
 }
@@ -375,7 +375,7 @@ fn read_file(flag: &str, p: &PathBuf) -> Result<Vec<u8>> {
     })
 }
 
-async fn serve_cmd(a: ServeArgs) -> Result<()> {
+async fn serve_cmd(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
     let token = match (&a.token_file, &a.token) {
         (Some(p), _) => String::from_utf8_lossy(&read_file("--token-file", p)?)
             .trim()
@@ -419,8 +419,6 @@ async fn serve_cmd(a: ServeArgs) -> Result<()> {
         )),
         BackendKind::Local => Arc::new(LocalBackend::new()),
     };
-    let shutdown = Shutdown::new();
-    shutdown.on_signals();
     let metrics = Metrics::default();
     let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
     metrics.register(&mut registry);

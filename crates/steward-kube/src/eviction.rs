@@ -104,6 +104,24 @@ pub async fn evict(api: &Api<Pod>, name: &str, uid: &str, grace: Option<u32>) ->
     classify(&api.evict(name, &params).await)
 }
 
+/// Asks whether the pod with this UID could be evicted now, changing nothing: a
+/// server-side dry run (`dryRun=All` on the eviction and its delete options).
+/// Admission webhooks see it as a dry run; a dry run does not consume a
+/// PodDisruptionBudget, so it answers for this one eviction only.
+pub async fn dry_run(api: &Api<Pod>, name: &str, uid: &str, grace: Option<u32>) -> Outcome {
+    let params = EvictParams {
+        delete_options: Some(DeleteParams {
+            dry_run: true,
+            ..delete_params(uid, grace)
+        }),
+        post_options: kube::api::PostParams {
+            dry_run: true,
+            field_manager: None,
+        },
+    };
+    classify(&api.evict(name, &params).await)
+}
+
 /// Deletes the pod with this UID with a grace period of at least one second.
 ///
 /// Grace 0 is a force deletion: the object goes before the kubelet has stopped the

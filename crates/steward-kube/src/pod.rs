@@ -9,3 +9,12 @@ pub fn is_ready(p: &Pod) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
+
+/// Whether the pod has ended (Succeeded or Failed): it holds no resources and will
+/// not run again.
+pub fn is_finished(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}

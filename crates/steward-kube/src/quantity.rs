@@ -92,14 +92,6 @@ pub fn pod_request(p: &Pod, resource: &str) -> f64 {
     total.max(init_peak) + overhead
 }
 
-/// Pods that already ended (Succeeded or Failed) hold no resources.
-pub fn is_finished(p: &Pod) -> bool {
-    matches!(
-        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

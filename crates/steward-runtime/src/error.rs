@@ -107,3 +107,19 @@ impl Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl crate::exit::ExitStatus for Error {
+    fn exit(&self) -> crate::Exit {
+        use crate::Exit;
+        match self {
+            Self::Unreachable { .. } => Exit::Unreachable,
+            Self::KubeconfigMissing { .. }
+            | Self::KubeconfigUnreadable { .. }
+            | Self::NoKubeconfig
+            | Self::UnknownContext { .. }
+            | Self::KubeconfigInvalid { .. }
+            | Self::AdminBind { .. } => Exit::Usage,
+            Self::InCluster(_) | Self::Client { .. } | Self::Lease { .. } => Exit::Failed,
+        }
+    }
+}

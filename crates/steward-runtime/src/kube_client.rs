@@ -51,37 +51,8 @@ pub struct KubeArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
     /// How long to wait for the API server to answer at start.
-    #[arg(long, default_value = "10s", value_parser = humantime_secs, global = true, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = crate::duration::parse, global = true, value_name = "DURATION")]
     pub connect_timeout: Duration,
-}
-
-/// Parses `10s`, `2m`, `500ms` or a plain number of seconds.
-pub fn humantime_secs(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| {
-        format!(
-            "invalid duration \"{s}\": expected a number with unit ms, s, m or h (for example 30s)"
-        )
-    })?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration \"{s}\": unknown unit \"{unit}\" (use ms, s, m or h)"
-            ));
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration \"{s}\""));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// A connected client and where its configuration came from.
@@ -240,20 +211,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units_and_reject_garbage() {
-        assert_eq!(humantime_secs("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(humantime_secs("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(humantime_secs("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(humantime_secs("3"), Ok(Duration::from_secs(3)));
-        assert!(
-            humantime_secs("ten")
-                .unwrap_err()
-                .contains("expected a number")
-        );
-        assert!(humantime_secs("5d").unwrap_err().contains("unknown unit"));
-    }
 
     #[tokio::test]
     async fn missing_kubeconfig_names_the_path() {

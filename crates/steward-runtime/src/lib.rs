@@ -7,15 +7,31 @@
 //! environment on its own (clap does, once, in the binary).
 
 pub mod admin;
+pub mod duration;
 pub mod error;
+pub mod exit;
 pub mod http;
 pub mod i18n;
 pub mod kube_client;
 pub mod leader;
 pub mod logging;
+pub mod output;
 pub mod shutdown;
 pub mod slack;
 
 pub use error::{Error, Result};
+pub use exit::{Exit, ExitStatus};
 pub use i18n::{Lang, Localized};
+pub use output::Output;
 pub use shutdown::Shutdown;
+
+/// What the binary hands every system's `run(args, ctx)`: the language of
+/// messages for people and the one shutdown signal (already listening for
+/// SIGINT/SIGTERM). Everything else a system needs comes from its own `Args`.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Language of messages for people.
+    pub lang: Lang,
+    /// The process-wide shutdown signal.
+    pub shutdown: Shutdown,
+}

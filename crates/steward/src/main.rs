@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use steward_runtime::i18n::{Lang, Localized, Msg};
+use steward_runtime::{Exit, ExitStatus};
 
 fn main() -> ExitCode {
     let as_plugin = std::env::args_os()
@@ -49,9 +50,43 @@ fn main() -> ExitCode {
         Err(e) => return fail(lang, &anyhow::Error::from(e)),
     };
     match runtime.block_on(cli::run(cli)) {
-        Ok(code) => code,
+        Ok(exit) => exit.into(),
         Err(e) => fail(lang, &e),
     }
+}
+
+/// The exit status an error stands for: the first error in its chain that knows
+/// (see `steward_runtime::exit`), else 1.
+fn exit_status(e: &anyhow::Error) -> Exit {
+    for cause in e.chain() {
+        let known = cause
+            .downcast_ref::<steward_runtime::Error>()
+            .map(ExitStatus::exit)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<node_drain::Error>()
+                    .map(ExitStatus::exit)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<graceful_drain::Error>()
+                    .map(ExitStatus::exit)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<auto_monitor::Error>()
+                    .map(ExitStatus::exit)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<ottoscaler::Error>()
+                    .map(ExitStatus::exit)
+            });
+        if let Some(exit) = known {
+            return exit;
+        }
+    }
+    Exit::Failed
 }
 
 /// One line: `error: what failed: why`, each cause once (our errors already name
@@ -74,5 +109,5 @@ fn fail(lang: Lang, e: &anyhow::Error) -> ExitCode {
         }
     }
     eprintln!("{}: {line}", Msg::ErrorPrefix.render(lang));
-    ExitCode::FAILURE
+    exit_status(e).into()
 }

@@ -3,7 +3,6 @@
 //! the state directory for `status` and `down`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -122,7 +121,7 @@ impl Localized for Msg {
     }
 }
 
-pub async fn run(args: Args, lang: Lang) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Args, lang: Lang) -> anyhow::Result<steward_runtime::Exit> {
     let dir = match args.dir {
         Some(d) => d,
         None => default_dir()?,
@@ -133,7 +132,7 @@ pub async fn run(args: Args, lang: Lang) -> anyhow::Result<ExitCode> {
         SimCommand::Down => {
             SimState::load(&dir)?.stop(Duration::from_secs(10))?;
             println!("{}", Msg::Stopped(dir).render(lang));
-            Ok(ExitCode::SUCCESS)
+            Ok(steward_runtime::Exit::Ok)
         }
     }
 }
@@ -148,7 +147,7 @@ fn default_dir() -> anyhow::Result<PathBuf> {
     Ok(base.join("steward/sim"))
 }
 
-async fn up(dir: PathBuf, args: UpArgs, lang: Lang) -> anyhow::Result<ExitCode> {
+async fn up(dir: PathBuf, args: UpArgs, lang: Lang) -> anyhow::Result<steward_runtime::Exit> {
     if let Ok(state) = SimState::load(&dir) {
         if state.running().values().any(|r| *r) {
             bail!(Msg::AlreadyRunning(state.kubeconfig).en());
@@ -195,10 +194,10 @@ async fn up(dir: PathBuf, args: UpArgs, lang: Lang) -> anyhow::Result<ExitCode> 
         println!("{}", real.render(lang));
     }
     println!("{}", Msg::Export(state.kubeconfig).render(lang));
-    Ok(ExitCode::SUCCESS)
+    Ok(steward_runtime::Exit::Ok)
 }
 
-async fn status(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+async fn status(dir: &std::path::Path) -> anyhow::Result<steward_runtime::Exit> {
     let state = SimState::load(dir)?;
     let running = state.running();
     println!("{:<26} {:>8}  STATE", "COMPONENT", "PID");
@@ -249,8 +248,8 @@ async fn status(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     println!("pods: {} ({running_pods} Running)", pods.items.len());
     let all_up = running.values().all(|r| *r);
     Ok(if all_up {
-        ExitCode::SUCCESS
+        steward_runtime::Exit::Ok
     } else {
-        ExitCode::FAILURE
+        steward_runtime::Exit::Failed
     })
 }

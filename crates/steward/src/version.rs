@@ -1,8 +1,6 @@
 //! `steward version`: like `kubectl version`, the client's version and, unless
 //! `--client`, the API server's.
 
-use std::process::ExitCode;
-
 use steward_runtime::i18n::{Lang, Localized, Msg};
 use steward_runtime::kube_client::KubeArgs;
 
@@ -24,7 +22,7 @@ enum Output {
     Json,
 }
 
-pub async fn run(args: Args, lang: Lang) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Args, lang: Lang) -> anyhow::Result<steward_runtime::Exit> {
     let client = env!("CARGO_PKG_VERSION");
     let server = if args.client {
         None
@@ -46,5 +44,5 @@ pub async fn run(args: Args, lang: Lang) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(steward_runtime::Exit::Ok)
 }

@@ -198,3 +198,62 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     assert!(Path::new(&dir).is_dir());
     dir
 }
+
+/// The documented exit statuses (`steward --help`, docs/operations.md): 2 for
+/// input that is wrong, 4 for a dependency that cannot be reached.
+#[test]
+fn exit_codes_say_what_kind_of_failure() {
+    let usage = steward(&["version", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    assert_eq!(usage.status.code(), Some(2), "missing kubeconfig");
+    let flag = steward(&["version", "--kube-config", "laptop"]);
+    assert_eq!(flag.status.code(), Some(2), "wrong flag value");
+    let port = testkit::free_port();
+    let dir = tempdir("unreachable-exit");
+    let path = dir.join("config");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: u\n  user:\n    token: x\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let unreachable = steward(&[
+        "version",
+        "--kubeconfig",
+        path.to_str().unwrap(),
+        "--connect-timeout",
+        "2s",
+    ]);
+    assert_eq!(
+        unreachable.status.code(),
+        Some(4),
+        "{}",
+        text(&unreachable.stderr)
+    );
+    let help = text(&steward(&["--help"]).stdout);
+    assert!(help.contains("Exit status"), "{help}");
+}
+
+#[test]
+fn completion_scripts_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_steward()"),
+        ("zsh", "#compdef steward"),
+        ("fish", "complete -c steward"),
+    ] {
+        let out = steward(&["completion", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(
+            script.contains(marker),
+            "{shell}: {}",
+            &script[..script.len().min(200)]
+        );
+        assert!(
+            script.contains("graceful-drain"),
+            "{shell} completion lacks subcommands"
+        );
+    }
+    assert_eq!(steward(&["completion", "tcsh"]).status.code(), Some(2));
+}

@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use steward_kube::quantity::{is_finished as finished, parse_bytes, parse_cpu, pod_request};
+use steward_kube::pod::is_finished as finished;
+use steward_kube::quantity::{parse_bytes, parse_cpu, pod_request};
 
 /// Which Karpenter generation's series to serve.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
