@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+#[path = "real_nodes/ottoscaler.rs"]
+mod real_ottoscaler;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
