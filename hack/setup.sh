@@ -3,8 +3,9 @@
 # nothing else on stdout. Idempotent: a warm machine skips every step.
 #  - Debian: Prometheus, Alertmanager, node-exporter, promtool (real peers for tests);
 #    python3, util-linux, iproute2 (pod server processes in their own netns, agent tests);
-#    containerd, runc, CNI plugins, iptables, conntrack, busybox-static, openssl (real
-#    nodes, hack/realnode)
+#    containerd, runc, CNI plugins, iptables, conntrack (real nodes, docs/simulated-cluster.md),
+#    gcc and libc6-dev (the static pause image, hack/realnode/images.sh)
+#  - the Rust target x86_64-unknown-linux-musl (the real nodes' static test images)
 #  - the control plane, built from Go modules into a cache keyed by version
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,8 +15,9 @@ for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:pr
             prometheus-node-exporter:prometheus-node-exporter curl:curl /usr/bin/time:time \
             python3:python3-minimal unshare:util-linux nsenter:util-linux ip:iproute2 \
             containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-            iptables:iptables conntrack:conntrack /bin/busybox:busybox-static openssl:openssl; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+            iptables:iptables conntrack:conntrack gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev; do
+  f=${pair%%:*}
+  if [[ $f == /* ]]; then [ -e "$f" ]; else command -v "$f" >/dev/null 2>&1; fi || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}" >&2
@@ -27,4 +29,8 @@ fi
 
 command -v go >/dev/null || { echo "setup: Go is required to build the control plane" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required" >&2; exit 1; }
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  echo "setup: adding the Rust target x86_64-unknown-linux-musl" >&2
+  rustup target add x86_64-unknown-linux-musl >&2
+fi
 "$here/controlplane/build.sh"

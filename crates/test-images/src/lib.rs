@@ -9,7 +9,7 @@
 //!   most servers do. It prints one line per signal and at exit.
 //! - `test-worker` (`steward.local/test-worker:1`): prints `--lines` lines
 //!   (`<--text> <i>`, from 1) to stdout, one every `--interval-ms`, then exits with
-//!   `--exit-code`.
+//!   `--exit-code`; `--stamp` appends ` t=<ms since the epoch>` to each line.
 //!
 //! Only the standard library and `signal-hook`: the images hold one static binary.
 
