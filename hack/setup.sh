@@ -4,8 +4,10 @@
 #  - Debian: Prometheus, Alertmanager, node-exporter, promtool (real peers for tests);
 #    python3, util-linux, iproute2 (pod server processes in their own netns, agent tests);
 #    containerd, runc, CNI plugins, iptables, conntrack (real nodes, docs/simulated-cluster.md),
-#    gcc and libc6-dev (the static pause image, hack/realnode/images.sh)
-#  - the Rust target x86_64-unknown-linux-musl (the real nodes' static test images)
+#    gcc and libc6-dev (the static pause image, hack/realnode/images.sh);
+#    musl-tools (ring's C for the static binary of hack/image.sh and hack/release.sh),
+#    skopeo and containerd (independent readers of the image archive in its tests)
+#  - the Rust target x86_64-unknown-linux-musl (static steward, the real nodes' test images)
 #  - the control plane, built from Go modules into a cache keyed by version
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +17,8 @@ for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:pr
             prometheus-node-exporter:prometheus-node-exporter curl:curl /usr/bin/time:time \
             python3:python3-minimal unshare:util-linux nsenter:util-linux ip:iproute2 \
             containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-            iptables:iptables conntrack:conntrack gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev; do
+            iptables:iptables conntrack:conntrack gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
+            musl-gcc:musl-tools skopeo:skopeo ctr:containerd; do
   f=${pair%%:*}
   if [[ $f == /* ]]; then [ -e "$f" ]; else command -v "$f" >/dev/null 2>&1; fi || need+=("${pair#*:}")
 done
@@ -29,8 +32,8 @@ fi
 
 command -v go >/dev/null || { echo "setup: Go is required to build the control plane" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required" >&2; exit 1; }
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
-  echo "setup: adding the Rust target x86_64-unknown-linux-musl" >&2
+# The static binaries of the image and the releases (hack/static-build.sh) and of
+# the real nodes' test images (hack/realnode/images.sh).
+rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
   rustup target add x86_64-unknown-linux-musl >&2
-fi
 "$here/controlplane/build.sh"

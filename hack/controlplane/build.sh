@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real control-plane programs (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, kwok; kubelet and kube-proxy for real nodes) and the other
-# Go peers of the tests (Karpenter's kwok provider, ...) from published Go modules
-# pinned in the sibling directories.
+# Go peers of the tests (Karpenter's kwok provider, krew, ...) from published Go
+# modules pinned in the sibling directories.
 # Each binary is cached on its own, keyed by a hash of its module's go.mod/go.sum, package
 # and flags ($cache/go/<name>-<key>), so pinning a new tool never rebuilds the control
 # plane. The printed bin directory (keyed by all pins) holds symlinks to those binaries.
@@ -48,7 +48,7 @@ build kwok sigs.k8s.io/kwok/cmd/kwok kwok
 for c in kubectl kube-scheduler kube-controller-manager kube-apiserver; do
   build kubernetes "k8s.io/kubernetes/cmd/$c" "$c" "$kver"
 done
-# The real node (hack/realnode): kubelet and kube-proxy from the same pins. Upstream
+# Real nodes (steward-sim, docs/simulated-cluster.md): kubelet and kube-proxy from the same pins. Upstream
 # links kubelet with cgo, but nothing it needs by default does (cadvisor's cgo parts
 # sit behind the libpfm/libipmctl build tags): CGO_ENABLED=0 like the rest.
 for c in kubelet kube-proxy; do
@@ -59,6 +59,9 @@ done
 build karpenter sigs.k8s.io/karpenter/kwok karpenter-kwok
 # helm for the helm install mode of steward monitor.
 build helm helm.sh/helm/v3/cmd/helm helm "-X helm.sh/helm/v3/internal/version.version=v3.22.0"
+# krew: `kubectl krew install --manifest --archive` checks the plugin manifest and the
+# archive hack/release.sh writes, as a user's krew would install them.
+build krew sigs.k8s.io/krew/cmd/krew kubectl-krew "-X sigs.k8s.io/krew/internal/version.gitTag=v0.4.3"
 # promtool with Kubernetes service discovery (Debian's is built without it), to check
 # the Prometheus configuration steward monitor generates.
 build promtool github.com/prometheus/prometheus/cmd/promtool promtool

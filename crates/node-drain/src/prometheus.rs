@@ -17,10 +17,12 @@ pub struct Prometheus {
 impl Prometheus {
     /// A client for `address` (for Mimir, including its `/prometheus` prefix).
     pub fn new(address: &str, org_id: &str, timeout: Duration) -> Result<Self> {
+        // The innermost cause: reqwest says only "builder error", its source says why
+        // (in an image without CA certificates: "No CA certificates were loaded").
         let http = steward_runtime::http::client(timeout).map_err(|e| Error::Prometheus {
             address: address.into(),
             query: String::new(),
-            reason: e.to_string(),
+            reason: root(&e),
         })?;
         Ok(Self {
             http,
