@@ -1,6 +1,7 @@
 //! Starting and stopping the control plane, and the real nodes beside it.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -12,6 +13,7 @@ use crate::error::{Error, Result, io};
 use crate::flags::{self, Ports};
 use crate::ports::free_port;
 use crate::process::{Lifetime, Proc};
+use crate::realnode::plan::MAX_REAL_NODES;
 use crate::realnode::{self, RealNodes};
 use crate::state::{RealNodesState, SimState};
 
@@ -70,7 +72,9 @@ pub struct Cluster {
     kubeconfig: PathBuf,
     server: String,
     procs: Vec<Proc>,
-    real: Option<RealNodes>,
+    /// In a mutex so that a cluster shared as `&'static` (testkit) can still stop its
+    /// real nodes at process exit.
+    real: Mutex<Option<RealNodes>>,
     started_in: Duration,
     nodes_ready_in: Duration,
 }
@@ -136,7 +140,7 @@ impl Cluster {
             kubeconfig,
             server,
             procs: Vec::new(),
-            real,
+            real: Mutex::new(real),
             started_in: Duration::ZERO,
             nodes_ready_in: Duration::ZERO,
         };
@@ -193,7 +197,12 @@ impl Cluster {
         cluster.started_in = begin.elapsed();
         tracing::info!(server = %cluster.server, seconds = cluster.started_in.as_secs_f64(), "simulated cluster ready");
 
-        if let Some(real) = cluster.real.as_mut() {
+        let mut real = cluster
+            .real
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(real) = real.as_mut() {
             let nodes_begin = Instant::now();
             realnode::never_pull(&client).await?;
             real.start(
@@ -211,6 +220,10 @@ impl Cluster {
             cluster.nodes_ready_in = nodes_begin.elapsed();
             tracing::info!(nodes = ?real.names(), seconds = cluster.nodes_ready_in.as_secs_f64(), "real nodes ready");
         }
+        *cluster
+            .real
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = real;
         Ok(cluster)
     }
 
@@ -241,13 +254,28 @@ impl Cluster {
 
     /// Names of the real nodes (`real-node-1`, ...).
     pub fn real_nodes(&self) -> Vec<String> {
-        self.real.as_ref().map(RealNodes::names).unwrap_or_default()
+        self.real()
+            .as_ref()
+            .map(RealNodes::names)
+            .unwrap_or_default()
+    }
+
+    /// Stops the real nodes now and removes everything they set up on the machine
+    /// (what dropping the cluster does first); for a cluster that is never dropped.
+    pub fn stop_real_nodes(&self) {
+        let nodes = self.real().take();
+        drop(nodes);
+    }
+
+    fn real(&self) -> MutexGuard<'_, Option<RealNodes>> {
+        self.real.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The network namespace of a real node (`ip netns exec NAME ...` runs a command
     /// where the node's pods and Services are reachable), if it is one of ours.
     pub fn real_node_netns(&self, node: &str) -> Option<String> {
-        let real = self.real.as_ref()?;
+        let real = self.real();
+        let real = real.as_ref()?;
         let i: u8 = node.strip_prefix("real-node-")?.parse().ok()?;
         real.names()
             .contains(&node.to_string())
@@ -271,7 +299,7 @@ impl Cluster {
             .iter()
             .map(|p| (p.name.to_string(), p.child.id()))
             .collect();
-        let real = self.real.as_mut().map(|r| RealNodesState {
+        let real = self.real().as_mut().map(|r| RealNodesState {
             net: r.net().0,
             nodes: r.detach().into_iter().collect(),
         });
@@ -319,7 +347,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // Nodes first: their kubelets would otherwise log the API server's end.
-        self.real = None;
+        self.stop_real_nodes();
         for p in self.procs.iter_mut().rev() {
             p.kill();
         }
@@ -339,20 +367,16 @@ fn check(opts: &Options) -> Result<()> {
     if opts.real_nodes == 0 {
         if !opts.images.is_empty() {
             return Err(Error::BadOption {
-                field: "images",
+                field: "--image",
                 reason: "image archives are for real nodes; none were asked for".into(),
             });
         }
         return Ok(());
     }
-    if opts.real_nodes > realnode::plan::MAX_REAL_NODES {
+    if opts.real_nodes > MAX_REAL_NODES {
         return Err(Error::BadOption {
-            field: "real-nodes",
-            reason: format!(
-                "{} is more than {}",
-                opts.real_nodes,
-                realnode::plan::MAX_REAL_NODES
-            ),
+            field: "--real-nodes",
+            reason: format!("{} is more than {}", opts.real_nodes, MAX_REAL_NODES),
         });
     }
     for program in NODE_PROGRAMS {
@@ -375,4 +399,52 @@ fn audit_args(dir: &Path) -> Result<Vec<String>> {
         format!("--audit-log-path={}", dir.join("audit.log").display()),
         "--audit-log-format=json".into(),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_options_name_the_flag_and_start_nothing() {
+        let dir = std::env::temp_dir().join(format!("steward-sim-check-{}", std::process::id()));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for p in PROGRAMS.iter().chain(&NODE_PROGRAMS) {
+            std::fs::write(bin.join(p), "").unwrap();
+        }
+        let archive = dir.join("pause.tar");
+        std::fs::write(&archive, "").unwrap();
+        let opts = |real_nodes, images: Vec<PathBuf>| Options {
+            real_nodes,
+            images,
+            ..Options::new(dir.join("c"), &bin)
+        };
+        let field = |o: &Options| match check(o) {
+            Err(Error::BadOption { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(&opts(0, vec![archive.clone()])), "--image");
+        assert_eq!(field(&opts(1, vec![])), "--image");
+        assert_eq!(field(&opts(1, vec![dir.join("missing.tar")])), "--image");
+        assert_eq!(
+            field(&opts(MAX_REAL_NODES + 1, vec![archive.clone()])),
+            "--real-nodes"
+        );
+        check(&opts(0, vec![])).unwrap();
+        check(&opts(2, vec![archive])).unwrap();
+        std::fs::remove_file(bin.join("kubelet")).unwrap();
+        assert!(matches!(
+            check(&opts(1, vec![dir.join("pause.tar")])),
+            Err(Error::MissingBinary {
+                program: "kubelet",
+                ..
+            })
+        ));
+        assert!(
+            !dir.join("c").exists(),
+            "check created the cluster directory"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

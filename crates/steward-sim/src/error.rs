@@ -69,7 +69,7 @@ pub enum Error {
     /// An option of the cluster is not valid.
     #[error("{field}: {reason}")]
     BadOption {
-        /// The option (the CLI flag of the same name).
+        /// The option, as the `steward sim up` flag (`--image` is `Options::images`).
         field: &'static str,
         /// What is wrong with it.
         reason: String,

@@ -17,7 +17,7 @@ pub const WORKER_IMAGE: &str = "steward.local/test-worker:1";
 pub(crate) fn check(images: &[PathBuf]) -> Result<()> {
     if images.is_empty() {
         return Err(Error::BadOption {
-            field: "images",
+            field: "--image",
             reason: format!(
                 "real nodes need image archives, at least the pause image {PAUSE_IMAGE}; hack/realnode/images.sh builds them and prints their paths"
             ),
@@ -26,7 +26,7 @@ pub(crate) fn check(images: &[PathBuf]) -> Result<()> {
     for i in images {
         if !i.is_file() {
             return Err(Error::BadOption {
-                field: "images",
+                field: "--image",
                 reason: format!("{} is not a file", i.display()),
             });
         }

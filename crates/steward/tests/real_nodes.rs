@@ -68,6 +68,34 @@ async fn job_from_a_test_image_succeeds_and_kubectl_logs_returns_its_output() {
     assert!(cluster().real_nodes().contains(&node), "{node}");
 }
 
+/// The first must-show: steward's own image (`hack/image.sh`) on a real node.
+#[tokio::test]
+async fn job_from_stewards_own_image_runs_steward_version_client() {
+    let env = env("rn-steward").await;
+    let image = format!("localhost/steward:{}", env!("CARGO_PKG_VERSION"));
+    let mut spec = pod_spec(&image, &["version", "--client"]);
+    // The image's own user.
+    spec["securityContext"]["runAsUser"] = json!(65532);
+    spec["securityContext"]["runAsGroup"] = json!(65532);
+    spec["restartPolicy"] = json!("Never");
+    let job: Job = from_json(json!({
+        "metadata": {"name": "steward-version"},
+        "spec": {"backoffLimit": 0, "template": {"spec": spec}}
+    }));
+    let jobs: Api<Job> = Api::namespaced(env.client.clone(), &env.ns);
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    wait::object(&jobs, "steward-version", T, "Job Complete", |j| {
+        j.status.as_ref().and_then(|s| s.succeeded) == Some(1)
+    })
+    .await
+    .unwrap();
+    let logs = kubectl(cluster(), &["-n", &env.ns, "logs", "job/steward-version"]).unwrap();
+    assert_eq!(
+        logs,
+        format!("Client Version: v{}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 #[tokio::test]
 async fn pod_ips_answer_in_a_node_netns_and_a_cluster_ip_goes_through_kube_proxy() {
     let env = env("rn-net").await;

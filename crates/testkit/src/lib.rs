@@ -41,14 +41,40 @@ pub fn cluster() -> &'static Cluster {
 /// [`cluster`] if that is used too. Every call in one binary must ask for the same
 /// `n`. Images: [`images`]. Needs root.
 pub fn cluster_with_real_nodes(n: usize) -> &'static Cluster {
-    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
     static N: OnceLock<usize> = OnceLock::new();
-    let first = *N.get_or_init(|| n);
+    let first = *N.get_or_init(|| {
+        stop_real_nodes_at_exit();
+        n
+    });
     assert_eq!(
         first, n,
         "cluster_with_real_nodes: asked for {n} real nodes after {first}"
     );
-    started(&CLUSTER, n)
+    started(&REAL, n)
+}
+
+/// The cluster with real nodes, if this binary started one.
+static REAL: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// The clusters live in statics, never dropped: their control planes die with the
+/// test binary (PR_SET_PDEATHSIG), and so do the real nodes' processes, but the
+/// nodes' netns, veths, routes, bridge and cgroups would wait for the next start's
+/// sweep. So the real nodes are stopped and cleaned up when the binary exits
+/// normally (libtest returns from main or calls `exit`, both run atexit handlers);
+/// a crash still leaves them to the sweep.
+fn stop_real_nodes_at_exit() {
+    extern "C" fn stop() {
+        if let Some(Ok(cluster)) = REAL.get() {
+            cluster.stop_real_nodes();
+        }
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: atexit(3) with a function that takes nothing and does not unwind
+    // (stop_real_nodes catches every failure and logs it).
+    let rc = unsafe { libc::atexit(stop) };
+    if rc != 0 {
+        eprintln!("testkit: could not register the real nodes' clean-up at exit");
+    }
 }
 
 fn started(
