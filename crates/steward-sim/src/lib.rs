@@ -20,15 +20,17 @@ mod error;
 mod flags;
 mod images;
 mod nodes;
+mod options;
 mod ports;
 mod process;
 mod realnode;
 mod state;
 
-pub use cluster::{Cluster, Options};
+pub use cluster::Cluster;
 pub use error::{Error, Result};
 pub use images::{HTTP_IMAGE, PAUSE_IMAGE, WORKER_IMAGE};
 pub use nodes::{NodeSpec, add_nodes, is_ready, schedulable};
+pub use options::Options;
 pub use ports::free_port;
 pub use process::Lifetime;
 pub use realnode::plan::{MAX_REAL_NODES, REAL_NODE_LABEL};
