@@ -56,7 +56,8 @@ struct UpArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     real_nodes: usize,
     /// OCI image archive to import into every real node (repeatable; at least the
-    /// pause image). hack/realnode/images.sh builds pause and the test images.
+    /// pause image). hack/realnode/images.sh builds pause, the test images and steward's
+    /// own, and prints their paths.
     #[arg(long = "image", value_name = "ARCHIVE")]
     images: Vec<PathBuf>,
 }
