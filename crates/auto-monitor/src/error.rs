@@ -38,6 +38,15 @@ pub enum Error {
         /// Its error output or why it could not run.
         reason: String,
     },
+    /// Another replica took the Lease (or it could not be renewed): the process
+    /// exits (status 1) and its Deployment restarts it as a follower.
+    #[error(
+        "leadership lost (Lease {0}); exiting so the Deployment restarts this replica as a follower"
+    )]
+    LostLeadership(String),
+    /// The status could not be written as JSON or YAML.
+    #[error("writing the status: {0}")]
+    Output(String),
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
@@ -51,6 +60,8 @@ impl Error {
             Self::Prometheus { .. } => "prometheus",
             Self::NotFound { .. } => "input",
             Self::Helm { .. } => "helm",
+            Self::LostLeadership(_) => "lost_leadership",
+            Self::Output(_) => "output",
             Self::Runtime(e) => e.metric_label(),
         }
     }
@@ -71,8 +82,54 @@ impl steward_runtime::ExitStatus for Error {
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
             Self::Prometheus { .. } => Exit::Unreachable,
             Self::NotFound { .. } => Exit::Usage,
-            Self::Helm { .. } => Exit::Failed,
+            Self::Helm { .. } | Self::LostLeadership(_) | Self::Output(_) => Exit::Failed,
             Self::Runtime(e) => e.exit(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_runtime::{Exit, ExitStatus};
+
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        let table = [
+            (
+                Error::Prometheus {
+                    url: "http://p:9090".into(),
+                    reason: "connection refused".into(),
+                },
+                Exit::Unreachable,
+            ),
+            (
+                Error::NotFound {
+                    namespace: "monitoring".into(),
+                    name: "mon".into(),
+                },
+                Exit::Usage,
+            ),
+            (
+                Error::Helm {
+                    what: "upgrade --install".into(),
+                    reason: "timed out".into(),
+                },
+                Exit::Failed,
+            ),
+            (
+                Error::LostLeadership("default/steward-monitor".into()),
+                Exit::Failed,
+            ),
+            (Error::Output("yaml".into()), Exit::Failed),
+            (
+                Error::Runtime(steward_runtime::Error::NoKubeconfig),
+                Exit::Usage,
+            ),
+        ];
+        for (e, want) in table {
+            assert_eq!(e.exit(), want, "{e}");
         }
     }
 }

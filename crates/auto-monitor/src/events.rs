@@ -2,7 +2,7 @@
 
 use kube::runtime::events::{Event, EventType};
 
-use crate::onboarding::Cause;
+use crate::core::onboarding::Cause;
 
 /// A Ready node is still not monitored past the deadline (on the Node).
 pub fn node_not_monitored(cause: &Cause, message: String) -> Event {

@@ -16,12 +16,12 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::conditions::{self, AVAILABLE};
-use crate::crd::{MonitoringStack, MonitoringStackStatus};
+use crate::core::rules::{rules, rules_document};
+use crate::core::stack::{FIELD_MANAGER, Stack};
+use crate::core::status;
+use crate::core::validate::Profile;
+use crate::crd::{HelmSpec, MonitoringStack, MonitoringStackStatus};
 use crate::error::{Error, Result, kube as kerr};
-use crate::rules::{rules, rules_document};
-use crate::stack::{FIELD_MANAGER, Stack};
-use crate::validate::Profile;
 
 /// kube-prometheus-stack alerts that steward's default rules replace.
 const REPLACED_ALERTS: [&str; 4] = [
@@ -36,7 +36,8 @@ pub fn values(stack: &Stack) -> Value {
     let s = &stack.settings;
     let local = stack.profile != Profile::Generic;
     let r = |c: &str| {
-        serde_json::to_value(crate::manifests::workloads::resources(stack, c)).unwrap_or_default()
+        serde_json::to_value(crate::core::manifests::workloads::resources(stack, c))
+            .unwrap_or_default()
     };
     let node_selector = s.placement.node_selector.clone().unwrap_or_default();
     let tolerations = s.placement.tolerations.clone().unwrap_or_default();
@@ -133,19 +134,12 @@ async fn apply_crds(
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let mut names = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let v = serde_json::to_value(
-            <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| {
-                Error::Helm {
-                    what: "show crds".into(),
-                    reason: format!("unreadable CRD YAML: {e}"),
-                }
-            })?,
-        )
-        .unwrap_or_default();
-        if v.is_null() {
-            continue;
-        }
+    // Empty and null documents (a chart's `---` separators) are skipped.
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| Error::Helm {
+        what: "show crds".into(),
+        reason: format!("unreadable CRD YAML: {e}"),
+    })?;
+    for v in docs {
         let crd: CustomResourceDefinition = serde_json::from_value(v).map_err(|e| Error::Helm {
             what: "show crds".into(),
             reason: format!("not a CustomResourceDefinition: {e}"),
@@ -175,98 +169,75 @@ pub async fn reconcile(
     if let Some(extra) = &spec.values {
         merge(&mut v, extra);
     }
-    let hash = crate::manifests::hash(&[
+    let hash = crate::core::manifests::hash(&[
         &v.to_string(),
         &spec.chart,
         spec.version.as_deref().unwrap_or(""),
     ]);
-    // A failed upgrade was rolled back; it is retried when the spec changes, not in a loop.
-    let settled = matches!(status.phase.as_deref(), Some("Installed" | "Failed"));
-    if status.config_hash.as_deref() == Some(&hash)
-        && status.observed_generation == ms.metadata.generation
-        && settled
-    {
+    if !status::helm_due(status, &hash, ms.metadata.generation) {
         return Ok(());
     }
     status.observed_generation = ms.metadata.generation;
     status.profile = Some(stack.profile.as_str().into());
     let release = spec.release.clone().unwrap_or_else(|| stack.name.clone());
-    let result = async {
-        let crds = apply_crds(client, bin, &spec.chart, spec.version.as_deref()).await?;
-        let file = std::env::temp_dir().join(format!(
-            "steward-monitor-{}-{}-{}.yaml",
-            stack.namespace,
-            stack.name,
-            std::process::id()
-        ));
-        std::fs::write(&file, serde_yaml::to_string(&v).unwrap_or_default()).map_err(|e| {
-            Error::Helm {
-                what: "values".into(),
-                reason: format!("writing {}: {e}", file.display()),
-            }
-        })?;
-        let file_s = file.display().to_string();
-        let mut args = vec![
-            "upgrade",
-            "--install",
-            &release,
-            &spec.chart,
-            "--namespace",
-            &stack.namespace,
-            "--values",
-            &file_s,
-            "--atomic",
-            "--wait",
-            "--timeout",
-            spec.timeout.as_deref().unwrap_or("5m"),
-            "--skip-crds",
-        ];
-        if let Some(ver) = &spec.version {
-            args.extend(["--version", ver]);
-        }
-        let out = helm(bin, &args, Duration::from_secs(900)).await;
-        let _ = std::fs::remove_file(&file);
-        out.map(|_| crds)
-    }
-    .await;
-    match result {
+    match upgrade(client, bin, stack, &spec, &release, &v).await {
         Ok(crds) => {
-            status.config_hash = Some(hash);
-            status.applied_at.get_or_insert_with(|| now.to_string());
-            status.phase = Some("Installed".into());
-            conditions::set(
-                &mut status.conditions,
-                AVAILABLE,
-                true,
-                "HelmDeployed",
-                &format!(
-                    "release {release} deployed; CRDs applied first: {}",
-                    if crds.is_empty() {
-                        "none".into()
-                    } else {
-                        crds.join(", ")
-                    }
-                ),
-                now,
-            );
+            status::helm_deployed(status, &release, &crds, hash, now);
             tracing::info!(%release, chart = %spec.chart, "helm release deployed");
         }
         Err(e) => {
             // --atomic already rolled the release back to its last good revision.
-            status.config_hash = Some(hash);
-            status.phase = Some("Failed".into());
-            conditions::set(
-                &mut status.conditions,
-                AVAILABLE,
-                false,
-                "HelmFailed",
-                &format!("{e}; the release was rolled back"),
-                now,
-            );
+            status::helm_failed(status, &e.to_string(), hash, now);
             tracing::warn!(%release, error = %e, "helm upgrade failed and was rolled back");
         }
     }
     Ok(())
+}
+
+/// The chart's CRDs, then `helm upgrade --install --atomic` with `values` in a
+/// temporary file; the names of the CRDs applied.
+async fn upgrade(
+    client: &Client,
+    bin: &str,
+    stack: &Stack,
+    spec: &HelmSpec,
+    release: &str,
+    values: &Value,
+) -> Result<Vec<String>> {
+    let crds = apply_crds(client, bin, &spec.chart, spec.version.as_deref()).await?;
+    let file = std::env::temp_dir().join(format!(
+        "steward-monitor-{}-{}-{}.yaml",
+        stack.namespace,
+        stack.name,
+        std::process::id()
+    ));
+    std::fs::write(&file, crate::core::promconfig::yaml(values)).map_err(|e| Error::Helm {
+        what: "values".into(),
+        reason: format!("writing {}: {e}", file.display()),
+    })?;
+    let file_s = file.display().to_string();
+    let mut args = vec![
+        "upgrade",
+        "--install",
+        release,
+        &spec.chart,
+        "--namespace",
+        &stack.namespace,
+        "--values",
+        &file_s,
+        "--atomic",
+        "--wait",
+        "--timeout",
+        spec.timeout.as_deref().unwrap_or("5m"),
+        "--skip-crds",
+    ];
+    if let Some(ver) = &spec.version {
+        args.extend(["--version", ver]);
+    }
+    let out = helm(bin, &args, Duration::from_secs(900)).await;
+    // The values file is ours alone; a failed removal leaves a file in the temp dir.
+    let _ = std::fs::remove_file(&file);
+    out.map(|_| crds)
 }
 
 #[cfg(test)]
@@ -275,7 +246,7 @@ mod tests {
     use crate::crd::MonitoringStackSpec;
 
     fn stack(profile: Profile) -> Stack {
-        let s = crate::validate::validate(&MonitoringStackSpec::default())
+        let s = crate::core::validate::validate(&MonitoringStackSpec::default())
             .unwrap_or_else(|e| panic!("{e:?}"));
         Stack::new("mon", "m", s, profile)
     }

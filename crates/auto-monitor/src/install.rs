@@ -11,14 +11,15 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt};
-use steward_kube::quantity::{parse_bytes, parse_cpu, pod_request};
+use steward_kube::error::ok_if_not_found;
+use steward_kube::list::list_all;
 
+use crate::core::manifests::Manifest;
+use crate::core::preflight::Cluster;
+use crate::core::preflight::snapshot::{Listed, snapshot};
+use crate::core::stack::{FIELD_MANAGER, STACK_LABEL, Stack};
 use crate::crd::{MonitoringStack, ObjectRef};
 use crate::error::{Result, kube as kerr};
-use crate::manifests::Manifest;
-use crate::manifests::workloads::NODE_EXPORTER_PORT;
-use crate::preflight::{Cluster, NodeRoom};
-use crate::stack::{FIELD_MANAGER, STACK_LABEL, Stack};
 
 /// Applies every manifest; namespaced objects are owned by the MonitoringStack so
 /// deleting it removes them (cluster-scoped RBAC is pruned through the inventory).
@@ -88,11 +89,9 @@ pub async fn prune(
             tracing::warn!(kind = %r.kind, name = %r.name, "not pruning an object that lost the stack label");
             continue;
         }
-        match api.delete(&r.name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(kerr(format!("pruning {} {}", r.kind, r.name))(e)),
-        }
+        // Gone meanwhile: pruned all the same.
+        ok_if_not_found(api.delete(&r.name, &DeleteParams::background()).await)
+            .map_err(kerr(format!("pruning {} {}", r.kind, r.name)))?;
         tracing::info!(kind = %r.kind, name = %r.name, "pruned");
         pruned.push(r.clone());
     }
@@ -158,137 +157,32 @@ pub async fn not_available(
     Ok(waiting)
 }
 
-/// The pre-flight snapshot.
+/// The pre-flight snapshot: every node, pod, DaemonSet, StorageClass and CRD,
+/// read here, made into a [`Cluster`] by `core::preflight::snapshot`.
 pub async fn gather(client: &Client, stack: &Stack) -> Result<Cluster> {
-    let nodes =
-        steward_kube::list::list_all(&Api::<Node>::all(client.clone()), &ListParams::default())
+    let lp = ListParams::default();
+    let listed = Listed {
+        nodes: list_all(&Api::<Node>::all(client.clone()), &lp)
             .await
-            .map_err(kerr("listing nodes"))?;
-    let pods =
-        steward_kube::list::list_all(&Api::<Pod>::all(client.clone()), &ListParams::default())
+            .map_err(kerr("listing nodes"))?,
+        pods: list_all(&Api::<Pod>::all(client.clone()), &lp)
             .await
-            .map_err(kerr("listing pods"))?;
-    let mine = |p: &Pod| p.labels().get(STACK_LABEL) == Some(&stack.stack_label());
-    let mut cluster = Cluster::default();
-    for n in &nodes {
-        let name = n.name_any();
-        let on_node: Vec<&Pod> = pods
-            .iter()
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name))
-            .filter(|p| !steward_kube::pod::is_finished(p))
-            .collect();
-        let alloc = n
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.clone())
-            .unwrap_or_default();
-        let used_cpu: f64 = on_node.iter().map(|p| pod_request(p, "cpu")).sum();
-        let used_mem: f64 = on_node.iter().map(|p| pod_request(p, "memory")).sum();
-        cluster.nodes.push(NodeRoom {
-            name: name.clone(),
-            free_cpu: alloc.get("cpu").map_or(0.0, parse_cpu) - used_cpu,
-            free_memory: alloc.get("memory").map_or(0.0, parse_bytes) - used_mem,
-            eligible: eligible(stack, n),
-        });
-    }
-    for p in pods.iter().filter(|p| !mine(p)) {
-        let holds = p
-            .spec
-            .iter()
-            .flat_map(|s| &s.containers)
-            .flat_map(|c| c.ports.iter().flatten())
-            .any(|port| port.host_port == Some(NODE_EXPORTER_PORT));
-        if holds {
-            let node = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_default();
-            cluster.port_9100.push(format!(
-                "{}/{} on {node}",
-                p.namespace().unwrap_or_default(),
-                p.name_any()
-            ));
-        }
-    }
-    let daemonsets = steward_kube::list::list_all(
-        &Api::<DaemonSet>::all(client.clone()),
-        &ListParams::default(),
-    )
-    .await
-    .map_err(kerr("listing DaemonSets"))?;
-    cluster.other_node_exporters = daemonsets
-        .iter()
-        .filter(|d| {
-            d.name_any().contains("node-exporter")
-                && d.labels().get(STACK_LABEL) != Some(&stack.stack_label())
-        })
-        .map(|d| format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()))
-        .collect();
-    let classes = Api::<StorageClass>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(kerr("listing StorageClasses"))?;
-    cluster.default_storage_class = classes
-        .items
-        .iter()
-        .find(|c| {
-            c.annotations()
-                .get("storageclass.kubernetes.io/is-default-class")
-                .map(String::as_str)
-                == Some("true")
-        })
-        .map(|c| c.name_any());
-    let crds = Api::<CustomResourceDefinition>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(kerr("listing CRDs"))?;
-    for c in &crds.items {
-        let versions: Vec<String> = c
-            .spec
-            .versions
-            .iter()
-            .filter(|v| v.served)
-            .map(|v| v.name.clone())
-            .collect();
-        if c.spec.group == "monitoring.coreos.com" {
-            cluster.operator_crd_names.push(c.name_any());
-            cluster
-                .operator_crds
-                .push(format!("{} ({})", c.name_any(), versions.join(", ")));
-        } else if c.name_any() == format!("monitoringstacks.{}", crate::crd::GROUP) {
-            cluster.own_crd_versions = versions;
-        }
-    }
-    Ok(cluster)
-}
-
-/// Whether the stack's Deployments may run on the node (selector and NoSchedule taints).
-fn eligible(stack: &Stack, n: &Node) -> bool {
-    let p = &stack.settings.placement;
-    let labels = n.labels();
-    let selected = p
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let tolerated = n
-        .spec
-        .iter()
-        .flat_map(|s| s.taints.iter().flatten())
-        .all(|t| {
-            t.effect == "PreferNoSchedule"
-                || p.tolerations
-                    .iter()
-                    .flatten()
-                    .any(|tol| crate::conditions::tolerates(tol, t))
-        });
-    let schedulable = !n
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
-    selected && tolerated && schedulable
+            .map_err(kerr("listing pods"))?,
+        daemonsets: list_all(&Api::<DaemonSet>::all(client.clone()), &lp)
+            .await
+            .map_err(kerr("listing DaemonSets"))?,
+        storage_classes: Api::<StorageClass>::all(client.clone())
+            .list(&lp)
+            .await
+            .map_err(kerr("listing StorageClasses"))?
+            .items,
+        crds: Api::<CustomResourceDefinition>::all(client.clone())
+            .list(&lp)
+            .await
+            .map_err(kerr("listing CRDs"))?
+            .items,
+    };
+    Ok(snapshot(stack, &listed))
 }
 
 /// Deletes the cluster-scoped objects (ClusterRoles and their bindings) of stacks that
@@ -321,13 +215,14 @@ pub async fn delete_orphans(
         .items
     {
         if orphan(b.labels()) {
-            match bindings
-                .delete(&b.name_any(), &DeleteParams::default())
-                .await
-            {
-                Ok(_) => deleted.push(format!("ClusterRoleBinding/{}", b.name_any())),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(kerr("deleting an orphaned ClusterRoleBinding")(e)),
+            let gone = ok_if_not_found(
+                bindings
+                    .delete(&b.name_any(), &DeleteParams::default())
+                    .await,
+            )
+            .map_err(kerr("deleting an orphaned ClusterRoleBinding"))?;
+            if gone.is_some() {
+                deleted.push(format!("ClusterRoleBinding/{}", b.name_any()));
             }
         }
     }
@@ -339,10 +234,10 @@ pub async fn delete_orphans(
         .items
     {
         if orphan(r.labels()) {
-            match roles.delete(&r.name_any(), &DeleteParams::default()).await {
-                Ok(_) => deleted.push(format!("ClusterRole/{}", r.name_any())),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(kerr("deleting an orphaned ClusterRole")(e)),
+            let gone = ok_if_not_found(roles.delete(&r.name_any(), &DeleteParams::default()).await)
+                .map_err(kerr("deleting an orphaned ClusterRole"))?;
+            if gone.is_some() {
+                deleted.push(format!("ClusterRole/{}", r.name_any()));
             }
         }
     }

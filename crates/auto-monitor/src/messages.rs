@@ -3,7 +3,7 @@
 
 use steward_runtime::Localized;
 
-use crate::onboarding::Cause;
+use crate::core::onboarding::Cause;
 
 /// A message for people.
 #[derive(Debug, Clone)]
@@ -56,6 +56,8 @@ pub enum Msg<'a> {
         /// monitored/total.
         summary: &'a str,
     },
+    /// `steward monitor` was run without a subcommand.
+    BareDeprecated,
 }
 
 fn cause_en(c: &Cause) -> String {
@@ -127,6 +129,7 @@ impl Localized for Msg<'_> {
             } => format!(
                 "MonitoringStack {stack}: phase {phase}, profile {profile}, monitored nodes {summary}"
             ),
+            Self::BareDeprecated => "warning: `steward monitor` without a subcommand is deprecated and goes away in the next release; run `steward monitor run`".into(),
         }
     }
 
@@ -167,6 +170,7 @@ impl Localized for Msg<'_> {
             } => format!(
                 "MonitoringStack {stack}: 단계 {phase}, 프로필 {profile}, 모니터링 노드 {summary}"
             ),
+            Self::BareDeprecated => "경고: 하위 명령 없는 `steward monitor`는 더 이상 권장되지 않으며 다음 릴리스에서 없어집니다. `steward monitor run`을 쓰세요".into(),
         }
     }
 }
@@ -217,6 +221,7 @@ mod tests {
                 profile: "kind",
                 summary: "1/1",
             },
+            Msg::BareDeprecated,
         ]);
         for m in all {
             let (en, ko) = (m.render(Lang::En), m.render(Lang::Ko));

@@ -48,6 +48,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a failed reconcile of this kind.
+    pub fn reconcile_error(&self, kind: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels { kind: kind.into() })
+            .inc();
+    }
+
     /// Registers every metric under `steward_monitor_`.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("steward_monitor");

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
+use crate::core::onboarding::ScrapeView;
+use crate::core::rules::NODE_JOB;
 use crate::error::{Error, Result};
-use crate::onboarding::ScrapeView;
-use crate::rules::NODE_JOB;
 
 /// A Prometheus HTTP API client.
 #[derive(Debug, Clone)]

@@ -1,5 +1,11 @@
-//! Flags and the commands: `steward monitor` (the controller), `steward monitor
-//! status` (the per-node table) and `steward monitor crd` (the CRD).
+//! Flags and the commands: `steward monitor run` (the controller), `steward
+//! monitor status` (the per-node table) and `steward monitor crd` (the CRD).
+//! `steward monitor` with no subcommand still runs the controller for one
+//! release, with a deprecation line on stderr.
+//!
+//! `-n/--namespace` means one thing in every `steward monitor` command: the
+//! namespace of the MonitoringStacks (`run` reconciles only those, `status`
+//! reads those).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,29 +16,46 @@ use kube::{Client, CustomResourceExt};
 use steward_runtime::admin::{AdminArgs, AdminServer, Readiness};
 use steward_runtime::kube_client::KubeArgs;
 use steward_runtime::leader::LeaderArgs;
-use steward_runtime::{Context, Exit, Lang, Shutdown};
+use steward_runtime::{Context, Exit, Lang, Localized, Output, Shutdown};
 
 use crate::controller::{self, Config};
+use crate::core::stack::FIELD_MANAGER;
 use crate::crd::MonitoringStack;
 use crate::error::{Error, Result, kube as kerr};
+use crate::messages::Msg;
 use crate::metrics::Metrics;
-use crate::stack::FIELD_MANAGER;
 
 /// `steward monitor`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  steward monitor run                       # the controller, every namespace
+  steward monitor status -n monitoring      # each node's onboarding
+  steward monitor crd --apply               # install the MonitoringStack CRD
+
+-n/--namespace is the MonitoringStacks' namespace in every `steward monitor` command.
+`steward monitor` with no subcommand runs the controller as `run` does (deprecated)."
+)]
 pub struct MonitorArgs {
     #[command(subcommand)]
     pub command: Option<MonitorCommand>,
     #[command(flatten)]
-    pub run: RunArgs,
-    #[command(flatten)]
     pub kube: KubeArgs,
+    /// The controller's flags for the deprecated bare form (last: the heading
+    /// holds for every flag after it).
+    #[command(
+        flatten,
+        next_help_heading = "Deprecated: `steward monitor` with no subcommand takes `run`'s flags"
+    )]
+    pub run: RunArgs,
 }
 
 /// Subcommands of `steward monitor`.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum MonitorCommand {
+    /// Run the controller: install and keep each MonitoringStack's stack and onboard every node into monitoring.
+    Run(RunArgs),
     /// Print each node's onboarding: exporter pod, scrape target up, first sample, availability over the last hour.
     Status(StatusArgs),
     /// Print the MonitoringStack CRD (generated from steward's types), or apply it with --apply.
@@ -41,6 +64,11 @@ pub enum MonitorCommand {
 
 /// The controller's flags.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  steward monitor run                                    # every namespace
+  steward monitor run -n monitoring --leader-elect       # one namespace, two replicas
+  # Outside the cluster, reading onboarding from a port-forwarded Prometheus
+  steward monitor run -n monitoring --prometheus-url http://127.0.0.1:9090")]
 pub struct RunArgs {
     /// Reconcile the MonitoringStacks of this namespace only (default: all namespaces).
     #[arg(long, short = 'n', env = "STEWARD_MONITOR_NAMESPACE")]
@@ -71,6 +99,9 @@ pub struct RunArgs {
 
 /// `steward monitor status`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  steward monitor status -n monitoring            # every stack of the namespace
+  steward monitor status -n monitoring mon -o yaml")]
 pub struct StatusArgs {
     /// Namespace of the MonitoringStack.
     #[arg(long, short = 'n', default_value = "default")]
@@ -84,20 +115,13 @@ pub struct StatusArgs {
 
 /// `steward monitor crd`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  steward monitor crd > crds/steward.io_monitoringstacks.yaml
+  steward monitor crd --apply")]
 pub struct CrdArgs {
     /// Apply the CRD to the cluster (server-side apply) instead of printing it.
     #[arg(long)]
     pub apply: bool,
-}
-
-/// Output format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// A table for people.
-    #[default]
-    Text,
-    /// The statuses as JSON.
-    Json,
 }
 
 /// Runs `steward monitor` and its subcommands.
@@ -117,7 +141,11 @@ pub async fn run(args: MonitorArgs, ctx: Context) -> Result<Exit> {
             Ok(())
         }
         Some(MonitorCommand::Status(s)) => status(&args.kube, &s, lang).await,
-        None => controller_main(args.run, &args.kube, lang, shutdown).await,
+        Some(MonitorCommand::Run(r)) => controller_main(r, &args.kube, lang, shutdown).await,
+        None => {
+            eprintln!("{}", Msg::BareDeprecated.render(lang));
+            controller_main(args.run, &args.kube, lang, shutdown).await
+        }
     }
     .map(|()| Exit::Ok)
 }
@@ -139,10 +167,13 @@ pub async fn apply_crd(client: &Client) -> Result<()> {
         name,
         kube::runtime::wait::conditions::is_crd_established(),
     );
+    // Not Established in time: the controller's watch retries until it is.
     let _ = tokio::time::timeout(Duration::from_secs(30), established).await;
     Ok(())
 }
 
+/// The controller until shutdown (`Ok`) or until leadership is lost
+/// ([`Error::LostLeadership`], exit status 1).
 async fn controller_main(
     args: RunArgs,
     kube: &KubeArgs,
@@ -181,22 +212,27 @@ async fn controller_main(
         resync: args.resync,
         lang,
         helm: args.helm,
+        instance: args.leader.lease_identity,
     };
     let work = controller::run(client, cfg, metrics, ready, shutdown.clone());
     let result = match &mut leader {
         Some(l) => tokio::select! {
             r = work => r,
             () = l.lost() => {
-                tracing::error!(lease = %l.lease(), "lost leadership; stopping");
-                Ok(())
+                tracing::error!(lease = %l.lease(), "leadership lost; exiting so the Deployment restarts this replica as a follower");
+                Err(Error::LostLeadership(l.lease().to_string()))
             }
         },
         None => work.await,
     };
     shutdown.trigger();
-    if let Some(l) = leader {
+    // A lost Lease is another replica's now: nothing to give up.
+    if let Some(l) = leader
+        && result.is_ok()
+    {
         l.release(Duration::from_secs(5)).await;
     }
+    // The admin server ends with the shutdown just triggered.
     let _ = serve.await;
     result
 }
@@ -227,16 +263,65 @@ async fn status(kube: &KubeArgs, args: &StatusArgs, lang: Lang) -> Result<()> {
             name: "(any)".into(),
         });
     }
-    match args.output {
-        Output::Json => {
-            let all: Vec<_> = stacks.iter().map(|s| serde_json::json!({ "name": s.metadata.name, "namespace": s.metadata.namespace, "status": s.status })).collect();
-            println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-        }
-        Output::Text => {
+    let all: Vec<_> = stacks
+        .iter()
+        .map(|s| serde_json::json!({ "name": s.metadata.name, "namespace": s.metadata.namespace, "status": s.status }))
+        .collect();
+    match args.output.render(&all) {
+        Some(text) => println!("{}", text.map_err(Error::Output)?.trim_end()),
+        None => {
             for s in &stacks {
-                print!("{}", crate::report::table(s, lang));
+                print!("{}", crate::core::report::table(s, lang));
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        monitor: MonitorArgs,
+    }
+
+    fn parse(argv: &[&str]) -> MonitorArgs {
+        Cli::try_parse_from(std::iter::once("monitor").chain(argv.iter().copied()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .monitor
+    }
+
+    /// `monitor run` and the deprecated bare form take the same flags to the same
+    /// controller; `-n` is the stacks' namespace in each command.
+    #[test]
+    fn run_and_the_bare_form() {
+        let run = |m: MonitorArgs| match m.command {
+            Some(MonitorCommand::Run(r)) => (r, true),
+            None => (m.run, false),
+            Some(other) => panic!("{other:?}"),
+        };
+        let table: [(&[&str], bool); 3] = [
+            (&["run", "-n", "mon", "--poll-interval", "500ms"], true),
+            (&["-n", "mon", "--poll-interval", "500ms"], false),
+            (&["--namespace=mon", "--poll-interval=500ms"], false),
+        ];
+        for (argv, subcommand) in table {
+            let (r, sub) = run(parse(argv));
+            assert_eq!(sub, subcommand, "{argv:?}");
+            assert_eq!(r.namespace.as_deref(), Some("mon"), "{argv:?}");
+            assert_eq!(r.poll_interval, Duration::from_millis(500), "{argv:?}");
+        }
+        match parse(&["status", "-n", "mon", "-o", "yaml"]).command {
+            Some(MonitorCommand::Status(s)) => {
+                assert_eq!((s.namespace.as_str(), s.output), ("mon", Output::Yaml));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["monitor", "-n", "mon", "status"]).is_err());
+    }
 }

@@ -8,12 +8,12 @@
 use std::path::Path;
 use std::process::Command;
 
+use auto_monitor::core::dashboards::{checkable, dashboards};
+use auto_monitor::core::promconfig::{RULES_PATH, prometheus_config, yaml};
+use auto_monitor::core::rules::{Rule, rules, rules_yaml};
+use auto_monitor::core::stack::Stack;
+use auto_monitor::core::validate::{Profile, validate};
 use auto_monitor::crd::{MonitoringStackSpec, Thresholds};
-use auto_monitor::dashboards::{checkable, dashboards};
-use auto_monitor::promconfig::{RULES_PATH, prometheus_config, yaml};
-use auto_monitor::rules::{Rule, rules, rules_yaml};
-use auto_monitor::stack::Stack;
-use auto_monitor::validate::{Profile, validate};
 use serde_json::{Value, json};
 
 /// promtool built from the Prometheus Go module by hack/controlplane/build.sh:

@@ -12,6 +12,7 @@
 //! The agent never talks to the API about pods: the controller sends the UID.
 
 pub mod cgroup;
+pub mod procnet;
 pub mod query;
 pub mod scan;
 mod server;
@@ -24,8 +25,9 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use steward_runtime::Shutdown;
+use steward_kube::patch::{Step, read_decide_patch};
 use steward_runtime::kube_client::KubeArgs;
+use steward_runtime::{Context, Shutdown};
 
 use crate::error::{Error, Result, kube as kerr};
 
@@ -38,6 +40,11 @@ pub const FIELD_MANAGER: &str = "steward-graceful-drain-agent";
 
 /// `steward graceful-drain agent`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  # In the DaemonSet (deploy/graceful-drain-agent.yaml): node, pod IP and name from the downward API
+  steward graceful-drain agent --kube-config cluster --listen 0.0.0.0:9811
+  # By hand on one node, reachable at a fixed address
+  steward graceful-drain agent --node worker-1 --advertise 10.0.0.7:9811")]
 pub struct AgentArgs {
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -103,7 +110,8 @@ pub fn advertise_url(hostport: &str) -> Result<String, String> {
 }
 
 /// Runs the agent until shutdown, then withdraws its advertisement.
-pub async fn run(args: AgentArgs, shutdown: Shutdown) -> Result<()> {
+pub async fn run(args: AgentArgs, ctx: Context) -> Result<()> {
+    let shutdown = ctx.shutdown;
     let url = args.url()?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -199,42 +207,55 @@ async fn keep_advertising(
     }
 }
 
-/// Removes the annotations if they still name this agent; conditional on the
-/// Node's resourceVersion, retried on conflict.
+/// What withdrawing finds on the Node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Withdrawn {
+    /// The Node is gone.
+    NoNode,
+    /// It advertises no agent (any more).
+    Nothing,
+    /// It advertises another agent, newer on this node: left alone.
+    Other,
+}
+
+/// The patch removing this agent's advertisement, while the Node still names it. Pure.
+pub fn withdrawal(
+    annotations: &std::collections::BTreeMap<String, String>,
+    identity: &str,
+) -> Option<serde_json::Value> {
+    (annotations.get(ANN_AGENT_ID).map(String::as_str) == Some(identity))
+        .then(|| json!({ "metadata": { "annotations": { ANN_AGENT: null, ANN_AGENT_ID: null } } }))
+}
+
+/// Removes the annotations if they still name this agent: read, decide, patch
+/// conditional on the Node's resourceVersion, again on a conflict.
 async fn withdraw(nodes: &Api<Node>, node: &str, identity: &str) -> Result<()> {
-    for _ in 0..5 {
-        let meta = nodes
-            .get_metadata_opt(node)
-            .await
-            .map_err(kerr(format!("reading Node {node}")))?;
-        let Some(meta) = meta else { return Ok(()) };
-        if meta.annotations().get(ANN_AGENT_ID).map(String::as_str) != Some(identity) {
+    let mut patched = false;
+    let found = read_decide_patch(nodes, node, None, &PatchParams::default(), |n| {
+        let Some(n) = n else {
+            return Step::Done(Withdrawn::NoNode);
+        };
+        if let Some(patch) = withdrawal(n.annotations(), identity) {
+            patched = true;
+            return Step::Patch(patch);
+        }
+        Step::Done(match n.annotations().get(ANN_AGENT_ID) {
+            Some(_) => Withdrawn::Other,
+            None => Withdrawn::Nothing,
+        })
+    })
+    .await
+    .map_err(kerr(format!("removing the drain agent from Node {node}")))?;
+    match found {
+        Withdrawn::Nothing if patched => {
+            tracing::info!(%node, "drain agent stopped; advertisement removed from the Node");
+        }
+        Withdrawn::Other => {
             tracing::info!(%node, "the Node advertises another agent now; leaving it");
-            return Ok(());
         }
-        let patch = json!({ "metadata": {
-            "resourceVersion": meta.resource_version(),
-            "annotations": { ANN_AGENT: null, ANN_AGENT_ID: null }
-        } });
-        match nodes
-            .patch_metadata(node, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(%node, "drain agent stopped; advertisement removed from the Node");
-                return Ok(());
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => {
-                return Err(kerr(format!("removing the drain agent from Node {node}"))(
-                    e,
-                ));
-            }
-        }
+        Withdrawn::Nothing | Withdrawn::NoNode => {}
     }
-    Err(Error::Agent(format!(
-        "Node {node} kept changing; the annotation {ANN_AGENT} may be left behind"
-    )))
+    Ok(())
 }
 
 /// The agent URL a Node advertises.
@@ -258,6 +279,33 @@ pub(crate) async fn lookup(client: &Client, node: &str) -> Result<Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn withdraws_only_its_own_advertisement() {
+        let ann = |id: Option<&str>| -> std::collections::BTreeMap<String, String> {
+            id.map(|i| {
+                [
+                    (ANN_AGENT.to_string(), "http://10.0.0.5:9811".to_string()),
+                    (ANN_AGENT_ID.to_string(), i.to_string()),
+                ]
+                .into()
+            })
+            .unwrap_or_default()
+        };
+        let table = [
+            (Some("agent-a"), true),
+            (Some("agent-b"), false),
+            (None, false),
+        ];
+        for (id, removes) in table {
+            let patch = withdrawal(&ann(id), "agent-a");
+            assert_eq!(patch.is_some(), removes, "{id:?}");
+            if let Some(p) = patch {
+                assert!(p["metadata"]["annotations"][ANN_AGENT].is_null());
+                assert!(p["metadata"]["annotations"][ANN_AGENT_ID].is_null());
+            }
+        }
+    }
 
     #[test]
     fn advertise_urls() {

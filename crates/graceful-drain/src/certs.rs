@@ -8,14 +8,11 @@
 //! `caBundle` carries both, so a replica still serving the old certificate is
 //! trusted until it reloads.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ObjectMeta, PostParams};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -25,7 +22,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::error::{Error, Result, kube as kerr};
+use crate::error::{Error, Result};
+
+mod secret;
+
+pub use secret::{Want, ensure, want};
 
 const CA_CRT: &str = "ca.crt";
 const PREVIOUS_CA_CRT: &str = "ca-previous.crt";
@@ -104,41 +105,6 @@ pub fn needs_rotation(not_after: Timestamp, validity: Duration, now: Timestamp) 
     left < validity / 3
 }
 
-fn to_secret(b: &Bundle, meta: ObjectMeta) -> Secret {
-    let mut data = BTreeMap::new();
-    let mut put = |k: &str, v: &str| {
-        data.insert(k.to_string(), ByteString(v.as_bytes().to_vec()));
-    };
-    put(CA_CRT, &b.ca);
-    put(TLS_CRT, &b.cert);
-    put(TLS_KEY, &b.key);
-    put(NOT_AFTER, &b.not_after.to_string());
-    if let Some(p) = &b.previous_ca {
-        put(PREVIOUS_CA_CRT, p);
-    }
-    Secret {
-        metadata: meta,
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(data),
-        ..Secret::default()
-    }
-}
-
-fn from_secret(s: &Secret) -> Option<Bundle> {
-    let data = s.data.as_ref()?;
-    let get = |k: &str| {
-        data.get(k)
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-    };
-    Some(Bundle {
-        ca: get(CA_CRT)?,
-        previous_ca: get(PREVIOUS_CA_CRT),
-        cert: get(TLS_CRT)?,
-        key: get(TLS_KEY)?,
-        not_after: get(NOT_AFTER)?.parse().ok()?,
-    })
-}
-
 /// A certificate issued by someone else (cert-manager, Vault, a person), read from a
 /// `kubernetes.io/tls` Secret with `tls.crt`, `tls.key` and `ca.crt` (what a
 /// cert-manager `Certificate` writes). steward never writes that Secret; it serves
@@ -178,58 +144,6 @@ pub fn from_external(s: &Secret) -> Result<Bundle> {
         other => other,
     })?;
     Ok(b)
-}
-
-/// Reads the Secret; creates or rotates it when missing or due. Safe with several
-/// replicas: writes are conditional, and the loser of a race reads the winner's.
-pub async fn ensure(
-    api: &Api<Secret>,
-    name: &str,
-    sans: &[String],
-    validity: Duration,
-) -> Result<Bundle> {
-    for _ in 0..5 {
-        let current = api
-            .get_opt(name)
-            .await
-            .map_err(kerr(format!("reading Secret {name}")))?;
-        let existing = current.as_ref().and_then(from_secret);
-        let now = Timestamp::now();
-        if let Some(b) = &existing
-            && !needs_rotation(b.not_after, validity, now)
-        {
-            return Ok(b.clone());
-        }
-        let fresh = generate(sans, validity, existing.map(|b| b.ca))?;
-        let result = match current {
-            Some(s) => {
-                let meta = ObjectMeta {
-                    name: Some(name.into()),
-                    resource_version: s.metadata.resource_version.clone(),
-                    ..ObjectMeta::default()
-                };
-                api.replace(name, &PostParams::default(), &to_secret(&fresh, meta))
-                    .await
-            }
-            None => {
-                let meta = ObjectMeta {
-                    name: Some(name.into()),
-                    ..ObjectMeta::default()
-                };
-                api.create(&PostParams::default(), &to_secret(&fresh, meta))
-                    .await
-            }
-        };
-        match result {
-            Ok(_) => {
-                tracing::info!(secret = name, not_after = %fresh.not_after, "wrote a new webhook certificate");
-                return Ok(fresh);
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => continue, // another replica won
-            Err(e) => return Err(kerr(format!("writing Secret {name}"))(e)),
-        }
-    }
-    Err(Error::Tls(format!("Secret {name} kept changing under us")))
 }
 
 /// The serving certificate, swappable while the server runs.
@@ -272,6 +186,9 @@ fn certified(b: &Bundle) -> Result<Arc<CertifiedKey>> {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::ByteString;
+    use kube::api::ObjectMeta;
+
     use super::*;
 
     #[test]
@@ -350,7 +267,5 @@ mod tests {
         .unwrap();
         assert!(b.ca_bundle().starts_with(&b.ca) && b.ca_bundle().ends_with("OLD\n"));
         Resolver::new(&b).unwrap();
-        let back = from_secret(&to_secret(&b, ObjectMeta::default())).unwrap();
-        assert_eq!(back, b);
     }
 }

@@ -4,37 +4,42 @@
 //! a VPA in `Recreate` (or its old alias `Auto`) mode can switch to
 //! `InPlaceOrRecreate` and resize pods without evicting them.
 
+use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::{Client, ResourceExt};
 use serde::Serialize;
+use steward_kube::error::ok_if_not_found;
 use steward_runtime::kube_client::KubeArgs;
-use steward_runtime::{Lang, Localized};
+use steward_runtime::{Context, Localized, Output};
 
-use crate::error::{Result, kube as kerr};
+use crate::core::vpa::{self, Candidate};
+use crate::error::{Error, Result, kube as kerr};
+use crate::inplace::in_place_resize;
 use crate::messages::Msg;
 
 /// `steward graceful-drain doctor`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  steward graceful-drain doctor                  # every namespace
+  steward graceful-drain doctor -n shop -o json  # one namespace, for a script")]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub kube: KubeArgs,
-    /// Only this namespace (default: all).
+    /// Only the VerticalPodAutoscalers of this namespace (default: every namespace).
     #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
-    /// Print JSON instead of lines.
-    #[arg(long)]
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Deprecated spelling of `-o json`, kept for one release.
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 
-/// One VPA that could resize in place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Candidate {
-    /// `namespace/name` of the VPA.
-    pub vpa: String,
-    /// `Kind/name` of its target.
-    pub target: String,
-    /// Its update mode now.
-    pub mode: String,
+impl DoctorArgs {
+    /// The output format, `--json` counting as `-o json`.
+    pub fn format(&self) -> Output {
+        if self.json { Output::Json } else { self.output }
+    }
 }
 
 /// The report.
@@ -48,52 +53,26 @@ pub struct Report {
     pub candidates: Vec<Candidate>,
 }
 
-/// The candidate, if this VPA object is one. Pure.
-pub fn candidate(vpa: &DynamicObject) -> Option<Candidate> {
-    vpa.data.get("spec")?;
-    // An absent updatePolicy means Auto, which the VPA treats as Recreate.
-    let mode = crate::vpa::update_mode(vpa);
-    if mode != "Recreate" && mode != "Auto" {
-        return None;
-    }
-    Some(Candidate {
-        vpa: format!("{}/{}", vpa.namespace().unwrap_or_default(), vpa.name_any()),
-        target: crate::vpa::target(vpa).unwrap_or_else(|| "?/?".into()),
-        mode: mode.to_string(),
-    })
-}
-
-/// Whether the API server serves `pods/resize` (discovery, not the version: the
-/// feature gate can be off on 1.33+ and on before).
-pub async fn in_place_resize(client: &Client) -> Result<bool> {
-    let core = client
-        .list_core_api_resources("v1")
-        .await
-        .map_err(kerr("reading the core API's resources"))?;
-    Ok(core.resources.iter().any(|r| r.name == "pods/resize"))
-}
-
 /// Builds the report.
 pub async fn report(client: &Client, namespace: Option<&str>) -> Result<Report> {
     let in_place_resize = in_place_resize(client).await?;
-    let ar = crate::vpa::api_resource();
+    let ar = vpa::api_resource();
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),
     };
-    let vpas = match api.list(&ListParams::default()).await {
-        Ok(l) => l.items,
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Ok(Report {
-                in_place_resize,
-                vpa_installed: false,
-                candidates: Vec::new(),
-            });
-        }
-        Err(e) => return Err(kerr("listing VerticalPodAutoscalers")(e)),
+    // 404: the VPA API is not installed.
+    let Some(vpas) = ok_if_not_found(api.list(&ListParams::default()).await)
+        .map_err(kerr("listing VerticalPodAutoscalers"))?
+    else {
+        return Ok(Report {
+            in_place_resize,
+            vpa_installed: false,
+            candidates: Vec::new(),
+        });
     };
     let candidates = if in_place_resize {
-        vpas.iter().filter_map(candidate).collect()
+        vpas.items.iter().filter_map(vpa::candidate).collect()
     } else {
         Vec::new()
     };
@@ -105,19 +84,18 @@ pub async fn report(client: &Client, namespace: Option<&str>) -> Result<Report> 
 }
 
 /// Runs the command.
-pub async fn run(args: DoctorArgs, lang: Lang) -> Result<()> {
+pub async fn run(args: DoctorArgs, ctx: Context) -> Result<()> {
+    let lang = ctx.lang;
     let client = args.kube.connect().await?.client;
     let r = report(&client, args.namespace.as_deref()).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    if let Some(text) = args.format().render(&r) {
+        println!("{}", text.map_err(Error::Output)?.trim_end());
         return Ok(());
     }
-    println!(
-        "in-place pod resize (pods/resize): {}",
-        if r.in_place_resize { "yes" } else { "no" }
-    );
+    let served = r.in_place_resize;
+    println!("{}", Msg::InPlaceResize { served }.render(lang));
     if !r.vpa_installed {
-        println!("VerticalPodAutoscaler API: not installed");
+        println!("{}", Msg::NoVpaApi.render(lang));
     }
     if r.candidates.is_empty() {
         println!("{}", Msg::NoCandidates.render(lang));
@@ -133,40 +111,4 @@ pub async fn run(args: DoctorArgs, lang: Lang) -> Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recreate_and_auto_are_candidates() {
-        let vpa = |mode: Option<&str>| -> DynamicObject {
-            let mut spec =
-                serde_json::json!({ "targetRef": { "kind": "Deployment", "name": "web" } });
-            if let Some(m) = mode {
-                spec["updatePolicy"] = serde_json::json!({ "updateMode": m });
-            }
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-                "metadata": { "name": "v", "namespace": "shop" }, "spec": spec
-            }))
-            .unwrap()
-        };
-        let table = [
-            (Some("Recreate"), true),
-            (Some("Auto"), true),
-            (None, true),
-            (Some("InPlaceOrRecreate"), false),
-            (Some("Initial"), false),
-            (Some("Off"), false),
-        ];
-        for (mode, want) in table {
-            assert_eq!(candidate(&vpa(mode)).is_some(), want, "{mode:?}");
-        }
-        assert_eq!(
-            candidate(&vpa(Some("Recreate"))).unwrap().target,
-            "Deployment/web"
-        );
-    }
 }

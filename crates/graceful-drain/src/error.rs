@@ -35,15 +35,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Another replica took the Lease; this process stops.
-    #[error("lost leadership (Lease {0}); stopping")]
+    /// Another replica took the Lease (or it could not be renewed): the process
+    /// exits (status 1) and its Deployment restarts it as a follower.
+    #[error(
+        "leadership lost (Lease {0}); exiting so the Deployment restarts this replica as a follower"
+    )]
     LostLeadership(String),
     /// The pod cache stopped before it was filled.
     #[error("the pod cache stopped before its first list")]
     CacheStopped,
-    /// The node agent could not finish a step.
-    #[error("drain agent: {0}")]
-    Agent(String),
+    /// The report could not be written as JSON or YAML.
+    #[error("writing the report: {0}")]
+    Output(String),
+    /// An HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
     /// The shared runtime failed (client, admin server, lease).
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
@@ -60,7 +66,8 @@ impl Error {
             Self::Runtime(_) => "runtime",
             Self::LostLeadership(_) => "lost_leadership",
             Self::CacheStopped => "cache",
-            Self::Agent(_) => "agent",
+            Self::Output(_) => "output",
+            Self::Http(_) => "http",
         }
     }
 }
@@ -81,7 +88,55 @@ impl steward_runtime::ExitStatus for Error {
             Self::InvalidConfig { .. } | Self::Bind { .. } => Exit::Usage,
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
             Self::Runtime(e) => e.exit(),
-            _ => Exit::Failed,
+            Self::Certs(_)
+            | Self::Tls(_)
+            | Self::LostLeadership(_)
+            | Self::CacheStopped
+            | Self::Output(_)
+            | Self::Http(_) => Exit::Failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_runtime::{Exit, ExitStatus};
+
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        let api = |code: u16| {
+            let mut s = kube::core::Status::failure("m", "r");
+            s.code = code;
+            kube::Error::Api(s.boxed())
+        };
+        let table = [
+            (
+                Error::InvalidConfig {
+                    field: "defaults.maxWait".into(),
+                    reason: "r".into(),
+                },
+                Exit::Usage,
+            ),
+            (
+                Error::Bind {
+                    addr: ([127, 0, 0, 1], 8443).into(),
+                    source: std::io::Error::other("in use"),
+                },
+                Exit::Usage,
+            ),
+            (kube("reading Secret x")(api(403)), Exit::Failed),
+            (Error::LostLeadership("steward/gd".into()), Exit::Failed),
+            (Error::Tls("no ca.crt".into()), Exit::Failed),
+            (Error::CacheStopped, Exit::Failed),
+            (
+                Error::Runtime(steward_runtime::Error::NoKubeconfig),
+                Exit::Usage,
+            ),
+        ];
+        for (e, want) in table {
+            assert_eq!(e.exit(), want, "{e}");
         }
     }
 }

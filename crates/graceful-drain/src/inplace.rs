@@ -3,7 +3,7 @@
 //! `Auto`) mode gets a Normal Event `InPlaceResizeAvailable` and a gauge
 //! `steward_graceful_drain_vpa_inplace_candidates{namespace,vpa}`: with
 //! `InPlaceOrRecreate` the updater would resize its pods without evicting them,
-//! and there would be nothing to drain. What to say when is [`crate::advice`].
+//! and there would be nothing to drain. What to say when is [`crate::core::advice`].
 //!
 //! The VPA API is watched only while its CRD exists: the CRD is watched by name
 //! (metadata only, one object), so a VPA installed after steward is picked up
@@ -16,8 +16,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
-use crate::advice::{Advisor, Change};
-use crate::doctor;
+use crate::core::advice::{Advisor, Change};
+use crate::error::{Result, kube as kerr};
 use crate::events::{Events, Reason};
 use crate::messages::Msg;
 use crate::metrics::{Metrics, VpaLabel};
@@ -25,9 +25,19 @@ use crate::metrics::{Metrics, VpaLabel};
 /// Name of the VerticalPodAutoscaler CRD.
 pub const VPA_CRD: &str = "verticalpodautoscalers.autoscaling.k8s.io";
 
+/// Whether the API server serves `pods/resize` (discovery, not the version: the
+/// feature gate can be off on 1.33+ and on before).
+pub async fn in_place_resize(client: &Client) -> Result<bool> {
+    let core = client
+        .list_core_api_resources("v1")
+        .await
+        .map_err(kerr("reading the core API's resources"))?;
+    Ok(core.resources.iter().any(|r| r.name == "pods/resize"))
+}
+
 /// Runs until the task is dropped (the leader aborts it when it stops).
 pub async fn run(client: Client, metrics: Metrics, events: Events) {
-    match doctor::in_place_resize(&client).await {
+    match in_place_resize(&client).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(
@@ -42,7 +52,7 @@ pub async fn run(client: Client, metrics: Metrics, events: Events) {
     }
     let (present_tx, mut present) = watch::channel(false);
     tokio::spawn(crd_presence(client.clone(), present_tx));
-    let ar = crate::vpa::api_resource();
+    let ar = crate::core::vpa::api_resource();
     let mut advisor = Advisor::default();
     loop {
         while !*present.borrow_and_update() {
@@ -109,7 +119,7 @@ fn changes(advisor: &mut Advisor, event: watcher::Event<DynamicObject>) -> Vec<A
             Vec::new()
         }
         watcher::Event::InitApply(v) | watcher::Event::Apply(v) => {
-            let c = advisor.apply(&key(&v), doctor::candidate(&v));
+            let c = advisor.apply(&key(&v), crate::core::vpa::candidate(&v));
             with(c, v).into_iter().collect()
         }
         watcher::Event::Delete(v) => {

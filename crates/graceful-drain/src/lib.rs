@@ -8,34 +8,31 @@
 //! drained, then evicts it itself through the Eviction API. See `admission` for
 //! why that answer ends every evicter's loop with the pod gone.
 //!
-//! Pure: `admission`, `advice`, `budget`, `config`, `state`, `workload`, `procnet`, `gauge`,
-//! `agent::cgroup`, `agent::query`, and the parsing half of `probe`. I/O: `webhook`,
-//! `controller`, `inplace` (advice on VPAs), `certs`, `doctor`, `run`, `vpa` (the
-//! cache), `agent` (the node agent) and `agent::scan`.
+//! Layout: `core/` holds every decision, pure (configuration, the webhook's
+//! answer, the drain record, budgets, workloads, what follows an eviction answer,
+//! VPA objects, advice). Around it the I/O edge: `webhook` (the admission server
+//! and its registration), `controller` (the leader's drain loop), `probe` (probe
+//! types and parsing, pure; asking a pod, HTTP), `certs`, `inplace` (advice on
+//! VPAs), `agent` (the node agent; `agent::procnet`, `agent::cgroup` and
+//! `agent::query` are its pure parsers), `doctor` and `run` (the commands).
+//!
+//! A newcomer starts at `run` (what the process starts), then `webhook` (an
+//! eviction arrives) and `controller` (the drain that follows).
 
-pub mod admission;
-pub mod advice;
 pub mod agent;
-pub mod budget;
 pub mod certs;
-pub mod config;
 pub mod controller;
+pub mod core;
 pub mod doctor;
 pub mod error;
 pub mod events;
-pub mod gauge;
 pub mod inplace;
 pub mod memory;
 pub mod messages;
 pub mod metrics;
 pub mod probe;
-pub mod probe_spec;
-pub mod procnet;
 mod run;
-pub mod state;
-pub mod vpa;
 pub mod webhook;
-pub mod workload;
 
 pub use error::{Error, Result};
 pub use run::{CONFIG_KEY, RunArgs, run};
@@ -57,9 +54,9 @@ pub async fn dispatch(
     ctx: steward_runtime::Context,
 ) -> Result<steward_runtime::Exit> {
     match cmd {
-        Command::Run(args) => run(*args, ctx.lang, ctx.shutdown).await,
-        Command::Doctor(args) => doctor::run(args, ctx.lang).await,
-        Command::Agent(args) => agent::run(*args, ctx.shutdown).await,
+        Command::Run(args) => run(*args, ctx).await,
+        Command::Doctor(args) => doctor::run(args, ctx).await,
+        Command::Agent(args) => agent::run(*args, ctx).await,
     }
     .map(|()| steward_runtime::Exit::Ok)
 }

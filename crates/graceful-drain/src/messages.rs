@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use steward_runtime::Localized;
 
-use crate::budget::{Hold, Source};
+use crate::core::budget::{Hold, Source};
 
 fn source_ko(source: &Source) -> String {
     match source {
@@ -63,6 +63,10 @@ pub enum Msg<'a> {
     InPlaceCandidate { vpa: String, target: String },
     /// Doctor: nothing to report.
     NoCandidates,
+    /// Doctor: whether the API server resizes pods in place.
+    InPlaceResize { served: bool },
+    /// Doctor: the VPA API is not installed.
+    NoVpaApi,
 }
 
 impl Localized for Msg<'_> {
@@ -82,6 +86,8 @@ impl Localized for Msg<'_> {
             Self::ConfigRejected { error } => format!("Configuration rejected, the last good one stays in force: {error}"),
             Self::InPlaceCandidate { vpa, target } => format!("VPA {vpa} (target {target}) uses updateMode Recreate; this cluster resizes pods in place, so InPlaceOrRecreate would avoid the eviction"),
             Self::NoCandidates => "no VerticalPodAutoscaler in Recreate mode that could use InPlaceOrRecreate".into(),
+            Self::InPlaceResize { served } => format!("in-place pod resize (pods/resize): {}", if *served { "yes" } else { "no" }),
+            Self::NoVpaApi => "VerticalPodAutoscaler API: not installed".into(),
         }
     }
 
@@ -101,6 +107,8 @@ impl Localized for Msg<'_> {
             Self::ConfigRejected { error } => format!("설정을 거부했습니다. 마지막 정상 설정을 계속 사용합니다: {error}"),
             Self::InPlaceCandidate { vpa, target } => format!("VPA {vpa} (대상 {target})는 updateMode Recreate입니다. 이 클러스터는 파드 크기를 제자리에서 바꿀 수 있으므로 InPlaceOrRecreate를 쓰면 축출을 피할 수 있습니다"),
             Self::NoCandidates => "InPlaceOrRecreate로 바꿀 수 있는 Recreate 모드 VerticalPodAutoscaler가 없습니다".into(),
+            Self::InPlaceResize { served } => format!("제자리 파드 크기 조정 (pods/resize): {}", if *served { "지원" } else { "미지원" }),
+            Self::NoVpaApi => "VerticalPodAutoscaler API: 설치되지 않음".into(),
         }
     }
 }
@@ -148,6 +156,9 @@ mod tests {
                 target: "t".into(),
             },
             Msg::NoCandidates,
+            Msg::InPlaceResize { served: true },
+            Msg::InPlaceResize { served: false },
+            Msg::NoVpaApi,
         ];
         for m in all {
             let (en, ko) = (m.render(Lang::En), m.render(Lang::Ko));

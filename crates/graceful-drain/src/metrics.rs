@@ -35,6 +35,13 @@ pub struct ReloadLabel {
     pub result: String,
 }
 
+/// Label set of an error kind ([`crate::Error::metric_label`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    /// The kind.
+    pub kind: String,
+}
+
 /// Label set of a VerticalPodAutoscaler.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VpaLabel {
@@ -65,6 +72,8 @@ pub struct Metrics {
     /// 1 for each VPA in Recreate mode that could use InPlaceOrRecreate (leader only,
     /// on a cluster that resizes pods in place).
     pub vpa_inplace_candidates: Family<VpaLabel, Gauge>,
+    /// Failed controller steps by error kind (each is retried).
+    pub reconcile_errors: Family<ErrorLabel, Counter>,
 }
 
 impl Metrics {
@@ -79,6 +88,7 @@ impl Metrics {
             webhook_requests: Family::default(),
             webhook_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             vpa_inplace_candidates: Family::default(),
+            reconcile_errors: Family::default(),
         };
         registry.register(
             "steward_graceful_drain_duration_seconds",
@@ -120,7 +130,21 @@ impl Metrics {
             "VerticalPodAutoscalers in Recreate mode that could use InPlaceOrRecreate on this cluster (1 each; leader only)",
             m.vpa_inplace_candidates.clone(),
         );
+        registry.register(
+            "steward_graceful_drain_reconcile_errors",
+            "Failed drain controller steps by error kind (each is retried)",
+            m.reconcile_errors.clone(),
+        );
         m
+    }
+
+    /// Counts a failed controller step.
+    pub fn reconcile_error(&self, kind: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     /// Counts a finished drain.

@@ -1,42 +1,44 @@
-//! The eviction webhook's plumbing: the TLS server, the handler that turns an
-//! AdmissionReview into [`admission::decide`]'s inputs and its decision into an
-//! answer, and the ValidatingWebhookConfiguration steward keeps up to date.
+//! The eviction webhook: the handler that turns an AdmissionReview into
+//! [`admission::decide`]'s inputs and its decision into an answer, and the one
+//! write it makes, the drain request on the pod. The TLS server is `server`, the
+//! ValidatingWebhookConfiguration steward keeps up to date `registration`.
 //!
 //! Every replica serves the webhook (the API server may call any of them); only
-//! the leader runs the controller. The webhook's one write is the drain request
-//! on the pod, made conditional on the pod's resourceVersion so a stale cache can
-//! never overwrite a drain the controller has moved on.
+//! the leader runs the controller. The drain request is written conditional on the
+//! pod's resourceVersion (read, decide, patch: `steward_kube::patch`), so a stale
+//! cache can never overwrite a drain the controller has moved on.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Api, ObjectMeta, PartialObjectMeta, PatchParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::response::StatusDetails;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
-use serde_json::json;
-use steward_runtime::{Lang, Localized, Shutdown};
+use steward_kube::patch::{Step, read_decide_patch};
+use steward_runtime::{Lang, Localized};
 use tokio::sync::watch;
 
-use crate::admission::{self, Attempt, Decision, PodFacts};
-use crate::certs::Resolver;
-use crate::config::Config;
-use crate::error::{Error, Result, kube as kerr};
-use crate::events::CONTROLLER;
+use crate::core::admission::{self, Attempt, Decision, PodFacts};
+use crate::core::config::Config;
+use crate::core::facts::facts;
+use crate::core::state::{self, Phase, Record};
 use crate::messages::Msg;
 use crate::metrics::{DecisionLabel, Metrics};
-use crate::state;
+
+mod registration;
+mod server;
+
+pub use registration::{Endpoint, Registration, configuration, register};
+pub use server::{bind, serve};
 
 /// Name of the webhook inside the configuration; the API server puts it in every refusal.
 pub const WEBHOOK: &str = "eviction.graceful-drain.steward.io";
@@ -68,12 +70,7 @@ impl Ctx {
     /// The facts of a pod: a Job pod's workload is its CronJob when it has one (one
     /// read of the Job's metadata), and VPA targeting is looked up when the config
     /// asks for it.
-    async fn facts(
-        &self,
-        namespace: &str,
-        meta: &PartialObjectMeta<Pod>,
-        config: &Config,
-    ) -> PodFacts {
+    async fn facts(&self, namespace: &str, meta: &ObjectMeta, config: &Config) -> PodFacts {
         let mut f = facts(meta);
         if let Some(job) = f.workload.as_deref().and_then(|w| w.strip_prefix("Job/")) {
             let jobs: Api<Job> = Api::namespaced(self.client.clone(), namespace);
@@ -93,70 +90,17 @@ impl Ctx {
                 }
             }
         }
+        self.vpa_lookup(namespace, config, &mut f);
+        f
+    }
+
+    fn vpa_lookup(&self, namespace: &str, config: &Config, f: &mut PodFacts) {
         if config.vpa_objects()
             && let (Some(store), Some(w)) = (&self.vpas, f.workload.as_deref())
         {
-            f.vpa_targeted = crate::vpa::any_drives(store, namespace, w);
+            f.vpa_targeted = crate::core::vpa::any_drives(store, namespace, w);
         }
-        f
     }
-}
-
-/// Serves the webhook over TLS on `listener` until shutdown.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    resolver: Arc<Resolver>,
-    ctx: Ctx,
-    shutdown: Shutdown,
-) {
-    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map(|b| b.with_no_client_auth().with_cert_resolver(resolver));
-    let Ok(tls) = tls.as_mut() else {
-        tracing::error!("no TLS protocol version available; webhook not served");
-        return;
-    };
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls.clone()));
-    let app = axum::Router::new()
-        .route(PATH, axum::routing::post(review))
-        .with_state(ctx);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => { tracing::warn!(%error, "accepting a webhook connection failed"); continue; }
-            },
-            () = shutdown.signaled() => return,
-        };
-        let acceptor = acceptor.clone();
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(t) => t,
-                Err(error) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-            };
-            let io = hyper_util::rt::TokioIo::new(tls);
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!(%peer, %error, "webhook connection ended with an error");
-            }
-        });
-    }
-}
-
-/// Binds the webhook address.
-pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })
 }
 
 async fn review(
@@ -183,34 +127,65 @@ async fn review(
     Json(resp.into_review())
 }
 
+/// An eviction request, as the decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Eviction {
+    namespace: String,
+    name: String,
+    dry_run: bool,
+    /// The API request's user name.
+    requester: String,
+    /// The caller's grace period, if it gave one.
+    grace: Option<u32>,
+}
+
+impl Eviction {
+    /// The eviction in an admission request; `None` for anything else. Pure.
+    fn of(req: &AdmissionRequest<DynamicObject>) -> Option<Self> {
+        if req.resource.resource != "pods" || req.sub_resource.as_deref() != Some("eviction") {
+            return None;
+        }
+        let grace = req
+            .object
+            .as_ref()
+            .and_then(|o| o.data.pointer("/deleteOptions/gracePeriodSeconds"))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|g| u32::try_from(g).ok());
+        Some(Self {
+            namespace: req.namespace.clone()?,
+            name: req.name.clone(),
+            dry_run: req.dry_run,
+            requester: req.user_info.username.clone().unwrap_or_default(),
+            grace,
+        })
+    }
+
+    fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            namespace: &self.namespace,
+            name: &self.name,
+            dry_run: self.dry_run,
+            requester: &self.requester,
+        }
+    }
+
+    fn pod(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 async fn answer(
     ctx: &Ctx,
     req: &AdmissionRequest<DynamicObject>,
 ) -> (AdmissionResponse, &'static str) {
     let allow = AdmissionResponse::from(req);
-    if req.resource.resource != "pods" || req.sub_resource.as_deref() != Some("eviction") {
-        return (allow, "allow_not_eviction");
-    }
-    let Some(ns) = req.namespace.as_deref() else {
+    let Some(ev) = Eviction::of(req) else {
         return (allow, "allow_not_eviction");
     };
-    let requester = req.user_info.username.clone().unwrap_or_default();
-    let attempt = Attempt {
-        namespace: ns,
-        name: &req.name,
-        dry_run: req.dry_run,
-        requester: &requester,
-    };
-    let grace = req
-        .object
-        .as_ref()
-        .and_then(|o| o.data.pointer("/deleteOptions/gracePeriodSeconds"))
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|g| u32::try_from(g).ok());
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ev.namespace);
     let mut cached = ctx
         .pods
-        .get(&ObjectRef::new(&req.name).within(ns))
+        .get(&ObjectRef::new(&ev.name).within(&ev.namespace))
         .map(|p| (*p).clone());
     // Two rounds: the cached pod, then a fresh read when the cache missed it, when
     // the conditional write found it changed, or before refusing because of a drain
@@ -220,21 +195,21 @@ async fn answer(
         let from_cache = cached.is_some();
         let meta = match cached.take() {
             Some(m) => Some(m),
-            None => match api.get_metadata_opt(&req.name).await {
+            None => match api.get_metadata_opt(&ev.name).await {
                 Ok(m) => m,
                 Err(error) => {
-                    tracing::warn!(pod = %format!("{ns}/{}", req.name), %error, "reading the pod failed; letting the eviction through");
+                    tracing::warn!(pod = %ev.pod(), %error, "reading the pod failed; letting the eviction through");
                     return (allow, "allow_error");
                 }
             },
         };
         let config = ctx.config.borrow().clone();
         let facts = match &meta {
-            Some(m) => Some(ctx.facts(ns, m, &config).await),
+            Some(m) => Some(ctx.facts(&ev.namespace, &m.metadata, &config).await),
             None => None,
         };
         let now = Timestamp::now();
-        let decision = admission::decide(attempt, facts.as_ref(), &config, now);
+        let decision = admission::decide(ev.attempt(), facts.as_ref(), &config, now);
         let msg = match &decision {
             Decision::Allow(_) => return (allow, decision.label()),
             Decision::InProgress(_) | Decision::BackingOff(_) if from_cache && round == 0 => {
@@ -252,17 +227,13 @@ async fn answer(
                 // The refusal does not wait for the write: the API server's PATCH
                 // latency would be the webhook's. If the write fails, the caller's
                 // retry (429 is retried by every evicter) tries again.
-                let rv = meta.as_ref().and_then(|m| m.resource_version());
-                let mut patch = state::request_patch(now, &requester, grace, workload.as_deref());
-                patch["metadata"]["resourceVersion"] = json!(rv);
-                tokio::spawn(record(
-                    ctx.clone(),
-                    api.clone(),
-                    attempt.namespace.to_string(),
-                    req.name.clone(),
-                    requester.clone(),
-                    patch,
-                ));
+                let patch = state::request_patch(now, &ev.requester, ev.grace, workload.as_deref());
+                let known = meta.map(|m| Pod {
+                    metadata: m.metadata,
+                    ..Pod::default()
+                });
+                let workload = facts.and_then(|f| f.workload);
+                tokio::spawn(record(ctx.clone(), api, ev, workload, known, patch));
                 Msg::Draining.render(ctx.lang)
             }
         };
@@ -274,59 +245,51 @@ async fn answer(
     (allow, "allow_error")
 }
 
-/// Writes the drain request, conditional on the resourceVersion the decision saw.
-/// On a conflict the pod is read again and decided again: a drain that started
-/// meanwhile (or a pod now being deleted) needs no request.
+/// Writes the drain request, conditional on the resourceVersion the decision saw
+/// (`known`, the cached pod). On a conflict the pod is read again and decided
+/// again: a drain that started meanwhile (or a pod now being deleted) needs no
+/// request.
+/// `workload` is the first decision's (a Job pod's CronJob needs a read).
 async fn record(
     ctx: Ctx,
     api: Api<Pod>,
-    ns: String,
-    name: String,
-    requester: String,
+    ev: Eviction,
+    workload: Option<String>,
+    known: Option<Pod>,
     patch: serde_json::Value,
 ) {
-    let pod = format!("{ns}/{name}");
-    let pp = PatchParams::default();
-    let mut patch = patch;
-    for _ in 0..3 {
-        match api.patch_metadata(&name, &pp, &Patch::Merge(&patch)).await {
-            Ok(_) => {
-                tracing::info!(%pod, "eviction intercepted; drain requested");
-                return;
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                let fresh = match api.get_metadata_opt(&name).await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => return,
-                    Err(error) => {
-                        tracing::warn!(%pod, %error, "re-reading the pod failed; the caller's retry records the drain");
-                        return;
-                    }
-                };
-                let attempt = Attempt {
-                    namespace: &ns,
-                    name: &name,
-                    dry_run: false,
-                    requester: &requester,
-                };
-                let config = ctx.config.borrow().clone();
-                if !matches!(
-                    admission::decide(
-                        attempt,
-                        Some(&ctx.facts(&ns, &fresh, &config).await),
-                        &config,
-                        Timestamp::now()
-                    ),
-                    Decision::StartDrain { .. }
-                ) {
-                    return;
-                }
-                patch["metadata"]["resourceVersion"] = json!(fresh.resource_version());
-            }
-            Err(error) => {
-                tracing::warn!(%pod, %error, "recording the drain request failed; the caller's retry tries again");
-                return;
-            }
+    let pod = ev.pod();
+    // A re-decision is about the write, which is never a dry run.
+    let attempt = Attempt {
+        dry_run: false,
+        ..ev.attempt()
+    };
+    let mut first = true;
+    let written = read_decide_patch(&api, &ev.name, known, &PatchParams::default(), |p| {
+        let Some(p) = p else {
+            return Step::Done(false);
+        };
+        if std::mem::take(&mut first) {
+            return Step::Patch(patch.clone());
+        }
+        let config = ctx.config.borrow().clone();
+        let mut f = facts(&p.metadata);
+        f.workload.clone_from(&workload);
+        ctx.vpa_lookup(&ev.namespace, &config, &mut f);
+        match admission::decide(attempt, Some(&f), &config, Timestamp::now()) {
+            Decision::StartDrain { .. } => Step::Patch(patch.clone()),
+            _ => Step::Done(
+                Record::read(p.labels(), p.annotations())
+                    .is_some_and(|r| r.phase == Phase::Requested),
+            ),
+        }
+    })
+    .await;
+    match written {
+        Ok(true) => tracing::info!(%pod, "eviction intercepted; drain requested"),
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(%pod, %error, "recording the drain request failed; the caller's retry tries again");
         }
     }
 }
@@ -379,126 +342,71 @@ pub fn slim(meta: &mut PartialObjectMeta<Pod>) {
     }
 }
 
-/// The facts the decision needs, from pod metadata.
-pub fn facts(meta: &PartialObjectMeta<Pod>) -> PodFacts {
-    let owner = meta
-        .owner_references()
-        .iter()
-        .find(|o| o.controller == Some(true));
-    let labels = meta.labels().clone();
-    let workload = owner.map(|o| workload_of(&o.kind, &o.name, &labels));
-    PodFacts {
-        annotations: meta.annotations().clone(),
-        owner_kind: owner.map(|o| o.kind.clone()),
-        workload,
-        deleting: meta.metadata.deletion_timestamp.is_some(),
-        vpa_targeted: false,
-        labels,
-    }
-}
-
-/// `Deployment/web` for a ReplicaSet `web-<pod-template-hash>`, else `Kind/name`.
-pub fn workload_of(kind: &str, name: &str, labels: &BTreeMap<String, String>) -> String {
-    if kind == "ReplicaSet"
-        && let Some(hash) = labels.get("pod-template-hash")
-        && let Some(deploy) = name.strip_suffix(&format!("-{hash}"))
-    {
-        return format!("Deployment/{deploy}");
-    }
-    format!("{kind}/{name}")
-}
-
-/// Where the API server reaches the webhook.
-#[derive(Debug, Clone)]
-pub enum Endpoint {
-    /// A URL (out-of-cluster, tests).
-    Url(String),
-    /// A Service in front of the replicas.
-    Service {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-        /// Port.
-        port: u16,
-    },
-}
-
-/// Options of the webhook configuration.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    /// Name of the ValidatingWebhookConfiguration.
-    pub name: String,
-    /// Where it points.
-    pub endpoint: Endpoint,
-    /// Seconds the API server waits for an answer before ignoring the webhook.
-    pub timeout_seconds: i32,
-    /// Namespaces never sent (kube-system, steward's own, and more).
-    pub excluded_namespaces: Vec<String>,
-    /// Namespace labels a namespace must have to be sent (empty: every namespace).
-    pub namespace_labels: BTreeMap<String, String>,
-}
-
-/// The ValidatingWebhookConfiguration: `CREATE pods/eviction`, failurePolicy Ignore
-/// (a steward that is down lets evictions through without grace rather than block
-/// them), a short timeout, sideEffects NoneOnDryRun (dry runs write nothing), and a
-/// namespace selector that never sends kube-system or steward's own namespace.
-pub fn configuration(r: &Registration, ca_bundle: &str) -> serde_json::Value {
-    let mut client_config = match &r.endpoint {
-        Endpoint::Url(url) => json!({ "url": format!("{}{PATH}", url.trim_end_matches('/')) }),
-        Endpoint::Service {
-            namespace,
-            name,
-            port,
-        } => json!({
-            "service": { "namespace": namespace, "name": name, "port": port, "path": PATH }
-        }),
-    };
-    client_config["caBundle"] = base64(ca_bundle.as_bytes());
-    let mut ns_selector = json!({ "matchExpressions": [{
-        "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": r.excluded_namespaces
-    }] });
-    if !r.namespace_labels.is_empty() {
-        ns_selector["matchLabels"] = json!(r.namespace_labels);
-    }
-    json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": { "name": r.name, "labels": { "app.kubernetes.io/managed-by": CONTROLLER } },
-        "webhooks": [{
-            "name": WEBHOOK,
-            "clientConfig": client_config,
-            "rules": [{ "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/eviction"], "scope": "Namespaced" }],
-            "failurePolicy": "Ignore",
-            "sideEffects": "NoneOnDryRun",
-            "timeoutSeconds": r.timeout_seconds,
-            "admissionReviewVersions": ["v1"],
-            "namespaceSelector": ns_selector,
-        }]
-    })
-}
-
-/// Applies the configuration (server-side apply, steward's field manager).
-pub async fn register(client: &Client, r: &Registration, ca_bundle: &str) -> Result<()> {
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let pp = PatchParams::apply(CONTROLLER).force();
-    api.patch(&r.name, &pp, &Patch::Apply(configuration(r, ca_bundle)))
-        .await
-        .map_err(kerr(format!(
-            "applying ValidatingWebhookConfiguration {}",
-            r.name
-        )))?;
-    Ok(())
-}
-
-/// Base64 as Kubernetes writes `[]byte` fields (k8s-openapi's ByteString serialises so).
-fn base64(bytes: &[u8]) -> serde_json::Value {
-    serde_json::to_value(k8s_openapi::ByteString(bytes.to_vec())).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn evictions_in_admission_requests() {
+        let review =
+            |resource: &str, sub: Option<&str>, ns: Option<&str>, object: serde_json::Value| {
+                let mut request = json!({
+                    "uid": "u", "kind": { "group": "policy", "version": "v1", "kind": "Eviction" },
+                    "resource": { "group": "", "version": "v1", "resource": resource },
+                    "name": "web-1", "operation": "CREATE",
+                    "userInfo": { "username": "system:serviceaccount:kube-system:vpa-updater" },
+                    "object": object, "dryRun": false
+                });
+                if let Some(s) = sub {
+                    request["subResource"] = json!(s);
+                }
+                if let Some(n) = ns {
+                    request["namespace"] = json!(n);
+                }
+                let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request
+            }))
+            .unwrap();
+                let req: AdmissionRequest<DynamicObject> = review.try_into().unwrap();
+                req
+            };
+        let eviction = json!({ "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": { "name": "web-1", "namespace": "shop" },
+            "deleteOptions": { "gracePeriodSeconds": 7 } });
+        let bare = json!({ "apiVersion": "policy/v1", "kind": "Eviction", "metadata": { "name": "web-1" } });
+        let want = |grace| Eviction {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            dry_run: false,
+            requester: "system:serviceaccount:kube-system:vpa-updater".into(),
+            grace,
+        };
+        let table = [
+            (
+                review("pods", Some("eviction"), Some("shop"), eviction.clone()),
+                Some(want(Some(7))),
+            ),
+            (
+                review("pods", Some("eviction"), Some("shop"), bare),
+                Some(want(None)),
+            ),
+            (review("pods", None, Some("shop"), eviction.clone()), None),
+            (
+                review("pods", Some("status"), Some("shop"), eviction.clone()),
+                None,
+            ),
+            (
+                review("services", Some("eviction"), Some("shop"), eviction.clone()),
+                None,
+            ),
+            (review("pods", Some("eviction"), None, eviction), None),
+        ];
+        for (req, expected) in table {
+            assert_eq!(Eviction::of(&req), expected, "{:?}", req.resource);
+        }
+    }
 
     #[test]
     fn slim_keeps_every_fact_and_the_resource_version() {
@@ -520,10 +428,13 @@ mod tests {
         let mut slimmed = meta.clone();
         slim(&mut slimmed);
         assert_eq!(
-            format!("{:?}", facts(&slimmed)),
-            format!("{:?}", facts(&meta))
+            format!("{:?}", facts(&slimmed.metadata)),
+            format!("{:?}", facts(&meta.metadata))
         );
-        assert_eq!(facts(&slimmed).workload.as_deref(), Some("Deployment/web"));
+        assert_eq!(
+            facts(&slimmed.metadata).workload.as_deref(),
+            Some("Deployment/web")
+        );
         assert_eq!(slimmed.resource_version(), meta.resource_version());
         assert_eq!(
             ObjectRef::from_obj(&slimmed).within("shop").name,
@@ -538,8 +449,8 @@ mod tests {
         let mut slim_bare = bare.clone();
         slim(&mut slim_bare);
         assert_eq!(
-            format!("{:?}", facts(&slim_bare)),
-            format!("{:?}", facts(&bare))
+            format!("{:?}", facts(&slim_bare.metadata)),
+            format!("{:?}", facts(&bare.metadata))
         );
         assert!(slim_bare.metadata.owner_references.is_none());
     }

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use graceful_drain::procnet::{self, TCP_ESTABLISHED};
+use graceful_drain::agent::procnet::{self, TCP_ESTABLISHED};
 use proptest::prelude::*;
 
 /// Prints an address as the kernel does (each 32-bit word in little-endian order).

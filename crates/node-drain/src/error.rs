@@ -14,6 +14,9 @@ pub enum Error {
         query: String,
         /// Why.
         reason: String,
+        /// Whether Prometheus could not be reached (a connection failure, a
+        /// timeout, a 5xx from it or its proxy) rather than answering badly.
+        unreachable: bool,
     },
     /// Neither generation of Karpenter metrics exists for the NodePool.
     #[error(
@@ -66,11 +69,53 @@ impl steward_runtime::ExitStatus for Error {
     fn exit(&self) -> steward_runtime::Exit {
         use steward_runtime::Exit;
         match self {
-            Self::Prometheus { .. } => Exit::Unreachable,
+            Self::Prometheus { unreachable, .. } => {
+                if *unreachable {
+                    Exit::Unreachable
+                } else {
+                    Exit::Failed
+                }
+            }
             Self::NoKarpenterMetrics { .. } => Exit::Failed,
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
             Self::UnknownNode(..) => Exit::Usage,
             Self::Runtime(e) => e.exit(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_runtime::{Exit, ExitStatus};
+
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        let prom = |unreachable| Error::Prometheus {
+            address: "http://p".into(),
+            query: "q".into(),
+            reason: "r".into(),
+            unreachable,
+        };
+        let cases = [
+            (prom(true), Exit::Unreachable),
+            (prom(false), Exit::Failed),
+            (
+                Error::NoKarpenterMetrics {
+                    address: "http://p".into(),
+                    nodepool: "np".into(),
+                },
+                Exit::Failed,
+            ),
+            (Error::UnknownNode("n".into(), "np".into()), Exit::Usage),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.exit(), want, "{e}");
+        }
+        assert_eq!(
+            prom(true).to_string(),
+            "Prometheus at http://p: query q: r; check --prometheus-address and --prometheus-org-id"
+        );
     }
 }

@@ -8,17 +8,26 @@
 //! nodes it never started, and reports to Slack. `steward karpenter allocate-rate`
 //! prints the allocation alone.
 //!
-//! `alloc` and `plan` are pure; `prometheus` and `engine` do the I/O; `run` wires them.
+//! Layers, from pure to wired (each depends only on the ones above it):
+//! - [`core`]: the decisions and data without I/O (allocation, batch, pre-flight,
+//!   how a pod leaves, room, the report), table-tested.
+//! - [`prometheus`]: the instant-query client.
+//! - [`engine`]: draining one node (evictions, budgets, the wait).
+//! - [`drain`]: a whole run, gather → plan → execute → roll back.
+//! - [`cli`]: the flags and the two commands; [`display`] and [`messages`] what
+//!   people see.
+//!
+//! A newcomer starts at [`drain`] and follows one node into
+//! [`engine::Engine::drain_node`].
 
-pub mod alloc;
+pub mod cli;
+pub mod core;
+pub mod display;
+pub mod drain;
 pub mod engine;
 pub mod error;
 pub mod messages;
-pub mod plan;
-pub mod progress;
 pub mod prometheus;
-pub mod replacements;
-mod run;
 
+pub use cli::{AllocateArgs, DrainArgs, GlobalArgs, run_allocate_rate, run_drain};
 pub use error::{Error, Result};
-pub use run::{AllocateArgs, DrainArgs, GlobalArgs, run_allocate_rate, run_drain};

@@ -2,9 +2,9 @@
 
 use steward_runtime::Localized;
 
-use crate::alloc::{Allocation, Resource};
-use crate::engine::NodeOutcome;
-use crate::plan::Batch;
+use crate::core::alloc::{Allocation, Resource};
+use crate::core::batch::Batch;
+use crate::core::report::NodeOutcome;
 
 /// A message for people.
 #[derive(Debug, Clone)]
@@ -45,8 +45,8 @@ pub enum Msg<'a> {
 
 fn gen_name(a: &Allocation) -> &'static str {
     match a.generation {
-        crate::alloc::Generation::V1 => "karpenter_nodepools_usage (Karpenter v1)",
-        crate::alloc::Generation::Legacy => "karpenter_nodepool_usage (Karpenter < 1.0)",
+        crate::core::alloc::Generation::V1 => "karpenter_nodepools_usage (Karpenter v1)",
+        crate::core::alloc::Generation::Legacy => "karpenter_nodepool_usage (Karpenter < 1.0)",
     }
 }
 

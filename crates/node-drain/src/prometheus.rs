@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::alloc::{Allocation, Generation, Resource, ResourceAllocation};
+use crate::core::alloc::{Allocation, Generation, Resource, ResourceAllocation};
 use crate::error::{Error, Result};
 
 /// Where Prometheus is and which tenant to ask for.
@@ -23,6 +23,7 @@ impl Prometheus {
             address: address.into(),
             query: String::new(),
             reason: root(&e),
+            unreachable: false,
         })?;
         Ok(Self {
             http,
@@ -39,10 +40,11 @@ impl Prometheus {
     /// Sum of an instant vector's samples, or `None` when it has none.
     pub async fn query_sum(&self, query: &str) -> Result<Option<f64>> {
         tracing::info!(%query, "query");
-        let err = |reason: String| Error::Prometheus {
+        let err = |reason: String, unreachable: bool| Error::Prometheus {
             address: self.base.clone(),
             query: query.to_string(),
             reason,
+            unreachable,
         };
         let resp = self
             .http
@@ -51,19 +53,19 @@ impl Prometheus {
             .query(&[("query", query)])
             .send()
             .await
-            .map_err(|e| err(root(&e)))?;
+            .map_err(|e| err(root(&e), true))?;
         let status = resp.status();
+        // A 5xx is Prometheus (or the proxy before it) not answering the query.
+        let down = status.is_server_error();
         let body: serde_json::Value = resp.json().await.map_err(|e| {
-            err(format!(
-                "HTTP {status}, body is not Prometheus JSON ({})",
-                root(&e)
-            ))
+            err(
+                format!("HTTP {status}, body is not Prometheus JSON ({})", root(&e)),
+                down,
+            )
         })?;
         if body["status"] != "success" {
-            return Err(err(format!(
-                "HTTP {status}: {}",
-                body["error"].as_str().unwrap_or("query failed")
-            )));
+            let why = body["error"].as_str().unwrap_or("query failed");
+            return Err(err(format!("HTTP {status}: {why}"), down));
         }
         let results = body["data"]["result"]
             .as_array()
@@ -77,7 +79,7 @@ impl Prometheus {
             let v = r["value"][1]
                 .as_str()
                 .and_then(|s| s.parse::<f64>().ok())
-                .ok_or_else(|| err(format!("unexpected sample {r}")))?;
+                .ok_or_else(|| err(format!("unexpected sample {r}"), false))?;
             sum += v;
         }
         Ok(Some(sum))
@@ -128,6 +130,7 @@ impl Prometheus {
             address: self.base.clone(),
             query: query.to_string(),
             reason: "no samples".into(),
+            unreachable: false,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Errors of the ottoscaler.
 
-use crate::spec::SpecError;
+use crate::core::spec::SpecError;
 
 /// Why an ottoscaler call or the server failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +74,18 @@ pub enum Error {
         #[source]
         source: tonic::transport::Error,
     },
-    /// The server answered a client call with an error.
-    #[error("{0}")]
-    Rpc(String),
+    /// The server answered a client call with an error (or the call broke): the
+    /// gRPC code is kept, so callers decide by it and the exit status follows it.
+    #[error("{}: {message}", code_name(*code))]
+    Rpc {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The server's message.
+        message: String,
+    },
+    /// The gRPC reflection service could not be built from the descriptors.
+    #[error("building the reflection service: {0}")]
+    Reflection(#[source] tonic_reflection::server::Error),
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
@@ -91,7 +100,7 @@ impl Error {
             Self::OverCapacity { .. } | Self::NoRoom { .. } => "capacity",
             Self::Kube { .. } => "kubernetes",
             Self::Io { .. } => "io",
-            Self::Transport { .. } | Self::Rpc(_) => "grpc",
+            Self::Transport { .. } | Self::Rpc { .. } | Self::Reflection(_) => "grpc",
             Self::Runtime(e) => e.metric_label(),
         }
     }
@@ -120,15 +129,111 @@ pub(crate) fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error
     move |source| Error::Kube { what, source }
 }
 
+impl Error {
+    /// A server's answer (a [`tonic::Status`]) as this crate's error.
+    pub fn rpc(s: &tonic::Status) -> Self {
+        Self::Rpc {
+            code: s.code(),
+            message: s.message().to_string(),
+        }
+    }
+}
+
+/// How a gRPC code reads for people, in front of the server's message.
+fn code_name(c: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match c {
+        Code::InvalidArgument => "invalid request",
+        Code::Unauthenticated => "not authenticated",
+        Code::NotFound => "not found",
+        Code::AlreadyExists => "already exists",
+        Code::ResourceExhausted => "over capacity",
+        Code::Unavailable => "unavailable",
+        _ => "error",
+    }
+}
+
+/// The exit status of a client call that ended with gRPC code `c`: the server
+/// cannot be reached (or stopped answering) is 4, a request the server found
+/// wrong is 2 (nothing was changed), anything else it refused is 1.
+pub fn exit_of(c: tonic::Code) -> steward_runtime::Exit {
+    use steward_runtime::Exit;
+    use tonic::Code;
+    match c {
+        Code::Unavailable | Code::DeadlineExceeded => Exit::Unreachable,
+        Code::InvalidArgument => Exit::Usage,
+        _ => Exit::Failed,
+    }
+}
+
 impl steward_runtime::ExitStatus for Error {
     fn exit(&self) -> steward_runtime::Exit {
         use steward_runtime::Exit;
         match self {
             Self::Invalid(_) | Self::Config { .. } => Exit::Usage,
             Self::Transport { .. } => Exit::Unreachable,
+            Self::Rpc { code, .. } => exit_of(*code),
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
             Self::Runtime(e) => e.exit(),
-            _ => Exit::Failed,
+            Self::NotFound { .. }
+            | Self::AlreadyExists(_)
+            | Self::OverCapacity { .. }
+            | Self::NoRoom { .. }
+            | Self::Io { .. }
+            | Self::Reflection(_) => Exit::Failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_runtime::{Exit, ExitStatus};
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn a_status_keeps_its_code_and_reads_as_before() {
+        let e = Error::rpc(&tonic::Status::not_found("run \"x\" not found"));
+        assert!(matches!(
+            e,
+            Error::Rpc {
+                code: Code::NotFound,
+                ..
+            }
+        ));
+        assert_eq!(e.to_string(), "not found: run \"x\" not found");
+        let e = Error::rpc(&tonic::Status::internal("boom"));
+        assert_eq!(e.to_string(), "error: boom");
+    }
+
+    #[test]
+    fn exit_statuses() {
+        let rpc = |code| Error::Rpc {
+            code,
+            message: String::new(),
+        };
+        let cases = [
+            (rpc(Code::Unavailable), Exit::Unreachable),
+            (rpc(Code::DeadlineExceeded), Exit::Unreachable),
+            (rpc(Code::InvalidArgument), Exit::Usage),
+            (rpc(Code::NotFound), Exit::Failed),
+            (rpc(Code::Unauthenticated), Exit::Failed),
+            (rpc(Code::ResourceExhausted), Exit::Failed),
+            (
+                Error::Invalid(crate::core::spec::bad("f", "x")),
+                Exit::Usage,
+            ),
+            (
+                Error::NotFound {
+                    kind: "run",
+                    id: "x".into(),
+                },
+                Exit::Failed,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.exit(), want, "{e:?}");
         }
     }
 }

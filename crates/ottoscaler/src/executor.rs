@@ -3,29 +3,39 @@
 //! It owns the run's stage states and reacts to three things: worker observations
 //! (routed to it from the backend's watch), slot grants from the fair queue, and its
 //! own timers (retry back-off, stage and run timeouts). After each, it asks the pure
-//! scheduler ([`crate::schedule`]) what starts or is skipped next. No polling: a
-//! stage's successor is created in the same task turn that sees its pod finish.
+//! scheduler ([`crate::core::schedule`]) what starts or is skipped next, and the pure
+//! [`decide`] module what an observation means. No polling: a stage's successor is
+//! created in the same task turn that sees its pod finish.
+//!
+//! The driver sees only [`RunDeps`] (backend, slots, logs, metrics), never the
+//! scaler: [`drive`] returns how the run ended and the scaler records it.
+//!
+//! - this file: the run's state and its event loop;
+//! - [`attempt`](self::attempt): starting an attempt and what its worker reports;
+//! - [`stop`](self::stop): timers, cancel and timeout, the end of the run;
+//! - [`capacity`](self::capacity): "waiting for capacity" while a worker is Pending.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
-use crate::backend::{Group, Phase, WorkerLabels, WorkerObs, WorkerPlan};
-use crate::logs::Stream;
+use crate::core::schedule::{self, Decision, SkipReason, StageStatus, Stop};
+use crate::core::spec::Pipeline;
+use crate::core::worker::{WorkerObs, WorkerPlan};
+use crate::deps::RunDeps;
 use crate::progress::Progress;
 use crate::proto::{PipelineProgress, RunState, StageState};
-use crate::retry::{AfterFailure, FailureClass};
-use crate::scaler::Scaler;
-use crate::schedule::{self, Decision, Outcome, SkipReason, StageStatus, Stop};
 use crate::slots::Permit;
-use crate::spec::Pipeline;
 
+mod attempt;
 mod capacity;
+pub mod decide;
+mod stop;
+#[cfg(test)]
+mod tests;
 
 /// What reaches a run's driver.
 #[derive(Debug)]
@@ -63,6 +73,15 @@ pub struct RunSetup {
     pub cancel: CancellationToken,
 }
 
+/// How a run ended, for the scaler to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnd {
+    /// Succeeded, failed or cancelled.
+    pub state: RunState,
+    /// Why, for people ("succeeded", "failed: the run timed out", ...).
+    pub text: &'static str,
+}
+
 #[derive(Debug)]
 enum Attempt {
     Idle,
@@ -70,6 +89,16 @@ enum Attempt {
     Starting(String),
     Running(String),
     Backoff { until: Instant, next: u32 },
+}
+
+impl Attempt {
+    /// The worker of a starting or running attempt.
+    fn worker(&self) -> Option<&str> {
+        match self {
+            Self::Starting(w) | Self::Running(w) => Some(w),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -83,7 +112,7 @@ struct StageRt {
 }
 
 struct Driver {
-    scaler: Arc<Scaler>,
+    deps: RunDeps,
     setup: RunSetup,
     status: Vec<StageStatus>,
     rt: Vec<StageRt>,
@@ -104,17 +133,18 @@ fn stage_msg(stage: &str, state: StageState, attempt: u32, message: String) -> P
     }
 }
 
-/// Runs the pipeline to its end.
+/// Runs the pipeline to its end: every worker it created is deleted, and how it
+/// ended is returned (the caller records it).
 pub async fn drive(
-    scaler: Arc<Scaler>,
+    deps: RunDeps,
     setup: RunSetup,
     tx: mpsc::UnboundedSender<RunMsg>,
     mut rx: mpsc::UnboundedReceiver<RunMsg>,
-) -> Outcome {
+) -> RunEnd {
     let n = setup.pipeline.stages.len();
     let run_deadline = setup.pipeline.timeout.map(|t| Instant::now() + t);
     let mut d = Driver {
-        scaler,
+        deps,
         status: vec![StageStatus::Waiting; n],
         rt: (0..n)
             .map(|_| StageRt {
@@ -131,7 +161,7 @@ pub async fn drive(
         created: Vec::new(),
         setup,
     };
-    d.setup.progress.emit(PipelineProgress {
+    d.emit(PipelineProgress {
         run_state: RunState::Running as i32,
         message: format!(
             "run started: pipeline \"{}\", {n} stages",
@@ -147,8 +177,7 @@ pub async fn drive(
             }
         }
         if let Some(outcome) = schedule::outcome(&d.status, d.stop) {
-            d.finish(outcome).await;
-            return outcome;
+            return d.finish(outcome).await;
         }
         let timer = d.next_timer();
         let cancel = d.setup.cancel.clone();
@@ -176,38 +205,6 @@ impl Driver {
         self.setup.progress.emit(p);
     }
 
-    fn begin(&mut self, i: usize, attempt: u32) {
-        self.status[i] = StageStatus::Active;
-        let rt = &mut self.rt[i];
-        rt.attempt = attempt;
-        rt.deadline = None;
-        rt.waiting = None;
-        let slots = self.scaler.slots.clone();
-        let tx = self.tx.clone();
-        let progress = self.setup.progress.clone();
-        let stage = self.setup.pipeline.stages[i].name.clone();
-        let handle = tokio::spawn(async move {
-            let permit = slots
-                .acquire(|pos| {
-                    let mut m = stage_msg(
-                        &stage,
-                        StageState::Queued,
-                        attempt,
-                        format!("queued, position {pos}"),
-                    );
-                    m.queue_position = i32::try_from(pos).unwrap_or(i32::MAX);
-                    progress.emit(m);
-                })
-                .await;
-            let _ = tx.send(RunMsg::Granted {
-                stage: i,
-                attempt,
-                permit,
-            });
-        });
-        self.rt[i].now = Attempt::Queued(handle);
-    }
-
     fn skip(&mut self, i: usize, why: SkipReason) {
         self.status[i] = StageStatus::Skipped;
         let msg = match why {
@@ -229,292 +226,5 @@ impl Driver {
             RunMsg::Obs(obs) => self.observed(obs, false).await,
             RunMsg::Gone(obs) => self.observed(obs, true).await,
         }
-    }
-
-    async fn granted(&mut self, i: usize, attempt: u32, permit: Permit) {
-        if self.rt[i].attempt != attempt || !matches!(self.rt[i].now, Attempt::Queued(_)) {
-            return;
-        }
-        let mut plan = self.setup.workers[i].clone();
-        plan.name = format!("{}-{}-{attempt}", self.setup.id, self.name(i));
-        plan.labels = WorkerLabels {
-            group: Group::Run(self.setup.id.clone()),
-            stage: self.name(i).to_string(),
-            attempt,
-        };
-        plan.env
-            .insert("OTTOSCALER_RUN_ID".into(), self.setup.id.clone());
-        plan.env
-            .insert("OTTOSCALER_STAGE".into(), self.name(i).to_string());
-        plan.env
-            .insert("OTTOSCALER_ATTEMPT".into(), attempt.to_string());
-        // The worker must be known before its first event can arrive.
-        self.rt[i].now = Attempt::Starting(plan.name.clone());
-        self.rt[i].permit = Some(permit);
-        self.rt[i].deadline = self.setup.pipeline.stages[i]
-            .timeout
-            .map(|t| Instant::now() + t);
-        self.created.push(plan.name.clone());
-        self.scaler.logs.push(
-            &plan.name,
-            &plan.labels,
-            Stream::System,
-            crate::hub::now_ms(),
-            format!(
-                "attempt {attempt} of stage {} on worker {}",
-                self.name(i),
-                plan.name
-            ),
-        );
-        match self.scaler.backend.create_worker(&plan).await {
-            Ok(()) => {
-                let mut m = stage_msg(
-                    self.name(i),
-                    StageState::Starting,
-                    attempt,
-                    format!("worker {} created", plan.name),
-                );
-                m.worker = plan.name.clone();
-                self.emit(m);
-                self.recheck_capacity(i, &plan).await;
-            }
-            Err(e) => {
-                warn!(run = %self.setup.id, stage = self.name(i), error = %e, "creating worker failed");
-                self.attempt_failed(i, FailureClass::CreateFailed, None, e.to_string())
-                    .await;
-            }
-        }
-    }
-
-    fn current(&self, obs: &WorkerObs) -> Option<usize> {
-        let i = self
-            .setup
-            .pipeline
-            .stages
-            .iter()
-            .position(|s| s.name == obs.labels.stage)?;
-        let rt = &self.rt[i];
-        let same = match &rt.now {
-            Attempt::Starting(w) | Attempt::Running(w) => *w == obs.name,
-            _ => false,
-        };
-        (same && rt.attempt == obs.labels.attempt).then_some(i)
-    }
-
-    async fn observed(&mut self, obs: WorkerObs, gone: bool) {
-        let Some(i) = self.current(&obs) else { return };
-        let attempt = self.rt[i].attempt;
-        match (gone, obs.phase, obs.failure) {
-            (false, Phase::Succeeded, _) => {
-                self.rt[i].now = Attempt::Idle;
-                self.rt[i].permit = None;
-                self.status[i] = StageStatus::Succeeded;
-                let mut m = stage_msg(
-                    self.name(i),
-                    StageState::Succeeded,
-                    attempt,
-                    "succeeded".into(),
-                );
-                m.worker = obs.name.clone();
-                self.emit(m);
-                self.scaler.metrics.attempt("succeeded");
-            }
-            (false, Phase::Failed, f) | (false, Phase::Pending, f @ Some(_)) => {
-                let class = f.unwrap_or(FailureClass::ExitCode(obs.exit_code.unwrap_or(1)));
-                if obs.phase == Phase::Pending {
-                    self.delete(&obs.name).await;
-                }
-                let msg = match class {
-                    FailureClass::ExitCode(c) => format!("attempt {attempt} failed: exit code {c}"),
-                    c => format!("attempt {attempt} failed: {}", c.label()),
-                };
-                self.attempt_failed(i, class, obs.exit_code, msg).await;
-            }
-            (false, Phase::Pending, None) if matches!(self.rt[i].now, Attempt::Starting(_)) => {
-                if let Some(reason) = obs.unschedulable {
-                    self.waiting(i, &obs.name, reason);
-                }
-            }
-            (false, Phase::Running, _) if matches!(self.rt[i].now, Attempt::Starting(_)) => {
-                self.rt[i].now = Attempt::Running(obs.name.clone());
-                let mut m = stage_msg(
-                    self.name(i),
-                    StageState::Running,
-                    attempt,
-                    format!(
-                        "running on {}",
-                        if obs.node.is_empty() { "?" } else { &obs.node }
-                    ),
-                );
-                m.worker = obs.name.clone();
-                self.emit(m);
-            }
-            (true, _, _) => {
-                self.attempt_failed(
-                    i,
-                    FailureClass::NodeLost,
-                    None,
-                    format!(
-                        "attempt {attempt} failed: worker {} went away before it finished",
-                        obs.name
-                    ),
-                )
-                .await;
-            }
-            _ => {}
-        }
-    }
-
-    async fn attempt_failed(
-        &mut self,
-        i: usize,
-        class: FailureClass,
-        code: Option<i32>,
-        message: String,
-    ) {
-        let attempt = self.rt[i].attempt;
-        self.rt[i].permit = None;
-        self.rt[i].deadline = None;
-        self.rt[i].now = Attempt::Idle;
-        self.scaler.metrics.attempt(class.label());
-        let stage = &self.setup.pipeline.stages[i];
-        let stopping = self.stop.is_some() && !stage.finally;
-        let next = if stopping {
-            AfterFailure::GiveUp
-        } else {
-            stage.retry.after_failure(attempt, class, rand::random())
-        };
-        let mut m = match next {
-            AfterFailure::Retry { next, delay } => {
-                self.rt[i].now = Attempt::Backoff {
-                    until: Instant::now() + delay,
-                    next,
-                };
-                stage_msg(
-                    &stage.name,
-                    StageState::Retrying,
-                    attempt,
-                    format!(
-                        "{message}; attempt {next} of {} in {:.1}s",
-                        stage.retry.max_attempts,
-                        delay.as_secs_f64()
-                    ),
-                )
-            }
-            AfterFailure::GiveUp => {
-                self.status[i] = StageStatus::Failed;
-                stage_msg(&stage.name, StageState::Failed, attempt, message)
-            }
-        };
-        m.failure_class = class.label().into();
-        m.exit_code = code.unwrap_or_default();
-        self.emit(m);
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        let stage_timers = self.rt.iter().filter_map(|r| match r.now {
-            Attempt::Backoff { until, .. } => Some(until),
-            _ => r.deadline,
-        });
-        let run = if self.stop.is_none() {
-            self.run_deadline
-        } else {
-            None
-        };
-        stage_timers.chain(run).min()
-    }
-
-    async fn on_timer(&mut self) {
-        let now = Instant::now();
-        if self.stop.is_none() && self.run_deadline.is_some_and(|d| d <= now) {
-            self.stop_run(Stop::TimedOut).await;
-        }
-        for i in 0..self.rt.len() {
-            match self.rt[i].now {
-                Attempt::Backoff { until, next } if until <= now => self.begin(i, next),
-                Attempt::Starting(ref w) | Attempt::Running(ref w)
-                    if self.rt[i].deadline.is_some_and(|d| d <= now) =>
-                {
-                    let w = w.clone();
-                    self.delete(&w).await;
-                    let t = self.setup.pipeline.stages[i].timeout.unwrap_or_default();
-                    let msg = format!(
-                        "attempt {} timed out after {}s",
-                        self.rt[i].attempt,
-                        t.as_secs()
-                    );
-                    self.attempt_failed(i, FailureClass::Timeout, None, msg)
-                        .await;
-                }
-                _ => {}
-            }
-        }
-    }
-
-    async fn stop_run(&mut self, why: Stop) {
-        self.stop = Some(why);
-        let (state, text) = match why {
-            Stop::Cancelled => (StageState::Cancelled, "cancelled"),
-            Stop::TimedOut => (StageState::Failed, "run timed out"),
-        };
-        info!(run = %self.setup.id, reason = text, "stopping run");
-        for i in 0..self.rt.len() {
-            if self.setup.pipeline.stages[i].finally || self.status[i] != StageStatus::Active {
-                continue;
-            }
-            match std::mem::replace(&mut self.rt[i].now, Attempt::Idle) {
-                Attempt::Queued(h) => h.abort(),
-                Attempt::Starting(w) | Attempt::Running(w) => self.delete(&w).await,
-                Attempt::Backoff { .. } | Attempt::Idle => {}
-            }
-            self.rt[i].permit = None;
-            self.rt[i].deadline = None;
-            self.status[i] = if why == Stop::Cancelled {
-                StageStatus::Cancelled
-            } else {
-                StageStatus::Failed
-            };
-            let mut m = stage_msg(self.name(i), state, self.rt[i].attempt, text.into());
-            m.failure_class = if why == Stop::Cancelled {
-                "cancelled"
-            } else {
-                "timeout"
-            }
-            .into();
-            self.emit(m);
-        }
-    }
-
-    async fn delete(&self, worker: &str) {
-        if let Err(e) = self
-            .scaler
-            .backend
-            .delete_worker(worker, self.scaler.opts.grace)
-            .await
-        {
-            warn!(run = %self.setup.id, worker, error = %e, "deleting worker failed; the orphan sweep retries");
-        }
-    }
-
-    async fn finish(&mut self, outcome: Outcome) {
-        let (state, text) = match outcome {
-            Outcome::Succeeded => (RunState::Succeeded, "succeeded"),
-            Outcome::Failed => (
-                RunState::Failed,
-                if self.stop == Some(Stop::TimedOut) {
-                    "failed: the run timed out"
-                } else {
-                    "failed"
-                },
-            ),
-            Outcome::Cancelled => (RunState::Cancelled, "cancelled"),
-        };
-        info!(run = %self.setup.id, outcome = text, "run ended");
-        for w in std::mem::take(&mut self.created) {
-            if let Err(e) = self.scaler.backend.delete_worker(&w, Duration::ZERO).await {
-                warn!(run = %self.setup.id, worker = %w, error = %e, "deleting finished worker failed; the orphan sweep retries");
-            }
-        }
-        self.scaler.run_ended(&self.setup.id, state, text).await;
     }
 }

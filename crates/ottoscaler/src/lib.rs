@@ -1,39 +1,40 @@
 //! Ottoscaler: the gRPC scaler that a CI handler calls to start worker pods, run
 //! pipelines as DAGs of stages, and stream progress and logs back.
 //!
-//! Layers, from pure to wired: `spec`, `retry`, `schedule`, `logs`, `config` and
-//! `slots` decide without I/O and are table-tested; `backend` is the worker layer
-//! (`kube_backend`: one pod per worker, driven by a pod watch; `local_backend`: one
-//! process per worker); `executor` drives runs from worker events; `scaler` holds
-//! the shared state (workers, tasks, runs, restart recovery); `server` is the tonic
-//! edge; `client` and `run` are the CLI.
+//! Layers, from pure to wired (each depends only on the ones above it):
+//! - [`core`]: types and decisions without I/O (pipeline spec, DAG scheduler,
+//!   retry policy, worker classes, room, clock), table-tested.
+//! - [`logs`], [`progress`], [`slots`]: the in-memory state runs share (log
+//!   buffers and the hub, progress histories, the fair queue under the cap).
+//! - [`backend`]: the worker layer, a trait with two implementations
+//!   ([`backend::kubernetes`]: one pod per worker, driven by a pod watch;
+//!   [`backend::local`]: one process per worker).
+//! - [`deps`]: what a run needs of the scaler ([`deps::RunDeps`]).
+//! - [`executor`]: drives one pipeline run from worker events.
+//! - [`scaler`]: the shared state (workers, tasks, runs, restart recovery) and
+//!   the operations behind the gRPC methods.
+//! - [`server`]: the tonic edge; [`cli`]: `steward ottoscaler ...` (flags, the
+//!   server's wiring, and the client commands in [`cli::client`]).
+//!
+//! A newcomer starts at [`scaler::Scaler::submit`] (an `ExecutePipeline` call)
+//! and follows it into [`executor::drive`].
 
 pub mod backend;
-pub mod client;
-pub mod config;
+pub mod cli;
+pub mod core;
+pub mod deps;
 pub mod error;
 pub mod executor;
-pub mod hub;
-pub mod kube_backend;
-pub mod local_backend;
 pub mod logs;
 pub mod messages;
 pub mod metrics;
-pub mod pipeline_file;
-pub mod pods;
 pub mod progress;
-pub mod retry;
-pub mod room;
-mod run;
 pub mod scaler;
-pub mod schedule;
 pub mod server;
 pub mod slots;
-pub mod spec;
-pub mod workers;
 
+pub use cli::{BackendKind, OttoscalerArgs, run};
 pub use error::{Error, Result};
-pub use run::{BackendKind, OttoscalerArgs, run};
 
 /// Generated from `proto/ottoscaler.proto`.
 #[allow(

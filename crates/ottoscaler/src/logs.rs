@@ -8,6 +8,10 @@
 //! gap instead of slowing ingestion. Buffers outlive their workers and are removed
 //! by the executor after the configured retention.
 
+pub mod hub;
+
+pub use hub::LogHub;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 

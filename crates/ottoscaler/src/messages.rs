@@ -31,6 +31,8 @@ pub enum Msg<'a> {
     Cancel { run: &'a str, cancelled: bool },
     /// The progress stream broke; re-attaching.
     Reattach { run: &'a str, from: u64 },
+    /// Ctrl-C or SIGTERM stopped a client command.
+    Interrupted,
 }
 
 fn stage_en(s: StageState) -> &'static str {
@@ -152,6 +154,7 @@ impl Localized for Msg<'_> {
             Self::Reattach { run, from } => {
                 format!("progress stream of run {run} broke; re-attaching from #{from}")
             }
+            Self::Interrupted => "interrupted; a pipeline run goes on on the server (steward ottoscaler cancel RUN stops it)".into(),
         }
     }
 
@@ -219,6 +222,7 @@ impl Localized for Msg<'_> {
             Self::Reattach { run, from } => {
                 format!("실행 {run}의 진행 스트림이 끊겼습니다; #{from}부터 다시 연결합니다")
             }
+            Self::Interrupted => "중단됨; 파이프라인 실행은 서버에서 계속됩니다 (steward ottoscaler cancel RUN으로 멈춥니다)".into(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use futures::Stream;
 use tokio::sync::watch;
 
-use crate::hub::now_ms;
+use crate::core::clock::now_ms;
 use crate::proto::PipelineProgress;
 
 /// The history of one run.

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 use tracing::info;
 
-use crate::backend::Group;
+use crate::core::worker::Group;
 use crate::error::Error;
 use crate::proto::log_streaming_service_server::LogStreamingServiceServer;
 use crate::proto::ottoscaler_service_server::{OttoscalerService, OttoscalerServiceServer};
@@ -47,11 +47,12 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// Compares without an early exit on the first differing byte, so the time taken
-/// does not reveal how much of a guessed token was right. Hand-written because it is
-/// four lines and the standard library has none.
+/// Compares in constant time (`subtle`), so the time taken does not reveal how
+/// much of a guessed token was right. Only the length may show, as with any
+/// token compare.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 impl Auth {
@@ -183,7 +184,7 @@ impl OttoscalerService for Services {
                 name: w.name,
             })
             .collect();
-        let (cap, used, queued) = self.scaler.slots.usage();
+        let (cap, used, queued) = self.scaler.usage();
         let c = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(Response::new(proto::WorkerStatusResponse {
             workers,
@@ -293,7 +294,7 @@ pub async fn serve(
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1()
-                .map_err(|e| Error::Rpc(format!("building the reflection service: {e}")))?,
+                .map_err(Error::Reflection)?,
         )
     } else {
         None

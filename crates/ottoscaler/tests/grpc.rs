@@ -8,13 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use ottoscaler::backend::{
-    Backend, BackendResult, EventSink, Group, GroupRecord, WorkerEvent, WorkerObs, WorkerPlan,
-};
-use ottoscaler::client::{ClientArgs, Otto};
-use ottoscaler::config::Config;
-use ottoscaler::hub::LogHub;
-use ottoscaler::local_backend::LocalBackend;
+use ottoscaler::backend::local::LocalBackend;
+use ottoscaler::backend::{Backend, BackendResult, EventSink, WorkerEvent};
+use ottoscaler::cli::client::{ClientArgs, Otto};
+use ottoscaler::core::config::Config;
+use ottoscaler::core::worker::{Group, GroupRecord, WorkerObs, WorkerPlan};
+use ottoscaler::logs::LogHub;
 use ottoscaler::metrics::Metrics;
 use ottoscaler::proto::{self, RunState, StageState};
 use ottoscaler::scaler::{Options, Scaler};

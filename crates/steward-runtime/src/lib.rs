@@ -18,6 +18,7 @@ pub mod logging;
 pub mod output;
 pub mod shutdown;
 pub mod slack;
+pub mod yaml;
 
 pub use error::{Error, Result};
 pub use exit::{Exit, ExitStatus};

@@ -57,7 +57,7 @@ pub enum Command {
     /// Karpenter NodePool metrics.
     #[command(subcommand)]
     Karpenter(KarpenterCommand),
-    /// Install and keep the monitoring stack a MonitoringStack declares, and onboard every node into monitoring; `status` prints each node's onboarding.
+    /// Install and keep the monitoring stack a MonitoringStack declares, and onboard every node into monitoring: `run` is the controller, `status` prints each node's onboarding.
     Monitor(auto_monitor::MonitorArgs),
     /// CI workers: the gRPC scaler (`serve`) and its clients: scale workers, run pipelines as DAGs, stream progress and logs.
     Ottoscaler(ottoscaler::OttoscalerArgs),

@@ -558,7 +558,7 @@ async fn pods_of_a_workload_a_vpa_drives_are_targeted_without_the_annotation() {
     let vpas: Api<kube::api::DynamicObject> = Api::namespaced_with(
         env.client.clone(),
         &env.ns,
-        &graceful_drain::vpa::api_resource(),
+        &graceful_drain::core::vpa::api_resource(),
     );
     vpas.patch(
         "off",

@@ -496,6 +496,17 @@ async fn doctor_lists_recreate_vpas_that_could_resize_in_place() {
         json!([{ "vpa": format!("{}/web", env.ns), "target": "Deployment/web", "mode": "Recreate" }]),
         "{out}"
     );
+    // `--json` is the deprecated spelling of `-o json`; YAML is the same report.
+    for format in ["json", "yaml"] {
+        let (ok, out, err) = gd_support::steward(
+            &["graceful-drain", "doctor", "-o", format, "-n", &env.ns],
+            &kubeconfig,
+        )
+        .await;
+        assert!(ok, "{err}");
+        let again: serde_json::Value = serde_saphyr::from_str(&out).unwrap();
+        assert_eq!(again, r, "-o {format}: {out}");
+    }
     // Switched to InPlaceOrRecreate: nothing left to report.
     let out = tokio::process::Command::new(gd_support::bin_dir().join("kubectl"))
         .args([

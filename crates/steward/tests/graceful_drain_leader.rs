@@ -23,7 +23,7 @@ fn vpas(env: &TestEnv) -> Api<DynamicObject> {
     Api::namespaced_with(
         env.client.clone(),
         &env.ns,
-        &graceful_drain::vpa::api_resource(),
+        &graceful_drain::core::vpa::api_resource(),
     )
 }
 

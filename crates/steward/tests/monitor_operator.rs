@@ -28,20 +28,11 @@ fn bin_dir() -> PathBuf {
 }
 
 /// Applies every CRD of the operator's module.
-fn install_operator_crds(kubeconfig: &str) {
+fn install_operator_crds() {
     let dir = bin_dir().join("../prometheus-operator-crds");
-    let kubectl = bin_dir().join("kubectl");
-    let out = Command::new(&kubectl)
-        .args(["--kubeconfig", kubeconfig, "apply", "--server-side"])
-        .args(["--force-conflicts", "-f"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "applying the operator CRDs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = dir.display().to_string();
+    let args = ["apply", "--server-side", "--force-conflicts", "-f", &dir];
+    monitor_support::kubectl("applying the operator CRDs", &args);
 }
 
 /// Waits until the CRDs the test uses are Established. (`kubectl wait` gives up at once
@@ -78,19 +69,23 @@ async fn wait_established(client: &kube::Client) {
 /// with the admin client certificate (it has no kubeconfig flag).
 fn operator(ns: &str) -> Proc {
     let cluster = testkit::cluster();
-    let kc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(cluster.kubeconfig()).unwrap()).unwrap();
-    let user = &kc["users"][0]["user"];
-    let file = |v: &serde_yaml::Value| v.as_str().unwrap().to_string();
+    let kc = kube::config::Kubeconfig::read_from(cluster.kubeconfig()).unwrap();
+    let user = kc.auth_infos[0].auth_info.clone().unwrap();
+    let ca = kc.clusters[0]
+        .cluster
+        .clone()
+        .unwrap()
+        .certificate_authority;
+    let file = |v: Option<String>| v.unwrap();
     let log = std::env::temp_dir().join(format!("prometheus-operator-{ns}-{}.log", free_port()));
     let child = Command::new(bin_dir().join("prometheus-operator"))
         .arg(format!("--apiserver={}", cluster.server()))
         .arg(format!(
             "--ca-file={}",
-            file(&kc["clusters"][0]["cluster"]["certificate-authority"])
+            file(ca)
         ))
-        .arg(format!("--cert-file={}", file(&user["client-certificate"])))
-        .arg(format!("--key-file={}", file(&user["client-key"])))
+        .arg(format!("--cert-file={}", file(user.client_certificate)))
+        .arg(format!("--key-file={}", file(user.client_key)))
         .arg(format!("--namespaces={ns}"))
         .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
         .arg("--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0")
@@ -125,8 +120,7 @@ fn gunzip(data: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_accepts_and_selects_the_service_monitor_and_rule() {
     let env = testkit::env("mon-op").await.unwrap();
-    let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
-    install_operator_crds(&kubeconfig);
+    install_operator_crds();
     wait_established(&env.client).await;
     env.add_nodes("n", 1, |s| s).await.unwrap();
     let op = operator(&env.ns);

@@ -2,7 +2,7 @@
 //! parses reads any body.
 #![no_main]
 
-#[path = "../../src/gauge.rs"]
+#[path = "../../src/probe/gauge.rs"]
 #[allow(dead_code)]
 mod gauge;
 

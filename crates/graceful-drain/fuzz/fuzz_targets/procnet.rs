@@ -7,7 +7,7 @@
 #[path = "../../src/agent/cgroup.rs"]
 #[allow(dead_code)]
 mod cgroup;
-#[path = "../../src/procnet.rs"]
+#[path = "../../src/agent/procnet.rs"]
 #[allow(dead_code)]
 mod procnet;
 

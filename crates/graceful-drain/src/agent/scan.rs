@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::cgroup;
 use super::query::{Connections, Query};
-use crate::procnet;
+use crate::agent::procnet;
 
 /// Reading `/proc` failed for a reason other than a process that exited.
 #[derive(Debug, thiserror::Error)]

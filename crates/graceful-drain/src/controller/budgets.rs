@@ -1,5 +1,5 @@
 //! Reads the disruption budgets that cover a pod, and the pods each covers, for
-//! the pure decision in `crate::budget`. A budget covers the pods its selector
+//! the pure decision in `crate::core::budget`. A budget covers the pods its selector
 //! matches with their labels *before* isolation (current labels plus those steward
 //! removed), so a pod steward took out of its Services still counts against the
 //! budget it left.
@@ -19,11 +19,12 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::core::{Selector, SelectorExt};
 
-use super::{Ctx, Owner};
-use crate::budget::{Budget, Member, Source, desired_healthy};
+use super::Ctx;
+use super::isolate::Owner;
+use crate::core::budget::{Budget, Member, Source, desired_healthy};
+use crate::core::state::{self, Record};
+use crate::core::workload::{self, Handling};
 use crate::error::{Result, kube as kerr};
-use crate::state::{self, Record};
-use crate::workload::{self, Handling};
 
 /// A pod's labels before steward isolated it.
 fn original_labels(pod: &Pod) -> BTreeMap<String, String> {

@@ -4,7 +4,7 @@
 use tracing::warn;
 
 use super::{Driver, stage_msg};
-use crate::backend::WorkerPlan;
+use crate::core::worker::WorkerPlan;
 use crate::proto::StageState;
 
 impl Driver {
@@ -15,7 +15,7 @@ impl Driver {
             return;
         }
         let field = format!("stages[{i}].worker.resources");
-        match self.scaler.admit(plan, 1, false, &field).await {
+        match self.deps.admit(plan, 1, false, &field).await {
             Ok(Some(reason)) => self.waiting(i, &plan.name, reason),
             Ok(None) => self.setup.capacity[i] = None,
             // Refused (strict) cannot happen here: strict refused the run at submission.

@@ -8,13 +8,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{RunEntry, Scaler, lock};
-use crate::backend::Group;
+use super::{RunEntry, Scaler, decide, lock};
+use crate::core::clock::now_ms;
+use crate::core::removal::orphans;
+use crate::core::worker::Group;
 use crate::error::Result;
-use crate::hub::now_ms;
 use crate::progress::Progress;
-use crate::proto::{PipelineProgress, RunState};
-use crate::workers::orphans;
+use crate::proto::PipelineProgress;
 
 impl Scaler {
     fn live_groups(&self) -> HashSet<Group> {
@@ -35,46 +35,37 @@ impl Scaler {
     /// deleted), finished runs stay readable until their retention ends, tasks stay
     /// live, and workers of no live group are deleted.
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
-        let records = self.backend.list_groups().await?;
-        for mut r in records {
-            match r.group.clone() {
+        let records = self.deps.backend.list_groups().await?;
+        for r in records {
+            let (r, interrupted) = decide::after_restart(r, now_ms());
+            let id = match &r.group {
                 Group::Task(id) => {
-                    lock(&self.tasks).insert(id);
+                    lock(&self.tasks).insert(id.clone());
+                    continue;
                 }
-                Group::Run(id) => {
-                    if r.state == "running" {
-                        r.state = "failed".into();
-                        r.reason = "interrupted: the scaler restarted while this run was in flight; its workers were deleted".into();
-                        r.finished_ms = Some(now_ms());
-                        self.backend.put_group(&r).await?;
-                        warn!(run = %id, "run interrupted by a scaler restart");
-                    }
-                    let state = match r.state.as_str() {
-                        "succeeded" => RunState::Succeeded,
-                        "cancelled" => RunState::Cancelled,
-                        _ => RunState::Failed,
-                    };
-                    let progress = Progress::new(&id);
-                    progress.emit(PipelineProgress {
-                        run_state: state as i32,
-                        message: r.reason.clone(),
-                        r#final: true,
-                        ..Default::default()
-                    });
-                    lock(&self.runs).insert(
-                        id.clone(),
-                        RunEntry {
-                            progress,
-                            cancel: CancellationToken::new(),
-                            tx: None,
-                        },
-                    );
-                    let left = self.opts.retention.saturating_sub(Duration::from_millis(
-                        u64::try_from(now_ms() - r.finished_ms.unwrap_or_else(now_ms)).unwrap_or(0),
-                    ));
-                    self.forget_after(Group::Run(id), left);
-                }
+                Group::Run(id) => id.clone(),
+            };
+            if interrupted {
+                self.deps.backend.put_group(&r).await?;
+                warn!(run = %id, "run interrupted by a scaler restart");
             }
+            let progress = Progress::new(&id);
+            progress.emit(PipelineProgress {
+                run_state: decide::recorded_state(&r) as i32,
+                message: r.reason.clone(),
+                r#final: true,
+                ..Default::default()
+            });
+            lock(&self.runs).insert(
+                id.clone(),
+                RunEntry {
+                    progress,
+                    cancel: CancellationToken::new(),
+                    tx: None,
+                },
+            );
+            let left = decide::retention_left(self.opts.retention, r.finished_ms, now_ms());
+            self.forget_after(Group::Run(id), left);
         }
         let deleted = self.sweep().await?;
         info!(deleted, "recovered state from the cluster");
@@ -83,13 +74,13 @@ impl Scaler {
 
     /// Deletes orphan workers; returns how many.
     pub async fn sweep(&self) -> Result<usize> {
-        let workers = self.backend.list_workers().await?;
+        let workers = self.deps.backend.list_workers().await?;
         let victims = orphans(&self.live_groups(), &workers);
         for w in &victims {
             info!(worker = %w, "deleting orphan worker");
-            self.backend.delete_worker(w, Duration::ZERO).await?;
+            self.deps.backend.delete_worker(w, Duration::ZERO).await?;
         }
-        self.metrics.orphans(victims.len());
+        self.deps.metrics.orphans(victims.len());
         Ok(victims.len())
     }
 
@@ -101,8 +92,8 @@ impl Scaler {
             if let Group::Run(id) = &g {
                 lock(&me.runs).remove(id);
             }
-            me.logs.remove(&g);
-            if let Err(e) = me.backend.delete_group(&g).await {
+            me.deps.logs.remove(&g);
+            if let Err(e) = me.deps.backend.delete_group(&g).await {
                 warn!(group = g.id(), error = %e, "deleting the record of a finished run failed");
             }
         });

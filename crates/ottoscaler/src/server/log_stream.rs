@@ -7,7 +7,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{BoxStream, Services, status};
-use crate::backend::Group;
+use crate::core::worker::Group;
 use crate::error::Error;
 use crate::logs::{Line, LogBuffer};
 use crate::proto::{self, log_streaming_service_server::LogStreamingService};
@@ -71,12 +71,16 @@ impl LogStreamingService for Services {
         req: Request<proto::WorkerIdentifier>,
     ) -> Result<Response<Self::StreamWorkerLogsStream>, Status> {
         let req = req.into_inner();
-        let buf = self.scaler.logs.for_worker(&req.worker_id).ok_or_else(|| {
-            status(&Error::NotFound {
-                kind: "worker",
-                id: req.worker_id.clone(),
-            })
-        })?;
+        let buf = self
+            .scaler
+            .logs()
+            .for_worker(&req.worker_id)
+            .ok_or_else(|| {
+                status(&Error::NotFound {
+                    kind: "worker",
+                    id: req.worker_id.clone(),
+                })
+            })?;
         let worker = req.worker_id.clone();
         let stream = follow_lines(buf, req.from_seq, req.snapshot, move |l| l.worker == worker)
             .map(move |(dropped, l)| {
@@ -111,7 +115,7 @@ impl LogStreamingService for Services {
         let req = req.into_inner();
         let buf = self
             .scaler
-            .logs
+            .logs()
             .get(&Group::Run(req.run_id.clone()))
             .ok_or_else(|| {
                 status(&Error::NotFound {

@@ -54,6 +54,13 @@ impl SlackReceiver {
 
 /// Runs `steward` with args; returns (exit success, stdout, stderr).
 pub async fn steward(args: &[&str], kubeconfig: &str) -> (bool, String, String) {
+    let (code, stdout, stderr) = steward_exit(args, kubeconfig).await;
+    (code == Some(0), stdout, stderr)
+}
+
+/// Runs `steward` with args; returns (exit status, stdout, stderr). The status
+/// is `None` when a signal ended the process.
+pub async fn steward_exit(args: &[&str], kubeconfig: &str) -> (Option<i32>, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -63,7 +70,7 @@ pub async fn steward(args: &[&str], kubeconfig: &str) -> (bool, String, String) 
         .await
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )

@@ -147,13 +147,33 @@ impl Fleet {
     }
 }
 
-/// `steward monitor` for one namespace, reading onboarding from `prometheus_url`.
+/// `steward monitor run` for one namespace, reading onboarding from `prometheus_url`.
 pub fn controller(ns: &str, prometheus_url: &str, admin_port: u16, extra: &[&str]) -> Result<Proc> {
+    start(&["monitor", "run"], ns, prometheus_url, admin_port, extra)
+}
+
+/// The same controller through the deprecated bare `steward monitor`.
+pub fn controller_bare(
+    ns: &str,
+    prometheus_url: &str,
+    admin_port: u16,
+    extra: &[&str],
+) -> Result<Proc> {
+    start(&["monitor"], ns, prometheus_url, admin_port, extra)
+}
+
+fn start(
+    command: &[&str],
+    ns: &str,
+    prometheus_url: &str,
+    admin_port: u16,
+    extra: &[&str],
+) -> Result<Proc> {
     let log = std::env::temp_dir().join(format!("steward-monitor-{ns}-{}.log", free_port()));
     let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(command)
         .args([
-            "monitor",
             "--namespace",
             ns,
             "--prometheus-url",
@@ -170,6 +190,22 @@ pub fn controller(ns: &str, prometheus_url: &str, admin_port: u16, extra: &[&str
         .stderr(std::fs::File::create(&log)?)
         .spawn()?;
     Ok(Proc { child, log })
+}
+
+/// kubectl against the test cluster; fails the test unless it succeeds (`what`
+/// names the step in the failure).
+pub fn kubectl(what: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(testkit::bin_dir().unwrap().join("kubectl"))
+        .args(args)
+        .env("KUBECONFIG", testkit::cluster().kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// The controller's /metrics text.

@@ -1,0 +1,25 @@
+//! Every decision `steward monitor` makes, as pure functions: no client, no I/O.
+//! The controller and the installers around `core` read the cluster and
+//! Prometheus, call these, and write what they decide.
+//!
+//! - `validate`: a MonitoringStack spec to settings, or every wrong field;
+//! - `stack`: one resolved stack, the names and labels of everything it installs;
+//! - `profile`: kind, minikube, k3s or generic, from the nodes;
+//! - `manifests`, `promconfig`, `rules`, `dashboards`: what to apply;
+//! - `preflight`: findings from a snapshot of the cluster;
+//! - `onboarding`: each node's onboarding as a state machine;
+//! - `conditions` and `status`: the MonitoringStack's status after each step;
+//! - `report`: the `steward monitor status` table.
+
+pub mod conditions;
+pub mod dashboards;
+pub mod manifests;
+pub mod onboarding;
+pub mod preflight;
+pub mod profile;
+pub mod promconfig;
+pub mod report;
+pub mod rules;
+pub mod stack;
+pub mod status;
+pub mod validate;

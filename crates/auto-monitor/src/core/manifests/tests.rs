@@ -1,0 +1,137 @@
+use super::*;
+use crate::core::validate::{Profile, validate};
+use crate::crd::{MonitoringStackSpec, Thresholds};
+
+fn stack(spec: MonitoringStackSpec, profile: Profile) -> Stack {
+    Stack::new(
+        "mon",
+        "monitoring",
+        validate(&spec).unwrap_or_else(|e| panic!("{e:?}")),
+        profile,
+    )
+}
+
+fn find<'a>(r: &'a Rendered, kind: &str, name: &str) -> &'a Value {
+    &r.manifests
+        .iter()
+        .find(|m| m.resource.kind == kind && m.name() == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+        .object
+}
+
+#[test]
+fn default_stack_has_every_component_and_labels() {
+    let r = render(&stack(MonitoringStackSpec::default(), Profile::Generic));
+    for (kind, name) in [
+        ("Deployment", "mon-prometheus"),
+        ("Deployment", "mon-alertmanager"),
+        ("Deployment", "mon-grafana"),
+        ("DaemonSet", "mon-node-exporter"),
+        ("ConfigMap", "mon-steward-node-overview"),
+        ("ConfigMap", "mon-steward-cluster-overview"),
+        ("ClusterRole", "steward-monitor-monitoring-mon-prometheus"),
+    ] {
+        let o = find(&r, kind, name);
+        assert_eq!(
+            o["metadata"]["labels"][crate::core::stack::STACK_LABEL],
+            "monitoring.mon"
+        );
+    }
+    assert!(
+        r.manifests
+            .iter()
+            .any(|m| m.name() == "mon-kube-state-metrics")
+    );
+    let cm = find(&r, "ConfigMap", "mon-steward-node-overview");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    // Cluster-scoped objects have no namespace; the rest are in the stack's.
+    for m in &r.manifests {
+        assert_eq!(
+            m.object["metadata"]["namespace"].as_str().is_some(),
+            m.namespaced,
+            "{}",
+            m.name()
+        );
+    }
+}
+
+#[test]
+fn node_exporter_tolerates_every_taint_and_profile_decides_rootfs() {
+    let generic = render(&stack(MonitoringStackSpec::default(), Profile::Generic));
+    let ds = find(&generic, "DaemonSet", "mon-node-exporter");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([{ "operator": "Exists" }])
+    );
+    assert_eq!(pod["containers"][0]["ports"][0]["hostPort"], 9100);
+    assert_eq!(pod["containers"][0]["ports"][0]["name"], "metrics");
+    assert!(pod["containers"][0]["args"].to_string().contains("rootfs"));
+    let kind = render(&stack(MonitoringStackSpec::default(), Profile::Kind));
+    let ds = find(&kind, "DaemonSet", "mon-node-exporter");
+    assert!(
+        !ds["spec"]["template"]["spec"]["containers"][0]["args"]
+            .to_string()
+            .contains("rootfs")
+    );
+}
+
+#[test]
+fn config_change_changes_the_prometheus_pod_template_hash() {
+    let a = render(&stack(MonitoringStackSpec::default(), Profile::Kind));
+    let b = render(&stack(
+        MonitoringStackSpec {
+            thresholds: Some(Thresholds {
+                cpu_percent: Some(90.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Profile::Kind,
+    ));
+    let hash = |r: &Rendered| {
+        find(r, "Deployment", "mon-prometheus")["spec"]["template"]["metadata"]["annotations"]
+            [crate::core::stack::CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    assert_ne!(a.config_hash, b.config_hash);
+    assert_eq!(hash(&a), a.config_hash);
+    assert_eq!(hash(&b), b.config_hash);
+    // Same input, same hash: no rollout without a change.
+    assert_eq!(
+        render(&stack(MonitoringStackSpec::default(), Profile::Kind)).config_hash,
+        a.config_hash
+    );
+}
+
+#[test]
+fn components_and_storage_decide_objects() {
+    let r = render(&stack(
+        MonitoringStackSpec {
+            components: Some(vec!["prometheus".into(), "kube-state-metrics".into()]),
+            storage: Some(crate::crd::Storage {
+                size: "5Gi".into(),
+                storage_class_name: None,
+            }),
+            ..Default::default()
+        },
+        Profile::K3s,
+    ));
+    let kinds: Vec<_> = r
+        .manifests
+        .iter()
+        .map(|m| format!("{}/{}", m.resource.kind, m.name()))
+        .collect();
+    assert!(kinds.contains(&"PersistentVolumeClaim/mon-prometheus".to_string()));
+    assert!(kinds.contains(&"Deployment/mon-kube-state-metrics".to_string()));
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k.contains("grafana") || k.contains("node-exporter"))
+    );
+    let prom = find(&r, "Deployment", "mon-prometheus");
+    assert_eq!(
+        prom["spec"]["template"]["spec"]["volumes"][1]["persistentVolumeClaim"]["claimName"],
+        "mon-prometheus"
+    );
+}

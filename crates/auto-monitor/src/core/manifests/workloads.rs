@@ -1,0 +1,317 @@
+//! The stack's workloads: Prometheus, Alertmanager, Grafana, kube-state-metrics
+//! Deployments and the node-exporter DaemonSet.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{dashboard_config_map, meta};
+use crate::core::dashboards::dashboards;
+use crate::core::stack::{CONFIG_HASH_ANNOTATION, Stack};
+
+/// Where Grafana reads dashboards from.
+pub const DASHBOARD_DIR: &str = "/var/lib/grafana/dashboards";
+/// The node-exporter port (host network).
+pub const NODE_EXPORTER_PORT: i32 = 9100;
+
+/// Default requests per component (cpu, memory); limits default to none.
+pub fn default_requests(component: &str) -> (&'static str, &'static str) {
+    match component {
+        "prometheus" => ("200m", "512Mi"),
+        "grafana" => ("100m", "128Mi"),
+        "node-exporter" => ("20m", "32Mi"),
+        _ => ("50m", "64Mi"),
+    }
+}
+
+/// Requests and limits of a component: defaults, then the spec's values.
+pub fn resources(stack: &Stack, component: &str) -> ResourceRequirements {
+    let (cpu, mem) = default_requests(component);
+    let mut requests: BTreeMap<String, Quantity> = [
+        ("cpu".to_string(), Quantity(cpu.into())),
+        ("memory".to_string(), Quantity(mem.into())),
+    ]
+    .into();
+    let mut limits = BTreeMap::new();
+    if let Some(r) = stack.settings.resources.get(component) {
+        for (k, v) in r.requests.iter().flatten() {
+            requests.insert(k.clone(), Quantity(v.clone()));
+        }
+        for (k, v) in r.limits.iter().flatten() {
+            limits.insert(k.clone(), Quantity(v.clone()));
+        }
+    }
+    ResourceRequirements {
+        requests: Some(requests),
+        limits: (!limits.is_empty()).then_some(limits),
+        ..ResourceRequirements::default()
+    }
+}
+
+pub(super) fn image(stack: &Stack, component: &str) -> String {
+    stack
+        .settings
+        .images
+        .get(component)
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub(super) fn http_probe(path: &str, port: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(port),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
+pub(super) fn port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        ..ContainerPort::default()
+    }
+}
+
+pub(super) fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..VolumeMount::default()
+    }
+}
+
+fn cm_volume(name: &str, config_map: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.into(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// A one-replica Deployment of a component with the stack's placement; `hash` goes
+/// on the pod template so a configuration change rolls the pod.
+fn deployment(stack: &Stack, component: &str, hash: Option<&str>, pod: PodSpec) -> Deployment {
+    let placement = &stack.settings.placement;
+    let mut template_meta = ObjectMeta {
+        labels: Some(stack.labels(component)),
+        ..ObjectMeta::default()
+    };
+    if let Some(h) = hash {
+        template_meta.annotations =
+            Some([(CONFIG_HASH_ANNOTATION.to_string(), h.to_string())].into());
+    }
+    Deployment {
+        metadata: meta(stack, component, &stack.object_name(component), true),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(stack.selector(component)),
+                ..LabelSelector::default()
+            },
+            // One TSDB / one data directory: never two pods at once.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                ..DeploymentStrategy::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(template_meta),
+                spec: Some(PodSpec {
+                    node_selector: placement.node_selector.clone(),
+                    tolerations: placement.tolerations.clone(),
+                    ..pod
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+/// The Prometheus PersistentVolumeClaim, when storage is asked for.
+pub fn prometheus_pvc(stack: &Stack) -> Option<PersistentVolumeClaim> {
+    let s = stack.settings.storage.as_ref()?;
+    Some(PersistentVolumeClaim {
+        metadata: meta(stack, "prometheus", &stack.object_name("prometheus"), true),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: s.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some([("storage".to_string(), Quantity(s.size.clone()))].into()),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    })
+}
+
+/// Prometheus, reading its configuration and rules from the ConfigMap.
+pub fn prometheus(stack: &Stack, hash: &str) -> Deployment {
+    let name = stack.object_name("prometheus");
+    let data = match stack.settings.storage {
+        Some(_) => Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: name.clone(),
+                ..PersistentVolumeClaimVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        None => Volume {
+            name: "data".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    };
+    let container = Container {
+        name: "prometheus".into(),
+        image: Some(image(stack, "prometheus")),
+        args: Some(vec![
+            "--config.file=/etc/prometheus/prometheus.yml".into(),
+            "--storage.tsdb.path=/prometheus".into(),
+            format!("--storage.tsdb.retention.time={}", stack.settings.retention),
+            "--web.enable-lifecycle".into(),
+        ]),
+        ports: Some(vec![port("http", 9090)]),
+        readiness_probe: Some(http_probe("/-/ready", 9090)),
+        resources: Some(resources(stack, "prometheus")),
+        volume_mounts: Some(vec![
+            mount("config", "/etc/prometheus"),
+            mount("data", "/prometheus"),
+        ]),
+        ..Container::default()
+    };
+    deployment(
+        stack,
+        "prometheus",
+        Some(hash),
+        PodSpec {
+            service_account_name: Some(name.clone()),
+            containers: vec![container],
+            volumes: Some(vec![cm_volume("config", &name), data]),
+            ..PodSpec::default()
+        },
+    )
+}
+
+/// Alertmanager.
+pub fn alertmanager(stack: &Stack, hash: &str) -> Deployment {
+    let name = stack.object_name("alertmanager");
+    let container = Container {
+        name: "alertmanager".into(),
+        image: Some(image(stack, "alertmanager")),
+        args: Some(vec![
+            "--config.file=/etc/alertmanager/alertmanager.yml".into(),
+            "--storage.path=/alertmanager".into(),
+        ]),
+        ports: Some(vec![port("http", 9093)]),
+        readiness_probe: Some(http_probe("/-/ready", 9093)),
+        resources: Some(resources(stack, "alertmanager")),
+        volume_mounts: Some(vec![
+            mount("config", "/etc/alertmanager"),
+            mount("data", "/alertmanager"),
+        ]),
+        ..Container::default()
+    };
+    deployment(
+        stack,
+        "alertmanager",
+        Some(hash),
+        PodSpec {
+            containers: vec![container],
+            volumes: Some(vec![
+                cm_volume("config", &name),
+                Volume {
+                    name: "data".into(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Volume::default()
+                },
+            ]),
+            ..PodSpec::default()
+        },
+    )
+}
+
+/// Grafana with the provisioned data source and dashboards.
+pub fn grafana(stack: &Stack, hash: &str) -> Deployment {
+    let provisioning = format!("{}-provisioning", stack.object_name("grafana"));
+    let mut volumes = vec![cm_volume("provisioning", &provisioning)];
+    let mut mounts = vec![
+        VolumeMount {
+            sub_path: Some("datasources.yaml".into()),
+            ..mount(
+                "provisioning",
+                "/etc/grafana/provisioning/datasources/steward.yaml",
+            )
+        },
+        VolumeMount {
+            sub_path: Some("dashboards.yaml".into()),
+            ..mount(
+                "provisioning",
+                "/etc/grafana/provisioning/dashboards/steward.yaml",
+            )
+        },
+    ];
+    for d in dashboards() {
+        let vol = format!("dashboard-{}", d.uid);
+        volumes.push(cm_volume(&vol, &dashboard_config_map(stack, d.uid)));
+        mounts.push(mount(&vol, &format!("{DASHBOARD_DIR}/{}", d.uid)));
+    }
+    let container = Container {
+        name: "grafana".into(),
+        image: Some(image(stack, "grafana")),
+        ports: Some(vec![port("http", 3000)]),
+        readiness_probe: Some(http_probe("/api/health", 3000)),
+        resources: Some(resources(stack, "grafana")),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+    deployment(
+        stack,
+        "grafana",
+        Some(hash),
+        PodSpec {
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        },
+    )
+}
+
+/// kube-state-metrics.
+pub fn kube_state_metrics(stack: &Stack) -> Deployment {
+    let container = Container {
+        name: "kube-state-metrics".into(),
+        image: Some(image(stack, "kube-state-metrics")),
+        ports: Some(vec![port("http", 8080)]),
+        readiness_probe: Some(http_probe("/healthz", 8080)),
+        resources: Some(resources(stack, "kube-state-metrics")),
+        ..Container::default()
+    };
+    deployment(
+        stack,
+        "kube-state-metrics",
+        None,
+        PodSpec {
+            service_account_name: Some(stack.object_name("kube-state-metrics")),
+            containers: vec![container],
+            ..PodSpec::default()
+        },
+    )
+}

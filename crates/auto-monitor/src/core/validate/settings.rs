@@ -1,0 +1,127 @@
+//! What a validated spec resolves to. Pure data.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::crd::{ComponentResources, Placement, Storage};
+
+/// One wrong field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path under the object, e.g. `spec.thresholds.cpuPercent`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// How the stack is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallMode {
+    /// steward's own manifests.
+    Embedded,
+    /// `helm upgrade --install`.
+    Helm,
+}
+
+/// A local cluster flavour; each fixes what that flavour breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// kind (control plane in a container).
+    Kind,
+    /// minikube.
+    Minikube,
+    /// k3s (one binary, embedded components).
+    K3s,
+    /// Anything else.
+    Generic,
+}
+
+impl Profile {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kind => "kind",
+            Self::Minikube => "minikube",
+            Self::K3s => "k3s",
+            Self::Generic => "generic",
+        }
+    }
+}
+
+/// Alert thresholds after defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// Percent.
+    pub cpu_percent: f64,
+    /// Percent.
+    pub memory_percent: f64,
+    /// Percent free.
+    pub disk_free_percent: f64,
+    /// Prometheus durations, validated.
+    pub node_down_for: String,
+    /// `for` of the usage alerts.
+    pub usage_for: String,
+    /// `for` of DiskSpaceLow.
+    pub disk_for: String,
+    /// `for` of NodeNotMonitored.
+    pub not_monitored_for: String,
+}
+
+/// The spec, resolved and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Enabled components, a subset of [`crate::crd::COMPONENTS`].
+    pub components: BTreeSet<String>,
+    /// Install mode.
+    pub mode: InstallMode,
+    /// Chosen profile; `None` means detect from the nodes.
+    pub profile: Option<Profile>,
+    /// Retention (Prometheus duration).
+    pub retention: String,
+    /// Scrape interval (Prometheus duration).
+    pub scrape_interval: String,
+    /// Onboarding deadline.
+    pub onboarding_deadline: Duration,
+    /// Alert thresholds.
+    pub thresholds: Thresholds,
+    /// Resources by component.
+    pub resources: BTreeMap<String, ComponentResources>,
+    /// Images by component (defaults filled in).
+    pub images: BTreeMap<String, String>,
+    /// Placement of Deployments.
+    pub placement: Placement,
+    /// Nodes to monitor.
+    pub node_selector: BTreeMap<String, String>,
+    /// Prometheus storage.
+    pub storage: Option<Storage>,
+    /// Explicit Prometheus URL.
+    pub prometheus_url: Option<String>,
+    /// Helm chart.
+    pub helm: Option<crate::crd::HelmSpec>,
+}
+
+impl Settings {
+    /// Whether a component is enabled.
+    pub fn has(&self, component: &str) -> bool {
+        self.components.contains(component)
+    }
+}
+
+/// Default images, pinned.
+pub const DEFAULT_IMAGES: [(&str, &str); 5] = [
+    ("prometheus", "quay.io/prometheus/prometheus:v3.5.0"),
+    ("alertmanager", "quay.io/prometheus/alertmanager:v0.28.1"),
+    ("grafana", "docker.io/grafana/grafana:12.1.0"),
+    ("node-exporter", "quay.io/prometheus/node-exporter:v1.9.1"),
+    (
+        "kube-state-metrics",
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.16.0",
+    ),
+];

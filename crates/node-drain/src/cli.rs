@@ -1,0 +1,189 @@
+//! The command line of the NodePool drain: `steward drain` and `steward karpenter
+//! allocate-rate`, their flags (shared ones in [`GlobalArgs`]), and their exit
+//! statuses. The drain itself is [`crate::drain`].
+
+use std::time::Duration;
+
+use steward_runtime::kube_client::KubeArgs;
+use steward_runtime::slack::Slack;
+use steward_runtime::{Context, Exit, Localized, Output};
+
+use crate::core::batch::BatchOptions;
+use crate::core::report::exit_of;
+use crate::display::print_report;
+use crate::drain::{Settings, drain};
+use crate::engine::EngineConfig;
+use crate::error::Result;
+use crate::messages::Msg;
+use crate::prometheus::Prometheus;
+
+/// Flags shared by `drain` and `karpenter allocate-rate` (the node-manager tool's).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Prometheus or Mimir address (for Mimir include the /prometheus prefix).
+    #[arg(
+        long,
+        env = "PROMETHEUS_ADDRESS",
+        default_value = "http://localhost:8080/prometheus"
+    )]
+    pub prometheus_address: String,
+    /// Tenant sent as X-Scope-OrgID (Mimir multi-tenancy).
+    #[arg(
+        long,
+        env = "PROMETHEUS_SCOPE_ORG_ID",
+        default_value = "organization-dev"
+    )]
+    pub prometheus_org_id: String,
+    /// Slack incoming-webhook URL; notifications are skipped when empty.
+    #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
+    pub slack_webhook_url: Option<String>,
+    /// Cluster name shown in notifications.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "")]
+    pub cluster_name: String,
+    /// NodePool whose nodes (label karpenter.sh/nodepool=NAME) are drained.
+    #[arg(long, env = "NODEPOOL_NAME", default_value = "devel-nodepool-name")]
+    pub nodepool_name: String,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// `steward karpenter allocate-rate`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  steward karpenter allocate-rate --nodepool-name general --prometheus-address http://mimir:8080/prometheus
+  steward karpenter allocate-rate --nodepool-name general -o json | jq .max_allocate_rate_percent
+
+Exit status: 0 printed, 1 Prometheus answered without the NodePool's Karpenter metrics, 4 Prometheus cannot be reached.")]
+pub struct AllocateArgs {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+/// `steward drain`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  # What would be drained, and what stands in the way; changes nothing
+  steward drain --nodepool-name general --dry-run
+  # The computed batch, one node after another, at most 3
+  steward drain --nodepool-name general --max-batch 3 --parallel-nodes 1
+  # These nodes, waiting for room for each Deployment pod's replacement
+  steward drain --nodepool-name general --nodes ip-10-0-1-7,ip-10-0-2-9 --wait-for-replacements
+  # The report as JSON for a script
+  steward drain --nodepool-name general -o json > report.json
+
+Nodes are cluster-scoped and pods are moved in every namespace: drain has no -n/--namespace (everywhere in steward, -n means a Kubernetes namespace).
+
+Exit status: 0 every chosen node was drained (or nothing had to be), 1 a node failed or timed out, 2 a flag is wrong (nothing was changed), 3 interrupted by Ctrl-C or SIGTERM (started nodes stay cordoned for the next run, the others are uncordoned), 4 Prometheus or the Kubernetes API server cannot be reached (nothing was changed).")]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Print the plan and pre-flight findings; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Drain at least this many nodes when the drain rate is positive.
+    #[arg(long, default_value_t = 1)]
+    pub min_batch: usize,
+    /// Drain at most this many nodes.
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Drain these nodes (comma-separated) instead of the computed batch; they must belong to the NodePool.
+    #[arg(long, value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Nodes drained at the same time (default: the whole batch). 1 drains one node after another, as kubectl drain does.
+    #[arg(long)]
+    pub parallel_nodes: Option<usize>,
+    /// Evictions in flight per node.
+    #[arg(long, default_value_t = 10)]
+    pub node_concurrency: usize,
+    /// Evictions in flight across all nodes.
+    #[arg(long, default_value_t = 50)]
+    pub max_concurrency: usize,
+    /// How long one node may take before the drain gives up on it (it stays cordoned).
+    #[arg(long, default_value = "15m", value_parser = steward_runtime::duration::parse)]
+    pub timeout: Duration,
+    /// Grace period (seconds, at least 1) for deleting problem pods.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub problem_pod_grace: u32,
+    /// Before evicting a Deployment's pod, wait until another schedulable node has room (by requests) for its replacement; see docs/node-drain.md for what this does and does not guarantee.
+    #[arg(long)]
+    pub wait_for_replacements: bool,
+    /// With --wait-for-replacements: evict anyway after this long without room.
+    #[arg(long, default_value = "5m", value_parser = steward_runtime::duration::parse)]
+    pub replacement_timeout: Duration,
+    /// Output format of the final report.
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+impl DrainArgs {
+    /// Whether the run shows a live per-node display: text output on a terminal.
+    pub fn live_display(&self) -> bool {
+        use std::io::IsTerminal;
+        self.output == Output::Text && !self.dry_run && std::io::stderr().is_terminal()
+    }
+
+    /// The drain's settings: the flags turned into what the run reads.
+    fn settings(&self) -> Result<Settings> {
+        let g = &self.global;
+        Ok(Settings {
+            nodepool: g.nodepool_name.clone(),
+            cluster: g.cluster_name.clone(),
+            prometheus: prometheus(g)?,
+            slack: Slack::new(g.slack_webhook_url.clone()),
+            batch: BatchOptions {
+                min_batch: self.min_batch,
+                max_batch: self.max_batch,
+                nodes: self.nodes.clone(),
+            },
+            engine: EngineConfig {
+                per_node: self.node_concurrency,
+                overall: self.max_concurrency,
+                node_timeout: self.timeout,
+                problem_grace: self.problem_pod_grace,
+                wait_for_replacements: self
+                    .wait_for_replacements
+                    .then_some(self.replacement_timeout),
+            },
+            parallel_nodes: self.parallel_nodes,
+            dry_run: self.dry_run,
+            output: self.output,
+            live: self.live_display(),
+        })
+    }
+}
+
+fn prometheus(g: &GlobalArgs) -> Result<Prometheus> {
+    Prometheus::new(
+        &g.prometheus_address,
+        &g.prometheus_org_id,
+        Duration::from_secs(15),
+    )
+}
+
+/// `steward karpenter allocate-rate`.
+pub async fn run_allocate_rate(args: AllocateArgs, ctx: Context) -> Result<Exit> {
+    let nodepool = &args.global.nodepool_name;
+    let a = prometheus(&args.global)?.allocation(nodepool).await?;
+    let report = serde_json::json!({
+        "nodepool": nodepool,
+        "generation": a.generation,
+        "memory": { "usage_bytes": a.memory.usage, "requests_bytes": a.memory.requests, "allocate_rate_percent": a.memory.rate_percent() },
+        "cpu": { "usage_cores": a.cpu.usage, "requests_cores": a.cpu.requests, "allocate_rate_percent": a.cpu.rate_percent() },
+        "max_allocate_rate_percent": a.max_rate_percent(),
+    });
+    let text = Msg::Allocation { nodepool, a: &a }.render(ctx.lang);
+    print_report(args.output, &report, &text);
+    Ok(Exit::Ok)
+}
+
+/// `steward drain`: 0 when every chosen node was drained, 3 when Ctrl-C or
+/// SIGTERM stopped the run first, 1 when a node failed.
+pub async fn run_drain(args: DrainArgs, ctx: Context) -> Result<Exit> {
+    let settings = args.settings()?;
+    let client = args.global.kube.connect().await?.client;
+    let all = drain(&client, &settings, ctx.lang, &ctx.shutdown).await?;
+    Ok(exit_of(all, ctx.shutdown.is_triggered()))
+}

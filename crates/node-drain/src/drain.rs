@@ -1,0 +1,154 @@
+//! `steward drain`, step by step: [`gather`](self::gather) reads everything that
+//! can fail before anything changes; the plan is pure
+//! ([`crate::core::batch`], [`crate::core::preflight`]); [`execute`](self::execute)
+//! cordons the batch and drains its nodes through the [`crate::engine`];
+//! [`rollback`](self::rollback) uncordons the nodes whose drain never started.
+//! Slack hears of the start, each node and the summary.
+
+use kube::Client;
+use steward_runtime::slack::Slack;
+use steward_runtime::{Lang, Localized, Output, Shutdown};
+
+use self::gather::Gathered;
+use crate::core::batch::{self, Batch, BatchOptions};
+use crate::core::preflight::{Finding, preflight};
+use crate::core::report::{Report, drained};
+use crate::display::print_report;
+use crate::engine::EngineConfig;
+use crate::error::Result;
+use crate::messages::Msg;
+use crate::prometheus::Prometheus;
+
+mod execute;
+mod gather;
+mod rollback;
+
+/// What a drain reads, from the flags (`cli::DrainArgs`), immutable for the run.
+#[derive(Debug)]
+pub struct Settings {
+    /// The NodePool.
+    pub nodepool: String,
+    /// The cluster's name, for notifications.
+    pub cluster: String,
+    /// Where the allocation comes from.
+    pub prometheus: Prometheus,
+    /// Where notifications go (a no-op without a webhook).
+    pub slack: Slack,
+    /// How the batch is chosen.
+    pub batch: BatchOptions,
+    /// Limits of each node's drain.
+    pub engine: EngineConfig,
+    /// Nodes drained at once (`None`: the whole batch).
+    pub parallel_nodes: Option<usize>,
+    /// Plan only.
+    pub dry_run: bool,
+    /// The report's format.
+    pub output: Output,
+    /// A live display on the terminal.
+    pub live: bool,
+}
+
+/// Drains; whether every chosen node was drained.
+pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdown) -> Result<bool> {
+    let gathered = gather::gather(client, s).await?;
+    let (batch, findings) = plan(&gathered, &s.batch);
+    let Gathered {
+        allocation,
+        pool,
+        pods,
+        pdbs,
+        all_nodes,
+    } = gathered;
+    // The cluster-wide lists are not read again: free them before the drain starts.
+    drop((pods, pdbs));
+    let mut report = Report {
+        nodepool: s.nodepool.clone(),
+        allocation,
+        plan: batch.clone(),
+        findings,
+        dry_run: s.dry_run,
+        nodes: Vec::new(),
+        rolled_back: Vec::new(),
+    };
+    if !s.output.is_structured() {
+        show_plan(&report, pool.len(), lang);
+    }
+    if s.dry_run || batch.nodes.is_empty() {
+        let msg = if s.dry_run {
+            Msg::DryRun
+        } else {
+            Msg::NothingToDrain
+        };
+        print_report(s.output, &report, &msg.render(lang));
+        return Ok(true);
+    }
+    let start = Msg::SlackStart {
+        cluster: &s.cluster,
+        nodepool: &s.nodepool,
+        nodes: pool.len(),
+        a: &allocation,
+        batch: &batch.nodes,
+    };
+    s.slack.post(&start.render(lang)).await;
+    let known: Vec<_> = pool.into_iter().chain(all_nodes).collect();
+    let run = execute::Run {
+        client,
+        settings: s,
+        shutdown,
+        lang,
+    };
+    let (cordoned, failure) = run.cordon_all(&batch.nodes, &known).await;
+    let started = if failure.is_none() && !shutdown.is_triggered() {
+        run.drain_all(&batch.nodes, &mut report).await
+    } else {
+        Default::default()
+    };
+    report.rolled_back = rollback::roll_back(client, &cordoned, &started, &batch.resumed).await;
+    let drained = drained(&report.nodes);
+    summarize(&report, s, lang, drained).await;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(drained == batch.nodes.len()),
+    }
+}
+
+/// The plan: the batch and what stands in the way. Pure.
+fn plan(g: &Gathered, opts: &BatchOptions) -> (Batch, Vec<Finding>) {
+    let batch = batch::batch(&g.pool, &g.pods, g.allocation.max_rate_percent(), opts);
+    let findings = preflight(&batch.nodes, &g.all_nodes, &g.pods, &g.pdbs);
+    (batch, findings)
+}
+
+/// Prints the allocation, the batch computation and the pre-flight findings.
+fn show_plan(report: &Report, pool: usize, lang: Lang) {
+    let allocation = Msg::Allocation {
+        nodepool: &report.nodepool,
+        a: &report.allocation,
+    };
+    println!("{}", allocation.render(lang));
+    let plan = Msg::Plan {
+        nodes: pool,
+        b: &report.plan,
+    };
+    println!("{}", plan.render(lang));
+    for f in &report.findings {
+        println!(
+            "pre-flight: {}",
+            serde_json::to_string(f).unwrap_or_default()
+        );
+    }
+}
+
+/// The summary, to Slack and stdout (or the report, for `-o json|yaml`).
+async fn summarize(report: &Report, s: &Settings, lang: Lang, drained: usize) {
+    let summary = Msg::Summary {
+        cluster: &s.cluster,
+        nodepool: &s.nodepool,
+        drained,
+        total: report.plan.nodes.len(),
+        rolled_back: &report.rolled_back,
+    }
+    .render(lang);
+    s.slack.post(&summary).await;
+    print_report(s.output, report, &summary);
+}

@@ -1,0 +1,221 @@
+//! `steward ottoscaler serve`: reads the token, worker classes and TLS material,
+//! builds the scaler on the chosen backend, and serves gRPC until the shared
+//! shutdown signal, with the admin server (metrics, health) and the orphan sweep.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_runtime::Shutdown;
+use steward_runtime::admin::{AdminArgs, AdminServer, Readiness};
+use steward_runtime::kube_client::KubeArgs;
+use tracing::warn;
+
+use super::BackendKind;
+use crate::backend::Backend;
+use crate::backend::kubernetes::KubeBackend;
+use crate::backend::local::LocalBackend;
+use crate::core::config::Config;
+use crate::core::room::CapacityCheck;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::scaler::{Options, Scaler};
+use crate::server::{ServeOptions, Tls};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  # In a cluster: worker pods in namespace ci, the token from a mounted Secret
+  steward ottoscaler serve -n ci --kube-config cluster --token-file /etc/ottoscaler/token
+  # On a laptop: workers as local processes
+  OTTOSCALER_TOKEN=dev steward ottoscaler serve --backend local --listen 127.0.0.1:9090
+  # Worker classes; TLS with client certificates; refuse what no node has room for
+  steward ottoscaler serve --config classes.yaml --capacity-check strict \\
+    --tls-cert tls.crt --tls-key tls.key --tls-client-ca ca.crt")]
+pub(super) struct ServeArgs {
+    /// gRPC listen address.
+    #[arg(
+        long,
+        env = "OTTOSCALER_LISTEN",
+        default_value = "0.0.0.0:9090",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+    /// Where workers run.
+    #[arg(long, value_enum, default_value = "kubernetes")]
+    backend: BackendKind,
+    /// Kubernetes namespace of worker pods and run records (as kubectl's -n).
+    #[arg(
+        long,
+        short = 'n',
+        env = "OTTOSCALER_NAMESPACE",
+        default_value = "default"
+    )]
+    namespace: String,
+    /// Bearer token clients must send.
+    #[arg(
+        long,
+        env = "OTTOSCALER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// File holding the bearer token (instead of --token).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Worker classes (YAML); without it one class "default" (100m/128Mi requests, 1/512Mi limits, caps 4/8Gi).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Concurrency cap on workers; stages over it wait in a fair queue.
+    #[arg(long, default_value_t = 100)]
+    max_workers: u32,
+    /// Workers no node has room for now: `wait` creates them and they wait as Pending (a stage within its timeout) until a node with room appears, as Karpenter or the cluster autoscaler provision one for a Pending pod, with progress and status saying "waiting for capacity"; `strict` refuses the ScaleUp or pipeline with RESOURCE_EXHAUSTED naming the field, creating nothing.
+    #[arg(
+        long,
+        value_enum,
+        env = "OTTOSCALER_CAPACITY_CHECK",
+        default_value = "wait",
+        value_name = "MODE"
+    )]
+    capacity_check: CapacityCheck,
+    /// Default termination grace period of removed workers.
+    #[arg(long, default_value = "10s", value_parser = steward_runtime::duration::parse)]
+    grace_period: Duration,
+    /// How long a finished run's progress, logs and record are kept.
+    #[arg(long, default_value = "1h", value_parser = steward_runtime::duration::parse)]
+    retention: Duration,
+    /// Log lines kept per run or task; slower clients get a "dropped N lines" marker.
+    #[arg(long, default_value_t = 10_000)]
+    log_lines: usize,
+    /// How often workers of no live run or task are looked for and deleted.
+    #[arg(long, default_value = "60s", value_parser = steward_runtime::duration::parse)]
+    orphan_interval: Duration,
+    /// Serve gRPC reflection.
+    #[arg(long)]
+    reflection: bool,
+    /// TLS certificate (PEM).
+    #[arg(long, requires = "tls_key", value_name = "PATH")]
+    tls_cert: Option<PathBuf>,
+    /// TLS key (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "PATH")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mTLS).
+    #[arg(long, requires = "tls_cert", value_name = "PATH")]
+    tls_client_ca: Option<PathBuf>,
+    #[command(flatten)]
+    kube: KubeArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+fn read_file(flag: &str, p: &PathBuf) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|source| Error::Io {
+        what: format!("{flag} {}", p.display()),
+        source,
+    })
+}
+
+/// The bearer token from --token-file or --token (OTTOSCALER_TOKEN); one is required.
+fn token(a: &ServeArgs) -> Result<String> {
+    let token = match (&a.token_file, &a.token) {
+        (Some(p), _) => String::from_utf8_lossy(&read_file("--token-file", p)?)
+            .trim()
+            .to_string(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => String::new(),
+    };
+    if token.is_empty() {
+        return Err(crate::core::spec::bad(
+            "--token",
+            "a bearer token is required: set --token, --token-file or OTTOSCALER_TOKEN",
+        )
+        .into());
+    }
+    Ok(token)
+}
+
+fn config(a: &ServeArgs) -> Result<Config> {
+    let Some(p) = &a.config else {
+        return Ok(Config::default());
+    };
+    let text = String::from_utf8_lossy(&read_file("--config", p)?).into_owned();
+    Config::parse(&text).map_err(|reason| Error::Config {
+        path: p.display().to_string(),
+        reason,
+    })
+}
+
+fn tls(a: &ServeArgs) -> Result<Option<Tls>> {
+    let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) else {
+        return Ok(None);
+    };
+    Ok(Some(Tls {
+        cert: read_file("--tls-cert", c)?,
+        key: read_file("--tls-key", k)?,
+        client_ca: a
+            .tls_client_ca
+            .as_ref()
+            .map(|p| read_file("--tls-client-ca", p))
+            .transpose()?,
+    }))
+}
+
+/// Deletes workers of no live run or task every `interval`, until `stop`.
+fn sweep_orphans(scaler: Arc<Scaler>, interval: Duration, stop: Shutdown) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.signaled() => return,
+            }
+            if let Err(e) = scaler.sweep().await {
+                warn!(error = %e, "orphan sweep failed; next try at the next interval");
+            }
+        }
+    });
+}
+
+/// Serves until `shutdown`. Every input is read and checked before anything starts.
+pub(super) async fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
+    let token = token(&a)?;
+    let config = config(&a)?;
+    let tls = tls(&a)?;
+    let backend: Arc<dyn Backend> = match a.backend {
+        BackendKind::Kubernetes => Arc::new(KubeBackend::new(
+            a.kube.connect().await?.client,
+            &a.namespace,
+        )),
+        BackendKind::Local => Arc::new(LocalBackend::new()),
+    };
+    let metrics = Metrics::default();
+    let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
+    metrics.register(&mut registry);
+    let admin = AdminServer::bind(a.admin.admin_addr).await?;
+    let ready = Readiness::default();
+    tokio::spawn(admin.serve(Arc::new(registry), ready.clone(), shutdown.clone()));
+    let opts = Options {
+        max_workers: a.max_workers,
+        grace: a.grace_period,
+        retention: a.retention,
+        log_lines: a.log_lines,
+        capacity: a.capacity_check,
+    };
+    let scaler = Scaler::new(backend, config, opts, metrics);
+    scaler.start(shutdown.token()).await?;
+    sweep_orphans(scaler.clone(), a.orphan_interval, shutdown.clone());
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|source| Error::Io {
+            what: format!("binding {}", a.listen),
+            source,
+        })?;
+    ready.set(true);
+    let opts = ServeOptions {
+        token,
+        reflection: a.reflection,
+        tls,
+    };
+    crate::server::serve(scaler, listener, opts, shutdown.token()).await
+}

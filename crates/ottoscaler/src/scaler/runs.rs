@@ -1,0 +1,184 @@
+//! Pipeline runs: `ExecutePipeline` validates and starts one (the driver is
+//! [`crate::executor::drive`]), `WatchPipeline` reads its progress, and
+//! `CancelPipeline` stops it. When a driver returns, its end is recorded here.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{RunEntry, Scaler, decide, lock};
+use crate::core::clock::{now_ms, random_suffix};
+use crate::core::config::resolve;
+use crate::core::spec::{self, SpecError};
+use crate::core::worker::{Group, GroupRecord, WorkerLabels, WorkerPlan};
+use crate::error::{Error, Result};
+use crate::executor::{self, RunEnd, RunSetup};
+use crate::progress::Progress;
+use crate::proto::{self, PipelineProgress};
+
+impl Scaler {
+    /// The worker a template asks for, resources resolved from its class (name and
+    /// labels are filled in by whoever creates it). `field` names the template.
+    pub(super) fn worker_plan(
+        &self,
+        field: &str,
+        w: &spec::WorkerTemplate,
+    ) -> Result<WorkerPlan, SpecError> {
+        let (class_name, class) = self
+            .config
+            .class(&format!("{field}.worker_class"), &w.class)?;
+        let r = resolve(
+            class_name,
+            class,
+            &w.resources,
+            &format!("{field}.resources"),
+        )?;
+        Ok(WorkerPlan {
+            name: String::new(),
+            labels: WorkerLabels {
+                group: Group::Task(String::new()),
+                stage: String::new(),
+                attempt: 1,
+            },
+            image: w.image.clone(),
+            command: w.command.clone(),
+            env: w.env.clone(),
+            requests: r.requests,
+            limits: r.limits,
+            annotations: w.annotations.clone(),
+            node_selector: class.node_selector.clone(),
+            tolerations: class.tolerations.clone(),
+            grace: self.opts.grace,
+        })
+    }
+
+    /// Validates and starts a run; returns its id and progress.
+    pub async fn submit(
+        self: &Arc<Self>,
+        req: &proto::PipelineRequest,
+    ) -> Result<(String, Arc<Progress>)> {
+        let pipeline = spec::validate(req)?;
+        let workers = pipeline
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.worker_plan(&format!("stages[{i}].worker"), &s.worker))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut capacity = Vec::with_capacity(workers.len());
+        for (i, w) in workers.iter().enumerate() {
+            let field = format!("stages[{i}].worker.resources");
+            capacity.push(self.deps.admit(w, 1, false, &field).await?);
+        }
+        let id = if req.run_id.is_empty() {
+            format!("r-{}", random_suffix(8))
+        } else {
+            req.run_id.clone()
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let progress = Progress::new(&id);
+        let cancel = CancellationToken::new();
+        {
+            let mut runs = lock(&self.runs);
+            if runs.contains_key(&id) {
+                return Err(Error::AlreadyExists(id));
+            }
+            runs.insert(
+                id.clone(),
+                RunEntry {
+                    progress: progress.clone(),
+                    cancel: cancel.clone(),
+                    tx: Some(tx.clone()),
+                },
+            );
+        }
+        let record = GroupRecord {
+            group: Group::Run(id.clone()),
+            state: "running".into(),
+            reason: String::new(),
+            finished_ms: None,
+        };
+        if let Err(e) = self.deps.backend.put_group(&record).await {
+            lock(&self.runs).remove(&id);
+            return Err(e);
+        }
+        self.deps.logs.buffer(&Group::Run(id.clone()));
+        info!(run = %id, pipeline = %pipeline.name, stages = pipeline.stages.len(), "run submitted");
+        let setup = RunSetup {
+            id: id.clone(),
+            pipeline,
+            workers,
+            capacity,
+            progress: progress.clone(),
+            cancel,
+        };
+        let me = self.clone();
+        let run = id.clone();
+        tokio::spawn(async move {
+            let end = executor::drive(me.deps.clone(), setup, tx, rx).await;
+            me.run_ended(&run, end).await;
+        });
+        Ok((id, progress))
+    }
+
+    /// Records the end of a run: its record, the closed log buffer, the final
+    /// progress message; forgets it after the retention.
+    async fn run_ended(self: &Arc<Self>, id: &str, end: RunEnd) {
+        let state = decide::ended(end.state);
+        self.deps.metrics.run(state);
+        let progress = {
+            let mut runs = lock(&self.runs);
+            runs.get_mut(id).map(|r| {
+                r.tx = None;
+                r.progress.clone()
+            })
+        };
+        let record = GroupRecord {
+            group: Group::Run(id.into()),
+            state: state.into(),
+            reason: end.text.into(),
+            finished_ms: Some(now_ms()),
+        };
+        if let Err(e) = self.deps.backend.put_group(&record).await {
+            warn!(run = %id, error = %e, "recording the end of the run failed");
+        }
+        if let Some(b) = self.deps.logs.get(&Group::Run(id.into())) {
+            b.close();
+        }
+        if let Some(p) = progress {
+            p.emit(PipelineProgress {
+                run_state: end.state as i32,
+                message: format!("run {}", end.text),
+                r#final: true,
+                ..Default::default()
+            });
+        }
+        self.forget_after(Group::Run(id.into()), self.opts.retention);
+    }
+
+    /// The progress of a run.
+    pub fn progress(&self, run_id: &str) -> Result<Arc<Progress>> {
+        lock(&self.runs)
+            .get(run_id)
+            .map(|r| r.progress.clone())
+            .ok_or_else(|| Error::NotFound {
+                kind: "run",
+                id: run_id.into(),
+            })
+    }
+
+    /// Cancels a run; false if it had already ended.
+    pub fn cancel(&self, run_id: &str) -> Result<bool> {
+        let runs = lock(&self.runs);
+        let r = runs.get(run_id).ok_or_else(|| Error::NotFound {
+            kind: "run",
+            id: run_id.into(),
+        })?;
+        if r.tx.is_none() {
+            return Ok(false);
+        }
+        r.cancel.cancel();
+        Ok(true)
+    }
+}
