@@ -18,7 +18,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use ottoscaler::client::ClientArgs;
+use ottoscaler::cli::client::ClientArgs;
 use ottoscaler::proto;
 use serde_json::json;
 use steward_sim::{Cluster, Options};

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ottoscaler::client::{ClientArgs, Logs, Otto};
+use ottoscaler::cli::client::{ClientArgs, Logs, Otto};
 use ottoscaler::proto::{self, RunState, StageState};
 use serde_json::json;
 use testkit::realnode::{REAL_NODE_LABEL, WORKER_IMAGE};
