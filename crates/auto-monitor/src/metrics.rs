@@ -57,6 +57,13 @@ impl Metrics {
 
     /// Registers every metric under `steward_monitor_`.
     pub fn register(&self, registry: &mut Registry) {
+        // The crate's error kinds exist from the start (0), so the series are there
+        // before the first error and `increase()` sees the first one.
+        for kind in ["kubernetes", "prometheus", "input", "helm"] {
+            self.errors
+                .get_or_create(&ErrorLabels { kind: kind.into() })
+                .inc_by(0);
+        }
         let r = registry.sub_registry_with_prefix("steward_monitor");
         r.register_with_unit(
             "node_onboarding",

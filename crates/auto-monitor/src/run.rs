@@ -95,6 +95,9 @@ pub struct RunArgs {
     pub admin: AdminArgs,
     #[command(flatten)]
     pub leader: LeaderArgs,
+    /// Name of the Lease for leader election (with --leader-elect).
+    #[arg(long, default_value = "steward-monitor", value_name = "NAME")]
+    pub lease_name: String,
 }
 
 /// `steward monitor status`.
@@ -186,6 +189,9 @@ async fn controller_main(
     }
     let metrics = Metrics::default();
     let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
+    if args.leader_elect {
+        steward_runtime::leader::register_metrics(&mut registry);
+    }
     metrics.register(&mut registry);
     let ready = Readiness::default();
     let admin = AdminServer::bind(args.admin.admin_addr).await?;
@@ -196,7 +202,7 @@ async fn controller_main(
         match steward_runtime::leader::acquire(
             client.clone(),
             &args.leader,
-            "steward-monitor",
+            &args.lease_name,
             &shutdown,
         )
         .await?

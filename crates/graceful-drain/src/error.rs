@@ -44,6 +44,17 @@ pub enum Error {
     /// The pod cache stopped before it was filled.
     #[error("the pod cache stopped before its first list")]
     CacheStopped,
+    /// `--webhook-config ca-bundle`: the configuration steward should only keep the
+    /// caBundle of is missing or lacks steward's webhook.
+    #[error(
+        "ValidatingWebhookConfiguration {name} {reason}: with --webhook-config ca-bundle steward only writes its caBundle; whoever installed steward (the Helm chart) creates it"
+    )]
+    WebhookConfig {
+        /// Its name (`--webhook-name`).
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The report could not be written as JSON or YAML.
     #[error("writing the report: {0}")]
     Output(String),
@@ -66,6 +77,7 @@ impl Error {
             Self::Runtime(_) => "runtime",
             Self::LostLeadership(_) => "lost_leadership",
             Self::CacheStopped => "cache",
+            Self::WebhookConfig { .. } => "webhook_config",
             Self::Output(_) => "output",
             Self::Http(_) => "http",
         }
@@ -94,6 +106,8 @@ impl steward_runtime::ExitStatus for Error {
             | Self::CacheStopped
             | Self::Output(_)
             | Self::Http(_) => Exit::Failed,
+            // What the installer should have created is missing: a set-up error.
+            Self::WebhookConfig { .. } => Exit::Usage,
         }
     }
 }
@@ -130,6 +144,13 @@ mod tests {
             (Error::LostLeadership("steward/gd".into()), Exit::Failed),
             (Error::Tls("no ca.crt".into()), Exit::Failed),
             (Error::CacheStopped, Exit::Failed),
+            (
+                Error::WebhookConfig {
+                    name: "rel-steward-graceful-drain".into(),
+                    reason: "not found".into(),
+                },
+                Exit::Usage,
+            ),
             (
                 Error::Runtime(steward_runtime::Error::NoKubeconfig),
                 Exit::Usage,

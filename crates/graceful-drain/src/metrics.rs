@@ -90,6 +90,22 @@ impl Metrics {
             vpa_inplace_candidates: Family::default(),
             reconcile_errors: Family::default(),
         };
+        // Known label values exist from the start (0): the series are there before
+        // the first event, and `increase()` sees the first one.
+        for budget in ["PodDisruptionBudget", "StatefulSet"] {
+            m.queued
+                .get_or_create(&BudgetLabel {
+                    budget: budget.into(),
+                })
+                .inc_by(0);
+        }
+        for result in ["ok", "error"] {
+            m.config_reloads
+                .get_or_create(&ReloadLabel {
+                    result: result.into(),
+                })
+                .inc_by(0);
+        }
         registry.register(
             "steward_graceful_drain_duration_seconds",
             "Seconds from taking a pod out of load balancing to evicting it",

@@ -42,6 +42,7 @@ pub async fn run(args: RunArgs, ctx: Context) -> Result<()> {
     let client = args.kube.connect().await?.client;
     let identity = args.identity();
     let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
+    steward_runtime::leader::register_metrics(&mut registry);
     let metrics = Metrics::new(&mut registry);
     let ready = Readiness::default();
     let admin = AdminServer::bind(args.admin.admin_addr).await?;

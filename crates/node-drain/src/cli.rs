@@ -2,6 +2,7 @@
 //! allocate-rate`, their flags (shared ones in [`GlobalArgs`]), and their exit
 //! statuses. The drain itself is [`crate::drain`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use steward_runtime::kube_client::KubeArgs;
@@ -15,6 +16,7 @@ use crate::drain::{Settings, drain};
 use crate::engine::EngineConfig;
 use crate::error::Result;
 use crate::messages::Msg;
+use crate::metrics::Metrics;
 use crate::prometheus::Prometheus;
 
 /// Flags shared by `drain` and `karpenter allocate-rate` (the node-manager tool's).
@@ -80,6 +82,10 @@ Exit status: 0 every chosen node was drained (or nothing had to be), 1 a node fa
 pub struct DrainArgs {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Serve /metrics, /healthz and /readyz here while the drain runs (for a Job a
+    /// PodMonitor scrapes); default: no server.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Print the plan and pre-flight findings; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -126,7 +132,7 @@ impl DrainArgs {
     }
 
     /// The drain's settings: the flags turned into what the run reads.
-    fn settings(&self) -> Result<Settings> {
+    fn settings(&self, metrics: Metrics) -> Result<Settings> {
         let g = &self.global;
         Ok(Settings {
             nodepool: g.nodepool_name.clone(),
@@ -151,6 +157,7 @@ impl DrainArgs {
             dry_run: self.dry_run,
             output: self.output,
             live: self.live_display(),
+            metrics,
         })
     }
 }
@@ -182,8 +189,16 @@ pub async fn run_allocate_rate(args: AllocateArgs, ctx: Context) -> Result<Exit>
 /// `steward drain`: 0 when every chosen node was drained, 3 when Ctrl-C or
 /// SIGTERM stopped the run first, 1 when a node failed.
 pub async fn run_drain(args: DrainArgs, ctx: Context) -> Result<Exit> {
-    let settings = args.settings()?;
+    let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
+    let metrics = Metrics::new(&mut registry, args.timeout);
+    let settings = args.settings(metrics)?;
     let client = args.global.kube.connect().await?.client;
+    if let Some(addr) = args.metrics_addr {
+        let server = steward_runtime::admin::AdminServer::bind(addr).await?;
+        let ready = steward_runtime::admin::Readiness::default();
+        ready.set(true);
+        tokio::spawn(server.serve(Arc::new(registry), ready, ctx.shutdown.clone()));
+    }
     let all = drain(&client, &settings, ctx.lang, &ctx.shutdown).await?;
     Ok(exit_of(all, ctx.shutdown.is_triggered()))
 }

@@ -17,6 +17,7 @@ use crate::display::print_report;
 use crate::engine::EngineConfig;
 use crate::error::Result;
 use crate::messages::Msg;
+use crate::metrics::Metrics;
 use crate::prometheus::Prometheus;
 
 mod execute;
@@ -46,6 +47,8 @@ pub struct Settings {
     pub output: Output,
     /// A live display on the terminal.
     pub live: bool,
+    /// The run's metrics (served on `--metrics-addr` when given).
+    pub metrics: Metrics,
 }
 
 /// Drains; whether every chosen node was drained.

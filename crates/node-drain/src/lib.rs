@@ -27,6 +27,7 @@ pub mod drain;
 pub mod engine;
 pub mod error;
 pub mod messages;
+pub mod metrics;
 pub mod prometheus;
 
 pub use cli::{AllocateArgs, DrainArgs, GlobalArgs, run_allocate_rate, run_drain};

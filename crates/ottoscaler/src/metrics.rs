@@ -12,6 +12,8 @@ pub struct Metrics {
     attempts: Family<Vec<(String, String)>, Counter>,
     workers: Gauge,
     orphans: Counter,
+    /// Stages waiting in the fair queue for a worker slot (kept by `Slots`).
+    pub(crate) queued: Gauge,
 }
 
 impl Metrics {
@@ -31,6 +33,11 @@ impl Metrics {
             "steward_ottoscaler_workers",
             "Worker pods or processes known to the scaler",
             self.workers.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_queued_stages",
+            "Pipeline stages waiting in the fair queue for a worker slot",
+            self.queued.clone(),
         );
         r.register(
             "steward_ottoscaler_orphans_deleted",

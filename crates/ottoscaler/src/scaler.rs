@@ -97,7 +97,7 @@ impl Scaler {
         Arc::new(Self {
             deps: RunDeps {
                 backend,
-                slots: Slots::new(opts.max_workers),
+                slots: Slots::with_gauge(opts.max_workers, metrics.queued.clone()),
                 logs: LogHub::new(opts.log_lines),
                 metrics,
                 grace: opts.grace,

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub struct Slots {
     state: Arc<Mutex<State>>,
     /// Bumped on every change; waiters re-check their position.
     changed: Arc<watch::Sender<u64>>,
+    /// The queue's length, kept current (`steward_ottoscaler_queued_stages`).
+    queued: Gauge,
 }
 
 /// One worker's share of the cap.
@@ -57,6 +60,11 @@ impl Drop for Ticket<'_> {
 impl Slots {
     /// A cap of `cap` workers.
     pub fn new(cap: u32) -> Self {
+        Self::with_gauge(cap, Gauge::default())
+    }
+
+    /// A cap of `cap` workers whose queue length is kept in `queued`.
+    pub fn with_gauge(cap: u32, queued: Gauge) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 cap,
@@ -65,6 +73,7 @@ impl Slots {
                 next_ticket: 0,
             })),
             changed: Arc::new(watch::channel(0).0),
+            queued,
         }
     }
 
@@ -74,7 +83,10 @@ impl Slots {
                 .state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut s)
+            let r = f(&mut s);
+            self.queued
+                .set(i64::try_from(s.queue.len()).unwrap_or(i64::MAX));
+            r
         };
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
         r
@@ -185,7 +197,8 @@ mod tests {
 
     #[tokio::test]
     async fn fair_queue_serves_in_order_and_reports_positions() {
-        let slots = Slots::new(1);
+        let gauge = Gauge::default();
+        let slots = Slots::with_gauge(1, gauge.clone());
         let first = slots.try_acquire(1).unwrap();
         let positions = Arc::new(Mutex::new(Vec::new()));
         let (p2, p3) = (positions.clone(), positions.clone());
@@ -204,6 +217,7 @@ mod tests {
         }
         // Nobody jumps the line: a free slot goes to the head, not to try_acquire.
         assert_eq!(slots.usage(), (1, 1, 2));
+        assert_eq!(gauge.get(), 2, "the queued-stages gauge follows the queue");
         drop(first);
         let pa = a.await.unwrap();
         assert_eq!(slots.usage(), (1, 1, 1));
@@ -212,6 +226,7 @@ mod tests {
         let pb = b.await.unwrap();
         drop(pb);
         assert_eq!(slots.usage(), (1, 0, 0));
+        assert_eq!(gauge.get(), 0);
         let seen = positions.lock().unwrap().clone();
         assert!(
             seen.contains(&("a", 1)) && seen.contains(&("b", 2)) && seen.contains(&("b", 1)),

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
@@ -28,6 +30,23 @@ pub struct LeaderArgs {
     /// Seconds a leader holds the Lease without renewing it.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     pub lease_duration: u64,
+}
+
+/// `steward_leader`: 1 while this process holds its Lease, 0 while it waits (one
+/// Lease per process, so one gauge).
+fn gauge() -> &'static Gauge {
+    static GAUGE: std::sync::OnceLock<Gauge> = std::sync::OnceLock::new();
+    GAUGE.get_or_init(Gauge::default)
+}
+
+/// Registers `steward_leader` (for "no replica leads" alerts); a system that elects
+/// a leader calls it on its registry.
+pub fn register_metrics(registry: &mut Registry) {
+    registry.register(
+        "steward_leader",
+        "1 while this replica holds its leader-election Lease, 0 while it waits",
+        gauge().clone(),
+    );
 }
 
 /// Held leadership.
@@ -67,6 +86,7 @@ pub async fn acquire(
     loop {
         if *rx.borrow_and_update() {
             tracing::info!(%lease, %identity, "acquired leadership");
+            gauge().set(1);
             return Ok(Some(Leader { rx, task, lease }));
         }
         tokio::select! {
@@ -87,10 +107,8 @@ impl Leader {
     /// Completes when leadership is lost (the Lease was taken or could not be renewed).
     pub async fn lost(&mut self) {
         loop {
-            if !*self.rx.borrow_and_update() {
-                return;
-            }
-            if self.rx.changed().await.is_err() {
+            if !*self.rx.borrow_and_update() || self.rx.changed().await.is_err() {
+                gauge().set(0);
                 return;
             }
         }
@@ -103,6 +121,7 @@ impl Leader {
 
     /// Gives the Lease up so a follower takes over without waiting for it to expire.
     pub async fn release(self, timeout: Duration) {
+        gauge().set(0);
         drop(self.rx);
         match tokio::time::timeout(timeout, self.task).await {
             Ok(Ok(Ok(_))) => tracing::info!(lease = %self.lease, "released leadership"),

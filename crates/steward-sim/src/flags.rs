@@ -76,6 +76,13 @@ pub(crate) fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki, net: Option<Net>)
         "--profiling=false".into(),
         "--v=1".into(),
     ];
+    if net.is_none() {
+        // Service-based webhooks (and aggregated APIs) are called at an endpoint of
+        // the Service's EndpointSlices, not its ClusterIP: nothing routes ClusterIPs
+        // here, and a test can point a Service at a process on this machine. With
+        // real nodes the ClusterIP is routed and kube-proxy DNATs it (see above).
+        args.push("--enable-aggregator-routing=true".into());
+    }
     if net.is_some() {
         // Real nodes never pull: a MutatingAdmissionPolicy (beta, off by default in
         // 1.34) sets imagePullPolicy: Never on every container (realnode/policy.rs).
@@ -180,6 +187,8 @@ mod tests {
         let plain = apiserver_args(Path::new("/d"), &ports(), &pki(), None);
         assert!(plain.contains(&"--bind-address=127.0.0.1".to_string()));
         assert!(plain.contains(&"--service-cluster-ip-range=10.96.0.0/16".to_string()));
+        // Webhooks at an endpoint without real nodes; through the ClusterIP with them.
+        assert!(plain.contains(&"--enable-aggregator-routing=true".to_string()));
         assert!(
             !plain
                 .iter()
@@ -195,6 +204,11 @@ mod tests {
         ] {
             assert!(real.contains(&want.to_string()), "{want}: {real:?}");
         }
+        assert!(
+            !real
+                .iter()
+                .any(|a| a.starts_with("--enable-aggregator-routing"))
+        );
         assert_eq!(extra_sans(Some(Net(203))), ["10.203.0.1", "10.203.64.1"]);
     }
 

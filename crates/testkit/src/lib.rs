@@ -106,6 +106,25 @@ fn started(
     }
 }
 
+static AUDIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks for the API server's audit log (JSON, every request at Metadata level) in
+/// this test binary's cluster; call it before anything starts the cluster.
+pub fn enable_audit() {
+    AUDIT.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The audit log of this test binary's cluster ([`enable_audit`] first).
+pub fn audit_log() -> Result<PathBuf> {
+    let path = cluster().dir().join("audit.log");
+    anyhow::ensure!(
+        path.is_file(),
+        "{} missing: call testkit::enable_audit() before the cluster starts",
+        path.display()
+    );
+    Ok(path)
+}
+
 fn start_cluster(real_nodes: usize) -> Result<Cluster> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -121,6 +140,7 @@ fn start_cluster(real_nodes: usize) -> Result<Cluster> {
     remove_stale_dirs();
     let _ = std::fs::remove_dir_all(&dir);
     let mut opts = steward_sim::Options::new(dir, bin_dir()?);
+    opts.audit = AUDIT.load(std::sync::atomic::Ordering::SeqCst);
     if real_nodes > 0 {
         opts.real_nodes = real_nodes;
         opts.images = images()?;

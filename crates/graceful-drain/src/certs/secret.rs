@@ -77,14 +77,16 @@ pub fn want(secret: &Secret, validity: Duration, now: Timestamp) -> Want {
 }
 
 /// The merge patch that writes `b` into the Secret (and drops a previous CA
-/// the new bundle no longer keeps).
+/// the new bundle no longer keeps). Only `data`: labels, annotations and the type
+/// stay (the type is immutable, and the Helm chart creates the Secret Opaque and
+/// empty so that an upgrade never resets what steward wrote).
 fn secret_patch(b: &Bundle) -> serde_json::Value {
     let s = to_secret(b, ObjectMeta::default());
     let mut data = serde_json::to_value(&s.data).unwrap_or_default();
     if b.previous_ca.is_none() {
         data[PREVIOUS_CA_CRT] = serde_json::Value::Null;
     }
-    serde_json::json!({ "type": s.type_, "data": data })
+    serde_json::json!({ "data": data })
 }
 
 /// Reads the Secret; creates or rotates it when missing or due. Safe with several
@@ -195,7 +197,8 @@ mod tests {
     fn rotation_patch_writes_the_bundle_and_drops_an_old_previous_ca() {
         let b = generate(&["127.0.0.1".into()], Duration::from_secs(3600), None).unwrap();
         let patch = secret_patch(&b);
-        assert_eq!(patch["type"], "kubernetes.io/tls");
+        // The type is immutable and the chart's Secret is Opaque: never patched.
+        assert_eq!(patch.get("type"), None);
         assert!(patch["data"][PREVIOUS_CA_CRT].is_null());
         // Applied to a Secret (the API server's merge), it reads back as the bundle.
         let mut secret = serde_json::to_value(to_secret(

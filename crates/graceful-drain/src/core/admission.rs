@@ -162,11 +162,14 @@ pub fn decide(
     if !targeted {
         return Decision::Allow(Pass::NotTargeted);
     }
-    if !config.drains_evicter(attempt.requester) {
-        return Decision::Allow(Pass::EvicterOptedOut);
-    }
+    // A dry run is allowed whoever asks (it writes nothing); checked before the
+    // evicter so that steward's own dry runs, made before the webhook's cache has
+    // seen the drain record, never count as an opted-out evicter's eviction.
     if attempt.dry_run {
         return Decision::Allow(Pass::DryRun);
+    }
+    if !config.drains_evicter(attempt.requester) {
+        return Decision::Allow(Pass::EvicterOptedOut);
     }
     if workload::handling(pod.owner_kind.as_deref()).is_none() {
         return Decision::Allow(Pass::UnsupportedOwner);
@@ -242,6 +245,17 @@ mod tests {
                 now(),
             );
             assert_eq!(d, Decision::Allow(Pass::Drained), "{user}");
+            // A dry run passes as a dry run, opted out or not.
+            let d = decide(
+                Attempt {
+                    dry_run: true,
+                    ..attempt
+                },
+                Some(&pod(&vpa, &[], Some("ReplicaSet"))),
+                &c,
+                now(),
+            );
+            assert_eq!(d, Decision::Allow(Pass::DryRun), "{user}");
         }
     }
 

@@ -8,7 +8,7 @@ use steward_runtime::admin::AdminArgs;
 use steward_runtime::kube_client::KubeArgs;
 use steward_runtime::leader::LeaderArgs;
 
-use crate::webhook::{Endpoint, Registration};
+use crate::webhook::{Endpoint, Registration, WebhookConfig};
 
 const RUN_EXAMPLES: &str = "Examples:
   # In the cluster (a Deployment of 2 replicas): namespace and identity from POD_NAMESPACE and POD_NAME
@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// Name of the ValidatingWebhookConfiguration steward writes.
     #[arg(long, default_value = "steward-graceful-drain", value_name = "NAME")]
     pub webhook_name: String,
+    /// Who owns the ValidatingWebhookConfiguration: `full` (steward writes all of it,
+    /// creating it if missing) or `ca-bundle` (someone else, e.g. the Helm chart,
+    /// owns it; steward only keeps its caBundle current and never creates it).
+    #[arg(long, value_enum, default_value_t = WebhookConfig::Full, value_name = "OWNER")]
+    pub webhook_config: WebhookConfig,
     /// URL the API server calls instead of the Service (for a webhook outside the cluster).
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
@@ -129,6 +134,7 @@ impl RunArgs {
         excluded.extend(self.exclude_namespace.iter().cloned());
         Registration {
             name: self.webhook_name.clone(),
+            owner: self.webhook_config,
             endpoint: match &self.webhook_url {
                 Some(url) => Endpoint::Url(url.clone()),
                 None => Endpoint::Service {

@@ -18,6 +18,7 @@ use crate::display::Display;
 use crate::engine::{Engine, FIELD_MANAGER, record_state};
 use crate::error::{Error, Result, kube as kerr};
 use crate::messages::Msg;
+use crate::metrics::Metrics;
 
 /// One run's handles.
 pub(super) struct Run<'a> {
@@ -58,17 +59,19 @@ impl Run<'_> {
             tx,
             self.shutdown.clone(),
         );
-        let printer = tokio::spawn(show(Display::new(s.live), rx));
+        let printer = tokio::spawn(show(Display::new(s.live), rx, s.metrics.clone()));
+        s.metrics.planned(nodes.len());
         let slots = Arc::new(Semaphore::new(
             s.parallel_nodes.unwrap_or(nodes.len()).max(1),
         ));
         let mut set = tokio::task::JoinSet::new();
         for node in nodes {
-            let (engine, node, slots, shutdown) = (
+            let (engine, node, slots, shutdown, metrics) = (
                 engine.clone(),
                 node.clone(),
                 slots.clone(),
                 self.shutdown.clone(),
+                s.metrics.clone(),
             );
             set.spawn(async move {
                 let _slot = tokio::select! {
@@ -79,7 +82,9 @@ impl Run<'_> {
                 if shutdown.is_triggered() {
                     return None;
                 }
+                metrics.started(&node, k8s_openapi::jiff::Timestamp::now().as_second());
                 let outcome = engine.drain_node(&node).await;
+                metrics.outcome(&node, &outcome);
                 Some((node, outcome))
             });
         }
@@ -106,9 +111,14 @@ impl Run<'_> {
 }
 
 /// Shows progress events until the engine is gone; the nodes whose drain started.
-async fn show(mut display: Display, mut rx: mpsc::UnboundedReceiver<Progress>) -> BTreeSet<String> {
+async fn show(
+    mut display: Display,
+    mut rx: mpsc::UnboundedReceiver<Progress>,
+    metrics: Metrics,
+) -> BTreeSet<String> {
     let mut started = BTreeSet::new();
     while let Some(p) = rx.recv().await {
+        metrics.progress(&p);
         if let Progress::NodeStarted { node, .. } = &p {
             started.insert(node.clone());
         }
