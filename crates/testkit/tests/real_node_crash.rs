@@ -33,17 +33,23 @@ fn helper_cluster_until_killed() {
 fn crash_of_the_owner_leaves_nothing_after_the_sweep() {
     let info = std::env::temp_dir().join(format!("steward-crash-{}", std::process::id()));
     let _ = std::fs::remove_file(&info);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_cluster_until_killed",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(HELPER_ENV, &info)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    // The images first, here: building them (steward's own image after a change can
+    // take minutes) is no part of the helper's deadline below.
+    let images = std::env::join_paths(testkit::images().unwrap()).unwrap();
+    let mut child = Helper(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "helper_cluster_until_killed",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(HELPER_ENV, &info)
+            .env("STEWARD_REALNODE_IMAGES", images)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let text = until(Duration::from_secs(180), "the helper's cluster", || {
         std::fs::read_to_string(&info)
             .ok()
@@ -68,8 +74,8 @@ fn crash_of_the_owner_leaves_nothing_after_the_sweep() {
         "the node's netns and bridge exist"
     );
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     // No process: the kernel ends the node's PID namespace with its supervisor.
     until(
         Duration::from_secs(30),
@@ -109,6 +115,17 @@ fn crash_of_the_owner_leaves_nothing_after_the_sweep() {
         !Path::new(&format!("/run/steward-sim/net-{n}")).exists(),
         "record left"
     );
+}
+
+/// The helper process, killed when the test ends however it ends (a failed wait or
+/// assertion must not leave a cluster with a real node running).
+struct Helper(std::process::Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // already killed and reaped by the test, normally
+        let _ = self.0.wait();
+    }
 }
 
 fn until<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
