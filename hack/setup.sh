@@ -3,8 +3,11 @@
 # nothing else on stdout. Idempotent: a warm machine skips every step.
 #  - Debian: Prometheus, Alertmanager, node-exporter, promtool (real peers for tests);
 #    python3, util-linux, iproute2 (pod server processes in their own netns, agent tests);
+#    containerd, runc, CNI plugins, iptables, conntrack (real nodes, docs/simulated-cluster.md),
+#    gcc and libc6-dev (the static pause image, hack/realnode/images.sh);
 #    musl-tools (ring's C for the static binary of hack/image.sh and hack/release.sh),
 #    skopeo and containerd (independent readers of the image archive in its tests)
+#  - the Rust target x86_64-unknown-linux-musl (static steward, the real nodes' test images)
 #  - the control plane, built from Go modules into a cache keyed by version
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,8 +16,11 @@ need=()
 for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
             prometheus-node-exporter:prometheus-node-exporter curl:curl /usr/bin/time:time \
             python3:python3-minimal unshare:util-linux nsenter:util-linux ip:iproute2 \
+            containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+            iptables:iptables conntrack:conntrack gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
             musl-gcc:musl-tools skopeo:skopeo ctr:containerd; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+  f=${pair%%:*}
+  if [[ $f == /* ]]; then [ -e "$f" ]; else command -v "$f" >/dev/null 2>&1; fi || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}" >&2
@@ -26,7 +32,8 @@ fi
 
 command -v go >/dev/null || { echo "setup: Go is required to build the control plane" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required" >&2; exit 1; }
-# The static binary of the image and the releases (hack/static-build.sh).
+# The static binaries of the image and the releases (hack/static-build.sh) and of
+# the real nodes' test images (hack/realnode/images.sh).
 rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
   rustup target add x86_64-unknown-linux-musl >&2
 "$here/controlplane/build.sh"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real control-plane programs (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) and the other Go peers of the tests (Karpenter's kwok
-# provider, krew, ...) from published Go modules pinned in the sibling directories.
+# kube-scheduler, kubectl, kwok; kubelet and kube-proxy for real nodes) and the other
+# Go peers of the tests (Karpenter's kwok provider, krew, ...) from published Go
+# modules pinned in the sibling directories.
 # Each binary is cached on its own, keyed by a hash of its module's go.mod/go.sum, package
 # and flags ($cache/go/<name>-<key>), so pinning a new tool never rebuilds the control
 # plane. The printed bin directory (keyed by all pins) holds symlinks to those binaries.
@@ -45,6 +46,12 @@ kver="$kver -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/cl
 build etcd go.etcd.io/etcd/server/v3 etcd
 build kwok sigs.k8s.io/kwok/cmd/kwok kwok
 for c in kubectl kube-scheduler kube-controller-manager kube-apiserver; do
+  build kubernetes "k8s.io/kubernetes/cmd/$c" "$c" "$kver"
+done
+# Real nodes (steward-sim, docs/simulated-cluster.md): kubelet and kube-proxy from the same pins. Upstream
+# links kubelet with cgo, but nothing it needs by default does (cadvisor's cgo parts
+# sit behind the libpfm/libipmctl build tags): CGO_ENABLED=0 like the rest.
+for c in kubelet kube-proxy; do
   build kubernetes "k8s.io/kubernetes/cmd/$c" "$c" "$kver"
 done
 # Karpenter with its kwok cloud provider: real NodePools, NodeClaims and karpenter_*

@@ -40,6 +40,8 @@ async fn main() -> anyhow::Result<()> {
         bin_dir: bins.clone(),
         lifetime: Lifetime::WithParent,
         audit: true,
+        real_nodes: 0,
+        images: Vec::new(),
     })
     .await?;
     let client = cluster.client().await?;

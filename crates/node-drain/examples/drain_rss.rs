@@ -38,6 +38,8 @@ async fn main() -> anyhow::Result<()> {
         bin_dir: testkit::bin_dir()?,
         lifetime: Lifetime::WithParent,
         audit: false,
+        real_nodes: 0,
+        images: Vec::new(),
     })
     .await?;
     let client = cluster.client().await?;

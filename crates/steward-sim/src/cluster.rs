@@ -1,78 +1,47 @@
-//! Starting and stopping the control plane.
+//! Starting and stopping the control plane, and the real nodes beside it.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::certs::{self, Pki};
+use crate::certs;
+use crate::client::{client_for, http_get, write_kubeconfig};
 use crate::error::{Error, Result, io};
+use crate::flags::{self, Ports};
+use crate::options::{Options, check};
 use crate::ports::free_port;
 use crate::process::Proc;
-use crate::state::SimState;
+use crate::realnode::{self, RealNodes};
+use crate::state::{RealNodesState, SimState};
 
 const STAGES: &str = include_str!("../assets/stages.yaml");
-/// Programs the cluster needs, in start order.
-const PROGRAMS: [&str; 5] = [
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kwok",
-];
-
-/// What happens to the cluster's processes when the process that started them ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifetime {
-    /// They are killed with the thread that spawned them (tests).
-    WithParent,
-    /// They keep running until `steward sim down` (people).
-    Detached,
-}
-
-/// How to start a cluster.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Working directory: certificates, etcd data, kubeconfig, logs.
-    pub dir: PathBuf,
-    /// Directory holding etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok.
-    pub bin_dir: PathBuf,
-    /// Whether the processes outlive the caller.
-    pub lifetime: Lifetime,
-    /// Write an API audit log (`<dir>/audit.log`, JSON, one line per request), for
-    /// counting requests by user agent in benchmarks.
-    pub audit: bool,
-}
-
-/// A running control plane with kwok.
+/// A running control plane with kwok, and real nodes if asked for.
 #[derive(Debug)]
 pub struct Cluster {
     dir: PathBuf,
     kubeconfig: PathBuf,
     server: String,
     procs: Vec<Proc>,
+    /// In a mutex so that a cluster shared as `&'static` (testkit) can still stop its
+    /// real nodes at process exit.
+    real: Mutex<Option<RealNodes>>,
     started_in: Duration,
-}
-
-struct Ports {
-    etcd: u16,
-    etcd_peer: u16,
-    apiserver: u16,
-    kcm: u16,
-    scheduler: u16,
-    kwok: u16,
+    nodes_ready_in: Duration,
 }
 
 impl Cluster {
-    /// Starts etcd, the API server, the controller manager, the scheduler and kwok,
-    /// and returns once the API server is ready and the controllers run. Ports are
-    /// picked outside the kernel's ephemeral range and held for this process (see
+    /// Starts etcd, the API server, the controller manager, the scheduler and kwok
+    /// (then the real nodes), and returns once the API server is ready, the
+    /// controllers run and every real node is Ready. Ports are picked outside the
+    /// kernel's ephemeral range and held for this process (see
     /// [`free_port`](crate::free_port)); a program that still finds its port in use
     /// (one some unrelated program bound by number) fails the start, which is then
     /// retried with new ports and a fresh etcd, up to three times.
     pub async fn start(opts: &Options) -> Result<Self> {
+        check(opts)?;
         let mut attempt = 1;
         loop {
             match Self::start_once(opts).await {
@@ -94,12 +63,17 @@ impl Cluster {
 
     async fn start_once(opts: &Options) -> Result<Self> {
         let begin = Instant::now();
-        let bins = resolve_bins(&opts.bin_dir)?;
         let logs = opts.dir.join("logs");
         for d in [&opts.dir, &logs] {
             std::fs::create_dir_all(d).map_err(io("creating", d.as_path()))?;
         }
-        let pki = certs::generate(&opts.dir.join("pki"))?;
+        // The bridge first: the API server binds its address.
+        let real = match opts.real_nodes {
+            0 => None,
+            n => Some(RealNodes::reserve(n)?),
+        };
+        let net = real.as_ref().map(RealNodes::net);
+        let (pki, ca) = certs::generate(&opts.dir.join("pki"), &flags::extra_sans(net))?;
         let stages = opts.dir.join("kwok-stages.yaml");
         std::fs::write(&stages, STAGES).map_err(io("writing", &stages))?;
         let ports = Ports {
@@ -110,7 +84,7 @@ impl Cluster {
             scheduler: free_port()?,
             kwok: free_port()?,
         };
-        let server = format!("https://127.0.0.1:{}", ports.apiserver);
+        let server = format!("https://{}:{}", flags::api_address(net), ports.apiserver);
         let kubeconfig = opts.dir.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &server, &pki)?;
 
@@ -119,15 +93,17 @@ impl Cluster {
             kubeconfig,
             server,
             procs: Vec::new(),
+            real: Mutex::new(real),
             started_in: Duration::ZERO,
+            nodes_ready_in: Duration::ZERO,
         };
         let spawn = |name: &'static str, args: Vec<String>| {
-            Proc::spawn(name, &bins.join(name), &args, &logs, opts.lifetime)
+            Proc::spawn(name, &opts.bin_dir.join(name), &args, &logs, opts.lifetime)
         };
 
         cluster
             .procs
-            .push(spawn("etcd", etcd_args(&opts.dir, &ports))?);
+            .push(spawn("etcd", flags::etcd_args(&opts.dir, &ports))?);
         cluster
             .wait("etcd to accept connections", 30, || async {
                 Ok(tokio::net::TcpStream::connect(("127.0.0.1", ports.etcd))
@@ -136,17 +112,9 @@ impl Cluster {
             })
             .await?;
 
-        let mut api_args = apiserver_args(&opts.dir, &ports, &pki);
+        let mut api_args = flags::apiserver_args(&opts.dir, &ports, &pki, net);
         if opts.audit {
-            let policy = opts.dir.join("audit-policy.yaml");
-            let text = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
-            std::fs::write(&policy, text).map_err(io("writing", &policy))?;
-            api_args.push(format!("--audit-policy-file={}", policy.display()));
-            api_args.push(format!(
-                "--audit-log-path={}",
-                opts.dir.join("audit.log").display()
-            ));
-            api_args.push("--audit-log-format=json".into());
+            api_args.extend(audit_args(&opts.dir)?);
         }
         cluster.procs.push(spawn("kube-apiserver", api_args)?);
         let client = cluster.client().await?;
@@ -163,14 +131,14 @@ impl Cluster {
         let kc = cluster.kubeconfig.display().to_string();
         cluster.procs.push(spawn(
             "kube-controller-manager",
-            kcm_args(&kc, &ports, &pki),
+            flags::kcm_args(&kc, &ports, &pki),
         )?);
         cluster
             .procs
-            .push(spawn("kube-scheduler", scheduler_args(&kc, &ports))?);
+            .push(spawn("kube-scheduler", flags::scheduler_args(&kc, &ports))?);
         cluster
             .procs
-            .push(spawn("kwok", kwok_args(&kc, &ports, &stages))?);
+            .push(spawn("kwok", flags::kwok_args(&kc, &ports, &stages))?);
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
         cluster
             .wait(
@@ -181,6 +149,34 @@ impl Cluster {
             .await?;
         cluster.started_in = begin.elapsed();
         tracing::info!(server = %cluster.server, seconds = cluster.started_in.as_secs_f64(), "simulated cluster ready");
+
+        let mut real = cluster
+            .real
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(real) = real.as_mut() {
+            let nodes_begin = Instant::now();
+            realnode::never_pull(&client).await?;
+            real.start(
+                &ca,
+                &realnode::Start {
+                    dir: &opts.dir,
+                    bin_dir: &opts.bin_dir,
+                    images: &opts.images,
+                    server: &cluster.server,
+                    ca_cert: &pki.ca_cert,
+                    lifetime: opts.lifetime,
+                },
+            )?;
+            real.wait_ready(&client, Duration::from_secs(120)).await?;
+            cluster.nodes_ready_in = nodes_begin.elapsed();
+            tracing::info!(nodes = ?real.names(), seconds = cluster.nodes_ready_in.as_secs_f64(), "real nodes ready");
+        }
+        *cluster
+            .real
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = real;
         Ok(cluster)
     }
 
@@ -199,9 +195,44 @@ impl Cluster {
         &self.dir
     }
 
-    /// Time from [`Cluster::start`] until the cluster was ready.
+    /// Time from [`Cluster::start`] until the control plane was ready.
     pub fn started_in(&self) -> Duration {
         self.started_in
+    }
+
+    /// Time from the control plane being ready until every real node was Ready.
+    pub fn real_nodes_ready_in(&self) -> Duration {
+        self.nodes_ready_in
+    }
+
+    /// Names of the real nodes (`real-node-1`, ...).
+    pub fn real_nodes(&self) -> Vec<String> {
+        self.real()
+            .as_ref()
+            .map(RealNodes::names)
+            .unwrap_or_default()
+    }
+
+    /// Stops the real nodes now and removes everything they set up on the machine
+    /// (what dropping the cluster does first); for a cluster that is never dropped.
+    pub fn stop_real_nodes(&self) {
+        let nodes = self.real().take();
+        drop(nodes);
+    }
+
+    fn real(&self) -> MutexGuard<'_, Option<RealNodes>> {
+        self.real.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The network namespace of a real node (`ip netns exec NAME ...` runs a command
+    /// where the node's pods and Services are reachable), if it is one of ours.
+    pub fn real_node_netns(&self, node: &str) -> Option<String> {
+        let real = self.real();
+        let real = real.as_ref()?;
+        let i: u8 = node.strip_prefix("real-node-")?.parse().ok()?;
+        real.names()
+            .contains(&node.to_string())
+            .then(|| real.net().node(i).netns)
     }
 
     /// Program name and process id of each running component.
@@ -216,15 +247,25 @@ impl Cluster {
 
     /// Leaves the processes running and records them for `steward sim status|down`.
     pub fn detach(mut self) -> Result<SimState> {
+        let pids: std::collections::BTreeMap<String, u32> = self
+            .procs
+            .iter()
+            .map(|p| (p.name.to_string(), p.child.id()))
+            .collect();
+        let real = self.real().as_mut().map(|r| RealNodesState {
+            net: r.net().0,
+            nodes: r.detach().into_iter().collect(),
+        });
+        if let Some(r) = &real {
+            let owners: Vec<u32> = pids.values().chain(r.nodes.values()).copied().collect();
+            realnode::record_owners(realnode::Net(r.net), &owners)?;
+        }
         let state = SimState {
             dir: self.dir.clone(),
             kubeconfig: self.kubeconfig.clone(),
             server: self.server.clone(),
-            pids: self
-                .procs
-                .iter()
-                .map(|p| (p.name.to_string(), p.child.id()))
-                .collect(),
+            pids,
+            real_nodes: real,
         };
         state.save()?;
         self.procs.clear();
@@ -258,154 +299,21 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Nodes first: their kubelets would otherwise log the API server's end.
+        self.stop_real_nodes();
         for p in self.procs.iter_mut().rev() {
             p.kill();
         }
     }
 }
 
-/// A client for the kubeconfig of a simulated cluster.
-pub(crate) async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
-    let err = |source| Error::Kubeconfig {
-        path: kubeconfig.to_path_buf(),
-        source,
-    };
-    let kc = Kubeconfig::read_from(kubeconfig).map_err(err)?;
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(err)?;
-    // Components and tests share one API server; keep requests from queueing client-side.
-    config.read_timeout = Some(Duration::from_secs(300));
-    // kube retries 429 by default (up to 15 times, backing off to minutes), which
-    // turns an eviction refused by a PodDisruptionBudget into a long hang; callers
-    // classify and retry API errors themselves.
-    config.default_retry = false;
-    Ok(kube::Client::try_from(config)?)
-}
-
-pub(crate) fn http_get(path: &str) -> http::Request<Vec<u8>> {
-    let mut req = http::Request::new(Vec::new());
-    *req.uri_mut() = http::Uri::try_from(path).unwrap_or_default();
-    req
-}
-
-fn resolve_bins(dir: &Path) -> Result<PathBuf> {
-    for program in PROGRAMS {
-        if !dir.join(program).is_file() {
-            return Err(Error::MissingBinary {
-                program,
-                dir: dir.to_path_buf(),
-            });
-        }
-    }
-    Ok(dir.to_path_buf())
-}
-
-fn write_kubeconfig(path: &Path, server: &str, pki: &Pki) -> Result<()> {
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: steward-sim\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n\
-         users:\n- name: steward-admin\n  user:\n    client-certificate: {cert}\n    client-key: {key}\n\
-         contexts:\n- name: steward-sim\n  context:\n    cluster: steward-sim\n    user: steward-admin\ncurrent-context: steward-sim\n",
-        ca = pki.ca_cert.display(),
-        cert = pki.admin_cert.display(),
-        key = pki.admin_key.display(),
-    );
-    std::fs::write(path, text).map_err(io("writing kubeconfig", path))
-}
-
-fn etcd_args(dir: &Path, p: &Ports) -> Vec<String> {
-    let client = format!("http://127.0.0.1:{}", p.etcd);
-    let peer = format!("http://127.0.0.1:{}", p.etcd_peer);
-    vec![
-        "--name=sim".into(),
-        format!("--data-dir={}", dir.join("etcd").display()),
-        format!("--listen-client-urls={client}"),
-        format!("--advertise-client-urls={client}"),
-        format!("--listen-peer-urls={peer}"),
-        format!("--initial-advertise-peer-urls={peer}"),
-        format!("--initial-cluster=sim={peer}"),
-        // A throw-away test cluster: durability is not worth an fsync per write.
-        "--unsafe-no-fsync=true".into(),
-        "--log-level=warn".into(),
-    ]
-}
-
-fn apiserver_args(dir: &Path, p: &Ports, pki: &Pki) -> Vec<String> {
-    let (key, public) = (pki.sa_key.display(), pki.sa_pub.display());
-    vec![
-        format!("--etcd-servers=http://127.0.0.1:{}", p.etcd),
-        "--bind-address=127.0.0.1".into(),
-        // On loopback only, the API server must be told its address.
-        "--advertise-address=127.0.0.1".into(),
-        format!("--secure-port={}", p.apiserver),
-        format!("--cert-dir={}", dir.join("apiserver").display()),
-        format!("--tls-cert-file={}", pki.serving_cert.display()),
-        format!("--tls-private-key-file={}", pki.serving_key.display()),
-        format!("--client-ca-file={}", pki.ca_cert.display()),
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-        format!("--service-account-key-file={public}"),
-        format!("--service-account-signing-key-file={key}"),
-        // Only used to allocate ClusterIPs; nothing routes to them here.
-        "--service-cluster-ip-range=10.96.0.0/16".into(),
-        // Service-based webhooks (and aggregated APIs) are called at an endpoint of
-        // the Service's EndpointSlices, not its ClusterIP: nothing routes ClusterIPs
-        // here, and a test can point a Service at a process on this machine.
-        "--enable-aggregator-routing=true".into(),
-        "--authorization-mode=Node,RBAC".into(),
-        "--allow-privileged=true".into(),
-        "--profiling=false".into(),
-        "--v=1".into(),
-    ]
-}
-
-/// Flags kube-controller-manager and kube-scheduler share: admin kubeconfig for API,
-/// authentication and authorization, no leader election, serving on loopback.
-fn component_args(kubeconfig: &str, port: u16) -> Vec<String> {
-    vec![
-        format!("--kubeconfig={kubeconfig}"),
-        format!("--authentication-kubeconfig={kubeconfig}"),
-        format!("--authorization-kubeconfig={kubeconfig}"),
-        "--leader-elect=false".into(),
-        "--bind-address=127.0.0.1".into(),
-        format!("--secure-port={port}"),
-        "--v=1".into(),
-    ]
-}
-
-fn kcm_args(kubeconfig: &str, p: &Ports, pki: &Pki) -> Vec<String> {
-    let mut args = component_args(kubeconfig, p.kcm);
-    args.extend([
-        format!(
-            "--service-account-private-key-file={}",
-            pki.sa_key.display()
-        ),
-        format!("--root-ca-file={}", pki.ca_cert.display()),
-        "--use-service-account-credentials=false".into(),
-        // The defaults (20 QPS) make thousands of simulated pods crawl.
-        "--kube-api-qps=200".into(),
-        "--kube-api-burst=400".into(),
-        "--concurrent-replicaset-syncs=10".into(),
-        "--concurrent-gc-syncs=40".into(),
-    ]);
-    args
-}
-
-fn scheduler_args(kubeconfig: &str, p: &Ports) -> Vec<String> {
-    component_args(kubeconfig, p.scheduler)
-}
-
-fn kwok_args(kubeconfig: &str, p: &Ports, stages: &Path) -> Vec<String> {
-    vec![
-        format!("--kubeconfig={kubeconfig}"),
-        format!("--config={}", stages.display()),
-        "--manage-all-nodes=false".into(),
-        format!(
-            "--manage-nodes-with-annotation-selector={}=fake",
-            crate::KWOK_NODE_ANNOTATION
-        ),
-        format!("--server-address=127.0.0.1:{}", p.kwok),
-        "--node-lease-duration-seconds=40".into(),
-        // Pod IPs are only data in pod status here; a /16 holds thousands of pods.
-        "--cidr=10.244.0.0/16".into(),
-    ]
+fn audit_args(dir: &Path) -> Result<Vec<String>> {
+    let policy = dir.join("audit-policy.yaml");
+    let text = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
+    std::fs::write(&policy, text).map_err(io("writing", &policy))?;
+    Ok(vec![
+        format!("--audit-policy-file={}", policy.display()),
+        format!("--audit-log-path={}", dir.join("audit.log").display()),
+        "--audit-log-format=json".into(),
+    ])
 }

@@ -66,6 +66,50 @@ pub enum Error {
     /// No simulated cluster is recorded in the state directory.
     #[error("no simulated cluster in {0}; start one with `steward sim up`")]
     NotRunning(PathBuf),
+    /// An option of the cluster is not valid.
+    #[error("{field}: {reason}")]
+    BadOption {
+        /// The option, as the `steward sim up` flag (`--image` is `Options::images`).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A command that sets up or removes real nodes failed.
+    #[error("{command} failed ({status}): {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// How it exited.
+        status: String,
+        /// Its standard error.
+        stderr: String,
+    },
+    /// Real nodes cannot run on this machine as it is.
+    #[error("{0}")]
+    RealNodes(String),
+    /// Every 10.N.0.0/16 the real nodes may use is taken.
+    #[error(
+        "no free 10.N.0.0/16 (N in 200..=250) for real nodes: each is used by an address, a route or another simulated cluster"
+    )]
+    NoFreeNet,
+    /// A real node stopped while the cluster was starting.
+    #[error("real node {node} stopped during start-up ({status}); logs in {logs}\n{tail}")]
+    NodeExited {
+        /// Node name.
+        node: String,
+        /// How its supervisor exited.
+        status: String,
+        /// The node's log directory.
+        logs: PathBuf,
+        /// The last lines of its supervisor and kubelet logs.
+        tail: String,
+    },
+    /// An embedded manifest could not be read (a bug).
+    #[error("embedded manifest: {0}")]
+    Asset(#[source] serde_yaml::Error),
+    /// An object could not be built from JSON (a bug).
+    #[error("building an object: {0}")]
+    Json(#[source] serde_json::Error),
     /// The state file of a detached cluster is not valid.
     #[error("state file {path} is not valid: {source}")]
     State {

@@ -4,8 +4,16 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::cluster::Lifetime;
 use crate::error::{Error, Result, io};
+
+/// What happens to the cluster's processes when the process that started them ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// They are killed with the thread that spawned them (tests).
+    WithParent,
+    /// They keep running until `steward sim down` (people).
+    Detached,
+}
 
 /// A running control-plane program.
 #[derive(Debug)]
@@ -23,11 +31,22 @@ impl Proc {
         logs: &Path,
         lifetime: Lifetime,
     ) -> Result<Self> {
-        let log = logs.join(format!("{name}.log"));
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        Self::spawn_command(name, cmd, &logs.join(format!("{name}.log")), lifetime)
+    }
+
+    /// Starts a prepared command, its output to `log`.
+    pub fn spawn_command(
+        name: &'static str,
+        mut cmd: Command,
+        log: &Path,
+        lifetime: Lifetime,
+    ) -> Result<Self> {
+        let log = log.to_path_buf();
         let out = File::create(&log).map_err(io("creating log", &log))?;
         let err = out.try_clone().map_err(io("creating log", &log))?;
-        let mut cmd = Command::new(bin);
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         match lifetime {
             Lifetime::WithParent => die_with_parent(&mut cmd),
             Lifetime::Detached => {
@@ -36,7 +55,8 @@ impl Proc {
                 std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             }
         }
-        let child = cmd.spawn().map_err(io("starting", bin))?;
+        let program = PathBuf::from(cmd.get_program());
+        let child = cmd.spawn().map_err(io("starting", program))?;
         tracing::debug!(program = name, pid = child.id(), "started");
         Ok(Self { name, child, log })
     }
@@ -76,6 +96,16 @@ fn die_with_parent(cmd: &mut Command) {
             }
             Ok(())
         });
+    }
+}
+
+/// Sends `sig` to `pid`.
+#[allow(unsafe_code)]
+pub(crate) fn signal(pid: u32, sig: i32) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, sig);
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, io};
+use crate::process::signal;
+use crate::realnode::{self, Net};
 
 const FILE: &str = "state.json";
 
@@ -22,7 +24,23 @@ pub struct SimState {
     pub server: String,
     /// Program name to process id.
     pub pids: BTreeMap<String, u32>,
+    /// The real nodes, if the cluster has any.
+    #[serde(default)]
+    pub real_nodes: Option<RealNodesState>,
 }
+
+/// The real nodes of a detached cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RealNodesState {
+    /// N of the cluster's 10.N.0.0/16.
+    pub net: u8,
+    /// Node name to the pid of its supervisor (`unshare`, parent of the node's PID
+    /// namespace).
+    pub nodes: BTreeMap<String, u32>,
+}
+
+/// The program a real node's supervisor runs as.
+const SUPERVISOR: &str = "unshare";
 
 impl SimState {
     /// Loads the state of the cluster in `dir`.
@@ -49,21 +67,42 @@ impl SimState {
 
     /// Which recorded programs are still running. A pid counts only if its command
     /// line still names the program, so a reused pid is not mistaken for it.
+    /// Real nodes are listed by node name.
     pub fn running(&self) -> BTreeMap<String, bool> {
-        self.pids
+        let mut running: BTreeMap<String, bool> = self
+            .pids
             .iter()
             .map(|(name, pid)| (name.clone(), is_program(*pid, name)))
+            .collect();
+        for (node, pid) in self.real_node_pids() {
+            running.insert(node, is_program(pid, SUPERVISOR));
+        }
+        running
+    }
+
+    /// Node name and supervisor pid of each real node.
+    pub fn real_node_pids(&self) -> Vec<(String, u32)> {
+        self.real_nodes
+            .iter()
+            .flat_map(|r| r.nodes.iter().map(|(n, p)| (n.clone(), *p)))
             .collect()
     }
 
     /// A client for the recorded cluster.
     pub async fn client(&self) -> Result<kube::Client> {
-        crate::cluster::client_for(&self.kubeconfig).await
+        crate::client::client_for(&self.kubeconfig).await
     }
 
-    /// Stops every recorded program (SIGTERM, then SIGKILL after `grace`) and removes
-    /// the working directory.
+    /// Stops every recorded program (SIGTERM, then SIGKILL after `grace`), removes
+    /// what the real nodes set up on the machine, and removes the working directory.
     pub fn stop(self, grace: Duration) -> Result<()> {
+        // A real node is thrown away whole: SIGKILL to its supervisor (which ignores
+        // SIGTERM) ends its PID namespace, and with it every process of the node.
+        for (_, pid) in self.real_node_pids() {
+            if is_program(pid, SUPERVISOR) {
+                signal(pid, libc::SIGKILL);
+            }
+        }
         let alive: Vec<(String, u32)> = self
             .pids
             .iter()
@@ -82,6 +121,16 @@ impl SimState {
                 signal(*pid, libc::SIGKILL);
             }
         }
+        if let Some(r) = &self.real_nodes {
+            let net = Net(r.net);
+            let plans: Vec<_> = r
+                .nodes
+                .keys()
+                .filter_map(|n| node_index(n))
+                .map(|i| net.node(i))
+                .collect();
+            realnode::stop_nodes(net, &plans);
+        }
         std::fs::remove_dir_all(&self.dir).map_err(io("removing", &self.dir))
     }
 }
@@ -95,11 +144,6 @@ fn is_program(pid: u32, name: &str) -> bool {
         .is_some_and(|f| f == name)
 }
 
-#[allow(unsafe_code)]
-fn signal(pid: u32, sig: i32) {
-    let Ok(pid) = i32::try_from(pid) else { return };
-    // SAFETY: kill(2) with a pid read from our own state file and checked above.
-    unsafe {
-        libc::kill(pid, sig);
-    }
+fn node_index(name: &str) -> Option<u8> {
+    name.strip_prefix("real-node-")?.parse().ok()
 }

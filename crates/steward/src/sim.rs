@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use steward_runtime::i18n::{Lang, Localized};
 use steward_sim::{Cluster, Lifetime, NodeSpec, Options, SimState};
@@ -50,6 +51,15 @@ struct UpArgs {
     /// Write the API server's audit log (JSON lines) to DIR/audit.log.
     #[arg(long)]
     audit: bool,
+    /// Number of real nodes (real kubelet, containerd, runc, CNI, kube-proxy, each in
+    /// its own network namespace) beside the kwok nodes; needs root.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    real_nodes: usize,
+    /// OCI image archive to import into every real node (repeatable; at least the
+    /// pause image). hack/realnode/images.sh builds pause, the test images and steward's
+    /// own, and prints their paths.
+    #[arg(long = "image", value_name = "ARCHIVE")]
+    images: Vec<PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -64,6 +74,7 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 
 enum Msg {
     Ready { seconds: f64, nodes: usize },
+    RealReady { seconds: f64, nodes: Vec<String> },
     Export(PathBuf),
     Stopped(PathBuf),
     AlreadyRunning(PathBuf),
@@ -74,6 +85,9 @@ impl Localized for Msg {
         match self {
             Self::Ready { seconds, nodes } => {
                 format!("simulated cluster ready in {seconds:.1}s with {nodes} kwok nodes")
+            }
+            Self::RealReady { seconds, nodes } => {
+                format!("real nodes {} Ready {seconds:.1}s later", nodes.join(", "))
             }
             Self::Export(p) => format!("use it with:\n  export KUBECONFIG={}", p.display()),
             Self::Stopped(d) => format!("simulated cluster stopped; removed {}", d.display()),
@@ -88,6 +102,10 @@ impl Localized for Msg {
         match self {
             Self::Ready { seconds, nodes } => format!(
                 "시뮬레이션 클러스터가 {seconds:.1}초 만에 준비되었습니다 (kwok 노드 {nodes}대)"
+            ),
+            Self::RealReady { seconds, nodes } => format!(
+                "실제 노드 {}가 {seconds:.1}초 뒤 준비되었습니다",
+                nodes.join(", ")
             ),
             Self::Export(p) => format!(
                 "다음과 같이 사용하세요:\n  export KUBECONFIG={}",
@@ -144,6 +162,8 @@ async fn up(dir: PathBuf, args: UpArgs, lang: Lang) -> anyhow::Result<steward_ru
         bin_dir: args.bin_dir,
         lifetime: Lifetime::Detached,
         audit: args.audit,
+        real_nodes: args.real_nodes,
+        images: args.images,
     })
     .await?;
     let client = cluster.client().await?;
@@ -158,6 +178,10 @@ async fn up(dir: PathBuf, args: UpArgs, lang: Lang) -> anyhow::Result<steward_ru
         .collect();
     steward_sim::add_nodes(&client, &specs, Duration::from_secs(60)).await?;
     let seconds = cluster.started_in().as_secs_f64();
+    let real = Msg::RealReady {
+        seconds: cluster.real_nodes_ready_in().as_secs_f64(),
+        nodes: cluster.real_nodes(),
+    };
     let state = cluster.detach()?;
     println!(
         "{}",
@@ -167,6 +191,9 @@ async fn up(dir: PathBuf, args: UpArgs, lang: Lang) -> anyhow::Result<steward_ru
         }
         .render(lang)
     );
+    if state.real_nodes.is_some() {
+        println!("{}", real.render(lang));
+    }
     println!("{}", Msg::Export(state.kubeconfig).render(lang));
     Ok(steward_runtime::Exit::Ok)
 }
@@ -175,13 +202,20 @@ async fn status(dir: &std::path::Path) -> anyhow::Result<steward_runtime::Exit> 
     let state = SimState::load(dir)?;
     let running = state.running();
     println!("{:<26} {:>8}  STATE", "COMPONENT", "PID");
-    for (name, pid) in &state.pids {
-        let s = if running.get(name).copied().unwrap_or(false) {
+    let programs = state.pids.iter().map(|(n, p)| (n.clone(), *p));
+    for (name, pid) in programs.chain(state.real_node_pids()) {
+        let s = if running.get(&name).copied().unwrap_or(false) {
             "running"
         } else {
             "stopped"
         };
         println!("{name:<26} {pid:>8}  {s}");
+    }
+    if let Some(r) = &state.real_nodes {
+        println!(
+            "real nodes: network 10.{}.0.0/16, bridge stwb{}",
+            r.net, r.net
+        );
     }
     println!("kubeconfig: {}", state.kubeconfig.display());
     let client = state.client().await?;
@@ -201,7 +235,17 @@ async fn status(dir: &std::path::Path) -> anyhow::Result<steward_runtime::Exit> 
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         .count();
     println!("api server: {} (reachable)", state.server);
-    println!("nodes: {} ({ready} Ready)", nodes.items.len());
+    let real: Vec<&Node> = nodes
+        .items
+        .iter()
+        .filter(|n| n.labels().contains_key(steward_sim::REAL_NODE_LABEL))
+        .collect();
+    let real_ready = real.iter().filter(|n| steward_sim::is_ready(n)).count();
+    println!(
+        "nodes: {} ({ready} Ready; {} real, {real_ready} of them Ready)",
+        nodes.items.len(),
+        real.len()
+    );
     println!("pods: {} ({running_pods} Running)", pods.items.len());
     let all_up = running.values().all(|r| *r);
     Ok(if all_up {

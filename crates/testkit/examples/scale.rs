@@ -26,6 +26,8 @@ async fn main() -> anyhow::Result<()> {
         bin_dir: testkit::bin_dir()?,
         lifetime: Lifetime::WithParent,
         audit: false,
+        real_nodes: 0,
+        images: Vec::new(),
     };
     let cluster = Cluster::start(&opts).await?;
     println!(

@@ -1,13 +1,15 @@
 //! Fixtures for integration tests against the real local control plane.
 //!
 //! One [`Cluster`] per test binary, started on first use and killed with the
-//! binary (even when it crashes). Each test takes a fresh namespace from [`env`],
+//! binary (even when it crashes); a binary that tests on real nodes takes
+//! [`cluster_with_real_nodes`] instead (helpers in [`realnode`]). Each test takes a fresh namespace from [`env`],
 //! creates its own nodes with [`TestEnv::add_nodes`] (labelled and tainted for that
 //! test only, so tests running in parallel never share nodes), and waits with
 //! deadlines through [`wait`]. Nothing here sleeps a fixed time.
 
 pub mod karpenter;
 pub mod prometheus;
+pub mod realnode;
 pub mod traffic;
 pub mod wait;
 
@@ -31,12 +33,60 @@ pub const TEST_KEY: &str = "steward.io/test";
 pub fn cluster() -> &'static Cluster {
     // A failed start is kept too, so the other tests fail at once with the same cause.
     static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
-    let started = CLUSTER.get_or_init(|| {
+    started(&CLUSTER, 0)
+}
+
+/// The cluster with `n` real nodes of this test binary (`real-node-1`..`n`, label
+/// [`steward_sim::REAL_NODE_LABEL`]), started on first use, beside the one of
+/// [`cluster`] if that is used too. Every call in one binary must ask for the same
+/// `n`. Images: [`images`]. Needs root.
+pub fn cluster_with_real_nodes(n: usize) -> &'static Cluster {
+    static N: OnceLock<usize> = OnceLock::new();
+    let first = *N.get_or_init(|| {
+        stop_real_nodes_at_exit();
+        n
+    });
+    assert_eq!(
+        first, n,
+        "cluster_with_real_nodes: asked for {n} real nodes after {first}"
+    );
+    started(&REAL, n)
+}
+
+/// The cluster with real nodes, if this binary started one.
+static REAL: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// The clusters live in statics, never dropped: their control planes die with the
+/// test binary (PR_SET_PDEATHSIG), and so do the real nodes' processes, but the
+/// nodes' netns, veths, routes, bridge and cgroups would wait for the next start's
+/// sweep. So the real nodes are stopped and cleaned up when the binary exits
+/// normally (libtest returns from main or calls `exit`, both run atexit handlers);
+/// a crash still leaves them to the sweep.
+fn stop_real_nodes_at_exit() {
+    extern "C" fn stop() {
+        if let Some(Ok(cluster)) = REAL.get() {
+            cluster.stop_real_nodes();
+        }
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: atexit(3) with a function that takes nothing and does not unwind
+    // (stop_real_nodes catches every failure and logs it).
+    let rc = unsafe { libc::atexit(stop) };
+    if rc != 0 {
+        eprintln!("testkit: could not register the real nodes' clean-up at exit");
+    }
+}
+
+fn started(
+    cell: &'static OnceLock<Result<Cluster, String>>,
+    real_nodes: usize,
+) -> &'static Cluster {
+    let started = cell.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("testkit-cluster".into())
             .spawn(move || {
-                let started = start_cluster();
+                let started = start_cluster(real_nodes);
                 let failed = started.is_err();
                 let _ = tx.send(started);
                 if !failed {
@@ -75,26 +125,61 @@ pub fn audit_log() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn start_cluster() -> Result<Cluster> {
+fn start_cluster(real_nodes: usize) -> Result<Cluster> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let dir = std::env::temp_dir().join(format!("steward-testkit-{}", std::process::id()));
+    // Another prefix for the cluster with real nodes: every name under
+    // `steward-testkit-` must be a pid (older checkouts remove the others).
+    let prefix = if real_nodes > 0 {
+        "steward-realnodes-"
+    } else {
+        "steward-testkit-"
+    };
+    let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
     remove_stale_dirs();
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = steward_sim::Options {
-        dir,
-        bin_dir: bin_dir()?,
-        lifetime: steward_sim::Lifetime::WithParent,
-        audit: AUDIT.load(std::sync::atomic::Ordering::SeqCst),
-    };
+    let mut opts = steward_sim::Options::new(dir, bin_dir()?);
+    opts.audit = AUDIT.load(std::sync::atomic::Ordering::SeqCst);
+    if real_nodes > 0 {
+        opts.real_nodes = real_nodes;
+        opts.images = images()?;
+    }
     let cluster = rt.block_on(Cluster::start(&opts))?;
     eprintln!(
         "testkit: control plane ready in {:.1}s at {}",
         cluster.started_in().as_secs_f64(),
         cluster.server()
     );
+    if real_nodes > 0 {
+        eprintln!(
+            "testkit: {real_nodes} real nodes Ready {:.1}s later",
+            cluster.real_nodes_ready_in().as_secs_f64()
+        );
+    }
     Ok(cluster)
+}
+
+/// The real nodes' image archives: `STEWARD_REALNODE_IMAGES` (paths separated by
+/// `:`), or what `hack/realnode/images.sh` prints (a no-op when its cache is warm).
+pub fn images() -> Result<Vec<PathBuf>> {
+    if let Some(list) = std::env::var_os("STEWARD_REALNODE_IMAGES") {
+        return Ok(std::env::split_paths(&list).collect());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/realnode/images.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect())
 }
 
 /// Directories of earlier test binaries whose process is gone.
@@ -104,7 +189,9 @@ fn remove_stale_dirs() {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("steward-testkit-")
+        if let Some(pid) = name
+            .strip_prefix("steward-testkit-")
+            .or_else(|| name.strip_prefix("steward-realnodes-"))
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
             let _ = std::fs::remove_dir_all(e.path());
@@ -156,8 +243,13 @@ pub struct TestEnv {
 
 /// A fresh namespace `<prefix>-<n>` with its default ServiceAccount ready.
 pub async fn env(prefix: &str) -> Result<TestEnv> {
+    env_in(cluster(), prefix).await
+}
+
+/// [`env`] in another cluster, such as [`cluster_with_real_nodes`].
+pub async fn env_in(cluster: &Cluster, prefix: &str) -> Result<TestEnv> {
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let client = cluster().client().await?;
+    let client = cluster.client().await?;
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ns = format!("{prefix}-{}-{n}", std::process::id() % 100_000);
     let meta = ObjectMeta {
