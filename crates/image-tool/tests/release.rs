@@ -120,8 +120,8 @@ fn release_files_check_and_krew_installs_the_plugin() {
     assert_eq!(bin.data, std::fs::read(dir.join(&plain)).unwrap());
 
     // The manifest, as krew's schema has it.
-    let m: serde_yaml::Value =
-        serde_yaml::from_slice(&std::fs::read(dir.join("steward.yaml")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_saphyr::from_slice(&std::fs::read(dir.join("steward.yaml")).unwrap()).unwrap();
     assert_eq!(
         m["apiVersion"],
         "krew.googlecontainertools.github.com/v1alpha2"
@@ -129,7 +129,7 @@ fn release_files_check_and_krew_installs_the_plugin() {
     assert_eq!(m["kind"], "Plugin");
     assert_eq!(m["metadata"]["name"], "steward");
     assert_eq!(m["spec"]["version"], tag.as_str());
-    let platforms = m["spec"]["platforms"].as_sequence().unwrap();
+    let platforms = m["spec"]["platforms"].as_array().unwrap();
     assert_eq!(platforms.len(), 1);
     let p = &platforms[0];
     assert_eq!(p["selector"]["matchLabels"]["os"], "linux");

@@ -106,7 +106,7 @@ pub enum Error {
     },
     /// An embedded manifest could not be read (a bug).
     #[error("embedded manifest: {0}")]
-    Asset(#[source] serde_yaml::Error),
+    Asset(#[source] serde_saphyr::Error),
     /// An object could not be built from JSON (a bug).
     #[error("building an object: {0}")]
     Json(#[source] serde_json::Error),

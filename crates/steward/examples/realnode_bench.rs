@@ -164,7 +164,7 @@ async fn log_latency(cluster: &Cluster) -> anyhow::Result<()> {
     let cfg = std::env::temp_dir().join(format!("realnode-bench-otto-{}.yaml", std::process::id()));
     std::fs::write(
         &cfg,
-        serde_yaml::to_string(&json!({"default_class": "ci", "classes": {"ci": class}}))?,
+        serde_saphyr::to_string(&json!({"default_class": "ci", "classes": {"ci": class}}))?,
     )?;
     let port = testkit::free_port();
     let _server = tokio::process::Command::new(&steward)

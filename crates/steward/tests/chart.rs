@@ -35,7 +35,7 @@ fn lint_is_clean_and_versions_follow_the_crate() {
         );
     }
     let meta: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap())
+        serde_saphyr::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap())
             .unwrap();
     assert_eq!(meta["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(meta["appVersion"], env!("CARGO_PKG_VERSION"));
@@ -362,7 +362,7 @@ fn bad_values_fail_naming_the_key() {
 #[test]
 fn every_value_is_typed() {
     let values: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart().join("values.yaml")).unwrap())
+        serde_saphyr::from_str(&std::fs::read_to_string(chart().join("values.yaml")).unwrap())
             .unwrap();
     let schema: Value =
         serde_json::from_str(&std::fs::read_to_string(chart().join("values.schema.json")).unwrap())
@@ -418,7 +418,7 @@ fn rules_and_dashboards_pass_promtool() {
     let rule = find(&objs, "PrometheusRule", "rel-steward");
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yml");
-    std::fs::write(&rules, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
+    std::fs::write(&rules, serde_saphyr::to_string(&rule["spec"]).unwrap()).unwrap();
     let mut exprs = Vec::new();
     for cm in objs
         .iter()
@@ -442,7 +442,7 @@ fn rules_and_dashboards_pass_promtool() {
     let dash = dir.path().join("dashboards.yml");
     std::fs::write(
         &dash,
-        serde_yaml::to_string(
+        serde_saphyr::to_string(
             &serde_json::json!({ "groups": [{ "name": "dashboards", "rules": recording }] }),
         )
         .unwrap(),

@@ -130,7 +130,7 @@ impl Karpenter {
                 continue;
             }
             let crd: CustomResourceDefinition =
-                serde_yaml::from_str(&std::fs::read_to_string(&path)?)
+                serde_saphyr::from_str(&std::fs::read_to_string(&path)?)
                     .with_context(|| format!("parsing {}", path.display()))?;
             let name = crd.name_any();
             crds.patch(

@@ -189,11 +189,11 @@ mod tests {
     #[test]
     fn files_parse_and_carry_the_plan() {
         with(|c| {
-            let kubelet: serde_yaml::Value = serde_yaml::from_str(&c.kubelet()).unwrap();
+            let kubelet: serde_json::Value = serde_saphyr::from_str(&c.kubelet()).unwrap();
             assert_eq!(kubelet["cgroupRoot"], "/steward-stw201n2");
             assert_eq!(kubelet["address"], "10.201.0.12");
             assert_eq!(kubelet["imageGCHighThresholdPercent"], 100);
-            let proxy: serde_yaml::Value = serde_yaml::from_str(&c.kube_proxy()).unwrap();
+            let proxy: serde_json::Value = serde_saphyr::from_str(&c.kube_proxy()).unwrap();
             assert_eq!(proxy["clusterCIDR"], "10.201.128.0/17");
             assert_eq!(proxy["hostnameOverride"], "real-node-2");
             let cni: serde_json::Value = serde_json::from_str(&c.cni()).unwrap();
@@ -201,7 +201,8 @@ mod tests {
                 cni["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
                 "10.201.130.0/24"
             );
-            let kc: serde_yaml::Value = serde_yaml::from_str(&c.kubeconfig("kube-proxy")).unwrap();
+            let kc: serde_json::Value =
+                serde_saphyr::from_str(&c.kubeconfig("kube-proxy")).unwrap();
             assert_eq!(
                 kc["users"][0]["user"]["client-key"],
                 "/tmp/sim/realnodes/real-node-2/pki/kube-proxy.key"

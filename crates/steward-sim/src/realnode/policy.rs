@@ -15,8 +15,8 @@ const NEVER_PULL: &str = include_str!("../../assets/never-pull.yaml");
 /// Creates the policy and its binding, then waits until the API server applies it
 /// (policies are loaded asynchronously): a dry-run pod comes back with `Never`.
 pub(crate) async fn never_pull(client: &kube::Client) -> Result<()> {
-    for doc in serde_yaml::Deserializer::from_str(NEVER_PULL) {
-        let obj: DynamicObject = serde::Deserialize::deserialize(doc).map_err(Error::Asset)?;
+    let docs: Vec<DynamicObject> = serde_saphyr::from_multiple(NEVER_PULL).map_err(Error::Asset)?;
+    for obj in docs {
         let types = obj.types.clone().unwrap_or_default();
         let (group, version) = types
             .api_version

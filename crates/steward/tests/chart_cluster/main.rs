@@ -152,7 +152,7 @@ async fn chart_installs_runs_as_its_service_accounts_upgrades_and_uninstalls() {
 
     let dir = tempfile::tempdir().unwrap();
     let values = dir.path().join("values.yaml");
-    std::fs::write(&values, serde_yaml::to_string(&peers.values()).unwrap()).unwrap();
+    std::fs::write(&values, serde_saphyr::to_string(&peers.values()).unwrap()).unwrap();
     let (c, v) = (chart().display().to_string(), values.display().to_string());
 
     // A missing Secret the values name fails the install naming the key, and

@@ -50,9 +50,9 @@ pub fn helm(args: &[&str]) -> (bool, String, String) {
 
 /// Every document of a multi-document YAML text, as JSON.
 pub fn docs(yaml: &str) -> Vec<Value> {
-    use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(yaml)
-        .filter_map(|d| Value::deserialize(d).ok())
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .unwrap_or_else(|e| panic!("not YAML: {e}\n{yaml}"))
+        .into_iter()
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -181,7 +181,7 @@ pub async fn sa_kubeconfig(client: &kube::Client, ns: &str, sa: &str, dir: &Path
         "current-context": sa,
     });
     let path = dir.join(format!("{sa}.kubeconfig"));
-    std::fs::write(&path, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    std::fs::write(&path, serde_saphyr::to_string(&cfg).unwrap()).unwrap();
     path
 }
 

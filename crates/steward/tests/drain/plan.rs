@@ -46,7 +46,7 @@ async fn allocate_rate_reads_both_metric_generations_alike() {
             .collect();
         let (ok, yaml, stderr) = steward(&yaml_args, &ctx.kubeconfig).await;
         assert!(ok, "{stderr}");
-        assert_eq!(serde_yaml::from_str::<Value>(&yaml).unwrap(), v, "{yaml}");
+        assert_eq!(serde_saphyr::from_str::<Value>(&yaml).unwrap(), v, "{yaml}");
 
         let mut text_args = args.clone();
         text_args.retain(|a| *a != "-o" && *a != "json");
@@ -141,7 +141,7 @@ async fn dry_run_skips_do_not_disrupt_nodes_and_reports_pdbs_without_changing_an
         .drain(&["--dry-run", "--max-batch", "2", "-o", "yaml"])
         .await;
     assert!(ok, "{stderr}");
-    let from_yaml: Value = serde_yaml::from_str(&yaml).unwrap();
+    let from_yaml: Value = serde_saphyr::from_str(&yaml).unwrap();
     for key in [
         "nodes",
         "count",

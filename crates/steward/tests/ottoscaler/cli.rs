@@ -75,7 +75,7 @@ async fn cli_client_subcommands_on_the_local_backend() {
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     let (ok, yaml) = cli(&server, &["status", "--task", "cli", "--output", "yaml"]).await;
     assert!(ok, "{yaml}");
-    let yaml: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    let yaml: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
     for doc in [&json, &yaml] {
         assert_eq!(
             (doc["capacity"].as_i64(), doc["in_use"].as_i64()),

@@ -54,7 +54,7 @@ fn config_file(env: Option<&TestEnv>) -> tempfile::TempPath {
     }
     let cfg = json!({ "default_class": "ci", "classes": { "ci": class } });
     let f = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(f.path(), serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    std::fs::write(f.path(), serde_saphyr::to_string(&cfg).unwrap()).unwrap();
     f.into_temp_path()
 }
 

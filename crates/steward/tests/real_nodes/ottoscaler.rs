@@ -26,7 +26,7 @@ async fn serve(ns: &str) -> (Child, String, tempfile::TempPath) {
     });
     let cfg = json!({"default_class": "ci", "classes": {"ci": class}});
     let f = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(f.path(), serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    std::fs::write(f.path(), serde_saphyr::to_string(&cfg).unwrap()).unwrap();
     let cfg = f.into_temp_path();
     let port = testkit::free_port();
     let admin = format!("127.0.0.1:{}", testkit::free_port());
