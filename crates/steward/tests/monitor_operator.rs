@@ -38,30 +38,12 @@ fn install_operator_crds() {
 /// Waits until the CRDs the test uses are Established. (`kubectl wait` gives up at once
 /// on a CRD whose status has no conditions yet.)
 async fn wait_established(client: &kube::Client) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in [
         "servicemonitors.monitoring.coreos.com",
         "prometheusrules.monitoring.coreos.com",
         "prometheuses.monitoring.coreos.com",
     ] {
-        wait::object(
-            &crds,
-            name,
-            T,
-            "CRD Established",
-            |c: &CustomResourceDefinition| {
-                c.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        )
-        .await
-        .unwrap();
+        wait::crd_established(client, name, T).await.unwrap();
     }
 }
 

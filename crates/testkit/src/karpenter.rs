@@ -143,22 +143,7 @@ impl Karpenter {
             names.push(name);
         }
         for name in &names {
-            crate::wait::object(
-                &crds,
-                name,
-                std::time::Duration::from_secs(30),
-                "CRD Established",
-                |c: &CustomResourceDefinition| {
-                    c.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| {
-                            cs.iter()
-                                .any(|c| c.type_ == "Established" && c.status == "True")
-                        })
-                },
-            )
-            .await?;
+            crate::wait::crd_established(client, name, std::time::Duration::from_secs(30)).await?;
         }
         let (metrics, health) = (steward_sim::free_port()?, steward_sim::free_port()?);
         let log = std::fs::File::create(

@@ -149,3 +149,27 @@ pub fn pod_ready(p: &Pod) -> bool {
 pub fn from_json<K: serde::de::DeserializeOwned>(v: Value) -> K {
     serde_json::from_value(v).expect("fixture JSON matches the type")
 }
+
+/// Watches the CustomResourceDefinition `name` until it is Established. Watched, not
+/// `kubectl wait`: that gives up at once on a CRD whose status has no conditions yet.
+pub async fn crd_established(client: &kube::Client, name: &str, timeout: Duration) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    object(
+        &crds,
+        name,
+        timeout,
+        &format!("CRD {name} Established"),
+        |c: &CustomResourceDefinition| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        },
+    )
+    .await
+    .map(drop)
+}

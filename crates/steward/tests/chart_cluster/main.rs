@@ -99,27 +99,11 @@ async fn install_crds() {
     )
     .await;
     assert!(ok, "Prometheus Operator CRDs: {err}");
-    // Watched, not `kubectl wait`: that gives up at once on a CRD without conditions yet.
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api: Api<CustomResourceDefinition> = Api::all(testkit::cluster().client().await.unwrap());
+    let client = testkit::cluster().client().await.unwrap();
     for crd in ["servicemonitors", "podmonitors", "prometheusrules"] {
-        testkit::wait::object(
-            &api,
-            &format!("{crd}.monitoring.coreos.com"),
-            T,
-            "CRD Established",
-            |c: &CustomResourceDefinition| {
-                c.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        )
-        .await
-        .unwrap();
+        testkit::wait::crd_established(&client, &format!("{crd}.monitoring.coreos.com"), T)
+            .await
+            .unwrap();
     }
 }
 

@@ -280,25 +280,11 @@ pub async fn install_vpa_crds() {
         "installing VPA CRDs: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Watched, not `kubectl wait`: that gives up at once on a CRD whose status has no
-    // conditions yet.
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let client = testkit::cluster().client().await.unwrap();
-    let api: Api<CustomResourceDefinition> = Api::all(client);
-    wait::object(
-        &api,
+    wait::crd_established(
+        &client,
         "verticalpodautoscalers.autoscaling.k8s.io",
         Duration::from_secs(60),
-        "VPA CRD Established",
-        |c: &CustomResourceDefinition| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        },
     )
     .await
     .unwrap();
