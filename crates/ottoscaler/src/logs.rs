@@ -85,6 +85,18 @@ pub struct LogBuffer {
     capacity: usize,
     /// Latest pushed seq, and closure; readers wait on it.
     changed: watch::Sender<(u64, bool)>,
+    /// Sources still copying a worker's output in (container log followers).
+    writers: watch::Sender<usize>,
+}
+
+/// A source copying lines into a buffer; the buffer counts it until it drops.
+#[derive(Debug)]
+pub struct Writer(Arc<LogBuffer>);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.0.writers.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl LogBuffer {
@@ -98,7 +110,25 @@ impl LogBuffer {
             }),
             capacity: capacity.max(1),
             changed: watch::channel((0, false)).0,
+            writers: watch::channel(0).0,
         })
+    }
+
+    /// Registers a source that will copy lines in (a container log follower);
+    /// [`writers_done`](Self::writers_done) waits for it to drop.
+    pub fn writer(self: &Arc<Self>) -> Writer {
+        self.writers.send_modify(|n| *n += 1);
+        Writer(self.clone())
+    }
+
+    /// Waits until every [`Writer`] dropped, at most `limit`; whether they did.
+    /// A run waits here before it deletes finished workers (their log goes with
+    /// them) and closes its buffer (readers end at the close).
+    pub async fn writers_done(&self, limit: std::time::Duration) -> bool {
+        let mut rx = self.writers.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -214,6 +244,23 @@ mod tests {
         // A page limit leaves the cursor after the last line returned.
         let r = b.read(3, 1, |_| true);
         assert_eq!((texts(&r), r.next), (vec!["c"], 4));
+    }
+
+    #[tokio::test]
+    async fn writers_done_waits_for_every_writer_and_gives_up_at_the_limit() {
+        let b = LogBuffer::new(10);
+        let short = std::time::Duration::from_millis(20);
+        assert!(b.writers_done(short).await, "no writers: done at once");
+        let (w1, w2) = (b.writer(), b.writer());
+        assert!(!b.writers_done(short).await, "two writers left");
+        drop(w1);
+        assert!(!b.writers_done(short).await, "one writer left");
+        let late = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            drop(w2);
+        });
+        assert!(b.writers_done(std::time::Duration::from_secs(10)).await);
+        late.await.unwrap();
     }
 
     #[test]

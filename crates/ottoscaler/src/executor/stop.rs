@@ -11,6 +11,10 @@ use super::decide;
 use super::{Attempt, Driver, RunEnd, stage_msg};
 use crate::core::retry::FailureClass;
 use crate::core::schedule::{Outcome, StageStatus, Stop};
+use crate::core::worker::Group;
+
+/// How long the end of a run waits for its workers' logs to be read to the end.
+pub(super) const LOG_DRAIN: Duration = Duration::from_secs(10);
 
 impl Driver {
     /// The earliest back-off end or deadline (the run's only while not stopping).
@@ -98,14 +102,38 @@ impl Driver {
     }
 
     /// The run is over: deletes every worker it created, says how it ended.
+    ///
+    /// A finished worker's log lives only as long as its pod, so workers still
+    /// running (a stop) go first, then the run waits up to [`LOG_DRAIN`] for
+    /// every log follower to reach the end of its container's output, and only
+    /// then deletes the finished ones: the last lines of a failing attempt are the
+    /// ones its author needs.
     pub(super) async fn finish(&mut self, outcome: Outcome) -> RunEnd {
         let end = decide::end(outcome, self.stop);
         info!(run = %self.setup.id, outcome = end.text, "run ended");
-        for w in std::mem::take(&mut self.created) {
+        let running: Vec<String> = self
+            .rt
+            .iter()
+            .filter_map(|r| r.now.worker().map(str::to_string))
+            .collect();
+        let (live, done): (Vec<String>, Vec<String>) = std::mem::take(&mut self.created)
+            .into_iter()
+            .partition(|w| running.contains(w));
+        self.delete_now(live).await;
+        if let Some(buf) = self.deps.logs.get(&Group::Run(self.setup.id.clone()))
+            && !buf.writers_done(LOG_DRAIN).await
+        {
+            warn!(run = %self.setup.id, limit_s = LOG_DRAIN.as_secs(), "worker logs still streaming at the end of the run; deleting the workers anyway");
+        }
+        self.delete_now(done).await;
+        end
+    }
+
+    async fn delete_now(&self, workers: Vec<String>) {
+        for w in workers {
             if let Err(e) = self.deps.backend.delete_worker(&w, Duration::ZERO).await {
                 warn!(run = %self.setup.id, worker = %w, error = %e, "deleting finished worker failed; the orphan sweep retries");
             }
         }
-        end
     }
 }

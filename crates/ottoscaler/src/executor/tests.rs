@@ -31,6 +31,7 @@ struct Run {
     progress: Arc<Progress>,
     cancel: CancellationToken,
     end: JoinHandle<RunEnd>,
+    logs: LogHub,
 }
 
 /// Starts a driver for the pipeline file `yaml` as run `id` under a cap of `cap`.
@@ -38,10 +39,11 @@ fn start(id: &str, yaml: &str, cap: u32) -> Run {
     let req = crate::core::pipeline_file::parse(yaml).unwrap();
     let pipeline = crate::core::spec::validate(&req).unwrap();
     let (fake, calls) = Fake::new();
+    let logs = LogHub::new(100);
     let deps = RunDeps {
         backend: fake.clone(),
         slots: Slots::new(cap),
-        logs: LogHub::new(100),
+        logs: logs.clone(),
         metrics: Metrics::default(),
         grace: GRACE,
         capacity: CapacityCheck::Wait,
@@ -86,6 +88,7 @@ fn start(id: &str, yaml: &str, cap: u32) -> Run {
         progress,
         cancel,
         end,
+        logs,
     }
 }
 
@@ -182,6 +185,28 @@ async fn stages_run_in_dependency_order_and_every_worker_is_deleted_at_the_end()
     );
     assert_eq!(r.stage("a")[1].2, "running on n1");
     assert!(r.all()[0].message.starts_with("run started"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_worker_is_deleted_only_once_its_log_is_read_to_the_end() {
+    let mut r = start("rl", "stages:\n  - name: a\n    command: [x]\n", 10);
+    let a = r.created("rl-a-1").await;
+    // A log follower is counted before the scaler hears the pod finished.
+    let follower = r.logs.buffer(&Group::Run("rl".into())).writer();
+    r.report(failed(&a, 3));
+    let early = tokio::time::timeout(Duration::from_secs(5), r.calls.recv()).await;
+    assert!(early.is_err(), "deleted while its log was read: {early:?}");
+    drop(follower);
+    r.deleted("rl-a-1", Duration::ZERO).await;
+    assert_eq!((&mut r.end).await.unwrap().state, RunState::Failed);
+    // A follower that never ends holds the deletion for the drain limit only.
+    let mut r = start("rm", "stages:\n  - name: a\n    command: [x]\n", 10);
+    let a = r.created("rm-a-1").await;
+    let _stuck = r.logs.buffer(&Group::Run("rm".into())).writer();
+    let before = tokio::time::Instant::now();
+    r.report(failed(&a, 3));
+    r.deleted("rm-a-1", Duration::ZERO).await;
+    assert_eq!(before.elapsed(), super::stop::LOG_DRAIN);
 }
 
 #[tokio::test(start_paused = true)]

@@ -74,8 +74,12 @@ impl KubeBackend {
         {
             return;
         }
+        // Counted before the scaler hears of the pod, so a run that ends on this
+        // observation waits for the log before it deletes the worker.
+        let writer = logs.buffer(&obs.labels.group).writer();
         let (pods, logs, obs) = (self.pods.clone(), logs.clone(), obs.clone());
         tokio::spawn(async move {
+            let _writer = writer;
             let lp = LogParams {
                 follow: true,
                 timestamps: true,
