@@ -79,7 +79,8 @@ vcrds="$bin/../vpa-crds"
 if [ ! -f "$vcrds/.done" ]; then
   src=$(cd "$here/vpa" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/autoscaler/vertical-pod-autoscaler)
   mkdir -p "$vcrds"
-  cp "$src"/deploy/vpa-v1-crd-gen.yaml "$vcrds/"
+  # The upstream RBAC too: the tests run the updater as its own ServiceAccount.
+  cp "$src"/deploy/vpa-v1-crd-gen.yaml "$src"/deploy/vpa-rbac.yaml "$vcrds/"
   touch "$vcrds/.done"
 fi
 # prometheus-operator: checks that the ServiceMonitor and PrometheusRule objects steward

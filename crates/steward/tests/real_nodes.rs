@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+#[path = "chart_support/mod.rs"]
+mod chart_support;
+#[path = "real_nodes/graceful_drain.rs"]
+mod real_graceful_drain;
 #[path = "real_nodes/ottoscaler.rs"]
 mod real_ottoscaler;
 

@@ -8,6 +8,7 @@
 //! deadlines through [`wait`]. Nothing here sleeps a fixed time.
 
 pub mod karpenter;
+pub mod node_load;
 pub mod prometheus;
 pub mod realnode;
 pub mod traffic;

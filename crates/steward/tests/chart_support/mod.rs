@@ -148,6 +148,18 @@ pub fn replace_flag(args: &[String], name: &str, value: &str) -> Vec<String> {
 /// A kubeconfig holding only a token the TokenRequest API issued for ServiceAccount
 /// `ns/sa` (no admin credentials), for the cluster of this test binary.
 pub async fn sa_kubeconfig(client: &kube::Client, ns: &str, sa: &str, dir: &Path) -> PathBuf {
+    sa_kubeconfig_of(testkit::cluster().kubeconfig(), client, ns, sa, dir).await
+}
+
+/// [`sa_kubeconfig`] for the cluster whose admin kubeconfig is `admin` (its
+/// server and CA are copied, never its credentials).
+pub async fn sa_kubeconfig_of(
+    admin: &Path,
+    client: &kube::Client,
+    ns: &str,
+    sa: &str,
+    dir: &Path,
+) -> PathBuf {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let req: TokenRequest = serde_json::from_value(json!({
         "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
@@ -159,7 +171,7 @@ pub async fn sa_kubeconfig(client: &kube::Client, ns: &str, sa: &str, dir: &Path
         .await
         .unwrap_or_else(|e| panic!("TokenRequest for {ns}/{sa}: {e}"));
     let token = tr.status.unwrap().token;
-    let admin = kube::config::Kubeconfig::read_from(testkit::cluster().kubeconfig()).unwrap();
+    let admin = kube::config::Kubeconfig::read_from(admin).unwrap();
     let cluster = admin.clusters[0].cluster.clone().unwrap();
     let ca = match (
         &cluster.certificate_authority_data,
