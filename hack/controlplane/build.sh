@@ -65,6 +65,10 @@ build krew sigs.k8s.io/krew/cmd/krew kubectl-krew "-X sigs.k8s.io/krew/internal/
 # promtool with Kubernetes service discovery (Debian's is built without it), to check
 # the Prometheus configuration steward monitor generates.
 build promtool github.com/prometheus/prometheus/cmd/promtool promtool
+# Prometheus and node_exporter, static, for the real nodes' images (hack/realnode/
+# images.sh): monitor's generated kubernetes_sd configuration running in a pod.
+build prometheus github.com/prometheus/prometheus/cmd/prometheus prometheus
+build node-exporter github.com/prometheus/node_exporter node_exporter
 crds="$bin/../karpenter-crds"
 if [ ! -f "$crds/.done" ]; then
   src=$(cd "$here/karpenter" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)

@@ -13,6 +13,13 @@ set -euo pipefail
 d=$1 bin=$2; shift 2
 log=$d/logs; mkdir -p "$log"
 
+# Volumes with mount propagation (node-exporter's host root, HostToContainer) need
+# "/" to be a shared or slave mount where runc runs, as on every real node (kind's
+# node entrypoint does the same). unshare left this namespace's mounts private, so
+# nothing of it propagates to the machine; shared here means among this node's own
+# mounts and its containers' only.
+mount --make-rshared /
+
 # `ip netns exec` mounted a sysfs of the node's netns over /sys, hiding the cgroup
 # hierarchies under it: mount them again, as the host has them (the same hierarchies;
 # runc, containerd and the kubelet find them through this mount namespace's mountinfo).

@@ -8,6 +8,8 @@
 mod chart_support;
 #[path = "real_nodes/graceful_drain.rs"]
 mod real_graceful_drain;
+#[path = "real_nodes/monitor.rs"]
+mod real_monitor;
 #[path = "real_nodes/ottoscaler.rs"]
 mod real_ottoscaler;
 

@@ -20,9 +20,16 @@ use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder, MediaType, Os, R
 #[derive(Debug, Parser)]
 #[command(name = "test-image-pack")]
 struct Args {
-    /// The static program; it lands at /<its file name> and is the entrypoint.
+    /// The static program; it lands at /<its file name> (or `--dir`) and is the entrypoint.
     #[arg(long)]
     binary: PathBuf,
+    /// Directory of the program inside the image, e.g. `bin` (its path must not be
+    /// one a pod mounts a volume at: Prometheus keeps its data in /prometheus).
+    #[arg(long)]
+    dir: Option<String>,
+    /// The `source` label (where the program comes from).
+    #[arg(long, default_value = "crates/test-images")]
+    source: String,
     /// Repository without tag, e.g. steward.local/test-http.
     #[arg(long)]
     name: String,
@@ -46,21 +53,27 @@ fn main() -> anyhow::Result<()> {
         .binary
         .file_name()
         .and_then(|f| f.to_str())
-        .context("--binary: no file name")?
-        .to_string();
+        .context("--binary: no file name")?;
+    let file = match &a.dir {
+        Some(d) => format!("{}/{file}", d.trim_matches('/')),
+        None => file.to_string(),
+    };
     let meta = Meta {
         name: a.name.clone(),
         tag: a.tag.clone(),
         version: a.tag.clone(),
         revision: "test".into(),
-        source: "crates/test-images".into(),
+        source: a.source.clone(),
         created: 0,
         arch: "amd64".into(),
     };
     let reference = image::check(&meta)?;
     let uid = a.user.split(':').next().unwrap_or_default();
-    let entries = vec![
-        Entry::dir("etc", 0o755),
+    let mut entries = vec![Entry::dir("etc", 0o755)];
+    if let Some(d) = &a.dir {
+        entries.push(Entry::dir(d.trim_matches('/'), 0o755));
+    }
+    entries.extend([
         Entry::file(
             "etc/passwd",
             0o644,
@@ -69,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         Entry::file("etc/group", 0o644, format!("root:x:0:\nuser:x:{uid}:\n")),
         Entry::file(&file, 0o755, program),
         Entry::dir("tmp", 0o1777),
-    ];
+    ]);
     let layer_tar = layer::tar(&entries, 0, "image layer")?;
     let layer = Blob {
         media_type: MediaType::ImageLayerGzip,
