@@ -162,15 +162,7 @@ async fn prometheus_in_a_pod_discovers_the_real_nodes_exporters_through_kubernet
     // What Prometheus itself says, through the same cluster IP: its node-exporter
     // targets came from kubernetes_sd (pod metadata among their discovered labels),
     // one per real node, up, at the node's address.
-    let http = testkit::http();
-    let targets: Value = http
-        .get(format!("{url}/api/v1/targets?state=active"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let targets = prom(&url, "targets", &[("state", "active")]).await.unwrap();
     let exporters: Vec<&Value> = targets["data"]["activeTargets"]
         .as_array()
         .unwrap()
@@ -194,29 +186,20 @@ async fn prometheus_in_a_pod_discovers_the_real_nodes_exporters_through_kubernet
     seen.sort();
     assert_eq!(seen, nodes, "{targets}");
     assert_eq!(cluster().real_nodes(), NODES, "the cluster's real nodes");
-    let config: Value = http
-        .get(format!("{url}/api/v1/status/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = prom(&url, "status/config", &[]).await.unwrap();
     let yaml = config["data"]["yaml"].as_str().unwrap();
     assert!(
         yaml.contains("kubernetes_sd_configs") && !yaml.contains("file_sd_configs"),
         "{yaml}"
     );
     // Real exporter data: each node's kernel as node_exporter read it.
-    let q: Value = http
-        .get(format!("{url}/api/v1/query"))
-        .query(&[("query", "count by (node) (node_uname_info)")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = prom(
+        &url,
+        "query",
+        &[("query", "count by (node) (node_uname_info)")],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         q["data"]["result"].as_array().map(Vec::len),
         Some(nodes.len()),
@@ -230,12 +213,18 @@ async fn prometheus_in_a_pod_discovers_the_real_nodes_exporters_through_kubernet
     for _ in 0..cycles() {
         let t0 = jiff::Timestamp::now();
         label(&env.client, NODES[1], &on, true).await;
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(env.client.clone(), &env.ns);
+        let lp = kube::api::ListParams::default()
+            .labels("app.kubernetes.io/name=node-exporter")
+            .fields(&format!("spec.nodeName={}", NODES[1]));
+        // Any `up == 1` of real-node-2 at or after the label is the new exporter:
+        // the last one was gone before it. (Not by the `pod` label: with host
+        // networking a target Prometheus still holds for the last pod reaches the
+        // new exporter at the same address.)
         let first = first_up_sample(&url, NODES[1], t0).await;
         took.push(first.duration_since(t0).as_secs_f64());
         label(&env.client, NODES[1], &on, false).await;
-        let pods: Api<k8s_openapi::api::core::v1::Pod> =
-            Api::namespaced(env.client.clone(), &env.ns);
-        let lp = kube::api::ListParams::default().fields(&format!("spec.nodeName={}", NODES[1]));
         wait::list(
             &pods,
             &lp,
@@ -265,6 +254,18 @@ async fn prometheus_in_a_pod_discovers_the_real_nodes_exporters_through_kubernet
     label(&env.client, NODES[0], &on, false).await;
 }
 
+/// `GET <url>/api/v1/<path>` of Prometheus's HTTP API, as JSON.
+async fn prom(url: &str, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
+    Ok(testkit::http()
+        .get(format!("{url}/api/v1/{path}"))
+        .query(query)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
 const NODES: [&str; 2] = ["real-node-1", "real-node-2"];
 
 /// `STEWARD_REAL_MONITOR_JOINS` (default 3): how many times real-node-2 joins.
@@ -291,17 +292,11 @@ async fn first_up_sample(url: &str, node: &str, since: jiff::Timestamp) -> jiff:
     let found = std::sync::Arc::new(std::sync::Mutex::new(None));
     let q = format!("up{{job=\"node-exporter\",node=\"{node}\"}}[10m]");
     let what = format!("a sample from {node}'s exporter");
-    wait::until(std::time::Duration::from_secs(120), &what, || {
+    let waited = wait::until(std::time::Duration::from_secs(120), &what, || {
         let (found, q) = (found.clone(), q.clone());
-        let url = format!("{url}/api/v1/query");
+        let url = url.to_string();
         async move {
-            let v: Value = testkit::http()
-                .get(url)
-                .query(&[("query", q.as_str())])
-                .send()
-                .await?
-                .json()
-                .await?;
+            let v = prom(&url, "query", &[("query", q.as_str())]).await?;
             let first = v["data"]["result"]
                 .as_array()
                 .into_iter()
@@ -316,7 +311,10 @@ async fn first_up_sample(url: &str, node: &str, since: jiff::Timestamp) -> jiff:
             Ok(first.is_some())
         }
     })
-    .await
-    .unwrap();
+    .await;
+    if let Err(e) = waited {
+        let all = prom(url, "query", &[("query", "up{job=\"node-exporter\"}")]).await;
+        panic!("{e}; the exporters' series now: {all:?}");
+    }
     found.lock().unwrap().unwrap()
 }
