@@ -7,7 +7,7 @@
 #   steward.local/prometheus:<v>       Prometheus, static, from hack/controlplane/build.sh
 #   steward.local/node-exporter:<v>    node_exporter, static, from the same script
 #   localhost/steward:<version>  steward's own image, hack/image.sh (unless --no-steward)
-# The first three are packed by crates/test-image-pack with image-tool's archive
+# All but steward's are packed by crates/test-image-pack with image-tool's archive
 # writer (the one hack/image.sh uses) and cached by a hash of their sources under
 # $STEWARD_CACHE/realnode-images/<key>/, so a second run builds nothing; the steward
 # image is hack/image.sh's own (cargo rebuilds only what changed).

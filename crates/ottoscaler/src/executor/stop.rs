@@ -111,14 +111,9 @@ impl Driver {
     pub(super) async fn finish(&mut self, outcome: Outcome) -> RunEnd {
         let end = decide::end(outcome, self.stop);
         info!(run = %self.setup.id, outcome = end.text, "run ended");
-        let running: Vec<String> = self
-            .rt
-            .iter()
-            .filter_map(|r| r.now.worker().map(str::to_string))
-            .collect();
         let (live, done): (Vec<String>, Vec<String>) = std::mem::take(&mut self.created)
             .into_iter()
-            .partition(|w| running.contains(w));
+            .partition(|w| self.rt.iter().any(|r| r.now.worker() == Some(w.as_str())));
         self.delete_now(live).await;
         if let Some(buf) = self.deps.logs.get(&Group::Run(self.setup.id.clone()))
             && !buf.writers_done(LOG_DRAIN).await
