@@ -11,6 +11,7 @@ fn source_ko(source: &Source) -> String {
     match source {
         Source::Pdb(n) => format!("PodDisruptionBudget {n}"),
         Source::StatefulSet(n) => format!("StatefulSet {n} (한 번에 하나씩, 높은 순번부터)"),
+        Source::Rollout(n) => format!("{n}의 롤아웃 한도 (PodDisruptionBudget 없음)"),
     }
 }
 
@@ -28,6 +29,12 @@ fn hold_ko(hold: &Hold) -> String {
         Hold::After { source, pod } => format!("{pod}부터 드레인합니다 ({})", source_ko(source)),
         Hold::Unknown { source, why } => {
             format!("{}: 아직 알 수 없습니다 ({why})", source_ko(source))
+        }
+        Hold::Refused { source, message } => {
+            format!(
+                "{}: API 서버가 아직 거부합니다 ({message})",
+                source_ko(source)
+            )
         }
     }
 }

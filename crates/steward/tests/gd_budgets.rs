@@ -210,12 +210,13 @@ fn targeted(ready_after: Option<&str>) -> Value {
     }
 }
 
-/// One Deployment of 6 on one node under `budget`; steward runs; the node is then
-/// drained by `kubectl drain` onto two fresh nodes while the invariants watch.
-/// Returns the most pods steward had out of service at once.
+/// One Deployment of 6 on one node under `budget` (`None`: no PDB, the
+/// Deployment's rollout limit applies); steward runs; the node is then drained by
+/// `kubectl drain` onto two fresh nodes while the invariants watch. Returns the
+/// most pods steward had out of service at once.
 async fn six_on_a_node(
     prefix: &str,
-    budget: Value,
+    budget: Option<Value>,
     min_serving: usize,
     ready_after: Option<&str>,
 ) -> usize {
@@ -228,7 +229,9 @@ async fn six_on_a_node(
     // The EndpointSlice controller lists Ready pods a moment after they are Ready;
     // the watch starts from all six.
     ready_endpoints(&env, "web", 6).await;
-    pdb(&env, "web", budget).await;
+    if let Some(budget) = budget {
+        pdb(&env, "web", budget).await;
+    }
     env.add_nodes("dst", 2, |s| s).await.unwrap();
     let max = Arc::new(AtomicUsize::new(0));
     let pods_ok = budget_watch(&env, &["web"], min_serving, max.clone()).await;
@@ -245,7 +248,7 @@ async fn six_on_a_node(
 async fn kubectl_drain_of_six_pods_under_min_available_5_never_goes_below_5() {
     six_on_a_node(
         "gd-pdb-min",
-        json!({ "minAvailable": 5, "selector": { "matchLabels": { "app": "web" } } }),
+        Some(json!({ "minAvailable": 5, "selector": { "matchLabels": { "app": "web" } } })),
         5,
         None,
     )
@@ -256,7 +259,7 @@ async fn kubectl_drain_of_six_pods_under_min_available_5_never_goes_below_5() {
 async fn replacements_slow_to_become_ready_keep_the_service_at_min_available() {
     let max = six_on_a_node(
         "gd-pdb-slow",
-        json!({ "minAvailable": 5, "selector": { "matchLabels": { "app": "web" } } }),
+        Some(json!({ "minAvailable": 5, "selector": { "matchLabels": { "app": "web" } } })),
         5,
         Some("3s"),
     )
@@ -264,11 +267,21 @@ async fn replacements_slow_to_become_ready_keep_the_service_at_min_available() {
     assert!(max >= 1, "steward never drained a pod");
 }
 
+/// No PDB: a 429 makes every evicter move on to the next pod, so without a limit of
+/// steward's own all six would leave the Service at once. The Deployment's rollout
+/// limit (default `maxUnavailable: 25%`, one of six) holds instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_pdb_a_deployment_drains_within_its_rollout_limit() {
+    // The watches fail the test when fewer than five serve.
+    let max = six_on_a_node("gd-rollout", None, 5, Some("3s")).await;
+    assert!(max >= 1, "steward never drained a pod");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_unavailable_2_drains_two_at_a_time_never_three() {
     let max = six_on_a_node(
         "gd-pdb-max",
-        json!({ "maxUnavailable": 2, "selector": { "matchLabels": { "app": "web" } } }),
+        Some(json!({ "maxUnavailable": 2, "selector": { "matchLabels": { "app": "web" } } })),
         4,
         Some("3s"),
     )

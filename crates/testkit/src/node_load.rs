@@ -32,7 +32,7 @@ pub struct Tally {
     pub ok: u64,
     /// Requests that failed in any way (refused, reset, timed out, other status).
     pub failed: u64,
-    /// The first failures, described.
+    /// The first failures and the last one, each with its time.
     pub errors: Vec<String>,
 }
 
@@ -80,8 +80,13 @@ impl NodeLoad {
                             Ok(()) => ok.fetch_add(1, Ordering::SeqCst),
                             Err(e) => {
                                 let mut errs = errors.lock().unwrap_or_else(|p| p.into_inner());
+                                // When, so that a failure can be put beside the
+                                // controller's log and the Events.
+                                let line = format!("{} {e:#}", k8s_openapi::jiff::Timestamp::now());
                                 if errs.len() < SAMPLES {
-                                    errs.push(format!("{e:#}"));
+                                    errs.push(line);
+                                } else {
+                                    errs[SAMPLES - 1] = line;
                                 }
                                 failed.fetch_add(1, Ordering::SeqCst)
                             }

@@ -12,16 +12,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::core::{Selector, SelectorExt};
 
 use super::Ctx;
 use super::isolate::Owner;
-use crate::core::budget::{Budget, Member, Source, desired_healthy};
+use crate::core::budget::{Budget, Member, Source, desired_healthy, rollout_desired_healthy};
 use crate::core::state::{self, Record};
 use crate::core::workload::{self, Handling};
 use crate::error::{Result, kube as kerr};
@@ -85,7 +87,61 @@ fn ready_endpoints(slices: &[EndpointSlice]) -> HashSet<String> {
         .collect()
 }
 
+/// The implicit budget of a Deployment or ReplicaSet no PDB covers, before its members.
+struct Rollout {
+    source: Source,
+    desired_healthy: std::result::Result<i32, String>,
+    selector: Selector,
+}
+
 impl Ctx {
+    /// The rollout limit of the Deployment or bare ReplicaSet a pod's drain record
+    /// names (`None`: another owner, or the owner is gone).
+    async fn rollout(&self, pod: &Pod) -> Result<Option<Rollout>> {
+        let workload = Record::read(pod.labels(), pod.annotations()).and_then(|r| r.workload);
+        let Some((kind, name)) = workload.as_deref().and_then(workload::split) else {
+            return Ok(None);
+        };
+        let ns = pod.namespace().unwrap_or_default();
+        let what = format!("reading {kind} {ns}/{name}");
+        let (selector, desired) = match kind {
+            "Deployment" => {
+                let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
+                let Some(d) = api.get_opt(name).await.map_err(kerr(what))? else {
+                    return Ok(None);
+                };
+                let spec = d.spec.unwrap_or_default();
+                let strategy = spec.strategy.unwrap_or_default();
+                let one = IntOrString::Int(1);
+                let max = match strategy.type_.as_deref() {
+                    Some("Recreate") => Some(one),
+                    _ => strategy.rolling_update.and_then(|r| r.max_unavailable),
+                };
+                let desired = rollout_desired_healthy(spec.replicas.unwrap_or(1), max.as_ref());
+                (spec.selector, desired)
+            }
+            "ReplicaSet" => {
+                let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &ns);
+                let Some(r) = api.get_opt(name).await.map_err(kerr(what))? else {
+                    return Ok(None);
+                };
+                let spec = r.spec.unwrap_or_default();
+                let one = IntOrString::Int(1);
+                let desired = rollout_desired_healthy(spec.replicas.unwrap_or(1), Some(&one));
+                (spec.selector, desired)
+            }
+            _ => return Ok(None),
+        };
+        let Ok(selector) = Selector::try_from(selector) else {
+            return Ok(None);
+        };
+        Ok(Some(Rollout {
+            source: Source::Rollout(format!("{kind} {name}")),
+            desired_healthy: desired,
+            selector,
+        }))
+    }
+
     /// Pods matching `selector` now, plus draining pods that matched it before
     /// isolation (`draining`: the namespace's pods carrying a drain record).
     async fn covered(
@@ -114,7 +170,8 @@ impl Ctx {
     }
 
     /// The budgets covering `pod`: every PodDisruptionBudget whose selector matches
-    /// it, and its StatefulSet's one-at-a-time rule.
+    /// it, its StatefulSet's one-at-a-time rule, and, when no PodDisruptionBudget
+    /// covers it, its Deployment's or ReplicaSet's rollout limit.
     pub(super) async fn budgets(
         &self,
         pod: &Pod,
@@ -137,7 +194,11 @@ impl Ctx {
             })
             .collect();
         let sts = owner.filter(|o| o.kind == "StatefulSet");
-        if covering.is_empty() && sts.is_none() {
+        let rollout = match covering.is_empty() && sts.is_none() {
+            true => self.rollout(pod).await?,
+            false => None,
+        };
+        if covering.is_empty() && sts.is_none() && rollout.is_none() {
             return Ok(Vec::new());
         }
         let api = self.api(pod);
@@ -190,6 +251,15 @@ impl Ctx {
                 unhealthy_always_allowed: false,
                 ordinal_order: true,
                 members: self.covered(&api, selector, &draining, &serving).await?,
+            });
+        }
+        if let Some(r) = rollout {
+            budgets.push(Budget {
+                source: r.source,
+                desired_healthy: r.desired_healthy,
+                unhealthy_always_allowed: false,
+                ordinal_order: false,
+                members: self.covered(&api, &r.selector, &draining, &serving).await?,
             });
         }
         Ok(budgets)

@@ -116,6 +116,7 @@ impl Ctx {
             let kind = match hold.source() {
                 budget::Source::Pdb(_) => "PodDisruptionBudget",
                 budget::Source::StatefulSet(_) => "StatefulSet",
+                budget::Source::Rollout(_) => "Rollout",
             };
             self.metrics
                 .queued
@@ -173,7 +174,11 @@ impl Ctx {
         if let Err(hold) = budget::decide(&pod.name_any(), &budgets) {
             return self.queue(pod, record, &hold).await;
         }
-        if let Some(stop) = self.dry_run(pod, record).await? {
+        let pdb = budgets
+            .iter()
+            .map(|b| &b.source)
+            .find(|s| matches!(s, budget::Source::Pdb(_)));
+        if let Some(stop) = self.dry_run(pod, record, pdb).await? {
             return Ok(stop);
         }
         let keys = owner
@@ -190,8 +195,17 @@ impl Ctx {
     }
 
     /// Asks the API server's PodDisruptionBudget check with a dry-run eviction;
-    /// `Some` ends the step with that action (the drain does not begin now).
-    async fn dry_run(&self, pod: &Pod, record: &Record) -> Result<Option<Action>> {
+    /// `Some` ends the step with that action (the drain does not begin now). A
+    /// refusal keeps the pod queued in service, as steward's own count would: the
+    /// budget's status trails (or leads) the EndpointSlices steward counts by a
+    /// moment, and dropping the request there (a back-off) made a queued drain
+    /// wait 40-50 s on real nodes. `pdb` is the budget steward read for the pod.
+    async fn dry_run(
+        &self,
+        pod: &Pod,
+        record: &Record,
+        pdb: Option<&budget::Source>,
+    ) -> Result<Option<Action>> {
         let uid = pod.uid().unwrap_or_default();
         let outcome = eviction::dry_run(&self.api(pod), &pod.name_any(), &uid, record.grace).await;
         match next::after_dry_run(outcome) {
@@ -200,9 +214,12 @@ impl Ctx {
                 tracing::warn!(pod = %key(pod), %why, "dry-run eviction failed; retrying");
                 Ok(Some(Action::requeue(next::RETRY)))
             }
-            Next::Blocked { message, outcome } => {
-                tracing::info!(pod = %key(pod), %message, "eviction blocked by PodDisruptionBudget; drain not started");
-                self.blocked(pod, record, &message, outcome).await.map(Some)
+            Next::Blocked { message, .. } => {
+                let source = pdb
+                    .cloned()
+                    .unwrap_or_else(|| budget::Source::Pdb("(named by the API server)".into()));
+                let hold = Hold::Refused { source, message };
+                self.queue(pod, record, &hold).await.map(Some)
             }
             Next::Refused {
                 why,

@@ -14,7 +14,15 @@
 //!   percentages, rounded up as the disruption controller does; `expectedPods`
 //!   from its status for the scaled forms; `unhealthyPodEvictionPolicy`);
 //! - a StatefulSet's own rule, one pod at a time, highest ordinal first: an
-//!   implicit budget of `maxUnavailable: 1` over its `replicas`, with that order.
+//!   implicit budget of `maxUnavailable: 1` over its `replicas`, with that order;
+//! - a Deployment or ReplicaSet pod no PodDisruptionBudget covers: an implicit
+//!   budget of its own rollout limit (`rollingUpdate.maxUnavailable`, rounded down
+//!   as the Deployment controller does, at least 1; a bare ReplicaSet: 1). An
+//!   evicter limits itself (the VPA updater's eviction tolerance, Karpenter's
+//!   budgets) by counting evictions that *succeeded*; steward answers 429, so the
+//!   evicter moves on to the next pod and would otherwise get every replica
+//!   isolated at once (on real nodes: all three replicas out of the Service while
+//!   their replacements started).
 //!
 //! A pod under several budgets goes only when every one allows it.
 
@@ -75,6 +83,8 @@ pub enum Source {
     Pdb(String),
     /// A StatefulSet's one-at-a-time rule.
     StatefulSet(String),
+    /// The rollout limit of a Deployment (or ReplicaSet) no PDB covers: `Kind name`.
+    Rollout(String),
 }
 
 impl std::fmt::Display for Source {
@@ -82,6 +92,7 @@ impl std::fmt::Display for Source {
         match self {
             Self::Pdb(n) => write!(f, "PodDisruptionBudget {n}"),
             Self::StatefulSet(n) => write!(f, "StatefulSet {n}"),
+            Self::Rollout(n) => write!(f, "{n}'s rollout limit (no PodDisruptionBudget)"),
         }
     }
 }
@@ -130,6 +141,16 @@ pub enum Hold {
         /// What is missing.
         why: String,
     },
+    /// steward's count allows it but the API server's budget check (the dry-run
+    /// eviction) does not yet: the disruption controller updates a budget's status
+    /// a moment after the EndpointSlice controller adds a replacement, or the
+    /// other way round. The pod stays queued and asks again.
+    Refused {
+        /// The budget.
+        source: Source,
+        /// The API server's message.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Hold {
@@ -146,6 +167,9 @@ impl std::fmt::Display for Hold {
             ),
             Self::After { source, pod } => write!(f, "{pod} goes first ({source})"),
             Self::Unknown { source, why } => write!(f, "{source}: {why}"),
+            Self::Refused { source, message } => {
+                write!(f, "{source}: the API server refuses for now ({message})")
+            }
         }
     }
 }
@@ -156,7 +180,8 @@ impl Hold {
         match self {
             Self::Exhausted { source, .. }
             | Self::After { source, .. }
-            | Self::Unknown { source, .. } => source,
+            | Self::Unknown { source, .. }
+            | Self::Refused { source, .. } => source,
         }
     }
 }
@@ -227,8 +252,8 @@ pub fn decide(candidate: &str, budgets: &[Budget]) -> Result<(), Hold> {
     Ok(())
 }
 
-/// `value` of `total`, rounded up, as `intstr.GetScaledValueFromIntOrPercent(..., true)`.
-fn scaled(value: &IntOrString, total: i32) -> Result<i32, String> {
+/// `value` of `total`, rounded up or down, as `intstr.GetScaledValueFromIntOrPercent`.
+fn scaled_as(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
     match value {
         IntOrString::Int(n) => Ok(*n),
         IntOrString::String(s) => {
@@ -237,10 +262,29 @@ fn scaled(value: &IntOrString, total: i32) -> Result<i32, String> {
                 .and_then(|p| p.parse().ok())
                 .filter(|p| *p >= 0)
                 .ok_or_else(|| format!("{s:?} is neither a number nor a percentage"))?;
-            let v = (pct * i64::from(total) + 99) / 100;
+            let v = (pct * i64::from(total) + if round_up { 99 } else { 0 }) / 100;
             Ok(i32::try_from(v).unwrap_or(i32::MAX))
         }
     }
+}
+
+/// `value` of `total`, rounded up (how the disruption controller scales).
+fn scaled(value: &IntOrString, total: i32) -> Result<i32, String> {
+    scaled_as(value, total, true)
+}
+
+/// How many pods of a Deployment no PodDisruptionBudget covers must stay healthy:
+/// `replicas` less its rollout's `maxUnavailable` (default 25%, a percentage
+/// rounded down as the Deployment controller does), less at least 1 so that a
+/// drain can always progress (`Recreate`, `maxUnavailable: 0` and a bare
+/// ReplicaSet: 1).
+pub fn rollout_desired_healthy(
+    replicas: i32,
+    max_unavailable: Option<&IntOrString>,
+) -> Result<i32, String> {
+    let default = IntOrString::String("25%".into());
+    let unavailable = scaled_as(max_unavailable.unwrap_or(&default), replicas, false)?;
+    Ok((replicas - unavailable.max(1)).max(0))
 }
 
 /// How many covered pods must stay healthy, as the disruption controller computes

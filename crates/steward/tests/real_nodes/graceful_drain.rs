@@ -7,93 +7,40 @@
 //! cluster IP, one connection per request, every request counted; the real VPA
 //! updater, authenticated as its own ServiceAccount with the upstream RBAC,
 //! evicting. The same load and evictions in a namespace steward does not watch
-//! are the control: they must fail requests, or the test proves nothing. The
-//! Deployment has a PodDisruptionBudget (`maxUnavailable: 1`) on both sides.
+//! are the control: they must fail requests, or the test proves nothing. Even
+//! runs have no PodDisruptionBudget (the Deployment's rollout limit holds, see
+//! docs/graceful-drain.md), odd runs one of `maxUnavailable: 1`, on both sides.
 //!
-//! `STEWARD_REAL_GD_RUNS` (default 1) runs each side that many times, the order
+//! `STEWARD_REAL_GD_RUNS` (default 2) runs each side that many times, the order
 //! alternating, and prints every tally (the figures in docs/graceful-drain.md).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-};
-use kube::core::GroupVersionKind;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use testkit::node_load::{NodeLoad, Tally};
-use testkit::realnode::{self, REAL_NODE_LABEL, http_pod_spec, kubectl};
+use testkit::realnode::{self, REAL_NODE_LABEL, http_pod_spec};
 use testkit::wait::{self, from_json};
 
-use super::chart_support::{self, chart, helm};
+use super::chart_support::{chart, helm};
 use super::{T, cluster};
+
+#[path = "gd_fixtures.rs"]
+mod fixtures;
+
+use fixtures::{events_of, steward_logs, vpa_api, vpa_updater, vpa_updater_identity};
 
 const REL: &str = "rn";
 /// Pods the VPA updater must have evicted (and seen gone) in each run.
 const EVICTIONS: usize = 3;
 const NODE: &str = "real-node-1";
-
-fn vpa_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("autoscaling.k8s.io", "v1", "VerticalPodAutoscaler");
-    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
-}
-
-fn vpa_files() -> PathBuf {
-    testkit::bin_dir().unwrap().join("../vpa-crds")
-}
-
-/// The VPA CRDs, the upstream RBAC (`vpa-rbac.yaml`: the updater's ServiceAccount
-/// and roles), and a kubeconfig holding only that ServiceAccount's token.
-async fn vpa_updater_identity(client: &kube::Client, dir: &Path) -> PathBuf {
-    for f in ["vpa-v1-crd-gen.yaml", "vpa-rbac.yaml"] {
-        let path = vpa_files().join(f).display().to_string();
-        kubectl(
-            cluster(),
-            &["apply", "--server-side", "--force-conflicts", "-f", &path],
-        )
-        .unwrap();
-    }
-    wait::crd_established(client, "verticalpodautoscalers.autoscaling.k8s.io", T)
-        .await
-        .unwrap();
-    chart_support::sa_kubeconfig_of(
-        cluster().kubeconfig(),
-        client,
-        "kube-system",
-        "vpa-updater",
-        dir,
-    )
-    .await
-}
-
-/// The real VPA updater as `kubeconfig`'s identity, evicting in `ns` every 2 s;
-/// its log in `log`; killed on drop.
-fn vpa_updater(kubeconfig: &Path, ns: &str, log: &Path) -> tokio::process::Child {
-    let log = std::fs::File::create(log).unwrap();
-    tokio::process::Command::new(testkit::bin_dir().unwrap().join("vpa-updater"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--vpa-object-namespace", ns, "--updater-interval", "2s"])
-        .args([
-            "--use-admission-controller-status=false",
-            "--min-replicas",
-            "1",
-        ])
-        .args(["--eviction-tolerance", "0.5"])
-        .args(["--address", &format!("127.0.0.1:{}", testkit::free_port())])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
 
 /// `helm install --wait` of the chart: graceful-drain only, two replicas on the
 /// real nodes, watching namespace `watch`.
@@ -144,7 +91,7 @@ fn install(release_ns: &str, watch: &str, dir: &Path) {
 /// Deployment + Service `name` in `ns`: 3 replicas of the test HTTP server on
 /// real-node-1 (SIGTERM: stop accepting at once, finish what is in flight, exit),
 /// annotated for steward, with a VPA whose recommendation makes the updater evict.
-async fn workload(client: &kube::Client, ns: &str, name: &str) -> SocketAddr {
+async fn workload(client: &kube::Client, ns: &str, name: &str, with_pdb: bool) -> SocketAddr {
     let mut spec = http_pod_spec(0, 10);
     spec["nodeSelector"] = json!({"kubernetes.io/hostname": NODE});
     spec["containers"][0]["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Mi"}});
@@ -159,17 +106,16 @@ async fn workload(client: &kube::Client, ns: &str, name: &str) -> SocketAddr {
         .create(&PostParams::default(), &deploy)
         .await
         .unwrap();
-    // The budget a production Deployment has; steward honours it (issue 12). Without
-    // one, steward isolates every pod the updater asked for at once (see the note
-    // in docs/graceful-drain.md, "Not done yet").
-    let pdb: PodDisruptionBudget = from_json(json!({
-        "metadata": {"name": name},
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": name}}}
-    }));
-    Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &pdb)
-        .await
-        .unwrap();
+    if with_pdb {
+        let pdb: PodDisruptionBudget = from_json(json!({
+            "metadata": {"name": name},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": name}}}
+        }));
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &pdb)
+            .await
+            .unwrap();
+    }
     let svc: Service = from_json(json!({
         "metadata": {"name": name},
         "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}
@@ -222,9 +168,27 @@ async fn evictions_under_load(
     name: &str,
     updater_kc: &Path,
     dir: &Path,
+    sys_ns: &str,
+    with_pdb: bool,
 ) -> Tally {
-    let target = workload(client, ns, name).await;
+    let target = workload(client, ns, name, with_pdb).await;
     let netns = cluster().real_node_netns(NODE).unwrap();
+    // Pods Ready is not yet a Service that answers: kube-proxy programs the cluster
+    // IP a moment later and refuses connections until then (a burst of refusals
+    // within a millisecond, before any eviction, on both sides). The counted load
+    // starts once an uncounted one has had answers through the cluster IP.
+    let warm = NodeLoad::start(&netns, target, "/", 1).unwrap();
+    wait::until(T, "the Service answering through its cluster IP", || {
+        let n = warm.ok();
+        async move { Ok(n >= 20) }
+    })
+    .await
+    .unwrap();
+    let warm = warm.finish().unwrap();
+    eprintln!(
+        "warm-up before the counted load: {} answered, {} refused",
+        warm.ok, warm.failed
+    );
     let load = NodeLoad::start(&netns, target, "/hold?ms=50", 8).unwrap();
     wait::until(T, "load flowing through the cluster IP", || {
         let n = load.ok();
@@ -260,8 +224,9 @@ async fn evictions_under_load(
     .await
     .unwrap_or_else(|e| {
         panic!(
-            "{e}; updater log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            "{e}; updater log:\n{}\nsteward's log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            steward_logs(sys_ns)
         )
     });
     drop(updater);
@@ -291,20 +256,15 @@ async fn evictions_under_load(
         .delete(name, &DeleteParams::default())
         .await
         .unwrap();
-    Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
-        .delete(name, &DeleteParams::default())
-        .await
-        .unwrap();
+    if with_pdb {
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
     tally
 }
 
-// Ignored: on real nodes this test found two graceful-drain defects it fails on
-// (docs/graceful-drain.md, "Not done yet"): without a PodDisruptionBudget steward
-// isolates every pod the updater asks for at once (50 of 6939 requests refused at
-// the cluster IP, no endpoint left); with one (`maxUnavailable: 1`, as here) a
-// queued drain waits 40-50 s for its turn and three evictions outlast 240 s. Run
-// it with `cargo test -p steward --test real_nodes real_graceful_drain -- --ignored`.
-#[ignore = "fails on two graceful-drain defects (docs/graceful-drain.md, Not done yet)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vpa_updater_evictions_through_the_chart_on_real_nodes_fail_no_request() {
     let sys = super::env("rn-gd-sys").await;
@@ -334,8 +294,9 @@ async fn vpa_updater_evictions_through_the_chart_on_real_nodes_fail_no_request()
     )
     .await
     .unwrap();
-    let runs: usize = std::env::var("STEWARD_REAL_GD_RUNS").map_or(1, |v| v.parse().unwrap());
+    let runs: usize = std::env::var("STEWARD_REAL_GD_RUNS").map_or(2, |v| v.parse().unwrap());
     for run in 0..runs {
+        let with_pdb = run % 2 == 1;
         let name = format!("web{run}");
         let sides = if run % 2 == 0 {
             [false, true]
@@ -344,15 +305,31 @@ async fn vpa_updater_evictions_through_the_chart_on_real_nodes_fail_no_request()
         };
         for steward in sides {
             let ns = if steward { &with.ns } else { &without.ns };
-            let t = evictions_under_load(client, ns, &name, &updater_kc, dir.path()).await;
+            let t = evictions_under_load(
+                client,
+                ns,
+                &name,
+                &updater_kc,
+                dir.path(),
+                &sys.ns,
+                with_pdb,
+            )
+            .await;
             let total = t.ok + t.failed;
             eprintln!(
-                "graceful drain on real nodes, run {run}, steward {steward}: {} failed of {total} requests",
+                "graceful drain on real nodes, run {run}, PDB {with_pdb}, steward {steward}: {} failed of {total} requests",
                 t.failed
             );
             assert!(t.ok > 200, "too little load to prove anything: {t:?}");
             if steward {
-                assert_eq!(t.failed, 0, "requests failed with steward: {:?}", t.errors);
+                assert_eq!(
+                    t.failed,
+                    0,
+                    "requests failed with steward: {:#?}\nEvents:\n{}\nsteward's log:\n{}",
+                    t.errors,
+                    events_of(client, ns).await,
+                    steward_logs(&sys.ns)
+                );
             } else {
                 assert!(
                     t.failed > 0,
@@ -372,6 +349,13 @@ async fn vpa_updater_evictions_through_the_chart_on_real_nodes_fail_no_request()
         .filter(|e| e.reason.as_deref() == Some("DrainStarted"))
         .count();
     assert!(started >= EVICTIONS * runs, "{started} DrainStarted Events");
+    // The chart's RBAC is all steward needed: a missing permission (it once lacked
+    // EndpointSlices) leaves every budgeted drain retrying until it is overdue.
+    let logs = steward_logs(&sys.ns);
+    assert!(
+        !logs.contains("forbidden"),
+        "steward was refused by the API server:\n{logs}"
+    );
     // The API server reached the webhook at the Service's cluster IP: the machine
     // routes the Service range into real-node-1, whose kube-proxy DNATed it there.
     let svc = Api::<Service>::namespaced(client.clone(), &sys.ns)

@@ -36,6 +36,7 @@ fn go(r: Result<(), Hold>) -> &'static str {
         Err(Hold::Exhausted { .. }) => "exhausted",
         Err(Hold::After { .. }) => "after",
         Err(Hold::Unknown { .. }) => "unknown",
+        Err(Hold::Refused { .. }) => "refused",
     }
 }
 
@@ -362,4 +363,33 @@ fn desired_healthy_as_the_disruption_controller_computes_it() {
     }
     assert!(desired_healthy(pct("half").as_ref(), None, 6).is_err());
     assert!(desired_healthy(None, pct("-5%").as_ref(), 6).is_err());
+}
+
+#[test]
+fn rollout_limit_of_a_deployment_without_a_pdb() {
+    let int = |n| Some(IntOrString::Int(n));
+    let pct = |s: &str| Some(IntOrString::String(s.into()));
+    let table = [
+        // The Deployment default, 25%, rounded down; never less than one at a time.
+        (3, None, Ok(2)),
+        (8, None, Ok(6)),
+        (10, None, Ok(8)),
+        (1, None, Ok(0)),
+        (0, None, Ok(0)),
+        // As the rollout says.
+        (10, int(3), Ok(7)),
+        (10, pct("50%"), Ok(5)),
+        (3, pct("50%"), Ok(2)),
+        // maxUnavailable 0 (surge-only rollouts): still one, or nothing would drain.
+        (3, int(0), Ok(2)),
+        (3, int(9), Ok(0)),
+    ];
+    for (replicas, max, want) in table {
+        assert_eq!(
+            rollout_desired_healthy(replicas, max.as_ref()),
+            want,
+            "{replicas} {max:?}"
+        );
+    }
+    assert!(rollout_desired_healthy(3, pct("many").as_ref()).is_err());
 }
