@@ -15,6 +15,7 @@ use crate::display::print_report;
 use crate::drain::{Settings, drain};
 use crate::engine::EngineConfig;
 use crate::error::Result;
+use crate::lock::{self, LockOptions};
 use crate::messages::Msg;
 use crate::metrics::Metrics;
 use crate::prometheus::Prometheus;
@@ -122,6 +123,28 @@ pub struct DrainArgs {
     /// Output format of the final report.
     #[arg(long, short, value_enum, default_value = "text")]
     pub output: Output,
+    /// Also evict pods no controller owns (nothing recreates them), as `kubectl
+    /// drain --force`; without it a run with such pods on its nodes refuses before
+    /// changing anything and names them.
+    #[arg(long)]
+    pub force: bool,
+    /// When another run of the NodePool holds its Lease, wait for it instead of
+    /// exiting at once.
+    #[arg(long)]
+    pub wait_for_lock: bool,
+    /// Namespace of the run's Lease `steward-drain-<nodepool>` (one run per
+    /// NodePool at a time); every run of a pool must use the same one.
+    #[arg(
+        long,
+        env = "STEWARD_DRAIN_LOCK_NAMESPACE",
+        default_value = "kube-system",
+        value_name = "NS"
+    )]
+    pub lock_namespace: String,
+    /// Seconds the Lease outlives a run that stopped renewing it (a crash): then
+    /// the next run takes it over and resumes the nodes left mid-drain.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600), value_name = "SECONDS")]
+    pub lock_duration: u64,
 }
 
 impl DrainArgs {
@@ -154,6 +177,7 @@ impl DrainArgs {
                     .then_some(self.replacement_timeout),
             },
             parallel_nodes: self.parallel_nodes,
+            force: self.force,
             dry_run: self.dry_run,
             output: self.output,
             live: self.live_display(),
@@ -199,6 +223,34 @@ pub async fn run_drain(args: DrainArgs, ctx: Context) -> Result<Exit> {
         ready.set(true);
         tokio::spawn(server.serve(Arc::new(registry), ready, ctx.shutdown.clone()));
     }
-    let all = drain(&client, &settings, ctx.lang, &ctx.shutdown).await?;
-    Ok(exit_of(all, ctx.shutdown.is_triggered()))
+    // A dry run changes nothing and needs no lock.
+    let lock = if args.dry_run {
+        None
+    } else {
+        let opts = LockOptions {
+            namespace: args.lock_namespace.clone(),
+            duration: args.lock_duration,
+            wait: args.wait_for_lock,
+        };
+        match lock::take(&client, &opts, &settings.nodepool, &ctx.shutdown).await? {
+            Some(leader) => {
+                let (done, watch) = tokio::sync::oneshot::channel();
+                Some((
+                    done,
+                    lock::stop_on_loss(leader, ctx.shutdown.clone(), watch),
+                ))
+            }
+            // Interrupted while waiting for the lock: nothing was changed.
+            None => return Ok(Exit::Cancelled),
+        }
+    };
+    let all = drain(&client, &settings, ctx.lang, &ctx.shutdown).await;
+    if let Some((done, watch)) = lock {
+        // A send fails only when the watch already ended, the Lease lost.
+        done.send(()).ok();
+        if let Ok(leader) = watch.await {
+            leader.release(Duration::from_secs(5)).await;
+        }
+    }
+    Ok(exit_of(all?, ctx.shutdown.is_triggered()))
 }

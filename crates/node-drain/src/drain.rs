@@ -43,6 +43,8 @@ pub struct Settings {
     pub engine: EngineConfig,
     /// Nodes drained at once (`None`: the whole batch).
     pub parallel_nodes: Option<usize>,
+    /// Evict pods no controller owns too (`--force`).
+    pub force: bool,
     /// Plan only.
     pub dry_run: bool,
     /// The report's format.
@@ -77,6 +79,16 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
     };
     if !s.output.is_structured() {
         show_plan(&report, pool.len(), lang);
+    }
+    let unmanaged = unmanaged(&report.findings);
+    if !s.force && !unmanaged.is_empty() {
+        if s.dry_run {
+            let msg = Msg::NeedsForce { pods: &unmanaged };
+            eprintln!("{}", msg.render(lang));
+        } else {
+            // As kubectl drain without --force, but before anything is cordoned.
+            return Err(crate::error::Error::Unmanaged(unmanaged));
+        }
     }
     if s.dry_run || batch.nodes.is_empty() {
         let msg = if s.dry_run {
@@ -118,6 +130,17 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
         Some(e) => Err(e),
         None => Ok(drained == batch.nodes.len()),
     }
+}
+
+/// The pods without a controller among the findings.
+fn unmanaged(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Unmanaged { pod } => Some(pod.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The plan: the batch and what stands in the way. Pure.

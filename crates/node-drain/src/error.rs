@@ -40,9 +40,41 @@ pub enum Error {
     /// A node named with --nodes is not in the NodePool.
     #[error("--nodes: {0} is not a node of NodePool {1} (label karpenter.sh/nodepool={1})")]
     UnknownNode(String, String),
+    /// Another run of the NodePool holds its Lease.
+    #[error(
+        "another steward drain of this NodePool is running: Lease {lease} is held by {holder} since {since} (last renewed {renewed}); wait for it to finish, or pass --wait-for-lock"
+    )]
+    Locked {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// Its holder.
+        holder: String,
+        /// When the holder took it.
+        since: String,
+        /// When the holder last renewed it.
+        renewed: String,
+    },
+    /// The Lease could not be taken in time although nobody seemed to hold it.
+    #[error("could not take Lease {0} in time; try again, or pass --wait-for-lock")]
+    LockTimeout(String),
+    /// Pods no controller owns are on the nodes to drain.
+    #[error(
+        "{} on the nodes to drain: no controller recreates them once evicted; pass --force to evict them anyway (as kubectl drain --force)",
+        unmanaged_list(.0)
+    )]
+    Unmanaged(Vec<String>),
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
+}
+
+fn unmanaged_list(pods: &[String]) -> String {
+    let s = if pods.len() == 1 { "" } else { "s" };
+    format!(
+        "{} pod{s} without a controller ({})",
+        pods.len(),
+        pods.join(", ")
+    )
 }
 
 impl Error {
@@ -51,7 +83,8 @@ impl Error {
         match self {
             Self::Prometheus { .. } | Self::NoKarpenterMetrics { .. } => "prometheus",
             Self::Kube { .. } => "kubernetes",
-            Self::UnknownNode(..) => "input",
+            Self::UnknownNode(..) | Self::Unmanaged(_) => "input",
+            Self::Locked { .. } | Self::LockTimeout(_) => "lock",
             Self::Runtime(e) => e.metric_label(),
         }
     }
@@ -79,6 +112,7 @@ impl steward_runtime::ExitStatus for Error {
             Self::NoKarpenterMetrics { .. } => Exit::Failed,
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
             Self::UnknownNode(..) => Exit::Usage,
+            Self::Locked { .. } | Self::LockTimeout(_) | Self::Unmanaged(_) => Exit::Failed,
             Self::Runtime(e) => e.exit(),
         }
     }
@@ -109,6 +143,11 @@ mod tests {
                 Exit::Failed,
             ),
             (Error::UnknownNode("n".into(), "np".into()), Exit::Usage),
+            (Error::Unmanaged(vec!["ns/bare".into()]), Exit::Failed),
+            (
+                Error::LockTimeout("kube-system/steward-drain-np".into()),
+                Exit::Failed,
+            ),
         ];
         for (e, want) in cases {
             assert_eq!(e.exit(), want, "{e}");

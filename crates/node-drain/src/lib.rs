@@ -28,6 +28,7 @@ pub mod drain;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod lock;
 pub mod messages;
 pub mod metrics;
 pub mod prometheus;

@@ -42,6 +42,8 @@ pub enum Msg<'a> {
     },
     /// Dry run: nothing was changed.
     DryRun,
+    /// Dry run: pods without a controller that only `--force` would evict.
+    NeedsForce { pods: &'a [String] },
     /// The note of a Kubernetes Event on a node ([`crate::core::events`]).
     NodeEvent(NodeEvent<'a>),
 }
@@ -86,6 +88,7 @@ impl Localized for Msg<'_> {
                 if rolled_back.is_empty() { String::new() } else { format!("; uncordoned (never started): {}", rolled_back.join(", ")) }
             ),
             Self::DryRun => "dry run: nothing was cordoned or evicted".into(),
+            Self::NeedsForce { pods } => format!("without --force this drain refuses: no controller recreates {} once evicted; with --force they are evicted", pods.join(", ")),
             Self::NodeEvent(e) => match e {
                 NodeEvent::Started { nodepool, batch, pods } => format!(
                     "Cordoned; steward drain of NodePool {nodepool} started on this node with {pods} pods to move (batch of {} nodes: {})",
@@ -134,6 +137,7 @@ impl Localized for Msg<'_> {
                 if rolled_back.is_empty() { String::new() } else { format!("; 시작하지 않은 노드 uncordon: {}", rolled_back.join(", ")) }
             ),
             Self::DryRun => "드라이런: 아무 노드도 cordon하거나 파드를 evict하지 않았습니다".into(),
+            Self::NeedsForce { pods } => format!("--force 없이는 이 드레인을 거부합니다: {}는 evict되면 다시 만들어 줄 컨트롤러가 없습니다; --force를 주면 evict합니다", pods.join(", ")),
             Self::NodeEvent(e) => match e {
                 NodeEvent::Started { nodepool, batch, pods } => format!(
                     "cordon 완료; NodePool {nodepool}의 steward 드레인이 이 노드에서 시작되었습니다, 옮길 파드 {pods}개 (배치 {}대: {})",

@@ -138,7 +138,7 @@ impl Leader {
 
 /// `<hostname>-<pid>`: unique among replicas (pod names are hostnames) and readable
 /// in `kubectl get lease -o yaml`.
-fn default_identity() -> String {
+pub fn default_identity() -> String {
     let host =
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "steward".into());
     format!("{}-{}", host.trim(), std::process::id())

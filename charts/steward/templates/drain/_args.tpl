@@ -20,6 +20,14 @@ one-off Job run, in one place. */}}
 - --wait-for-replacements
 - --replacement-timeout={{ $v.replacementTimeout }}
 {{- end }}
+{{- if $v.force }}
+- --force
+{{- end }}
+- --lock-namespace={{ $v.lock.namespace }}
+- --lock-duration={{ $v.lock.durationSeconds }}
+{{- if $v.lock.wait }}
+- --wait-for-lock
+{{- end }}
 {{- with $v.extraArgs }}
 {{ toYaml . }}
 {{- end }}

@@ -54,10 +54,12 @@ pub fn preflight(
                 node: node_of(p).to_string(),
             });
         }
+        // A pod already being deleted is going away whoever evicts it.
         if !p
             .owner_references()
             .iter()
             .any(|o| o.controller == Some(true))
+            && p.metadata.deletion_timestamp.is_none()
         {
             findings.push(Finding::Unmanaged { pod: key });
         }
@@ -202,6 +204,18 @@ mod tests {
         assert!(f.contains(&Finding::Unmanaged {
             pod: "ns/bare".into()
         }));
+        // One already being deleted goes anyway: not a finding.
+        let going = pod(
+            "going",
+            "a",
+            json!({}),
+            json!({ "metadata": { "ownerReferences": [], "deletionTimestamp": "2026-01-03T00:00:00Z" } }),
+        );
+        let f = preflight(&["a".into()], &nodes, &[going], &[]);
+        assert!(
+            !f.iter().any(|f| matches!(f, Finding::Unmanaged { .. })),
+            "{f:?}"
+        );
         assert!(
             !f.iter().any(|f| matches!(f, Finding::WontFit { .. })),
             "2 cpu fit in b's 4: {f:?}"

@@ -106,11 +106,11 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
     assert!(events[3].note.contains("1 evicted"), "{events:?}");
 }
 
-fn libc_sigint() -> i32 {
+pub(super) fn libc_sigint() -> i32 {
     2
 }
 
-fn kill(pid: u32, sig: i32) {
+pub(super) fn kill(pid: u32, sig: i32) {
     let status = std::process::Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())

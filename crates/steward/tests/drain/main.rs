@@ -11,6 +11,7 @@ mod watch_support;
 
 mod evictions;
 mod interrupt;
+mod lock;
 mod plan;
 
 use std::time::Duration;
