@@ -16,7 +16,7 @@ need=()
 for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
             prometheus-node-exporter:prometheus-node-exporter curl:curl /usr/bin/time:time \
             python3:python3-minimal unshare:util-linux nsenter:util-linux ip:iproute2 \
-            containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+            containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins nft:nftables \
             iptables:iptables conntrack:conntrack gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
             musl-gcc:musl-tools skopeo:skopeo ctr:containerd; do
   f=${pair%%:*}

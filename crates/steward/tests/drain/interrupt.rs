@@ -73,16 +73,7 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
     assert_eq!(reasons(&events), ["Uncordoned"], "{events:?}");
 
     // Give the budget room, then a second run resumes the interrupted node first.
-    let deploys: Api<Deployment> = Api::namespaced(ctx.env.client.clone(), &ctx.env.ns);
-    deploys
-        .patch(
-            "solo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "replicas": 2 } })),
-        )
-        .await
-        .unwrap();
-    ctx.ready_pods("solo", 2).await;
+    ctx.scale("solo", 2).await;
     let (ok, stdout, stderr) = ctx.drain(&["--max-batch", "1", "-o", "json"]).await;
     assert!(ok, "{stderr}\n{stdout}");
     let report: Value = serde_json::from_str(&stdout).unwrap();

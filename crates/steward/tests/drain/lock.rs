@@ -61,16 +61,7 @@ async fn a_second_run_exits_naming_the_first_and_a_dead_holder_is_taken_over() {
     // takes the Lease once it has expired and resumes the node.
     kill(first.id().unwrap(), 9);
     first.wait().await.unwrap();
-    let deploys: Api<Deployment> = Api::namespaced(ctx.env.client.clone(), &ctx.env.ns);
-    deploys
-        .patch(
-            "solo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "replicas": 2 } })),
-        )
-        .await
-        .unwrap();
-    ctx.ready_pods("solo", 2).await;
+    ctx.scale("solo", 2).await;
     let mut args = lock.to_vec();
     args.extend(["--wait-for-lock", "--max-batch", "1", "-o", "json"]);
     let (ok, stdout, stderr) = ctx.drain(&args).await;

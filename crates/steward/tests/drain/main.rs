@@ -132,6 +132,21 @@ impl Ctx {
             .await;
     }
 
+    /// Scales Deployment `name` to `replicas` and waits until that many are Ready.
+    async fn scale(&self, name: &str, replicas: i32) {
+        let deploys: Api<Deployment> = Api::namespaced(self.env.client.clone(), &self.env.ns);
+        deploys
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "replicas": replicas } })),
+            )
+            .await
+            .unwrap();
+        self.ready_pods(name, usize::try_from(replicas).unwrap())
+            .await;
+    }
+
     async fn pdb(&self, name: &str, spec: Value) {
         let mut spec = spec;
         spec["selector"] = json!({ "matchLabels": { "app": name } });
