@@ -18,25 +18,13 @@ use crate::error::Result;
 use crate::lock::{self, LockOptions};
 use crate::messages::Msg;
 use crate::metrics::Metrics;
-use crate::prometheus::Prometheus;
+use crate::prometheus::PrometheusArgs;
 
 /// Flags shared by `drain` and `karpenter allocate-rate` (the node-manager tool's).
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
-    /// Prometheus or Mimir address (for Mimir include the /prometheus prefix).
-    #[arg(
-        long,
-        env = "PROMETHEUS_ADDRESS",
-        default_value = "http://localhost:8080/prometheus"
-    )]
-    pub prometheus_address: String,
-    /// Tenant sent as X-Scope-OrgID (Mimir multi-tenancy).
-    #[arg(
-        long,
-        env = "PROMETHEUS_SCOPE_ORG_ID",
-        default_value = "organization-dev"
-    )]
-    pub prometheus_org_id: String,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// Slack incoming-webhook URL; notifications are skipped when empty.
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
     pub slack_webhook_url: Option<String>,
@@ -56,7 +44,7 @@ pub struct GlobalArgs {
   steward karpenter allocate-rate --nodepool-name general --prometheus-address http://mimir:8080/prometheus
   steward karpenter allocate-rate --nodepool-name general -o json | jq .max_allocate_rate_percent
 
-Exit status: 0 printed, 1 Prometheus answered without the NodePool's Karpenter metrics, 4 Prometheus cannot be reached.")]
+Exit status: 0 printed, 1 Prometheus answered without the NodePool's Karpenter metrics or refused the credentials, 2 a flag (or a file it names) is unusable, 4 Prometheus cannot be reached.")]
 pub struct AllocateArgs {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -160,7 +148,7 @@ impl DrainArgs {
         Ok(Settings {
             nodepool: g.nodepool_name.clone(),
             cluster: g.cluster_name.clone(),
-            prometheus: prometheus(g)?,
+            prometheus: g.prometheus.connect()?,
             slack: Slack::new(g.slack_webhook_url.clone()),
             batch: BatchOptions {
                 min_batch: self.min_batch,
@@ -186,26 +174,27 @@ impl DrainArgs {
     }
 }
 
-fn prometheus(g: &GlobalArgs) -> Result<Prometheus> {
-    Prometheus::new(
-        &g.prometheus_address,
-        &g.prometheus_org_id,
-        Duration::from_secs(15),
-    )
-}
-
 /// `steward karpenter allocate-rate`.
 pub async fn run_allocate_rate(args: AllocateArgs, ctx: Context) -> Result<Exit> {
     let nodepool = &args.global.nodepool_name;
-    let a = prometheus(&args.global)?.allocation(nodepool).await?;
+    let prometheus = args.global.prometheus.connect()?;
+    let a = prometheus.allocation(nodepool).await?;
+    let queries = a.generation.queries(nodepool, prometheus.selector());
     let report = serde_json::json!({
         "nodepool": nodepool,
         "generation": a.generation,
+        "selector": prometheus.selector().to_string(),
+        "queries": queries,
         "memory": { "usage_bytes": a.memory.usage, "requests_bytes": a.memory.requests, "allocate_rate_percent": a.memory.rate_percent() },
         "cpu": { "usage_cores": a.cpu.usage, "requests_cores": a.cpu.requests, "allocate_rate_percent": a.cpu.rate_percent() },
         "max_allocate_rate_percent": a.max_rate_percent(),
     });
-    let text = Msg::Allocation { nodepool, a: &a }.render(ctx.lang);
+    let text = Msg::Allocation {
+        nodepool,
+        a: &a,
+        queries: &queries,
+    }
+    .render(ctx.lang);
     print_report(args.output, &report, &text);
     Ok(Exit::Ok)
 }

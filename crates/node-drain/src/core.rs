@@ -9,6 +9,7 @@
 //! - [`removal`]: how one pod leaves its node, what an eviction answer leads to,
 //!   when a node's wait is over.
 //! - [`room`]: whether another node has room for a pod's replacement.
+//! - [`selector`]: the label matchers `--prometheus-selector` adds to every query.
 //! - [`report`]: progress events, node outcomes, the run's report, its exit status
 //!   and what a run rolls back.
 
@@ -22,3 +23,4 @@ pub mod preflight;
 pub mod removal;
 pub mod report;
 pub mod room;
+pub mod selector;

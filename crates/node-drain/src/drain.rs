@@ -14,6 +14,7 @@ use self::gather::Gathered;
 use crate::core::batch::{self, Batch, BatchOptions};
 use crate::core::preflight::{Finding, preflight};
 use crate::core::report::{Report, drained};
+use crate::core::selector::Selector;
 use crate::display::print_report;
 use crate::engine::EngineConfig;
 use crate::error::Result;
@@ -78,7 +79,7 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
         rolled_back: Vec::new(),
     };
     if !s.output.is_structured() {
-        show_plan(&report, pool.len(), lang);
+        show_plan(&report, pool.len(), s.prometheus.selector(), lang);
     }
     let unmanaged = unmanaged(&report.findings);
     if !s.force && !unmanaged.is_empty() {
@@ -151,10 +152,15 @@ fn plan(g: &Gathered, opts: &BatchOptions) -> (Batch, Vec<Finding>) {
 }
 
 /// Prints the allocation, the batch computation and the pre-flight findings.
-fn show_plan(report: &Report, pool: usize, lang: Lang) {
+fn show_plan(report: &Report, pool: usize, selector: &Selector, lang: Lang) {
+    let queries = report
+        .allocation
+        .generation
+        .queries(&report.nodepool, selector);
     let allocation = Msg::Allocation {
         nodepool: &report.nodepool,
         a: &report.allocation,
+        queries: &queries,
     };
     println!("{}", allocation.render(lang));
     let plan = Msg::Plan {

@@ -63,6 +63,14 @@ pub enum Error {
         unmanaged_list(.0)
     )]
     Unmanaged(Vec<String>),
+    /// A flag's value (or a file it names) is unusable; nothing was changed.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// Why, naming the file when there is one (never its content).
+        reason: String,
+    },
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
@@ -83,7 +91,7 @@ impl Error {
         match self {
             Self::Prometheus { .. } | Self::NoKarpenterMetrics { .. } => "prometheus",
             Self::Kube { .. } => "kubernetes",
-            Self::UnknownNode(..) | Self::Unmanaged(_) => "input",
+            Self::UnknownNode(..) | Self::Unmanaged(_) | Self::Flag { .. } => "input",
             Self::Locked { .. } | Self::LockTimeout(_) => "lock",
             Self::Runtime(e) => e.metric_label(),
         }
@@ -111,7 +119,7 @@ impl steward_runtime::ExitStatus for Error {
             }
             Self::NoKarpenterMetrics { .. } => Exit::Failed,
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
-            Self::UnknownNode(..) => Exit::Usage,
+            Self::UnknownNode(..) | Self::Flag { .. } => Exit::Usage,
             Self::Locked { .. } | Self::LockTimeout(_) | Self::Unmanaged(_) => Exit::Failed,
             Self::Runtime(e) => e.exit(),
         }
@@ -143,6 +151,13 @@ mod tests {
                 Exit::Failed,
             ),
             (Error::UnknownNode("n".into(), "np".into()), Exit::Usage),
+            (
+                Error::Flag {
+                    flag: "--prometheus-ca-file",
+                    reason: "/x: No such file".into(),
+                },
+                Exit::Usage,
+            ),
             (Error::Unmanaged(vec!["ns/bare".into()]), Exit::Failed),
             (
                 Error::LockTimeout("kube-system/steward-drain-np".into()),

@@ -14,6 +14,8 @@ pub enum Msg<'a> {
     Allocation {
         nodepool: &'a str,
         a: &'a Allocation,
+        /// The PromQL read, selector in place.
+        queries: &'a [String],
     },
     /// The batch computation, every number.
     Plan { nodes: usize, b: &'a Batch },
@@ -58,11 +60,12 @@ fn gen_name(a: &Allocation) -> &'static str {
 impl Localized for Msg<'_> {
     fn en(&self) -> String {
         match self {
-            Self::Allocation { nodepool, a } => format!(
-                "NodePool {nodepool} (metrics: {})\n  memory: usage {}, pod requests {}, allocate rate {:.0} %\n  cpu:    usage {}, pod requests {}, allocate rate {:.0} %",
+            Self::Allocation { nodepool, a, queries } => format!(
+                "NodePool {nodepool} (metrics: {})\n  memory: usage {}, pod requests {}, allocate rate {:.0} %\n  cpu:    usage {}, pod requests {}, allocate rate {:.0} %\n  queries:{}",
                 gen_name(a),
                 Resource::Memory.human(a.memory.usage), Resource::Memory.human(a.memory.requests), a.memory.rate_percent(),
                 Resource::Cpu.human(a.cpu.usage), Resource::Cpu.human(a.cpu.requests), a.cpu.rate_percent(),
+                query_lines(queries),
             ),
             Self::Plan { nodes, b } => format!(
                 "nodes in NodePool: {nodes} ({} drainable)\nmax allocate rate: {:.0} %\ndrain rate = (99 - {:.0}) / 100 = {:.2}\ndrain count = floor({} x {:.2}) = {} -> {}{}\nnodes to drain (oldest first): {}{}{}",
@@ -107,11 +110,12 @@ impl Localized for Msg<'_> {
 
     fn ko(&self) -> String {
         match self {
-            Self::Allocation { nodepool, a } => format!(
-                "NodePool {nodepool} (메트릭: {})\n  메모리: 사용량 {}, 파드 요청 {}, 할당률 {:.0} %\n  CPU:    사용량 {}, 파드 요청 {}, 할당률 {:.0} %",
+            Self::Allocation { nodepool, a, queries } => format!(
+                "NodePool {nodepool} (메트릭: {})\n  메모리: 사용량 {}, 파드 요청 {}, 할당률 {:.0} %\n  CPU:    사용량 {}, 파드 요청 {}, 할당률 {:.0} %\n  쿼리:{}",
                 gen_name(a),
                 Resource::Memory.human(a.memory.usage), Resource::Memory.human(a.memory.requests), a.memory.rate_percent(),
                 Resource::Cpu.human(a.cpu.usage), Resource::Cpu.human(a.cpu.requests), a.cpu.rate_percent(),
+                query_lines(queries),
             ),
             Self::Plan { nodes, b } => format!(
                 "NodePool 노드 수: {nodes} (드레인 가능 {})\n최대 사용률: {:.0} %\n드레인 비율 = (99 - {:.0}) / 100 = {:.2}\n드레인 할 노드 개수 = floor({} x {:.2}) = {} -> {}{}\n드레인 대상 (오래된 순): {}{}{}",
@@ -153,4 +157,9 @@ impl Localized for Msg<'_> {
             },
         }
     }
+}
+
+/// The queries, one per indented line.
+fn query_lines(queries: &[String]) -> String {
+    queries.iter().map(|q| format!("\n    {q}")).collect()
 }

@@ -19,20 +19,36 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (`host:port`, path `/metrics`) under `job`.
     pub async fn start(job: &str, targets: &[String]) -> Result<Self> {
-        let port = steward_sim::free_port()?;
-        let dir = std::env::temp_dir().join(format!("steward-prom-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
         let list = targets
             .iter()
             .map(|t| format!("'{t}'"))
             .collect::<Vec<_>>()
             .join(", ");
+        let scrape = format!("- job_name: {job}\n  static_configs:\n  - targets: [{list}]\n");
+        Self::start_with(&scrape, None).await
+    }
+
+    /// Starts Prometheus with `scrape_configs` (a YAML list) and, when given, a
+    /// `--web.config.file` (basic auth, TLS); with one, [`Self::url`] is still
+    /// `http://` and callers who set TLS use `https://` with [`Self::port`].
+    pub async fn start_with(scrape_configs: &str, web_config: Option<&str>) -> Result<Self> {
+        let port = steward_sim::free_port()?;
+        let dir = std::env::temp_dir().join(format!("steward-prom-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: {job}\n  static_configs:\n  - targets: [{list}]\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
         );
         std::fs::write(dir.join("prometheus.yml"), config)?;
         let log = std::fs::File::create(dir.join("prometheus.log"))?;
-        let child = Command::new("prometheus")
+        let mut cmd = Command::new("prometheus");
+        if let Some(web) = web_config {
+            std::fs::write(dir.join("web.yml"), web)?;
+            cmd.arg(format!(
+                "--web.config.file={}",
+                dir.join("web.yml").display()
+            ));
+        }
+        let child = cmd
             .arg(format!(
                 "--config.file={}",
                 dir.join("prometheus.yml").display()
@@ -56,6 +72,7 @@ impl Prometheus {
         };
         let http = crate::http();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let log = p.dir.join("prometheus.log");
         loop {
             if let Some(status) = p.child.try_wait()? {
                 bail!(
@@ -63,12 +80,16 @@ impl Prometheus {
                     p.dir.join("prometheus.log").display()
                 );
             }
-            if http
-                .get(format!("{}/-/ready", p.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
+            // Behind basic auth or TLS /-/ready cannot be asked: its log says it.
+            let ready = if web_config.is_some() {
+                std::fs::read_to_string(&log)?.contains("Server is ready to receive web requests")
+            } else {
+                http.get(format!("{}/-/ready", p.url))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            };
+            if ready {
                 return Ok(p);
             }
             if tokio::time::Instant::now() > deadline {
@@ -81,6 +102,15 @@ impl Prometheus {
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The port it listens on (loopback).
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default()
     }
 
     /// Waits until `query` returns at least one sample.

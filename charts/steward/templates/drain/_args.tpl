@@ -69,6 +69,7 @@ template:
           - name: PROMETHEUS_SCOPE_ORG_ID
             value: {{ . | quote }}
           {{- end }}
+          {{- include "steward.drain.prometheusEnv" . | nindent 10 }}
           {{- with $v.slack.existingSecret }}
           # The Slack URL is a credential: from the Secret, never a flag.
           - name: SLACK_WEBHOOK_URL
@@ -85,4 +86,80 @@ template:
           {{- toYaml $v.resources | nindent 10 }}
         securityContext:
           {{- toYaml .Values.securityContext | nindent 10 }}
+        {{- include "steward.drain.prometheusMounts" . | nindent 8 }}
+    {{- include "steward.drain.prometheusVolumes" . | nindent 4 }}
+{{- end }}
+
+{{/* How the drain reaches Prometheus beyond its address: the selector, headers,
+and credentials as files from Secrets (never in args or env values). */}}
+{{- define "steward.drain.prometheusEnv" -}}
+{{- $p := .Values.drain.prometheus -}}
+{{- with $p.selector }}
+- name: PROMETHEUS_SELECTOR
+  value: {{ . | quote }}
+{{- end }}
+{{- with $p.headers }}
+- name: PROMETHEUS_HEADERS
+  value: {{ $lines := list }}{{ range $k, $val := . }}{{ $lines = append $lines (printf "%s: %s" $k $val) }}{{ end }}{{ join "\n" $lines | quote }}
+{{- end }}
+{{- if $p.auth.existingSecret }}
+{{- if and (not $p.auth.tokenKey) (not $p.auth.username) }}
+{{- fail "drain.prometheus.auth.existingSecret is set: set drain.prometheus.auth.tokenKey (bearer token) or drain.prometheus.auth.username (basic auth)" }}
+{{- end }}
+{{- if $p.auth.tokenKey }}
+- name: PROMETHEUS_TOKEN_FILE
+  value: /etc/steward/prometheus-auth/{{ $p.auth.tokenKey }}
+{{- else if $p.auth.username }}
+- name: PROMETHEUS_USERNAME
+  value: {{ $p.auth.username | quote }}
+- name: PROMETHEUS_PASSWORD_FILE
+  value: /etc/steward/prometheus-auth/{{ $p.auth.passwordKey }}
+{{- end }}
+{{- end }}
+{{- if $p.tls.existingSecret }}
+- name: PROMETHEUS_CA_FILE
+  value: /etc/steward/prometheus-tls/ca.crt
+{{- if $p.tls.clientCert }}
+- name: PROMETHEUS_CERT_FILE
+  value: /etc/steward/prometheus-tls/tls.crt
+- name: PROMETHEUS_KEY_FILE
+  value: /etc/steward/prometheus-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "steward.drain.prometheusMounts" -}}
+{{- $p := .Values.drain.prometheus -}}
+{{- if or $p.auth.existingSecret $p.tls.existingSecret }}
+volumeMounts:
+  {{- if $p.auth.existingSecret }}
+  - name: prometheus-auth
+    mountPath: /etc/steward/prometheus-auth
+    readOnly: true
+  {{- end }}
+  {{- if $p.tls.existingSecret }}
+  - name: prometheus-tls
+    mountPath: /etc/steward/prometheus-tls
+    readOnly: true
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "steward.drain.prometheusVolumes" -}}
+{{- $p := .Values.drain.prometheus -}}
+{{- if or $p.auth.existingSecret $p.tls.existingSecret }}
+volumes:
+  {{- with $p.auth.existingSecret }}
+  - name: prometheus-auth
+    secret:
+      secretName: {{ . }}
+      defaultMode: 0400
+  {{- end }}
+  {{- with $p.tls.existingSecret }}
+  - name: prometheus-tls
+    secret:
+      secretName: {{ . }}
+      defaultMode: 0400
+  {{- end }}
+{{- end }}
 {{- end }}

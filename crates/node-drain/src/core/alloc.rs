@@ -12,6 +12,8 @@
 
 use serde::Serialize;
 
+use super::selector::Selector;
+
 /// Which generation of Karpenter metrics a Prometheus holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,38 +34,52 @@ impl Generation {
     }
 
     /// The PromQL for the NodePool's usage (capacity Karpenter launched) of a resource.
-    pub fn usage_query(self, nodepool: &str, resource: Resource) -> String {
+    pub fn usage_query(self, nodepool: &str, resource: Resource, sel: &Selector) -> String {
         format!(
-            "sum({}{{nodepool=\"{}\",resource_type=\"{}\"}})",
+            "sum({}{})",
             self.usage_metric(),
-            escape(nodepool),
-            resource.label()
+            matchers(nodepool, Some(resource), sel)
         )
     }
 
     /// The PromQL for the requests on the NodePool's nodes, daemons included.
-    pub fn requests_query(self, nodepool: &str, resource: Resource) -> String {
-        let sel = format!(
-            "{{nodepool=\"{}\",resource_type=\"{}\"}}",
-            escape(nodepool),
-            resource.label()
-        );
+    pub fn requests_query(self, nodepool: &str, resource: Resource, sel: &Selector) -> String {
+        let m = matchers(nodepool, Some(resource), sel);
         match self {
-            Self::V1 => format!("sum(karpenter_nodes_total_pod_requests{sel})"),
+            Self::V1 => format!("sum(karpenter_nodes_total_pod_requests{m})"),
             Self::Legacy => format!(
-                "sum(karpenter_nodes_total_pod_requests{sel}) + sum(karpenter_nodes_total_daemon_requests{sel})"
+                "sum(karpenter_nodes_total_pod_requests{m}) + sum(karpenter_nodes_total_daemon_requests{m})"
             ),
         }
     }
 
     /// The PromQL that tells whether this generation's series exist for the NodePool.
-    pub fn probe_query(self, nodepool: &str) -> String {
+    pub fn probe_query(self, nodepool: &str, sel: &Selector) -> String {
         format!(
-            "count({}{{nodepool=\"{}\"}})",
+            "count({}{})",
             self.usage_metric(),
-            escape(nodepool)
+            matchers(nodepool, None, sel)
         )
     }
+
+    /// Every query the allocation reads, in the order it reads them.
+    pub fn queries(self, nodepool: &str, sel: &Selector) -> Vec<String> {
+        let mut q = vec![self.probe_query(nodepool, sel)];
+        for r in [Resource::Memory, Resource::Cpu] {
+            q.push(self.usage_query(nodepool, r, sel));
+            q.push(self.requests_query(nodepool, r, sel));
+        }
+        q
+    }
+}
+
+/// `{nodepool="..",resource_type="..",<selector>}`.
+fn matchers(nodepool: &str, resource: Option<Resource>, sel: &Selector) -> String {
+    let mut own = format!("nodepool=\"{}\"", escape(nodepool));
+    if let Some(r) = resource {
+        own.push_str(&format!(",resource_type=\"{}\"", r.label()));
+    }
+    format!("{{{}}}", sel.join_after(&own))
 }
 
 /// A resource Karpenter reports.
@@ -143,27 +159,47 @@ mod tests {
 
     #[test]
     fn queries_per_generation() {
-        assert_eq!(
-            Generation::V1.usage_query("gp", Resource::Memory),
-            r#"sum(karpenter_nodepools_usage{nodepool="gp",resource_type="memory"})"#
-        );
-        assert_eq!(
-            Generation::Legacy.usage_query("gp", Resource::Cpu),
-            r#"sum(karpenter_nodepool_usage{nodepool="gp",resource_type="cpu"})"#
-        );
-        assert_eq!(
-            Generation::V1.requests_query("gp", Resource::Cpu),
-            r#"sum(karpenter_nodes_total_pod_requests{nodepool="gp",resource_type="cpu"})"#
-        );
-        assert!(
-            Generation::Legacy
-                .requests_query("gp", Resource::Cpu)
-                .contains("karpenter_nodes_total_daemon_requests")
-        );
-        assert_eq!(
-            Generation::V1.probe_query("a\"b"),
-            r#"count(karpenter_nodepools_usage{nodepool="a\"b"})"#
-        );
+        let none = Selector::default();
+        let cluster = Selector::parse(r#"cluster="prod-eks""#).unwrap();
+        let cases = [
+            (
+                Generation::V1.usage_query("gp", Resource::Memory, &none),
+                r#"sum(karpenter_nodepools_usage{nodepool="gp",resource_type="memory"})"#,
+            ),
+            (
+                Generation::Legacy.usage_query("gp", Resource::Cpu, &none),
+                r#"sum(karpenter_nodepool_usage{nodepool="gp",resource_type="cpu"})"#,
+            ),
+            (
+                Generation::V1.requests_query("gp", Resource::Cpu, &none),
+                r#"sum(karpenter_nodes_total_pod_requests{nodepool="gp",resource_type="cpu"})"#,
+            ),
+            (
+                Generation::Legacy.requests_query("gp", Resource::Cpu, &cluster),
+                r#"sum(karpenter_nodes_total_pod_requests{nodepool="gp",resource_type="cpu",cluster="prod-eks"}) + sum(karpenter_nodes_total_daemon_requests{nodepool="gp",resource_type="cpu",cluster="prod-eks"})"#,
+            ),
+            (
+                Generation::V1.probe_query("a\"b", &none),
+                r#"count(karpenter_nodepools_usage{nodepool="a\"b"})"#,
+            ),
+            (
+                Generation::V1.probe_query("gp", &cluster),
+                r#"count(karpenter_nodepools_usage{nodepool="gp",cluster="prod-eks"})"#,
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+        // Every query carries the selector.
+        let all = Generation::Legacy.queries("gp", &cluster);
+        assert_eq!(all.len(), 5);
+        for q in all {
+            assert_eq!(
+                q.matches(r#"cluster="prod-eks""#).count(),
+                q.matches("karpenter_").count(),
+                "{q}"
+            );
+        }
     }
 
     #[test]

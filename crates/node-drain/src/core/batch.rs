@@ -108,13 +108,28 @@ pub fn batch(nodes: &[Node], pods: &[Pod], max_allocate_rate: f64, opts: &BatchO
     }
 
     let mut skipped = Vec::new();
-    let protected = |n: &Node| {
-        pods.iter().find(|p| {
-            on_node(p, &n.name_any())
-                && p.annotations()
-                    .get(DO_NOT_DISRUPT)
-                    .is_some_and(|v| v == "true")
-        })
+    // Karpenter honours the annotation on a Node as on a pod; so does steward.
+    let protected = |n: &Node| -> Option<String> {
+        if n.annotations()
+            .get(DO_NOT_DISRUPT)
+            .is_some_and(|v| v == "true")
+        {
+            return Some(format!("the node has {DO_NOT_DISRUPT}=true"));
+        }
+        pods.iter()
+            .find(|p| {
+                on_node(p, &n.name_any())
+                    && p.annotations()
+                        .get(DO_NOT_DISRUPT)
+                        .is_some_and(|v| v == "true")
+            })
+            .map(|p| {
+                format!(
+                    "pod {}/{} has {DO_NOT_DISRUPT}=true",
+                    p.namespace().unwrap_or_default(),
+                    p.name_any()
+                )
+            })
     };
     let (resumed, fresh): (Vec<&Node>, Vec<&Node>) =
         sorted.into_iter().partition(|n| NodeState::of(n).is_some());
@@ -128,15 +143,8 @@ pub fn batch(nodes: &[Node], pods: &[Pod], max_allocate_rate: f64, opts: &BatchO
             if chosen.len() >= count {
                 break;
             }
-            if let Some(p) = protected(n) {
-                skipped.push((
-                    n.name_any(),
-                    format!(
-                        "pod {}/{} has {DO_NOT_DISRUPT}=true",
-                        p.namespace().unwrap_or_default(),
-                        p.name_any()
-                    ),
-                ));
+            if let Some(why) = protected(n) {
+                skipped.push((n.name_any(), why));
                 continue;
             }
             chosen.push(n.name_any());
@@ -244,5 +252,29 @@ mod tests {
         );
         assert_eq!(b.nodes, ["n6", "n5"]);
         assert_eq!(b.skipped[0].0, "n7");
+        assert!(b.skipped[0].1.starts_with("pod "), "{:?}", b.skipped);
+        // On the Node itself, as Karpenter reads it too.
+        let mut nodes = nodes8();
+        let n7 = nodes.iter_mut().find(|n| n.name_any() == "n7").unwrap();
+        n7.annotations_mut()
+            .insert(DO_NOT_DISRUPT.into(), "true".into());
+        let opts = BatchOptions {
+            min_batch: 1,
+            ..BatchOptions::default()
+        };
+        let b = batch(&nodes, &[], 63.0, &opts);
+        assert_eq!(b.nodes, ["n6", "n5"]);
+        assert_eq!(
+            b.skipped,
+            [(
+                "n7".to_string(),
+                format!("the node has {DO_NOT_DISRUPT}=true")
+            )]
+        );
+        // "false" protects nothing.
+        let n7 = nodes.iter_mut().find(|n| n.name_any() == "n7").unwrap();
+        n7.annotations_mut()
+            .insert(DO_NOT_DISRUPT.into(), "false".into());
+        assert_eq!(batch(&nodes, &[], 63.0, &opts).nodes, ["n7", "n6"]);
     }
 }

@@ -109,6 +109,13 @@ async fn dry_run_skips_do_not_disrupt_nodes_and_reports_pdbs_without_changing_an
     let more = ctx.pool_nodes("b", 2, "4").await;
     ctx.deployment("solo", 1, "100m").await;
     ctx.pdb("solo", json!({ "minAvailable": 1 })).await;
+    // Karpenter honours the annotation on a Node too.
+    let nodes_api: Api<Node> = Api::all(ctx.env.client.clone());
+    let patch = json!({ "metadata": { "annotations": { "karpenter.sh/do-not-disrupt": "true" } } });
+    nodes_api
+        .patch(&more[0], &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
     ctx.metrics_ready().await;
     let (ok, stdout, stderr) = ctx
         .drain(&["--dry-run", "--max-batch", "2", "-o", "json"])
@@ -122,6 +129,18 @@ async fn dry_run_skips_do_not_disrupt_nodes_and_reports_pdbs_without_changing_an
         "the do-not-disrupt node was chosen: {nodes:?}"
     );
     assert_eq!(report["plan"]["skipped"][0][0], pool[0].as_str());
+    assert!(
+        !nodes.iter().any(|n| n == more[0].as_str()),
+        "the node annotated do-not-disrupt was chosen: {nodes:?}"
+    );
+    let skipped = report["plan"]["skipped"].to_string();
+    assert!(
+        skipped.contains(&format!(
+            "[\"{}\",\"the node has karpenter.sh/do-not-disrupt=true\"]",
+            more[0]
+        )),
+        "{skipped}"
+    );
     let solo_node = ctx.ready_pods("solo", 1).await[0]
         .spec
         .as_ref()

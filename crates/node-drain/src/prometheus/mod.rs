@@ -1,9 +1,17 @@
 //! A small Prometheus/Mimir instant-query client. Every error names the query and
-//! the address, because the usual fix is a port-forward or an org id.
+//! the address, because the usual fix is a port-forward, an org id or a credential.
+//! [`access`] holds how it authenticates.
+
+mod access;
+mod args;
 
 use std::time::Duration;
 
+pub use access::Access;
+pub use args::PrometheusArgs;
+
 use crate::core::alloc::{Allocation, Generation, Resource, ResourceAllocation};
+use crate::core::selector::Selector;
 use crate::error::{Error, Result};
 
 /// Where Prometheus is and which tenant to ask for.
@@ -12,24 +20,36 @@ pub struct Prometheus {
     http: reqwest::Client,
     base: String,
     org_id: String,
+    selector: Selector,
+    access: Access,
 }
 
 impl Prometheus {
-    /// A client for `address` (for Mimir, including its `/prometheus` prefix).
-    pub fn new(address: &str, org_id: &str, timeout: Duration) -> Result<Self> {
+    /// A client for `address` (for Mimir, including its `/prometheus` prefix) whose
+    /// queries all carry `selector`. Fails naming the flag when a file of `access`
+    /// cannot be read.
+    pub fn new(
+        address: &str,
+        org_id: &str,
+        selector: Selector,
+        access: Access,
+        timeout: Duration,
+    ) -> Result<Self> {
         // The innermost cause: reqwest says only "builder error", its source says why
         // (in an image without CA certificates: "No CA certificates were loaded").
-        let http = steward_runtime::http::client(timeout).map_err(|e| Error::Prometheus {
-            address: address.into(),
-            query: String::new(),
-            reason: root(&e),
-            unreachable: false,
-        })?;
+        let http = access.client(timeout)?;
         Ok(Self {
             http,
             base: address.trim_end_matches('/').to_string(),
             org_id: org_id.to_string(),
+            selector,
+            access,
         })
+    }
+
+    /// The label matchers every query carries.
+    pub fn selector(&self) -> &Selector {
+        &self.selector
     }
 
     /// The address queried.
@@ -46,15 +66,25 @@ impl Prometheus {
             reason,
             unreachable,
         };
-        let resp = self
+        let req = self
             .http
             .get(format!("{}/api/v1/query", self.base))
             .header("X-Scope-OrgID", &self.org_id)
-            .query(&[("query", query)])
+            .query(&[("query", query)]);
+        let resp = self
+            .access
+            .credentials()?
+            .apply(req)
             .send()
             .await
             .map_err(|e| err(root(&e), true))?;
         let status = resp.status();
+        if matches!(status.as_u16(), 401 | 403) {
+            let why = format!(
+                "HTTP {status}: Prometheus refused the credentials; check --prometheus-token-file, --prometheus-username/--prometheus-password-file or --prometheus-cert-file"
+            );
+            return Err(err(why, false));
+        }
         // A 5xx is Prometheus (or the proxy before it) not answering the query.
         let down = status.is_server_error();
         let body: serde_json::Value = resp.json().await.map_err(|e| {
@@ -89,7 +119,7 @@ impl Prometheus {
     pub async fn detect_generation(&self, nodepool: &str) -> Result<Generation> {
         for generation in [Generation::V1, Generation::Legacy] {
             if self
-                .query_sum(&generation.probe_query(nodepool))
+                .query_sum(&generation.probe_query(nodepool, &self.selector))
                 .await?
                 .is_some_and(|n| n > 0.0)
             {
@@ -106,8 +136,8 @@ impl Prometheus {
     pub async fn allocation(&self, nodepool: &str) -> Result<Allocation> {
         let generation = self.detect_generation(nodepool).await?;
         let read = |resource: Resource| async move {
-            let usage_q = generation.usage_query(nodepool, resource);
-            let requests_q = generation.requests_query(nodepool, resource);
+            let usage_q = generation.usage_query(nodepool, resource, &self.selector);
+            let requests_q = generation.requests_query(nodepool, resource, &self.selector);
             let usage = self
                 .query_sum(&usage_q)
                 .await?
@@ -135,7 +165,7 @@ impl Prometheus {
     }
 }
 
-fn root(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
