@@ -128,7 +128,7 @@ impl Engine {
             .started(node, uid.as_deref(), targets.len())
             .await;
         let ready = steward_kube::node::is_ready(&node_obj);
-        let (waited, removed) = self.remove_all(node, targets, !ready).await;
+        let (waited, removed) = self.remove_all(node, uid.as_deref(), targets, !ready).await;
         let outcome = match waited {
             Wait::Empty => match record_state(&nodes, node, Some(NodeState::Drained)).await {
                 Err(e) => NodeOutcome::Failed {
@@ -184,6 +184,7 @@ impl Engine {
     async fn remove_all(
         &self,
         node: &str,
+        uid: Option<&str>,
         targets: Vec<(PodKey, Pod)>,
         node_not_ready: bool,
     ) -> (Wait, Arc<Removed>) {
@@ -194,6 +195,7 @@ impl Engine {
         // Pods that can never be evicted, so the wait ends without running out the clock.
         let (unevictable, failures) = mpsc::unbounded_channel();
         for (key, pod) in &targets {
+            let uid = uid.map(str::to_string);
             let (this, key, pod, per_node, stop, node, unevictable, removed) = (
                 self.clone(),
                 key.clone(),
@@ -206,7 +208,7 @@ impl Engine {
             );
             tasks.spawn(async move {
                 tokio::select! {
-                    gone = this.remove_pod(&node, &key, &pod, node_not_ready, &per_node) => {
+                    gone = this.remove_pod((&node, uid.as_deref()), &key, &pod, node_not_ready, &per_node) => {
                         if let Some(reason) = removed.count(gone) {
                             // The wait is over (and the receiver gone) only once it
                             // no longer needs to know.

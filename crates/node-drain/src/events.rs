@@ -80,6 +80,19 @@ impl Events {
         self.publish(node, uid, e).await;
     }
 
+    /// `DrainBlocked`: a budget refused evicting `pod` from `node`.
+    pub async fn blocked(
+        &self,
+        node: &str,
+        uid: Option<&str>,
+        pod: &str,
+        pdb: Option<&str>,
+        message: &str,
+    ) {
+        let e = NodeEvent::Blocked { pod, pdb, message };
+        self.publish(node, uid, e).await;
+    }
+
     /// Records `e` on the Node `node`.
     async fn publish(&self, node: &str, uid: Option<&str>, e: NodeEvent<'_>) {
         let kind = kind_of(&e);

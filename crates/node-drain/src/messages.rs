@@ -104,6 +104,10 @@ impl Localized for Msg<'_> {
                     NodeOutcome::Failed { reason } => format!("Drain failed: {reason}"),
                 },
                 NodeEvent::Uncordoned { nodepool } => format!("Uncordoned: the steward drain of NodePool {nodepool} ended before this node's drain started"),
+                NodeEvent::Blocked { pod, pdb, message } => format!(
+                    "Evicting {pod} is blocked by {}: {message}; the drain waits until the budget allows it",
+                    pdb.map_or("a PodDisruptionBudget".to_string(), |p| format!("PodDisruptionBudget {p}"))
+                ),
             },
         }
     }
@@ -154,6 +158,10 @@ impl Localized for Msg<'_> {
                     NodeOutcome::Failed { reason } => format!("드레인 실패: {reason}"),
                 },
                 NodeEvent::Uncordoned { nodepool } => format!("uncordon 완료: 이 노드의 드레인이 시작되기 전에 NodePool {nodepool}의 steward 드레인이 끝났습니다"),
+                NodeEvent::Blocked { pod, pdb, message } => format!(
+                    "{pod} evict가 {}에 막혔습니다: {message}; 버짓이 허용할 때까지 기다립니다",
+                    pdb.map_or("PodDisruptionBudget".to_string(), |p| format!("PodDisruptionBudget {p}"))
+                ),
             },
         }
     }

@@ -11,35 +11,17 @@
 mod chart_support;
 #[path = "common/mod.rs"]
 mod common;
+#[path = "prometheus_support/mod.rs"]
+mod prometheus_support;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use prometheus_support::{Gate, POOL, certificates, exporter, proxy};
 use serde_json::Value;
 use testkit::prometheus::Prometheus;
 
-const POOL: &str = "np";
 const T: Duration = Duration::from_secs(60);
-
-/// Serves Karpenter v1 series for [`POOL`]: `cpu` cores of capacity and `req`
-/// cores requested (memory 100 GB, 50 GB).
-async fn exporter(cpu: f64, req: f64) -> String {
-    let body = format!(
-        "karpenter_nodepools_usage{{nodepool=\"{POOL}\",resource_type=\"cpu\"}} {cpu}\n\
-         karpenter_nodepools_usage{{nodepool=\"{POOL}\",resource_type=\"memory\"}} 1e11\n\
-         karpenter_nodes_total_pod_requests{{nodepool=\"{POOL}\",resource_type=\"cpu\",node_name=\"n1\"}} {req}\n\
-         karpenter_nodes_total_pod_requests{{nodepool=\"{POOL}\",resource_type=\"memory\",node_name=\"n1\"}} 5e10\n"
-    );
-    let app =
-        axum::Router::new().route("/metrics", axum::routing::get(move || async move { body }));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    addr.to_string()
-}
 
 /// `allocate-rate -o json` with `args`; (exit status, the report or Null, stderr).
 async fn allocate(args: &[&str]) -> (Option<i32>, Value, String) {
@@ -104,42 +86,6 @@ async fn the_selector_keeps_two_clusters_of_one_tenant_apart() {
         err.contains("--prometheus-selector") && err.contains("double quotes"),
         "{err}"
     );
-}
-
-/// A CA, Prometheus's serving certificate for 127.0.0.1 and a client
-/// certificate, as PEM files in `dir`: (ca, server cert, server key, client cert, client key).
-fn certificates(dir: &Path) -> [PathBuf; 5] {
-    use rcgen::{
-        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf = |sans: Vec<String>, usage| {
-        let mut p = CertificateParams::new(sans).unwrap();
-        p.extended_key_usages = vec![usage];
-        let k = KeyPair::generate().unwrap();
-        (p.signed_by(&k, &issuer).unwrap().pem(), k.serialize_pem())
-    };
-    let (srv, srv_key) = leaf(
-        vec!["127.0.0.1".into()],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let (cli, cli_key) = leaf(vec![], ExtendedKeyUsagePurpose::ClientAuth);
-    let write = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
-    [
-        write("ca.pem", &ca_pem),
-        write("server.pem", &srv),
-        write("server-key.pem", &srv_key),
-        write("client.pem", &cli),
-        write("client-key.pem", &cli_key),
-    ]
 }
 
 #[tokio::test]
@@ -307,47 +253,6 @@ fn chart_env(url: &str, dir: &Path) -> Vec<(String, String)> {
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
-}
-
-/// What the bearer proxy lets through.
-struct Gate {
-    upstream: String,
-    token: String,
-}
-
-/// A stand-in for an authenticating gateway: a query passes only with
-/// `Authorization: Bearer <token>` and `X-Team: platform`, then goes to Prometheus.
-async fn proxy(gate: Gate) -> String {
-    async fn query(
-        State(g): State<Arc<Gate>>,
-        headers: HeaderMap,
-        RawQuery(q): RawQuery,
-    ) -> (StatusCode, String) {
-        let bearer = format!("Bearer {}", g.token);
-        let authorised = headers
-            .get("authorization")
-            .is_some_and(|v| v == bearer.as_str());
-        if !authorised || headers.get("x-team").is_none_or(|v| v != "platform") {
-            return (StatusCode::UNAUTHORIZED, "unauthorized".into());
-        }
-        let url = format!("{}/api/v1/query?{}", g.upstream, q.unwrap_or_default());
-        let body = testkit::http()
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        (StatusCode::OK, body)
-    }
-    let app = axum::Router::new()
-        .route("/api/v1/query", axum::routing::get(query))
-        .with_state(Arc::new(gate));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    format!("http://{addr}")
 }
 
 #[tokio::test]

@@ -23,6 +23,13 @@ pub enum NodeEvent<'a> {
     },
     /// The node was uncordoned: the run ended before its drain started.
     Uncordoned { nodepool: &'a str },
+    /// A budget refused the eviction of `pod` (first refusal per pod); the drain
+    /// waits and asks again.
+    Blocked {
+        pod: &'a str,
+        pdb: Option<&'a str>,
+        message: &'a str,
+    },
 }
 
 /// The type, reason (CamelCase) and action of an Event.
@@ -44,6 +51,8 @@ pub fn kind_of(e: &NodeEvent<'_>) -> Kind {
             NodeOutcome::Failed { .. } => (EventType::Warning, "DrainFailed", "Drain"),
         },
         NodeEvent::Uncordoned { .. } => (EventType::Normal, "Uncordoned", "Uncordon"),
+        // A budget doing its job: Normal, as Karpenter's DisruptionBlocked.
+        NodeEvent::Blocked { .. } => (EventType::Normal, "DrainBlocked", "Evict"),
     };
     Kind {
         type_,
@@ -87,7 +96,7 @@ mod tests {
             deleted: 1,
         };
         // (happening, type, reason, words of the English note, of the Korean note)
-        let cases: [Case<'_>; 6] = [
+        let cases: [Case<'_>; 8] = [
             (
                 NodeEvent::Started {
                     nodepool: "default",
@@ -126,6 +135,32 @@ mod tests {
                 "DrainFailed",
                 &["more than one PodDisruptionBudget"],
                 &["more than one PodDisruptionBudget"],
+            ),
+            (
+                NodeEvent::Blocked {
+                    pod: "shop/web-1",
+                    pdb: Some("shop/web"),
+                    message: "Cannot evict pod as it would violate the pod's disruption budget.",
+                },
+                Normal,
+                "DrainBlocked",
+                &[
+                    "shop/web-1",
+                    "PodDisruptionBudget shop/web",
+                    "would violate",
+                ],
+                &["shop/web-1", "PodDisruptionBudget shop/web"],
+            ),
+            (
+                NodeEvent::Blocked {
+                    pod: "shop/web-1",
+                    pdb: None,
+                    message: "Too many requests",
+                },
+                Normal,
+                "DrainBlocked",
+                &["shop/web-1", "a PodDisruptionBudget", "Too many requests"],
+                &["shop/web-1", "PodDisruptionBudget"],
             ),
             (
                 NodeEvent::Uncordoned {

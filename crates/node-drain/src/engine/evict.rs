@@ -20,10 +20,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 impl Engine {
     /// Evicts (or, for a problem pod, deletes) one pod until it is on its way out.
     /// Says how it went: [`Gone::Never`] with why when the pod can never be evicted
-    /// (more than one PDB, RBAC).
+    /// (more than one PDB, RBAC). `node` is its name and UID (for its Events).
     pub(super) async fn remove_pod(
         &self,
-        node: &str,
+        (node, uid): (&str, Option<&str>),
         key: &PodKey,
         pod: &Pod,
         node_not_ready: bool,
@@ -52,6 +52,8 @@ impl Engine {
             self.wait_for_room(node, key, pod, limit).await;
         }
         let mut backoff = eviction_backoff();
+        // One DrainBlocked Event per pod, not one per retry.
+        let mut blocked_recorded = false;
         loop {
             let outcome = {
                 let (Ok(_global), Ok(_local)) =
@@ -76,6 +78,15 @@ impl Engine {
                 }
                 Next::Blocked { delay, message } => {
                     let pdb = self.budgets.waker_for(pod).map(|(k, _)| k);
+                    // The Event first, then the log line: whoever reads the log
+                    // finds the Event already on the node.
+                    if !blocked_recorded {
+                        blocked_recorded = true;
+                        let pod_name = key.to_string();
+                        self.events
+                            .blocked(node, uid, &pod_name, pdb.as_deref(), &message)
+                            .await;
+                    }
                     // Routine while budgets do their job: info, not warn.
                     tracing::info!(pod = %key, %node, pdb = pdb.as_deref().unwrap_or("unknown"), %message, "eviction blocked by PodDisruptionBudget");
                     self.emit(Progress::PodBlocked {

@@ -62,11 +62,23 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
         ["DrainStarted", "DrainInterrupted"],
         "{events:?}"
     );
+    let last = events.last().unwrap();
     assert!(
-        events[1].type_ == "Warning"
-            && events[1].note.contains("1 pods left")
-            && events[1].note.contains(&solo[0].name_any()),
+        last.type_ == "Warning"
+            && last.note.contains("1 pods left")
+            && last.note.contains(&solo[0].name_any()),
         "the blocking pod is named: {events:?}"
+    );
+    // The refusal itself is on the node, naming the pod and its budget (once, not
+    // once per retry).
+    let refused = blocked(&events);
+    let (pod, pdb) = (
+        format!("{}/{}", ctx.env.ns, solo[0].name_any()),
+        format!("PodDisruptionBudget {}/solo", ctx.env.ns),
+    );
+    assert!(
+        refused.len() == 1 && refused[0].contains(&pod) && refused[0].contains(&pdb),
+        "{events:?}"
     );
     // The node whose drain never started was cordoned, then rolled back.
     let events = ctx.node_events(&second[0]).await;

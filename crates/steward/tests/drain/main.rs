@@ -39,9 +39,23 @@ struct NodeEvent {
     note: String,
 }
 
-/// The reasons of `events`, in order.
+/// The reasons of `events`, in order, without `DrainBlocked` (one per pod a budget
+/// refused, as many as the race between evictions makes): [`blocked`] has those.
 fn reasons(events: &[NodeEvent]) -> Vec<&str> {
-    events.iter().map(|e| e.reason.as_str()).collect()
+    events
+        .iter()
+        .map(|e| e.reason.as_str())
+        .filter(|r| *r != "DrainBlocked")
+        .collect()
+}
+
+/// The notes of the `DrainBlocked` Events among `events`.
+fn blocked(events: &[NodeEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter(|e| e.reason == "DrainBlocked")
+        .map(|e| e.note.as_str())
+        .collect()
 }
 
 struct Ctx {
