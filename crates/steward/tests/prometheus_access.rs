@@ -9,8 +9,6 @@
 
 #[path = "chart_support/mod.rs"]
 mod chart_support;
-#[path = "common/mod.rs"]
-mod common;
 #[path = "prometheus_support/mod.rs"]
 mod prometheus_support;
 
@@ -25,6 +23,11 @@ const T: Duration = Duration::from_secs(60);
 
 /// `allocate-rate -o json` with `args`; (exit status, the report or Null, stderr).
 async fn allocate(args: &[&str]) -> (Option<i32>, Value, String) {
+    allocate_with(args, &[]).await
+}
+
+/// [`allocate`] with these environment variables set.
+async fn allocate_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Value, String) {
     let base = [
         "karpenter",
         "allocate-rate",
@@ -33,9 +36,20 @@ async fn allocate(args: &[&str]) -> (Option<i32>, Value, String) {
         "-o",
         "json",
     ];
-    let all: Vec<&str> = base.iter().copied().chain(args.iter().copied()).collect();
-    let (code, out, err) = common::steward_exit(&all, "/nonexistent").await;
-    (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(base)
+        .args(args)
+        .env_remove("PROMETHEUS_ADDRESS")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.code(), report, stderr.into_owned())
 }
 
 fn cpu_usage(report: &Value) -> f64 {
@@ -289,25 +303,10 @@ async fn a_bearer_token_file_and_extra_headers_through_a_gateway() {
         "{r}"
     );
     // The same, the header from the environment (one per line).
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args([
-            "karpenter",
-            "allocate-rate",
-            "--nodepool-name",
-            POOL,
-            "-o",
-            "json",
-        ])
-        .args(base)
-        .env("PROMETHEUS_HEADERS", "X-Other: 1\nX-Team: platform")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let headers = [("PROMETHEUS_HEADERS", "X-Other: 1\nX-Team: platform")];
+    let (code, r, err) = allocate_with(&base, &headers).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(cpu_usage(&r), 32.0);
     // Without the header the gateway refuses: exit 1, naming the credentials.
     let (code, _, err) = allocate(&base).await;
     assert_eq!(code, Some(1), "{err}");
