@@ -65,6 +65,8 @@ impl Access {
             b = b.identity(id);
         }
         self.credentials()?;
+        // The innermost cause: reqwest says only "builder error", its source says why
+        // (in an image without CA certificates: "No CA certificates were loaded").
         b.build().map_err(|e| Error::Flag {
             flag: "--prometheus-address",
             reason: format!("HTTP client: {}", super::root(&e)),

@@ -35,8 +35,6 @@ impl Prometheus {
         access: Access,
         timeout: Duration,
     ) -> Result<Self> {
-        // The innermost cause: reqwest says only "builder error", its source says why
-        // (in an image without CA certificates: "No CA certificates were loaded").
         let http = access.client(timeout)?;
         Ok(Self {
             http,
