@@ -306,7 +306,7 @@ fn rbac_has_no_wildcard_and_names_stewards_own_objects() {
 
 #[test]
 fn bad_values_fail_naming_the_key() {
-    let table: [(&[&str], &str); 9] = [
+    let table: [(&[&str], &str); 11] = [
         (&["gracefulDrain.replicas=two"], "/gracefulDrain/replicas"),
         (
             &["bogus.enabled=true"],
@@ -331,6 +331,18 @@ fn bad_values_fail_naming_the_key() {
         (&["ottoscaler.replicas=2"], "/ottoscaler/replicas"),
         (&["drain.enabled=true"], "drain.nodepoolName is required"),
         (&["drain.timeout=15 minutes"], "/drain/timeout"),
+        (
+            &[
+                "drain.enabled=true",
+                "drain.nodepoolName=g",
+                "drain.prometheus.auth.existingSecret=prom",
+            ],
+            "set drain.prometheus.auth.tokenKey (bearer token) or drain.prometheus.auth.username",
+        ),
+        (
+            &["drain.prometheus.headers.Authorization=Bearer x"],
+            "invalid propertyName 'Authorization'",
+        ),
         (
             &["gracefulDrain.enabled=true", "certManager.enabled=true"],
             "certManager.enabled: this cluster does not serve cert-manager.io/v1",
