@@ -106,7 +106,11 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
         ],
         "{events:?}"
     );
-    assert!(events[3].note.contains("1 evicted"), "{events:?}");
+    let last = events.last().unwrap();
+    assert!(
+        last.reason == "NodeDrained" && last.note.contains("1 evicted"),
+        "{events:?}"
+    );
 }
 
 pub(super) fn libc_sigint() -> i32 {
