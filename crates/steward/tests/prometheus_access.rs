@@ -21,26 +21,28 @@ use testkit::prometheus::Prometheus;
 
 const T: Duration = Duration::from_secs(60);
 
-/// `allocate-rate -o json` with `args`; (exit status, the report or Null, stderr).
+/// `allocate-rate -o json` of [`POOL`] with `args`; (exit status, the report or
+/// Null, stderr).
 async fn allocate(args: &[&str]) -> (Option<i32>, Value, String) {
-    allocate_with(args, &[]).await
+    let no_env: [(&str, &str); 0] = [];
+    allocate_with(&[&["--nodepool-name", POOL], args].concat(), no_env).await
 }
 
-/// [`allocate`] with these environment variables set.
-async fn allocate_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Value, String) {
-    let base = [
-        "karpenter",
-        "allocate-rate",
-        "--nodepool-name",
-        POOL,
-        "-o",
-        "json",
-    ];
+/// `allocate-rate -o json` with `args` and only the environment `env` (so
+/// nothing of the test's own environment reaches it).
+async fn allocate_with<K, V>(
+    args: &[&str],
+    env: impl IntoIterator<Item = (K, V)>,
+) -> (Option<i32>, Value, String)
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(base)
+        .args(["karpenter", "allocate-rate", "-o", "json"])
         .args(args)
-        .env_remove("PROMETHEUS_ADDRESS")
-        .envs(env.iter().copied())
+        .env_clear()
+        .envs(env)
         .output()
         .await
         .unwrap();
@@ -194,19 +196,8 @@ async fn basic_auth_and_mutual_tls_from_prometheus_web_config() {
     ] {
         std::fs::copy(dir.join(from), dir.join("tls").join(to)).unwrap();
     }
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["karpenter", "allocate-rate", "-o", "json"])
-        .env_clear()
-        .envs(chart_env)
-        .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stderr}");
-    let r: Value = serde_json::from_str(&stdout).unwrap();
+    let (code, r, err) = allocate_with(&[], chart_env).await;
+    assert_eq!(code, Some(0), "{err}");
     assert_eq!(cpu_usage(&r), 40.0, "{r}");
     assert_eq!(r["selector"], r#"job="karpenter""#, "{r}");
 }
@@ -304,7 +295,8 @@ async fn a_bearer_token_file_and_extra_headers_through_a_gateway() {
     );
     // The same, the header from the environment (one per line).
     let headers = [("PROMETHEUS_HEADERS", "X-Other: 1\nX-Team: platform")];
-    let (code, r, err) = allocate_with(&base, &headers).await;
+    let with_pool = [&["--nodepool-name", POOL], &base[..]].concat();
+    let (code, r, err) = allocate_with(&with_pool, headers).await;
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(cpu_usage(&r), 32.0);
     // Without the header the gateway refuses: exit 1, naming the credentials.
