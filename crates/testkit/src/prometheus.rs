@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 pub struct Prometheus {
     child: Child,
     url: String,
+    port: u16,
     dir: PathBuf,
 }
 
@@ -68,6 +69,7 @@ impl Prometheus {
         let mut p = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            port,
             dir,
         };
         let http = crate::http();
@@ -106,11 +108,7 @@ impl Prometheus {
 
     /// The port it listens on (loopback).
     pub fn port(&self) -> u16 {
-        self.url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_default()
+        self.port
     }
 
     /// Waits until `query` returns at least one sample.
