@@ -95,7 +95,8 @@ $steward karpenter allocate-rate "${flags[@]}"
 say "steward drain --dry-run"
 $steward drain "${flags[@]}" --dry-run
 # The pool is full, so the computed batch is 0 (see the plan above). Rotate the oldest
-# node by hand; Karpenter provisions a replacement for the pods that cannot fit.
+# node by hand; Karpenter provisions a replacement for the pods that cannot fit, and
+# removes the drained node once steward deletes its NodeClaim.
 step="find the NodePool's oldest node"
 oldest=$($kubectl get nodes -l karpenter.sh/nodepool=workers --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[0].metadata.name}')
 [ -n "$oldest" ] || { echo "demo: the NodePool workers has no nodes" >&2; false; }

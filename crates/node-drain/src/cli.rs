@@ -116,6 +116,18 @@ pub struct DrainArgs {
     /// changing anything and names them.
     #[arg(long)]
     pub force: bool,
+    /// Leave drained nodes cordoned instead of handing them to Karpenter (by
+    /// deleting their NodeClaims), as before steward finished rotations.
+    #[arg(long)]
+    pub keep_nodes: bool,
+    /// Delete the Node object of a drained node no NodeClaim backs (not a
+    /// Karpenter node); the machine itself is not stopped. Without it such nodes
+    /// stay cordoned and are named.
+    #[arg(long, conflicts_with = "keep_nodes")]
+    pub delete_nodes: bool,
+    /// How long to wait for a handed-off node to be gone (Karpenter goes on after).
+    #[arg(long, default_value = "10m", value_parser = steward_runtime::duration::parse)]
+    pub handoff_timeout: Duration,
     /// When another run of the NodePool holds its Lease, wait for it instead of
     /// exiting at once.
     #[arg(long)]
@@ -166,6 +178,9 @@ impl DrainArgs {
             },
             parallel_nodes: self.parallel_nodes,
             force: self.force,
+            keep_nodes: self.keep_nodes,
+            delete_nodes: self.delete_nodes,
+            handoff_timeout: self.handoff_timeout,
             dry_run: self.dry_run,
             output: self.output,
             live: self.live_display(),

@@ -3,7 +3,10 @@
 //!
 //! - [`alloc`]: the NodePool's allocation from Karpenter's metrics, and its arithmetic.
 //! - [`batch`]: how many and which nodes to drain (the node-manager formula).
+//! - [`budget`]: what the NodePool's disruption budgets allow now.
 //! - [`events`]: which Kubernetes Event (type, reason) a node's drain records.
+//! - [`handoff`]: what becomes of a drained node (its NodeClaim deleted, the Node
+//!   deleted, or kept), and which NodeClaims replaced it.
 //! - [`preflight`]: what stands in the way, found before anything changes.
 //! - [`pods`]: what planning reads of a pod; the slim copy a cluster-wide list keeps.
 //! - [`removal`]: how one pod leaves its node, what an eviction answer leads to,
@@ -15,9 +18,11 @@
 
 pub mod alloc;
 pub mod batch;
+pub mod budget;
 pub mod events;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
+pub mod handoff;
 pub mod pods;
 pub mod preflight;
 pub mod removal;

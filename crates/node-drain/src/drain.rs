@@ -12,6 +12,8 @@ use steward_runtime::{Lang, Localized, Output, Shutdown};
 
 use self::gather::Gathered;
 use crate::core::batch::{self, Batch, BatchOptions};
+use crate::core::budget;
+use crate::core::handoff::replacements;
 use crate::core::preflight::{Finding, preflight};
 use crate::core::report::{Report, drained};
 use crate::core::selector::Selector;
@@ -25,6 +27,7 @@ use crate::prometheus::Prometheus;
 
 mod execute;
 mod gather;
+mod handoff;
 mod rollback;
 
 /// What a drain reads, from the flags (`cli::DrainArgs`), immutable for the run.
@@ -46,6 +49,12 @@ pub struct Settings {
     pub parallel_nodes: Option<usize>,
     /// Evict pods no controller owns too (`--force`).
     pub force: bool,
+    /// Leave drained nodes cordoned (`--keep-nodes`).
+    pub keep_nodes: bool,
+    /// Delete drained nodes no NodeClaim backs (`--delete-nodes`).
+    pub delete_nodes: bool,
+    /// How long a handed-off node may take to go.
+    pub handoff_timeout: std::time::Duration,
     /// Plan only.
     pub dry_run: bool,
     /// The report's format.
@@ -58,11 +67,17 @@ pub struct Settings {
 
 /// Drains; whether every chosen node was drained.
 pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdown) -> Result<bool> {
+    // NodeClaims created from here on are the run's replacements (the API server
+    // stamps whole seconds).
+    let since = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or_else(|_| jiff::Timestamp::now());
     let gathered = gather::gather(client, s).await?;
-    let (batch, findings) = plan(&gathered, &s.batch);
+    let (batch, findings) = plan(&gathered, &s.batch, &s.nodepool, jiff::Timestamp::now())?;
     let Gathered {
         allocation,
         pool,
+        budgets: _,
+        claims: _,
         pods,
         pdbs,
         all_nodes,
@@ -77,6 +92,8 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
         dry_run: s.dry_run,
         nodes: Vec::new(),
         rolled_back: Vec::new(),
+        handoff: Vec::new(),
+        replacements: Vec::new(),
     };
     if !s.output.is_structured() {
         show_plan(&report, pool.len(), s.prometheus.selector(), lang);
@@ -91,11 +108,13 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
             return Err(crate::error::Error::Unmanaged(unmanaged));
         }
     }
-    if s.dry_run || batch.nodes.is_empty() {
+    if s.dry_run || (batch.nodes.is_empty() && batch.left_drained.is_empty()) {
         let msg = if s.dry_run {
             Msg::DryRun
         } else {
-            Msg::NothingToDrain
+            Msg::NothingToDrain {
+                budget: batch.limited_by == batch::Limit::Budget,
+            }
         };
         print_report(s.output, &report, &msg.render(lang));
         return Ok(true);
@@ -118,18 +137,32 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
         events: &events,
     };
     let (cordoned, failure) = run.cordon_all(&batch.nodes, &known).await;
-    let started = if failure.is_none() && !shutdown.is_triggered() {
+    let started = if failure.is_none() && !shutdown.is_triggered() && !batch.nodes.is_empty() {
         run.drain_all(&batch.nodes, &mut report).await
     } else {
         Default::default()
     };
     report.rolled_back =
         rollback::roll_back(client, &events, &cordoned, &started, &batch.resumed).await;
+    if failure.is_none() && !shutdown.is_triggered() {
+        let done = report
+            .nodes
+            .iter()
+            .filter(|n| n.outcome.is_drained())
+            .map(|n| n.node.clone());
+        let to_hand_off: Vec<String> = batch.left_drained.iter().cloned().chain(done).collect();
+        report.handoff = run.hand_off_all(&to_hand_off, &batch.left_drained).await;
+    }
+    match handoff::claims(client, &s.nodepool).await {
+        Ok(claims) => report.replacements = replacements(&claims, &s.nodepool, since),
+        Err(e) => tracing::warn!(error = %e, "listing the run's new NodeClaims failed"),
+    }
     let drained = drained(&report.nodes);
     summarize(&report, s, lang, drained).await;
+    let handed_off = report.handoff.iter().all(|h| h.outcome.is_done());
     match failure {
         Some(e) => Err(e),
-        None => Ok(drained == batch.nodes.len()),
+        None => Ok(drained == batch.nodes.len() && handed_off),
     }
 }
 
@@ -144,11 +177,43 @@ fn unmanaged(findings: &[Finding]) -> Vec<String> {
         .collect()
 }
 
-/// The plan: the batch and what stands in the way. Pure.
-fn plan(g: &Gathered, opts: &BatchOptions) -> (Batch, Vec<Finding>) {
-    let batch = batch::batch(&g.pool, &g.pods, g.allocation.max_rate_percent(), opts);
+/// The plan: the batch, within the NodePool's budget at `now`, and what stands
+/// in the way. Pure.
+fn plan(
+    g: &Gathered,
+    opts: &BatchOptions,
+    nodepool: &str,
+    now: jiff::Timestamp,
+) -> Result<(Batch, Vec<Finding>)> {
+    let allowance = match &g.budgets {
+        None => None,
+        Some(budgets) => {
+            let (total, disrupting) = budget::census(&g.pool);
+            let a =
+                budget::allowance(budgets.clone(), now, total, disrupting).map_err(|source| {
+                    crate::error::Error::Budget {
+                        nodepool: nodepool.into(),
+                        source,
+                    }
+                })?;
+            Some(a)
+        }
+    };
+    if let Some(allowed) = allowance.as_ref().and_then(|a| a.allowed)
+        && opts.nodes.len() > allowed
+    {
+        let a = allowance.as_ref().expect("allowed comes from it");
+        return Err(crate::error::Error::OverBudget {
+            nodepool: nodepool.into(),
+            named: opts.nodes.len(),
+            allowed,
+            why: budget::describe(a),
+        });
+    }
+    let rate = g.allocation.max_rate_percent();
+    let batch = batch::batch(&g.pool, &g.pods, &g.claims, rate, opts, allowance);
     let findings = preflight(&batch.nodes, &g.all_nodes, &g.pods, &g.pdbs);
-    (batch, findings)
+    Ok((batch, findings))
 }
 
 /// Prints the allocation, the batch computation and the pre-flight findings.
@@ -184,6 +249,8 @@ async fn summarize(report: &Report, s: &Settings, lang: Lang, drained: usize) {
         drained,
         total: report.plan.nodes.len(),
         rolled_back: &report.rolled_back,
+        handoff: &report.handoff,
+        replacements: &report.replacements,
     }
     .render(lang);
     s.slack.post(&summary).await;

@@ -63,6 +63,30 @@ pub enum Error {
         unmanaged_list(.0)
     )]
     Unmanaged(Vec<String>),
+    /// The NodePool's disruption budgets cannot be read; as Karpenter, steward
+    /// fails closed and changes nothing.
+    #[error("NodePool {nodepool}: {source}; fix the NodePool (kubectl edit nodepool {nodepool})")]
+    Budget {
+        /// The NodePool.
+        nodepool: String,
+        /// Which budget, and why.
+        #[source]
+        source: crate::core::budget::Invalid,
+    },
+    /// More nodes were named with --nodes than the NodePool's budget allows now.
+    #[error(
+        "--nodes names {named} nodes but NodePool {nodepool}'s disruption budget allows {allowed} now ({why}); name fewer, or wait for the budget"
+    )]
+    OverBudget {
+        /// The NodePool.
+        nodepool: String,
+        /// How many were named.
+        named: usize,
+        /// How many the budget allows.
+        allowed: usize,
+        /// Which budget, and the nodes already being disrupted.
+        why: String,
+    },
     /// A flag's value (or a file it names) is unusable; nothing was changed.
     #[error("{flag}: {reason}")]
     Flag {
@@ -92,6 +116,7 @@ impl Error {
             Self::Prometheus { .. } | Self::NoKarpenterMetrics { .. } => "prometheus",
             Self::Kube { .. } => "kubernetes",
             Self::UnknownNode(..) | Self::Unmanaged(_) | Self::Flag { .. } => "input",
+            Self::Budget { .. } | Self::OverBudget { .. } => "budget",
             Self::Locked { .. } | Self::LockTimeout(_) => "lock",
             Self::Runtime(e) => e.metric_label(),
         }
@@ -119,7 +144,8 @@ impl steward_runtime::ExitStatus for Error {
             }
             Self::NoKarpenterMetrics { .. } => Exit::Failed,
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
-            Self::UnknownNode(..) | Self::Flag { .. } => Exit::Usage,
+            Self::UnknownNode(..) | Self::Flag { .. } | Self::OverBudget { .. } => Exit::Usage,
+            Self::Budget { .. } => Exit::Failed,
             Self::Locked { .. } | Self::LockTimeout(_) | Self::Unmanaged(_) => Exit::Failed,
             Self::Runtime(e) => e.exit(),
         }

@@ -9,6 +9,7 @@ use kube::runtime::events::{Event, Recorder, Reporter};
 use steward_runtime::{Lang, Localized};
 
 use crate::core::events::{NodeEvent, kind_of};
+use crate::core::handoff::HandOff;
 use crate::core::report::NodeOutcome;
 use crate::messages::Msg;
 
@@ -70,6 +71,12 @@ impl Events {
             deleted,
         };
         self.publish(node, uid, e).await;
+    }
+
+    /// How `node`'s hand-off ended (`HandedOff`, `NodeKept`, `HandOffTimedOut`, ...).
+    pub async fn handed_off(&self, node: &str, uid: Option<&str>, outcome: &HandOff) {
+        self.publish(node, uid, NodeEvent::HandedOff { outcome })
+            .await;
     }
 
     /// `Uncordoned`: the run ended before `node`'s drain started.

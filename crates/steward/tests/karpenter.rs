@@ -14,12 +14,17 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use testkit::prometheus::Prometheus;
 use testkit::wait::{self, from_json, pod_ready};
 
 const T: Duration = Duration::from_secs(90);
+
+/// The budget that keeps Karpenter's own consolidation away during the test.
+fn quiet() -> Value {
+    json!({ "nodes": "0", "reasons": ["Empty", "Underutilized"] })
+}
 
 /// The real thing: Karpenter (kwok provider) provisions the NodePool's nodes and
 /// exports `karpenter_*` metrics; Prometheus scrapes Karpenter; steward reads them
@@ -60,8 +65,9 @@ async fn drain_with_real_karpenter() {
                 "nodeClassRef": { "group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": pool }
             } },
             "limits": { "cpu": 40 },
-            // Karpenter must not consolidate on its own while the test drains.
-            "disruption": { "consolidationPolicy": "WhenEmpty", "consolidateAfter": "1h", "budgets": [{ "nodes": "0" }] }
+            // Karpenter must not consolidate on its own while the test drains; the
+            // budget for Drifted (steward's reason) is set below, step by step.
+            "disruption": { "consolidationPolicy": "WhenEmpty", "consolidateAfter": "1h", "budgets": [quiet()] }
         }
     }));
     dynamic("karpenter.sh", "v1", "NodePool", "nodepools")
@@ -141,12 +147,59 @@ async fn drain_with_real_karpenter() {
         "{alloc}"
     );
 
+    // The NodePool's budget for Drifted: a window open now (every hour, for an hour)
+    // allowing 0 stops the run before it changes anything, formula or --nodes.
+    let nodepools = dynamic("karpenter.sh", "v1", "NodePool", "nodepools");
+    let set_budgets = |budgets: Value| {
+        let nodepools = nodepools.clone();
+        let pool = pool.clone();
+        async move {
+            let patch = json!({ "spec": { "disruption": { "budgets": budgets } } });
+            nodepools
+                .patch(&pool, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+    let open_now =
+        json!({ "nodes": "0", "schedule": "@hourly", "duration": "1h", "reasons": ["Drifted"] });
+    set_budgets(json!([quiet(), open_now])).await;
+    let dry = [
+        &["drain", "--dry-run", "--min-batch", "1", "-o", "json"],
+        &base[..],
+    ]
+    .concat();
+    let (ok, stdout, stderr) = steward(&dry, &kubeconfig).await;
+    assert!(ok, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    // (The pool is fully allocated, so the formula says 0 as well: `--nodes` below
+    // is what the budget alone refuses.)
+    assert_eq!(plan["plan"]["count"], 0, "{plan}");
+    assert_eq!(plan["plan"]["budget"]["from"], 1, "{plan}");
+    assert_eq!(plan["plan"]["budget"]["allowed"], 0, "{plan}");
+    assert_eq!(
+        plan["plan"]["budget"]["pool_nodes"],
+        pool_nodes.len(),
+        "{plan}"
+    );
+    let by_hand = [&["drain", "--nodes", &oldest], &base[..]].concat();
+    let (ok, _, stderr) = steward(&by_hand, &kubeconfig).await;
+    assert!(!ok, "a drain past the budget ran");
+    assert!(stderr.contains("disruption budget allows 0"), "{stderr}");
+    assert!(!unschedulable(&nodes.get(&oldest).await.unwrap()));
+    // A window closed now (twelve hours away) binds nothing; the open budget of 1 does.
+    let hour = (jiff::Timestamp::now().as_second() / 3600 + 12) % 24;
+    let closed = json!({ "nodes": "0", "schedule": format!("0 {hour} * * *"), "duration": "1h", "reasons": ["Drifted"] });
+    let one = json!({ "nodes": "1", "reasons": ["Drifted"] });
+    set_budgets(json!([quiet(), closed, one])).await;
+
     let (ok, stdout, stderr) = steward(
         &[
             &[
                 "drain",
                 "--nodes",
                 &oldest,
+                "--keep-nodes",
                 "--timeout",
                 "90s",
                 "-o",
@@ -161,9 +214,13 @@ async fn drain_with_real_karpenter() {
     assert!(ok, "{stderr}\n{stdout}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["allocation"]["generation"], "v1");
+    assert_eq!(report["plan"]["budget"]["from"], 2, "{report}");
+    assert_eq!(report["plan"]["budget"]["allowed"], 1, "{report}");
     let node = nodes.get(&oldest).await.unwrap();
     assert_eq!(state(&node).as_deref(), Some("drained"));
     assert!(unschedulable(&node));
+    assert_eq!(report["handoff"][0]["result"], "kept", "{report}");
+    assert_eq!(report["handoff"][0]["why"], "keep-nodes", "{report}");
     // The moved pods run again, on the other Karpenter node or one Karpenter added.
     let ps = wait::list(
         &pods,
@@ -181,4 +238,48 @@ async fn drain_with_real_karpenter() {
             .and_then(|s| s.node_name.as_deref())
             != Some(oldest.as_str()))
     );
+
+    // The next run hands the node left drained to Karpenter: its NodeClaim is
+    // deleted, Karpenter's termination removes the instance and the Node.
+    let claims = dynamic("karpenter.sh", "v1", "NodeClaim", "nodeclaims");
+    let claim_of = |list: &[DynamicObject], node: &str| {
+        list.iter()
+            .find(|c| c.data["status"]["nodeName"] == node)
+            .map(|c| c.name_any())
+    };
+    let before = claims.list(&ListParams::default()).await.unwrap().items;
+    let old_claim = claim_of(&before, &oldest).expect("the oldest node's NodeClaim");
+    let (ok, stdout, stderr) = steward(&dry, &kubeconfig).await;
+    assert!(ok, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["plan"]["left_drained"], json!([oldest]), "{plan}");
+    let hand_off = [
+        &[
+            "drain",
+            "--max-batch",
+            "0",
+            "--handoff-timeout",
+            "120s",
+            "-o",
+            "json",
+        ],
+        &base[..],
+    ]
+    .concat();
+    let (ok, stdout, stderr) = steward(&hand_off, &kubeconfig).await;
+    assert!(ok, "{stderr}\n{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["handoff"][0]["node"], oldest, "{report}");
+    assert_eq!(report["handoff"][0]["result"], "replaced", "{report}");
+    assert_eq!(report["handoff"][0]["nodeclaim"], old_claim, "{report}");
+    assert!(nodes.get_opt(&oldest).await.unwrap().is_none());
+    let after = claims.list(&ListParams::default()).await.unwrap().items;
+    assert!(after.iter().all(|c| c.name_any() != old_claim));
+    let new: Vec<&str> = report["replacements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["nodeclaim"].as_str().unwrap())
+        .collect();
+    assert!(!new.contains(&old_claim.as_str()), "{report}");
 }

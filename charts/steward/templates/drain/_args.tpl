@@ -23,6 +23,13 @@ one-off Job run, in one place. */}}
 {{- if $v.force }}
 - --force
 {{- end }}
+{{- if $v.keepNodes }}
+- --keep-nodes
+{{- end }}
+{{- if $v.deleteNodes }}
+- --delete-nodes
+{{- end }}
+- --handoff-timeout={{ $v.handoffTimeout }}
 - --lock-namespace={{ $v.lock.namespace }}
 - --lock-duration={{ $v.lock.durationSeconds }}
 {{- if $v.lock.wait }}

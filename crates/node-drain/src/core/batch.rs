@@ -7,6 +7,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use serde::Serialize;
 
+use super::budget::Allowance;
+use super::handoff::{Claim, claim_of};
 use super::pods::{DO_NOT_DISRUPT, on_node};
 
 /// Label Karpenter puts on the nodes of a NodePool.
@@ -58,6 +60,22 @@ pub struct BatchOptions {
     pub nodes: Vec<String>,
 }
 
+/// What set the batch's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Limit {
+    /// The formula, clamped to the drainable nodes.
+    Formula,
+    /// Raised to `--min-batch`.
+    MinBatch,
+    /// Lowered to `--max-batch`.
+    MaxBatch,
+    /// Lowered to what the NodePool's disruption budget allows.
+    Budget,
+    /// Chosen with `--nodes`.
+    Nodes,
+}
+
 /// The computation, every number shown.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Batch {
@@ -75,18 +93,33 @@ pub struct Batch {
     pub nodes: Vec<String>,
     /// Of those, nodes an earlier run had started.
     pub resumed: Vec<String>,
+    /// Nodes an earlier run drained but did not hand off (it stopped first, or
+    /// ran with `--keep-nodes`): this run hands them off.
+    pub left_drained: Vec<String>,
     /// Nodes passed over, with why.
     pub skipped: Vec<(String, String)>,
     /// Whether `--nodes` chose the nodes instead of the formula.
     pub by_hand: bool,
+    /// The NodePool's disruption budget now (`None`: no NodePool object).
+    pub budget: Option<Allowance>,
+    /// What set `count`: `batch = min(formula, budget)`, and which one won.
+    pub limited_by: Limit,
 }
 
 /// Sizes the batch and picks the nodes (oldest first).
-pub fn batch(nodes: &[Node], pods: &[Pod], max_allocate_rate: f64, opts: &BatchOptions) -> Batch {
-    let mut sorted: Vec<&Node> = nodes
-        .iter()
-        .filter(|n| NodeState::of(n) != Some(NodeState::Drained))
-        .collect();
+pub fn batch(
+    nodes: &[Node],
+    pods: &[Pod],
+    claims: &[Claim],
+    max_allocate_rate: f64,
+    opts: &BatchOptions,
+    budget: Option<Allowance>,
+) -> Batch {
+    let drained = |n: &&Node| NodeState::of(n) == Some(NodeState::Drained);
+    let mut left_drained: Vec<String> =
+        nodes.iter().filter(drained).map(|n| n.name_any()).collect();
+    left_drained.sort();
+    let mut sorted: Vec<&Node> = nodes.iter().filter(|n| !drained(n)).collect();
     sorted.sort_by(|a, b| {
         a.creation_timestamp()
             .cmp(&b.creation_timestamp())
@@ -100,21 +133,40 @@ pub fn batch(nodes: &[Node], pods: &[Pod], max_allocate_rate: f64, opts: &BatchO
     let mut count = usize::try_from(formula_count.max(0))
         .unwrap_or(0)
         .min(candidates);
-    if drain_rate > 0.0 {
-        count = count.max(opts.min_batch.min(candidates));
+    let mut limited_by = Limit::Formula;
+    if drain_rate > 0.0 && opts.min_batch.min(candidates) > count {
+        count = opts.min_batch.min(candidates);
+        limited_by = Limit::MinBatch;
     }
-    if let Some(max) = opts.max_batch {
-        count = count.min(max);
+    if let Some(max) = opts.max_batch.filter(|max| *max < count) {
+        count = max;
+        limited_by = Limit::MaxBatch;
+    }
+    if let Some(allowed) = budget
+        .as_ref()
+        .and_then(|b| b.allowed)
+        .filter(|a| *a < count)
+    {
+        count = allowed;
+        limited_by = Limit::Budget;
     }
 
     let mut skipped = Vec::new();
-    // Karpenter honours the annotation on a Node as on a pod; so does steward.
+    // Karpenter honours the annotation on a Node and its NodeClaim as on a pod;
+    // so does steward.
     let protected = |n: &Node| -> Option<String> {
         if n.annotations()
             .get(DO_NOT_DISRUPT)
             .is_some_and(|v| v == "true")
         {
             return Some(format!("the node has {DO_NOT_DISRUPT}=true"));
+        }
+        let provider_id = n.spec.as_ref().and_then(|s| s.provider_id.as_deref());
+        if let Some(c) = claim_of(claims, &n.name_any(), provider_id).filter(|c| c.do_not_disrupt) {
+            return Some(format!(
+                "its NodeClaim {} has {DO_NOT_DISRUPT}=true",
+                c.name
+            ));
         }
         pods.iter()
             .find(|p| {
@@ -138,6 +190,7 @@ pub fn batch(nodes: &[Node], pods: &[Pod], max_allocate_rate: f64, opts: &BatchO
     if !opts.nodes.is_empty() {
         chosen = opts.nodes.clone();
         count = chosen.len();
+        limited_by = Limit::Nodes;
     } else {
         for n in fresh {
             if chosen.len() >= count {
@@ -158,123 +211,13 @@ pub fn batch(nodes: &[Node], pods: &[Pod], max_allocate_rate: f64, opts: &BatchO
         count,
         nodes: chosen,
         resumed,
+        left_drained,
         skipped,
         by_hand: !opts.nodes.is_empty(),
+        budget,
+        limited_by,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::core::fixtures::{node, nodes8, pod};
-
-    #[test]
-    fn batch_follows_the_node_manager_formula_and_clamps() {
-        let opts = BatchOptions {
-            min_batch: 1,
-            ..BatchOptions::default()
-        };
-        // README example: 8 nodes, 63 % -> drainRate 0.36 -> 2 nodes, oldest first (n7 is oldest).
-        let b = batch(&nodes8(), &[], 63.0, &opts);
-        assert_eq!((b.drain_rate, b.formula_count, b.count), (0.36, 2, 2));
-        assert_eq!(b.nodes, ["n7", "n6"]);
-        // Small pool: floor(5 x 0.09) = 0, raised to --min-batch 1.
-        let five: Vec<Node> = nodes8().into_iter().take(5).collect();
-        let b = batch(&five, &[], 90.0, &opts);
-        assert_eq!((b.formula_count, b.count), (0, 1));
-        // Above 99 %: the formula goes negative; no node, whatever --min-batch says.
-        let b = batch(&five, &[], 99.5, &opts);
-        assert!(b.formula_count < 0);
-        assert_eq!(b.count, 0);
-        assert!(b.nodes.is_empty());
-        // --max-batch caps.
-        let b = batch(
-            &nodes8(),
-            &[],
-            10.0,
-            &BatchOptions {
-                min_batch: 1,
-                max_batch: Some(3),
-                nodes: vec![],
-            },
-        );
-        assert_eq!(b.count, 3);
-        // --nodes replaces the choice.
-        let b = batch(
-            &nodes8(),
-            &[],
-            10.0,
-            &BatchOptions {
-                nodes: vec!["n1".into()],
-                ..opts.clone()
-            },
-        );
-        assert_eq!(b.nodes, ["n1"]);
-    }
-
-    #[test]
-    fn interrupted_nodes_come_first_and_drained_ones_are_left_alone() {
-        let mut ns = nodes8();
-        ns[2] = node("n2", "2026-01-06T00:00:00Z", Some("draining"));
-        ns[7] = node("n7", "2026-01-01T00:00:00Z", Some("drained"));
-        let b = batch(
-            &ns,
-            &[],
-            63.0,
-            &BatchOptions {
-                min_batch: 1,
-                ..BatchOptions::default()
-            },
-        );
-        assert_eq!(b.candidates, 7);
-        assert_eq!(b.resumed, ["n2"]);
-        assert_eq!(b.nodes, ["n2", "n6"]);
-    }
-
-    #[test]
-    fn do_not_disrupt_nodes_are_skipped_for_the_next_oldest() {
-        let protected = pod(
-            "p",
-            "n7",
-            json!({}),
-            json!({ "metadata": { "annotations": { DO_NOT_DISRUPT: "true" } } }),
-        );
-        let b = batch(
-            &nodes8(),
-            &[protected],
-            63.0,
-            &BatchOptions {
-                min_batch: 1,
-                ..BatchOptions::default()
-            },
-        );
-        assert_eq!(b.nodes, ["n6", "n5"]);
-        assert_eq!(b.skipped[0].0, "n7");
-        assert!(b.skipped[0].1.starts_with("pod "), "{:?}", b.skipped);
-        // On the Node itself, as Karpenter reads it too.
-        let mut nodes = nodes8();
-        let n7 = nodes.iter_mut().find(|n| n.name_any() == "n7").unwrap();
-        n7.annotations_mut()
-            .insert(DO_NOT_DISRUPT.into(), "true".into());
-        let opts = BatchOptions {
-            min_batch: 1,
-            ..BatchOptions::default()
-        };
-        let b = batch(&nodes, &[], 63.0, &opts);
-        assert_eq!(b.nodes, ["n6", "n5"]);
-        assert_eq!(
-            b.skipped,
-            [(
-                "n7".to_string(),
-                format!("the node has {DO_NOT_DISRUPT}=true")
-            )]
-        );
-        // "false" protects nothing.
-        let n7 = nodes.iter_mut().find(|n| n.name_any() == "n7").unwrap();
-        n7.annotations_mut()
-            .insert(DO_NOT_DISRUPT.into(), "false".into());
-        assert_eq!(batch(&nodes, &[], 63.0, &opts).nodes, ["n7", "n6"]);
-    }
-}
+mod tests;

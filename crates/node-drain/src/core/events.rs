@@ -4,6 +4,7 @@
 
 use kube::runtime::events::EventType;
 
+use super::handoff::HandOff;
 use super::report::NodeOutcome;
 
 /// Something that happened to one node of the batch.
@@ -21,6 +22,8 @@ pub enum NodeEvent<'a> {
         evicted: usize,
         deleted: usize,
     },
+    /// The drained node's hand-off ended.
+    HandedOff { outcome: &'a HandOff },
     /// The node was uncordoned: the run ended before its drain started.
     Uncordoned { nodepool: &'a str },
     /// A budget refused the eviction of `pod` (first refusal per pod); the drain
@@ -49,6 +52,13 @@ pub fn kind_of(e: &NodeEvent<'_>) -> Kind {
             NodeOutcome::TimedOut { .. } => (EventType::Warning, "DrainTimedOut", "Drain"),
             NodeOutcome::Interrupted { .. } => (EventType::Warning, "DrainInterrupted", "Drain"),
             NodeOutcome::Failed { .. } => (EventType::Warning, "DrainFailed", "Drain"),
+        },
+        NodeEvent::HandedOff { outcome } => match outcome {
+            HandOff::Replaced { .. } => (EventType::Normal, "HandedOff", "Delete"),
+            HandOff::Deleted { .. } => (EventType::Normal, "NodeDeleted", "Delete"),
+            HandOff::Kept { .. } => (EventType::Normal, "NodeKept", "Keep"),
+            HandOff::TimedOut { .. } => (EventType::Warning, "HandOffTimedOut", "Delete"),
+            HandOff::Failed { .. } => (EventType::Warning, "HandOffFailed", "Delete"),
         },
         NodeEvent::Uncordoned { .. } => (EventType::Normal, "Uncordoned", "Uncordon"),
         // A budget doing its job: Normal, as Karpenter's DisruptionBlocked.
@@ -96,7 +106,38 @@ mod tests {
             deleted: 1,
         };
         // (happening, type, reason, words of the English note, of the Korean note)
-        let cases: [Case<'_>; 8] = [
+        let replaced = HandOff::Replaced {
+            nodeclaim: "default-abc".into(),
+            seconds: 7,
+        };
+        let kept = HandOff::Kept {
+            why: crate::core::handoff::Kept::NoNodeClaim,
+        };
+        let late = HandOff::TimedOut {
+            nodeclaim: Some("default-abc".into()),
+        };
+        let cases: [Case<'_>; 11] = [
+            (
+                NodeEvent::HandedOff { outcome: &replaced },
+                Normal,
+                "HandedOff",
+                &["NodeClaim default-abc", "7s"],
+                &["NodeClaim default-abc", "7초"],
+            ),
+            (
+                NodeEvent::HandedOff { outcome: &kept },
+                Normal,
+                "NodeKept",
+                &["no NodeClaim", "--delete-nodes"],
+                &["NodeClaim", "--delete-nodes"],
+            ),
+            (
+                NodeEvent::HandedOff { outcome: &late },
+                Warning,
+                "HandOffTimedOut",
+                &["NodeClaim default-abc", "--handoff-timeout"],
+                &["NodeClaim default-abc", "--handoff-timeout"],
+            ),
             (
                 NodeEvent::Started {
                     nodepool: "default",

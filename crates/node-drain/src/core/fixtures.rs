@@ -13,7 +13,8 @@ pub fn node(name: &str, created: &str, state: Option<&str>) -> Node {
     }
     serde_json::from_value(json!({
         "metadata": { "name": name, "creationTimestamp": created, "annotations": annotations },
-        "status": { "allocatable": { "cpu": "4", "memory": "16Gi" } }
+        "status": { "allocatable": { "cpu": "4", "memory": "16Gi" },
+                    "conditions": [{ "type": "Ready", "status": "True" }] }
     }))
     .unwrap()
 }

@@ -244,8 +244,8 @@ mod tests {
         assert_eq!(from_full, preflight(&targets, &nodes, &slim_pods, &[pdb]));
         let opts = BatchOptions::default();
         assert_eq!(
-            batch(&nodes, &full, 50.0, &opts),
-            batch(&nodes, &slim_pods, 50.0, &opts)
+            batch(&nodes, &full, &[], 50.0, &opts, None),
+            batch(&nodes, &slim_pods, &[], 50.0, &opts, None)
         );
     }
 }

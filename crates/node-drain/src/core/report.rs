@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::alloc::Allocation;
 use super::batch::Batch;
+use super::handoff::{HandOffReport, Replacement};
 use super::preflight::Finding;
 
 /// What happened, for logs, the live display and Slack.
@@ -52,6 +53,13 @@ pub enum NodeOutcome {
     Failed { reason: String },
 }
 
+impl NodeOutcome {
+    /// Whether the node was drained.
+    pub fn is_drained(&self) -> bool {
+        matches!(self, Self::Drained { .. })
+    }
+}
+
 /// The report of `steward drain -o json|yaml`.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -62,6 +70,10 @@ pub struct Report {
     pub dry_run: bool,
     pub nodes: Vec<NodeReport>,
     pub rolled_back: Vec<String>,
+    /// What became of each drained node.
+    pub handoff: Vec<HandOffReport>,
+    /// NodeClaims of the pool created during the run.
+    pub replacements: Vec<Replacement>,
 }
 
 /// One node in the report.

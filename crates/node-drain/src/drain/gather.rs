@@ -1,16 +1,19 @@
 //! Everything a drain reads before it changes anything: the allocation from
-//! Prometheus, the NodePool's nodes (every `--nodes` must be one of them), every
-//! pod of the cluster (slim), the PodDisruptionBudgets and every node. Any
-//! failure here stops the run with nothing changed.
+//! Prometheus, the NodePool's nodes (every `--nodes` must be one of them) and its
+//! disruption budgets, every pod of the cluster (slim), the PodDisruptionBudgets
+//! and every node. Any failure here stops the run with nothing changed.
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 
 use super::Settings;
 use crate::core::alloc::Allocation;
 use crate::core::batch::NODEPOOL_LABEL;
+use crate::core::budget::{self, Budget};
+use crate::core::handoff::Claim;
 use crate::core::pods::slim;
 use crate::error::{Error, Result, kube as kerr};
 
@@ -19,6 +22,11 @@ pub(super) struct Gathered {
     pub allocation: Allocation,
     /// The NodePool's nodes.
     pub pool: Vec<Node>,
+    /// Its disruption budgets (`None`: no NodePool object, as on a cluster whose
+    /// nodes carry the label without Karpenter).
+    pub budgets: Option<Vec<Budget>>,
+    /// The pool's NodeClaims (none without Karpenter).
+    pub claims: Vec<Claim>,
     /// Every pod, slim.
     pub pods: Vec<Pod>,
     pub pdbs: Vec<PodDisruptionBudget>,
@@ -41,6 +49,8 @@ pub(super) async fn gather(client: &Client, s: &Settings) -> Result<Gathered> {
             return Err(Error::UnknownNode(n.clone(), s.nodepool.clone()));
         }
     }
+    let budgets = budgets(client, &s.nodepool).await?;
+    let claims = super::handoff::claims(client, &s.nodepool).await?;
     // Every pod of the cluster, kept only as far as planning reads them.
     let pods = steward_kube::list::list_all_map(
         &Api::<Pod>::all(client.clone()),
@@ -62,8 +72,36 @@ pub(super) async fn gather(client: &Client, s: &Settings) -> Result<Gathered> {
     Ok(Gathered {
         allocation,
         pool,
+        budgets,
+        claims,
         pods,
         pdbs,
         all_nodes,
     })
+}
+
+/// The budgets of NodePool `name`, from `karpenter.sh/v1` or, on a Karpenter
+/// before 1.0, `v1beta1`; `None` when neither serves it.
+async fn budgets(client: &Client, name: &str) -> Result<Option<Vec<Budget>>> {
+    for version in ["v1", "v1beta1"] {
+        let gvk = GroupVersionKind::gvk("karpenter.sh", version, "NodePool");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "nodepools");
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        // A 404 is the same whether the object or its API is missing: try the older.
+        // (kube's get_opt takes the 404 of a missing API, whose body is no Status,
+        // for an error.)
+        let found = steward_kube::error::ok_if_not_found(api.get(name).await).map_err(kerr(
+            format!("reading NodePool {name} (karpenter.sh/{version})"),
+        ))?;
+        if let Some(pool) = found {
+            let spec = pool.data.get("spec").cloned().unwrap_or_default();
+            return budget::read(&spec)
+                .map(Some)
+                .map_err(|source| Error::Budget {
+                    nodepool: name.into(),
+                    source,
+                });
+        }
+    }
+    Ok(None)
 }

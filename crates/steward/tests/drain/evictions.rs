@@ -53,6 +53,15 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     assert_eq!(drained, pool[..2].to_vec(), "not the oldest nodes");
+    // No NodeClaim backs them (no Karpenter here): kept cordoned, and said why.
+    for h in report["handoff"].as_array().unwrap() {
+        assert_eq!(
+            (&h["result"], &h["why"]),
+            (&json!("kept"), &json!("no-node-claim")),
+            "{h}"
+        );
+    }
+    assert_eq!(report["handoff"].as_array().unwrap().len(), 2, "{report}");
     for n in &drained {
         let node = ctx.node(n).await;
         assert!(unschedulable(&node), "{n} not cordoned");
@@ -71,7 +80,8 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
         let events = ctx.node_events(n).await;
         assert_eq!(
             reasons(&events),
-            ["DrainStarted", "NodeDrained"],
+            // No NodeClaim backs a kwok node of this test: drained, then kept.
+            ["DrainStarted", "NodeDrained", "NodeKept"],
             "{n}: {events:?}"
         );
         assert!(
