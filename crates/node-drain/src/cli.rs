@@ -116,6 +116,13 @@ pub struct DrainArgs {
     /// changing anything and names them.
     #[arg(long)]
     pub force: bool,
+    /// Evict a Deployment's pod at once even when that leaves the Deployment no
+    /// ready pod (one replica, or a PodDisruptionBudget allowing no disruption).
+    /// Without it such a Deployment is restarted first (as `kubectl rollout
+    /// restart`, needing maxUnavailable 0) and the pod leaves once its
+    /// replacement is Ready.
+    #[arg(long)]
+    pub no_surge: bool,
     /// Leave drained nodes cordoned instead of handing them to Karpenter (by
     /// deleting their NodeClaims), as before steward finished rotations.
     #[arg(long)]
@@ -175,6 +182,7 @@ impl DrainArgs {
                 wait_for_replacements: self
                     .wait_for_replacements
                     .then_some(self.replacement_timeout),
+                surge: !self.no_surge,
             },
             parallel_nodes: self.parallel_nodes,
             force: self.force,

@@ -13,6 +13,7 @@
 //!   when a node's wait is over.
 //! - [`room`]: whether another node has room for a pod's replacement.
 //! - [`selector`]: the label matchers `--prometheus-selector` adds to every query.
+//! - [`surge`]: whether a Deployment's pod gets its replacement Ready first.
 //! - [`report`]: progress events, node outcomes, the run's report, its exit status
 //!   and what a run rolls back.
 
@@ -29,3 +30,4 @@ pub mod removal;
 pub mod report;
 pub mod room;
 pub mod selector;
+pub mod surge;

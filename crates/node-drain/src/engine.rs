@@ -14,7 +14,8 @@
 //! - [`evict`](self::evict): one pod (delete, or evict with back-off);
 //! - [`budgets`](self::budgets): the PodDisruptionBudget watch that wakes blocked pods;
 //! - [`wait`](self::wait): the watch that says when the node is empty;
-//! - [`room`]: room for replacements (`--wait-for-replacements`).
+//! - [`room`]: room for replacements (`--wait-for-replacements`);
+//! - [`surge`](self::surge): make-before-break through the Deployment's rollout.
 //!
 //! The decisions are pure, in [`crate::core::removal`].
 
@@ -39,6 +40,7 @@ use crate::events::Events;
 mod budgets;
 mod evict;
 pub mod room;
+mod surge;
 mod wait;
 
 /// Field manager of every write the drain makes.
@@ -58,6 +60,9 @@ pub struct EngineConfig {
     /// With `--wait-for-replacements`: how long a Deployment's pod waits for room
     /// for its replacement before it is evicted anyway.
     pub wait_for_replacements: Option<Duration>,
+    /// Make-before-break for a Deployment an eviction would leave with no ready
+    /// pod (off with `--no-surge`).
+    pub surge: bool,
 }
 
 /// Runs drains.
@@ -72,6 +77,8 @@ pub struct Engine {
     budgets: Arc<Budgets>,
     room: Arc<room::Room>,
     events: Events,
+    /// Deployments this run restarted (`namespace/name`): once each.
+    restarted: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Engine {
@@ -95,6 +102,7 @@ impl Engine {
             budgets,
             room: Arc::default(),
             events,
+            restarted: Arc::default(),
         }
     }
 

@@ -73,6 +73,13 @@ impl Events {
         self.publish(node, uid, e).await;
     }
 
+    /// `ReplacementStarted`: `deployment` was restarted so `pod`'s replacement is
+    /// Ready before the pod leaves `node`.
+    pub async fn surged(&self, node: &str, uid: Option<&str>, pod: &str, deployment: &str) {
+        self.publish(node, uid, NodeEvent::Surged { pod, deployment })
+            .await;
+    }
+
     /// How `node`'s hand-off ended (`HandedOff`, `NodeKept`, `HandOffTimedOut`, ...).
     pub async fn handed_off(&self, node: &str, uid: Option<&str>, outcome: &HandOff) {
         self.publish(node, uid, NodeEvent::HandedOff { outcome })

@@ -23,6 +23,9 @@ one-off Job run, in one place. */}}
 {{- if $v.force }}
 - --force
 {{- end }}
+{{- if not $v.surge }}
+- --no-surge
+{{- end }}
 {{- if $v.keepNodes }}
 - --keep-nodes
 {{- end }}

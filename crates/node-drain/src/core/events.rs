@@ -22,6 +22,9 @@ pub enum NodeEvent<'a> {
         evicted: usize,
         deleted: usize,
     },
+    /// `deployment` was restarted so that `pod`'s replacement is Ready before the
+    /// pod leaves (make-before-break).
+    Surged { pod: &'a str, deployment: &'a str },
     /// The drained node's hand-off ended.
     HandedOff { outcome: &'a HandOff },
     /// The node was uncordoned: the run ended before its drain started.
@@ -53,6 +56,7 @@ pub fn kind_of(e: &NodeEvent<'_>) -> Kind {
             NodeOutcome::Interrupted { .. } => (EventType::Warning, "DrainInterrupted", "Drain"),
             NodeOutcome::Failed { .. } => (EventType::Warning, "DrainFailed", "Drain"),
         },
+        NodeEvent::Surged { .. } => (EventType::Normal, "ReplacementStarted", "Restart"),
         NodeEvent::HandedOff { outcome } => match outcome {
             HandOff::Replaced { .. } => (EventType::Normal, "HandedOff", "Delete"),
             HandOff::Deleted { .. } => (EventType::Normal, "NodeDeleted", "Delete"),
@@ -116,7 +120,17 @@ mod tests {
         let late = HandOff::TimedOut {
             nodeclaim: Some("default-abc".into()),
         };
-        let cases: [Case<'_>; 11] = [
+        let cases: [Case<'_>; 12] = [
+            (
+                NodeEvent::Surged {
+                    pod: "shop/solo-1",
+                    deployment: "shop/solo",
+                },
+                Normal,
+                "ReplacementStarted",
+                &["Deployment shop/solo", "shop/solo-1", "--no-surge"],
+                &["Deployment shop/solo", "shop/solo-1", "--no-surge"],
+            ),
             (
                 NodeEvent::HandedOff { outcome: &replaced },
                 Normal,

@@ -83,6 +83,22 @@ impl Budgets {
     }
 }
 
+impl Budgets {
+    /// `status.disruptionsAllowed` of the first budget selecting this pod, if the
+    /// watch knows one.
+    pub(super) fn allowed_for(&self, pod: &Pod) -> Option<i32> {
+        let ns = pod.namespace();
+        self.store
+            .state()
+            .into_iter()
+            .find(|b| {
+                b.namespace() == ns
+                    && selects(b.spec.as_ref().and_then(|s| s.selector.as_ref()), pod)
+            })
+            .map(|b| b.status.as_ref().map_or(0, |s| s.disruptions_allowed))
+    }
+}
+
 fn key_of(pdb: &PodDisruptionBudget) -> String {
     format!("{}/{}", pdb.namespace().unwrap_or_default(), pdb.name_any())
 }

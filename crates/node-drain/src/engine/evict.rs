@@ -48,6 +48,9 @@ impl Engine {
             }
             Removal::Evict { wait_for_room } => wait_for_room,
         };
+        if self.cfg.surge {
+            self.make_before_break((node, uid), key, pod).await;
+        }
         if let (Some(limit), true) = (self.cfg.wait_for_replacements, wait_for_room) {
             self.wait_for_room(node, key, pod, limit).await;
         }

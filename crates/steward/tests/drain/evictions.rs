@@ -218,7 +218,16 @@ async fn a_pod_under_two_pdbs_fails_its_node_at_once_and_stays() {
 
     // A long timeout: the run must end on the refusal, not on the clock.
     let (code, stdout, stderr) = ctx
-        .drain_exit(&["--nodes", &pool[0], "--timeout", "10m", "-o", "json"])
+        // --no-surge: a restart would replace the pod without the Eviction API.
+        .drain_exit(&[
+            "--nodes",
+            &pool[0],
+            "--timeout",
+            "10m",
+            "--no-surge",
+            "-o",
+            "json",
+        ])
         .await;
     assert_eq!(
         code,

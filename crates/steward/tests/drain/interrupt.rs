@@ -16,8 +16,10 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
     let mut child = ctx
         .spawn_drain_until(
             // A batch of both nodes, one at a time: the older (first) starts and
-            // blocks on its budget; the second is cordoned but never starts.
+            // blocks on its budget (--no-surge: evicted, not restarted); the
+            // second is cordoned but never starts.
             &[
+                "--no-surge",
                 "--min-batch",
                 "2",
                 "--max-batch",

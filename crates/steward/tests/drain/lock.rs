@@ -32,7 +32,14 @@ async fn a_second_run_exits_naming_the_first_and_a_dead_holder_is_taken_over() {
     ctx.metrics_ready().await;
     // The Lease in the test's own namespace (the flag), renewed every few seconds.
     let ns = ctx.env.ns.clone();
-    let lock = ["--lock-namespace", ns.as_str(), "--lock-duration", "6"];
+    // --no-surge: the single-replica Deployment's budget must block the drain.
+    let lock = [
+        "--lock-namespace",
+        ns.as_str(),
+        "--lock-duration",
+        "6",
+        "--no-surge",
+    ];
     let mut first = ctx
         .spawn_drain_until(&lock, "eviction blocked by PodDisruptionBudget")
         .await;
