@@ -6,7 +6,8 @@
 #    containerd, runc, CNI plugins, iptables, conntrack (real nodes, docs/simulated-cluster.md),
 #    gcc and libc6-dev (the static pause image, hack/realnode/images.sh);
 #    musl-tools (ring's C for the static binary of hack/image.sh and hack/release.sh),
-#    skopeo and containerd (independent readers of the image archive in its tests)
+#    skopeo and containerd (independent readers of the image archive in its tests),
+#    python3-botocore (AWS's own SigV4, checking steward's signatures in a test)
 #  - the Rust target x86_64-unknown-linux-musl (static steward, the real nodes' test images)
 #  - the control plane, built from Go modules into a cache keyed by version
 set -euo pipefail
@@ -18,7 +19,8 @@ for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:pr
             python3:python3-minimal unshare:util-linux nsenter:util-linux ip:iproute2 \
             containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins nft:nftables \
             iptables:iptables conntrack:conntrack gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev \
-            musl-gcc:musl-tools skopeo:skopeo ctr:containerd; do
+            musl-gcc:musl-tools skopeo:skopeo ctr:containerd \
+            /usr/lib/python3/dist-packages/botocore:python3-botocore; do
   f=${pair%%:*}
   if [[ $f == /* ]]; then [ -e "$f" ]; else command -v "$f" >/dev/null 2>&1; fi || need+=("${pair#*:}")
 done

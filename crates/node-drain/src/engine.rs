@@ -78,7 +78,7 @@ pub struct Engine {
     room: Arc<room::Room>,
     events: Events,
     /// Deployments this run restarted (`namespace/name`): once each.
-    restarted: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    restarted: Arc<tokio::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Engine {

@@ -126,6 +126,17 @@ and credentials as files from Secrets (never in args or env values). */}}
   value: /etc/steward/prometheus-auth/{{ $p.auth.passwordKey }}
 {{- end }}
 {{- end }}
+{{- if $p.sigv4.enabled }}
+{{- if $p.auth.existingSecret }}
+{{- fail "drain.prometheus.sigv4.enabled and drain.prometheus.auth.existingSecret: choose one way to authenticate" }}
+{{- end }}
+- name: PROMETHEUS_SIGV4
+  value: "true"
+{{- with $p.sigv4.region }}
+- name: PROMETHEUS_SIGV4_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- if $p.tls.existingSecret }}
 - name: PROMETHEUS_CA_FILE
   value: /etc/steward/prometheus-tls/ca.crt

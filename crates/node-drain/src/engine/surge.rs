@@ -43,11 +43,10 @@ impl Engine {
             }
             Surge::Restart => {}
         }
-        let first = self
-            .restarted
-            .lock()
-            .is_ok_and(|mut set| set.insert(name.clone()));
-        if first {
+        // Held across the patch: a second pod of the same Deployment waits for the
+        // first's restart instead of starting another (or none, if it failed).
+        let mut restarted = self.restarted.lock().await;
+        if !restarted.contains(&name) {
             let api: Api<Deployment> = Api::namespaced(self.client.clone(), &key.ns);
             let now = k8s_openapi::jiff::Timestamp::now().to_string();
             let patch = json!({ "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } } });
@@ -62,9 +61,11 @@ impl Engine {
                 tracing::warn!(pod = %key, deployment = %name, error = %e, "restarting the Deployment failed; evicting as usual");
                 return;
             }
+            restarted.insert(name.clone());
             tracing::info!(pod = %key, deployment = %name, %node, "restarted the Deployment: its replacement becomes Ready before the pod leaves");
             self.events.surged(node, uid, &key.to_string(), &name).await;
         }
+        drop(restarted);
         self.wait_for_rollout(key).await;
     }
 

@@ -28,6 +28,8 @@ pub struct Access {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// `--prometheus-header`: `Name: value` sent with every query.
     pub headers: Vec<String>,
+    /// `--prometheus-sigv4`: every query signed with AWS SigV4.
+    pub sigv4: Option<std::sync::Arc<super::sigv4::SigV4>>,
 }
 
 /// The credentials of one query.

@@ -41,7 +41,7 @@ pub struct PrometheusArgs {
         long,
         env = "PROMETHEUS_TOKEN_FILE",
         value_name = "PATH",
-        conflicts_with = "prometheus_username"
+        conflicts_with_all = ["prometheus_username", "prometheus_sigv4"]
     )]
     pub prometheus_token_file: Option<PathBuf>,
     /// User for basic auth; the password comes from --prometheus-password-file.
@@ -88,6 +88,17 @@ pub struct PrometheusArgs {
         value_name = "HEADER"
     )]
     pub prometheus_header: Vec<String>,
+    /// Sign every query with AWS SigV4 (Amazon Managed Service for Prometheus);
+    /// credentials and region from the usual AWS chain (environment, profile, IRSA,
+    /// EKS Pod Identity, instance metadata), never from a flag.
+    #[arg(long, env = "PROMETHEUS_SIGV4", conflicts_with = "prometheus_username")]
+    pub prometheus_sigv4: bool,
+    /// Region to sign for; default: the AWS chain's (AWS_REGION, the profile).
+    #[arg(long, env = "PROMETHEUS_SIGV4_REGION", requires = "prometheus_sigv4")]
+    pub prometheus_sigv4_region: Option<String>,
+    /// Service name to sign for.
+    #[arg(long, env = "PROMETHEUS_SIGV4_SERVICE", default_value = "aps")]
+    pub prometheus_sigv4_service: String,
 }
 
 impl PrometheusArgs {
@@ -115,6 +126,12 @@ impl PrometheusArgs {
                 .filter(|h| !h.trim().is_empty())
                 .cloned()
                 .collect(),
+            sigv4: self.prometheus_sigv4.then(|| {
+                std::sync::Arc::new(super::sigv4::SigV4::new(
+                    self.prometheus_sigv4_region.clone(),
+                    self.prometheus_sigv4_service.clone(),
+                ))
+            }),
         };
         Prometheus::new(
             &self.prometheus_address,

@@ -4,6 +4,7 @@
 
 mod access;
 mod args;
+mod sigv4;
 
 use std::time::Duration;
 
@@ -64,22 +65,31 @@ impl Prometheus {
             reason,
             unreachable,
         };
+        // RFC 3986 encoding (%20, not form encoding's +): what a SigV4 verifier
+        // canonicalizes to, and Prometheus reads it alike.
+        let encoded = percent_encoding::utf8_percent_encode(query, QUERY);
         let req = self
             .http
-            .get(format!("{}/api/v1/query", self.base))
-            .header("X-Scope-OrgID", &self.org_id)
-            .query(&[("query", query)]);
-        let resp = self
+            .get(format!("{}/api/v1/query?query={encoded}", self.base))
+            .header("X-Scope-OrgID", &self.org_id);
+        let mut req = self
             .access
             .credentials()?
             .apply(req)
-            .send()
+            .build()
+            .map_err(|e| err(root(&e), false))?;
+        if let Some(signer) = &self.access.sigv4 {
+            signer.sign(&mut req).await?;
+        }
+        let resp = self
+            .http
+            .execute(req)
             .await
             .map_err(|e| err(root(&e), true))?;
         let status = resp.status();
         if matches!(status.as_u16(), 401 | 403) {
             let why = format!(
-                "HTTP {status}: Prometheus refused the credentials; check --prometheus-token-file, --prometheus-username/--prometheus-password-file or --prometheus-cert-file"
+                "HTTP {status}: Prometheus refused the credentials; check --prometheus-token-file, --prometheus-username/--prometheus-password-file, --prometheus-cert-file or the AWS credentials of --prometheus-sigv4"
             );
             return Err(err(why, false));
         }
@@ -162,6 +172,13 @@ impl Prometheus {
         }
     }
 }
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 pub(crate) fn root(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
