@@ -11,6 +11,9 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
         ));
         let mut cmd = tokio::process::Command::new("/usr/bin/time");
         cmd.arg("-f")
-            .arg("maxrss_kb=%M")
+            .arg(bench_support::TIME_FORMAT)
             .env("KUBECONFIG", &kubeconfig);
         if *group == "steward" {
             cmd.arg(&steward).args([
@@ -94,20 +97,14 @@ async fn main() -> anyhow::Result<()> {
                     "--timeout=10m",
                 ]);
         }
-        let since = audit_lines(&dir);
+        let since = bench_support::audit_lines(&dir.join("audit.log"));
         let t = Instant::now();
         let out = cmd.output().await?;
         let secs = t.elapsed().as_secs_f64();
         watcher.abort();
         let stderr = String::from_utf8_lossy(&out.stderr);
         anyhow::ensure!(out.status.success(), "{group} drain failed:\n{stderr}");
-        let rss_kb: u64 = stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("maxrss_kb="))
-            .unwrap_or("0")
-            .trim()
-            .parse()?;
+        let rss_kb: u64 = bench_support::max_rss_kb(&stderr)?;
         let agent = if *group == "steward" {
             "steward/"
         } else {
@@ -115,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
         };
         // Let the audit backend flush before counting.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let requests = count_requests(&dir, since, agent);
+        let requests = bench_support::count_requests(&dir.join("audit.log"), since, agent);
         let min = min_ready.load(Ordering::Relaxed);
         results.push((group.to_string(), secs, requests, rss_kb, min));
     }
@@ -258,22 +255,4 @@ async fn watch_min_ready(client: kube::Client, ns: String, min: Arc<AtomicUsize>
         },
     )
     .await;
-}
-
-fn audit_lines(dir: &std::path::Path) -> usize {
-    std::fs::read_to_string(dir.join("audit.log")).map_or(0, |s| s.lines().count())
-}
-
-fn count_requests(dir: &std::path::Path, since: usize, agent: &str) -> usize {
-    let text = std::fs::read_to_string(dir.join("audit.log")).unwrap_or_default();
-    text.lines()
-        .skip(since)
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            e["stage"] == "ResponseComplete"
-                && e["userAgent"]
-                    .as_str()
-                    .is_some_and(|a| a.starts_with(agent))
-        })
-        .count()
 }

@@ -19,6 +19,9 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,7 +29,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::karpenter::{Generation, karpenter_exporter};
 use testkit::prometheus::Prometheus;
 use testkit::realnode::http_pod_spec;
@@ -113,7 +116,9 @@ async fn main() -> anyhow::Result<()> {
             .map(|p| p.name_any())
             .collect();
         let mut cmd = tokio::process::Command::new("/usr/bin/time");
-        cmd.arg("-f").arg("maxrss_kb=%M").env("KUBECONFIG", &kc);
+        cmd.arg("-f")
+            .arg(bench_support::TIME_FORMAT)
+            .env("KUBECONFIG", &kc);
         if tool == "steward" {
             cmd.arg(&steward).args([
                 "drain",
@@ -136,20 +141,14 @@ async fn main() -> anyhow::Result<()> {
                 "--timeout=5m",
             ]);
         }
-        let lines = line_count(&audit);
+        let lines = bench_support::audit_lines(&audit);
         let (seen, watch) = watch_pods(pods.clone());
         let t = Instant::now();
         let out = cmd.output().await?;
         let secs = t.elapsed().as_secs_f64();
         let stderr = String::from_utf8_lossy(&out.stderr);
         anyhow::ensure!(out.status.success(), "{tool} drain failed:\n{stderr}");
-        let rss_kb = stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("maxrss_kb="))
-            .unwrap_or("0")
-            .trim()
-            .parse()?;
+        let rss_kb = bench_support::max_rss_kb(&stderr)?;
         ready_on(&pods, to).await?;
         anyhow::ensure!(
             !watch.is_finished(),
@@ -173,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             "kubectl/"
         };
-        let requests = count_requests(&audit, lines, agent);
+        let requests = bench_support::count_requests(&audit, lines, agent);
         eprintln!("{tool}: {from} -> {to} in {secs:.1} s");
         runs.push(Run {
             tool,
@@ -300,22 +299,4 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
-}
-
-fn line_count(path: &std::path::Path) -> usize {
-    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
-}
-
-fn count_requests(path: &std::path::Path, since: usize, agent: &str) -> usize {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .skip(since)
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            e["stage"] == "ResponseComplete"
-                && e["userAgent"]
-                    .as_str()
-                    .is_some_and(|a| a.starts_with(agent))
-        })
-        .count()
 }

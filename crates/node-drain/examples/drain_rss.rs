@@ -11,6 +11,9 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -83,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
                 cmd.args(w.split_whitespace().skip(1));
             }
             None => {
-                cmd.args(["-f", "maxrss_kb=%M"]);
+                cmd.args(["-f", bench_support::TIME_FORMAT]);
             }
         }
         cmd.arg(&steward)
@@ -93,13 +96,7 @@ async fn main() -> anyhow::Result<()> {
         let out = cmd.output().await?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         anyhow::ensure!(out.status.success(), "{what} failed:\n{stderr}");
-        let rss_kb: u64 = stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("maxrss_kb="))
-            .unwrap_or("0")
-            .trim()
-            .parse()?;
+        let rss_kb: u64 = bench_support::max_rss_kb(&stderr)?;
         println!("{what:<40} {:>6.1} MB", rss_kb as f64 / 1024.0);
     }
     drop(prom);

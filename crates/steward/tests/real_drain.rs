@@ -13,15 +13,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Generation, karpenter_exporter, steward, unschedulable};
+use common::{cordon, real_pool, steward, unschedulable};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
-use testkit::prometheus::Prometheus;
 use testkit::realnode::{http_pod_spec, kubectl};
 use testkit::wait::{self, from_json, pod_ready};
 
@@ -70,15 +69,6 @@ fn record(pods: Api<Pod>) -> (Record, tokio::task::JoinHandle<anyhow::Result<()>
         anyhow::bail!("the pod watch ended")
     });
     (seen, task)
-}
-
-async fn cordon(client: &kube::Client, node: &str, on: bool) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let patch = json!({"spec": {"unschedulable": on}});
-    nodes
-        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
 }
 
 /// The reasons of the Events of these pods (kubelet: Killing, Unhealthy; scheduler,
@@ -179,15 +169,7 @@ async fn drain_of_a_real_node_sigterms_pods_and_matches_kubectl_drain() {
     let (a, b) = ("real-node-1", "real-node-2");
     let pool = env.ns.clone();
     let nodes: Api<Node> = Api::all(env.client.clone());
-    for n in [a, b] {
-        let patch = json!({"metadata": {"labels": {"karpenter.sh/nodepool": pool}}});
-        nodes
-            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
-    }
-    let exporter = karpenter_exporter(env.client.clone(), Generation::V1).await;
-    let prom = Prometheus::start("karpenter", &[exporter]).await.unwrap();
+    let prom = real_pool(&env.client, &pool, &[a, b]).await;
 
     // Three servers on node a (b cordoned meanwhile), 2 s shutdown delay, 20 s grace.
     cordon(&env.client, b, true).await;

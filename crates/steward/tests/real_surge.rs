@@ -12,28 +12,19 @@ mod watch_support;
 
 use std::time::Duration;
 
-use common::{Generation, karpenter_exporter, steward};
+use common::{cordon, real_pool, steward};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
-use testkit::prometheus::Prometheus;
 use testkit::realnode::http_pod_spec;
 use testkit::wait::{self, from_json, pod_ready};
 use watch_support::Invariant;
 
 const T: Duration = Duration::from_secs(120);
-
-async fn cordon(nodes: &Api<Node>, node: &str, on: bool) {
-    let patch = json!({"spec": {"unschedulable": on}});
-    nodes
-        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-}
 
 /// A violation whenever the Service's EndpointSlices hold no ready endpoint.
 async fn serving(client: &kube::Client, ns: &str, what: &str) -> Invariant {
@@ -99,19 +90,10 @@ async fn a_single_replica_deployment_keeps_serving_through_the_drain_of_its_real
     let env = testkit::env_in(cluster, "rn-surge").await.unwrap();
     let (a, b) = ("real-node-1", "real-node-2");
     let pool = env.ns.clone();
-    let nodes: Api<Node> = Api::all(env.client.clone());
-    for n in [a, b] {
-        let patch = json!({"metadata": {"labels": {"karpenter.sh/nodepool": pool}}});
-        nodes
-            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
-    }
-    let exporter = karpenter_exporter(env.client.clone(), Generation::V1).await;
-    let prom = Prometheus::start("karpenter", &[exporter]).await.unwrap();
+    let prom = real_pool(&env.client, &pool, &[a, b]).await;
 
     // One server on a (b cordoned meanwhile) behind a Service: 2 s shutdown delay.
-    cordon(&nodes, b, true).await;
+    cordon(&env.client, b, true).await;
     let mut spec = http_pod_spec(2000, 20);
     spec["containers"][0]["resources"] = json!({"requests": {"cpu": "10m", "memory": "16Mi"}});
     let deploy: Deployment = from_json(json!({
@@ -132,7 +114,7 @@ async fn a_single_replica_deployment_keeps_serving_through_the_drain_of_its_real
         .await
         .unwrap();
     ready_on(&env.client, &env.ns, a).await;
-    cordon(&nodes, b, false).await;
+    cordon(&env.client, b, false).await;
     prom.wait_for_series(
         &format!("karpenter_nodes_total_pod_requests{{nodepool=\"{pool}\"}}"),
         T,
@@ -185,7 +167,7 @@ async fn a_single_replica_deployment_keeps_serving_through_the_drain_of_its_real
     );
 
     // --no-surge, from b back to a: evicted first, the Service goes empty.
-    cordon(&nodes, a, false).await;
+    cordon(&env.client, a, false).await;
     let watch = serving(
         &env.client,
         &env.ns,

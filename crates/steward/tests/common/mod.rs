@@ -87,3 +87,34 @@ pub fn state(n: &k8s_openapi::api::core::v1::Node) -> Option<String> {
     use kube::ResourceExt;
     n.annotations().get("steward.io/drain-state").cloned()
 }
+
+/// Makes `nodes` the NodePool `pool` (label `karpenter.sh/nodepool`) and starts a
+/// Prometheus scraping the Karpenter-metrics stand-in, for the real-node drains.
+pub async fn real_pool(
+    client: &kube::Client,
+    pool: &str,
+    nodes: &[&str],
+) -> testkit::prometheus::Prometheus {
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for n in nodes {
+        let patch = serde_json::json!({"metadata": {"labels": {"karpenter.sh/nodepool": pool}}});
+        api.patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+    let exporter = karpenter_exporter(client.clone(), Generation::V1).await;
+    testkit::prometheus::Prometheus::start("karpenter", &[exporter])
+        .await
+        .unwrap()
+}
+
+/// Cordons (`on`) or uncordons `node`, as `kubectl cordon` does.
+pub async fn cordon(client: &kube::Client, node: &str, on: bool) {
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let patch = serde_json::json!({"spec": {"unschedulable": on}});
+    api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
