@@ -65,7 +65,7 @@ pub struct Settings {
     pub metrics: Metrics,
 }
 
-/// Drains; whether every chosen node was drained.
+/// Drains; whether every chosen node was drained and handed off.
 pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdown) -> Result<bool> {
     // NodeClaims created from here on are the run's replacements (the API server
     // stamps whole seconds).
@@ -199,10 +199,10 @@ fn plan(
             Some(a)
         }
     };
-    if let Some(allowed) = allowance.as_ref().and_then(|a| a.allowed)
+    if let Some(a) = &allowance
+        && let Some(allowed) = a.allowed
         && opts.nodes.len() > allowed
     {
-        let a = allowance.as_ref().expect("allowed comes from it");
         return Err(crate::error::Error::OverBudget {
             nodepool: nodepool.into(),
             named: opts.nodes.len(),

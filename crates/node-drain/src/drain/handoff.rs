@@ -97,7 +97,11 @@ impl Run<'_> {
             Ok(None) => return (None, HandOff::Deleted { seconds: 0 }),
             Err(e) => return (None, failed(format!("reading node {name}: {e}"))),
         };
-        let uid = node.uid();
+        // The wait below tells this node from one that took its name by the UID.
+        let Some(node_uid) = node.uid() else {
+            return (None, failed(format!("node {name} has no UID")));
+        };
+        let uid = Some(node_uid.clone());
         let provider_id = node.spec.as_ref().and_then(|s| s.provider_id.as_deref());
         let s = self.settings;
         let claim = claim_of(claims, name, provider_id);
@@ -131,11 +135,7 @@ impl Run<'_> {
                 None
             }
         };
-        let gone = await_condition(
-            nodes,
-            name,
-            conditions::is_deleted(uid.as_deref().unwrap_or("")),
-        );
+        let gone = await_condition(nodes, name, conditions::is_deleted(&node_uid));
         let outcome = tokio::select! {
             r = tokio::time::timeout(s.handoff_timeout, gone) => match r {
                 Ok(Ok(_)) => {
