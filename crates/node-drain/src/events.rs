@@ -10,6 +10,7 @@ use steward_runtime::{Lang, Localized};
 
 use crate::core::events::{NodeEvent, kind_of};
 use crate::core::handoff::HandOff;
+use crate::core::removal::PodKey;
 use crate::core::report::NodeOutcome;
 use crate::messages::Msg;
 
@@ -73,6 +74,23 @@ impl Events {
         self.publish(node, uid, e).await;
     }
 
+    /// `Evicted`: `pod` left `node` through the Eviction API. The pod is the Event's
+    /// related object: kube's Recorder folds Events of the same reason on the same
+    /// objects into one series, and each pod's eviction is its own.
+    pub async fn evicted(&self, node: &str, uid: Option<&str>, pod: &PodKey) {
+        let related = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some(pod.ns.clone()),
+            name: Some(pod.name.clone()),
+            uid: Some(pod.uid.clone()),
+            ..ObjectReference::default()
+        };
+        let name = pod.to_string();
+        self.publish_related(node, uid, NodeEvent::Evicted { pod: &name }, Some(related))
+            .await;
+    }
+
     /// `ReplacementStarted`: `deployment` was restarted so `pod`'s replacement is
     /// Ready before the pod leaves `node`.
     pub async fn surged(&self, node: &str, uid: Option<&str>, pod: &str, deployment: &str) {
@@ -109,6 +127,17 @@ impl Events {
 
     /// Records `e` on the Node `node`.
     async fn publish(&self, node: &str, uid: Option<&str>, e: NodeEvent<'_>) {
+        self.publish_related(node, uid, e, None).await;
+    }
+
+    /// Records `e` on the Node `node`, with `related` as its secondary object.
+    async fn publish_related(
+        &self,
+        node: &str,
+        uid: Option<&str>,
+        e: NodeEvent<'_>,
+        related: Option<ObjectReference>,
+    ) {
         let kind = kind_of(&e);
         let reference = node_ref(node, uid);
         let ev = Event {
@@ -116,7 +145,7 @@ impl Events {
             reason: kind.reason.into(),
             note: Some(truncate(Msg::NodeEvent(e).render(self.lang))),
             action: kind.action.into(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(error) = self.recorder.publish(&ev, &reference).await {
             tracing::warn!(%node, reason = kind.reason, %error, "recording an Event on the node failed");

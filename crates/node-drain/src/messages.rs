@@ -114,6 +114,7 @@ impl Localized for Msg<'_> {
                     NodeOutcome::Failed { reason } => format!("Drain failed: {reason}"),
                 },
                 NodeEvent::Surged { pod, deployment } => format!("Restarted Deployment {deployment} so that a replacement of {pod} is Ready before {pod} leaves (make-before-break; --no-surge evicts at once)"),
+                NodeEvent::Evicted { pod } => format!("Evicted {pod} through the Eviction API"),
                 NodeEvent::HandedOff { outcome } => handoff_text(outcome, Lang::En),
                 NodeEvent::Uncordoned { nodepool } => format!("Uncordoned: the steward drain of NodePool {nodepool} ended before this node's drain started"),
                 NodeEvent::Blocked { pod, pdb, message } => format!(
@@ -175,6 +176,7 @@ impl Localized for Msg<'_> {
                     NodeOutcome::Failed { reason } => format!("드레인 실패: {reason}"),
                 },
                 NodeEvent::Surged { pod, deployment } => format!("{pod}이(가) 떠나기 전에 대체 파드가 Ready가 되도록 Deployment {deployment}를 재시작했습니다 (make-before-break; --no-surge는 바로 evict)"),
+                NodeEvent::Evicted { pod } => format!("{pod}를 Eviction API로 evict했습니다"),
                 NodeEvent::HandedOff { outcome } => handoff_text(outcome, Lang::Ko),
                 NodeEvent::Uncordoned { nodepool } => format!("uncordon 완료: 이 노드의 드레인이 시작되기 전에 NodePool {nodepool}의 steward 드레인이 끝났습니다"),
                 NodeEvent::Blocked { pod, pdb, message } => format!(

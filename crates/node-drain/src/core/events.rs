@@ -25,6 +25,8 @@ pub enum NodeEvent<'a> {
     /// `deployment` was restarted so that `pod`'s replacement is Ready before the
     /// pod leaves (make-before-break).
     Surged { pod: &'a str, deployment: &'a str },
+    /// `pod` was evicted from the node through the Eviction API.
+    Evicted { pod: &'a str },
     /// The drained node's hand-off ended.
     HandedOff { outcome: &'a HandOff },
     /// The node was uncordoned: the run ended before its drain started.
@@ -57,6 +59,7 @@ pub fn kind_of(e: &NodeEvent<'_>) -> Kind {
             NodeOutcome::Failed { .. } => (EventType::Warning, "DrainFailed", "Drain"),
         },
         NodeEvent::Surged { .. } => (EventType::Normal, "ReplacementStarted", "Restart"),
+        NodeEvent::Evicted { .. } => (EventType::Normal, "Evicted", "Evict"),
         NodeEvent::HandedOff { outcome } => match outcome {
             HandOff::Replaced { .. } => (EventType::Normal, "HandedOff", "Delete"),
             HandOff::Deleted { .. } => (EventType::Normal, "NodeDeleted", "Delete"),
@@ -120,7 +123,14 @@ mod tests {
         let late = HandOff::TimedOut {
             nodeclaim: Some("default-abc".into()),
         };
-        let cases: [Case<'_>; 12] = [
+        let cases: [Case<'_>; 13] = [
+            (
+                NodeEvent::Evicted { pod: "shop/web-1" },
+                Normal,
+                "Evicted",
+                &["shop/web-1", "Eviction API"],
+                &["shop/web-1", "Eviction API"],
+            ),
             (
                 NodeEvent::Surged {
                     pod: "shop/solo-1",

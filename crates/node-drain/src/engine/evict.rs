@@ -67,9 +67,14 @@ impl Engine {
                 eviction::evict(&api, &key.name, &key.uid, None).await
             };
             let delay = backoff.next().unwrap_or(MAX_BACKOFF);
+            // Gone before the eviction (a rollout removed it): no Evicted Event.
+            let was_there = !matches!(outcome, eviction::Outcome::Gone);
             let wait = match after_eviction(outcome, pod, delay) {
                 Next::Evicted => {
                     tracing::info!(pod = %key, %node, "evicted");
+                    if was_there {
+                        self.events.evicted(node, uid, key).await;
+                    }
                     self.evicted(node, key);
                     return Gone::Evicted;
                 }

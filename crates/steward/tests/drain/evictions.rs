@@ -94,9 +94,18 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
             blocked(&events).iter().all(|note| note.contains(&web)),
             "{n}: {events:?}"
         );
+        // One Evicted per pod evicted, naming it; NodeDrained counts them alike.
+        let evicted: Vec<&NodeEvent> = events.iter().filter(|e| e.reason == "Evicted").collect();
+        assert!(!evicted.is_empty(), "{n}: {events:?}");
+        assert!(
+            evicted
+                .iter()
+                .all(|e| e.note.contains(&format!("{}/", ctx.env.ns))),
+            "{n}: {evicted:?}"
+        );
         let events: Vec<&NodeEvent> = events
             .iter()
-            .filter(|e| e.reason != "DrainBlocked")
+            .filter(|e| e.reason != "DrainBlocked" && e.reason != "Evicted")
             .collect();
         let batch = drained.join(", ");
         assert!(
@@ -108,7 +117,9 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
             events[0].note
         );
         assert!(
-            events[1].note.contains(" evicted, 0 deleted"),
+            events[1]
+                .note
+                .contains(&format!("{} evicted, 0 deleted", evicted.len())),
             "{n}: {}",
             events[1].note
         );
@@ -248,9 +259,9 @@ async fn a_pod_under_two_pdbs_fails_its_node_at_once_and_stays() {
         ["DrainStarted", "DrainFailed"],
         "{events:?}"
     );
+    let failed = events.iter().find(|e| e.reason == "DrainFailed").unwrap();
     assert!(
-        events[1].type_ == "Warning"
-            && events[1].note.contains("more than one PodDisruptionBudget"),
+        failed.type_ == "Warning" && failed.note.contains("more than one PodDisruptionBudget"),
         "{events:?}"
     );
     // Nothing was forced: the pod under two budgets is still there, the other moved.

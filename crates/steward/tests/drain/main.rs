@@ -39,13 +39,14 @@ struct NodeEvent {
     note: String,
 }
 
-/// The reasons of `events`, in order, without `DrainBlocked` (one per pod a budget
-/// refused, as many as the race between evictions makes): [`blocked`] has those.
+/// The reasons of `events`, in order, without the per-pod ones: `DrainBlocked` (one
+/// per pod a budget refused, as many as the race between evictions makes; [`blocked`]
+/// has those) and `Evicted` (one per pod evicted).
 fn reasons(events: &[NodeEvent]) -> Vec<&str> {
     events
         .iter()
         .map(|e| e.reason.as_str())
-        .filter(|r| *r != "DrainBlocked")
+        .filter(|r| *r != "DrainBlocked" && *r != "Evicted")
         .collect()
 }
 
