@@ -35,7 +35,9 @@ async fn gateway(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/prometheus_support/sigv4_proxy.py"
     );
-    let mut child = tokio::process::Command::new("python3")
+    // Debian's python3, where hack/setup.sh installs python3-botocore (a python3
+    // earlier on PATH, pyenv's say, may lack it).
+    let mut child = tokio::process::Command::new("/usr/bin/python3")
         .args([script, region, "aps", upstream])
         .env("SIGV4_ACCESS_KEY", KEY)
         .env("SIGV4_SECRET_KEY", SECRET)
