@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::budget::Allowance;
 use super::handoff::{Claim, claim_of};
-use super::pods::{DO_NOT_DISRUPT, on_node};
+use super::pods::{DO_NOT_DISRUPT, do_not_disrupt, on_node};
 
 /// Label Karpenter puts on the nodes of a NodePool.
 pub const NODEPOOL_LABEL: &str = "karpenter.sh/nodepool";
@@ -155,10 +155,7 @@ pub fn batch(
     // Karpenter honours the annotation on a Node and its NodeClaim as on a pod;
     // so does steward.
     let protected = |n: &Node| -> Option<String> {
-        if n.annotations()
-            .get(DO_NOT_DISRUPT)
-            .is_some_and(|v| v == "true")
-        {
+        if do_not_disrupt(n) {
             return Some(format!("the node has {DO_NOT_DISRUPT}=true"));
         }
         let provider_id = n.spec.as_ref().and_then(|s| s.provider_id.as_deref());
@@ -169,12 +166,7 @@ pub fn batch(
             ));
         }
         pods.iter()
-            .find(|p| {
-                on_node(p, &n.name_any())
-                    && p.annotations()
-                        .get(DO_NOT_DISRUPT)
-                        .is_some_and(|v| v == "true")
-            })
+            .find(|p| on_node(p, &n.name_any()) && do_not_disrupt(*p))
             .map(|p| {
                 format!(
                     "pod {}/{} has {DO_NOT_DISRUPT}=true",

@@ -10,7 +10,7 @@ use kube::api::DynamicObject;
 use serde::Serialize;
 
 use super::batch::NODEPOOL_LABEL;
-use super::pods::DO_NOT_DISRUPT;
+use super::pods::do_not_disrupt;
 
 /// A NodeClaim as the hand-off reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,10 +43,7 @@ impl Claim {
             node: status("nodeName"),
             provider_id: status("providerID"),
             created: o.creation_timestamp().map(|t| t.0),
-            do_not_disrupt: o
-                .annotations()
-                .get(DO_NOT_DISRUPT)
-                .is_some_and(|v| v == "true"),
+            do_not_disrupt: do_not_disrupt(o),
         }
     }
 }

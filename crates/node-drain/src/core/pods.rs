@@ -11,6 +11,24 @@ use kube::ResourceExt;
 /// Annotation Karpenter uses to protect a pod (and so its node) from voluntary disruption.
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
 
+/// Whether `o` (a pod, Node or NodeClaim) carries `karpenter.sh/do-not-disrupt: "true"`.
+pub fn do_not_disrupt(o: &impl ResourceExt) -> bool {
+    o.annotations()
+        .get(DO_NOT_DISRUPT)
+        .is_some_and(|v| v == "true")
+}
+
+/// The name of the controller of kind `kind` among `owners`, if there is one.
+pub fn controller<'a>(
+    owners: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+    kind: &str,
+) -> Option<&'a str> {
+    owners
+        .iter()
+        .find(|o| o.kind == kind && o.controller == Some(true))
+        .map(|o| o.name.as_str())
+}
+
 pub use steward_kube::pod::is_finished;
 pub use steward_kube::quantity::{parse_bytes, parse_cpu, pod_request};
 
@@ -137,10 +155,7 @@ pub fn on_node(p: &Pod, node: &str) -> bool {
 
 /// Pods a drain moves: not DaemonSet pods, not mirror (static) pods.
 pub fn is_workload(p: &Pod) -> bool {
-    let daemon = p
-        .owner_references()
-        .iter()
-        .any(|o| o.kind == "DaemonSet" && o.controller == Some(true));
+    let daemon = controller(p.owner_references(), "DaemonSet").is_some();
     let mirror = p.annotations().contains_key("kubernetes.io/config.mirror");
     !daemon && !mirror
 }

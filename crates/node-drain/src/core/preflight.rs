@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::pods::{
-    DO_NOT_DISRUPT, is_finished, is_workload, node_of, on_node, parse_bytes, parse_cpu,
+    do_not_disrupt, is_finished, is_workload, node_of, on_node, parse_bytes, parse_cpu,
     pod_request, selects,
 };
 
@@ -45,10 +45,7 @@ pub fn preflight(
         .collect();
     for p in &moving {
         let key = format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
-        if p.annotations()
-            .get(DO_NOT_DISRUPT)
-            .is_some_and(|v| v == "true")
-        {
+        if do_not_disrupt(*p) {
             findings.push(Finding::DoNotDisrupt {
                 pod: key.clone(),
                 node: node_of(p).to_string(),

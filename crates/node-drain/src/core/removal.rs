@@ -53,9 +53,7 @@ pub enum Removal {
 }
 
 fn controlled_by(p: &Pod, kind: &str) -> bool {
-    p.owner_references()
-        .iter()
-        .any(|o| o.kind == kind && o.controller == Some(true))
+    super::pods::controller(p.owner_references(), kind).is_some()
 }
 
 /// How `pod` leaves a node that is (or is not) Ready. A StatefulSet's problem

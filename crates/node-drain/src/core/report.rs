@@ -111,10 +111,7 @@ pub fn to_roll_back<'a>(
 
 /// How many nodes of the report were drained.
 pub fn drained(nodes: &[NodeReport]) -> usize {
-    nodes
-        .iter()
-        .filter(|n| matches!(n.outcome, NodeOutcome::Drained { .. }))
-        .count()
+    nodes.iter().filter(|n| n.outcome.is_drained()).count()
 }
 
 #[cfg(test)]

@@ -72,10 +72,7 @@ impl Budgets {
     /// The first budget selecting this pod (`namespace/name`) and its wake-up, if the
     /// watch knows one.
     pub(super) fn waker_for(&self, pod: &Pod) -> Option<(String, Arc<Notify>)> {
-        let ns = pod.namespace();
-        let pdb = self.store.state().into_iter().find(|b| {
-            b.namespace() == ns && selects(b.spec.as_ref().and_then(|s| s.selector.as_ref()), pod)
-        })?;
+        let pdb = self.budget_for(pod)?;
         let mut wakers = self.wakers.lock().ok()?;
         let key = key_of(&pdb);
         let notify = wakers.entry(key.clone()).or_default().clone();
@@ -87,15 +84,16 @@ impl Budgets {
     /// `status.disruptionsAllowed` of the first budget selecting this pod, if the
     /// watch knows one.
     pub(super) fn allowed_for(&self, pod: &Pod) -> Option<i32> {
-        let ns = pod.namespace();
-        self.store
-            .state()
-            .into_iter()
-            .find(|b| {
-                b.namespace() == ns
-                    && selects(b.spec.as_ref().and_then(|s| s.selector.as_ref()), pod)
-            })
+        self.budget_for(pod)
             .map(|b| b.status.as_ref().map_or(0, |s| s.disruptions_allowed))
+    }
+
+    /// The first budget selecting this pod, as the watch knows it.
+    fn budget_for(&self, pod: &Pod) -> Option<Arc<PodDisruptionBudget>> {
+        let ns = pod.namespace();
+        self.store.state().into_iter().find(|b| {
+            b.namespace() == ns && selects(b.spec.as_ref().and_then(|s| s.selector.as_ref()), pod)
+        })
     }
 }
 

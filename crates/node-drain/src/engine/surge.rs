@@ -14,6 +14,7 @@ use kube::runtime::wait::await_condition;
 use serde_json::json;
 
 use super::{Engine, FIELD_MANAGER};
+use crate::core::pods::controller;
 use crate::core::removal::PodKey;
 use crate::core::surge::{RESTARTED_AT, Surge, decide};
 
@@ -75,13 +76,13 @@ impl Engine {
             return Ok(None);
         };
         let rs = Api::<ReplicaSet>::namespaced(self.client.clone(), &key.ns)
-            .get(&rs)
+            .get(rs)
             .await?;
         let Some(d) = controller(rs.owner_references(), "Deployment") else {
             return Ok(None);
         };
         Api::<Deployment>::namespaced(self.client.clone(), &key.ns)
-            .get(&d)
+            .get(d)
             .await
             .map(Some)
     }
@@ -106,14 +107,4 @@ impl Engine {
             }
         }
     }
-}
-
-fn controller(
-    owners: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
-    kind: &str,
-) -> Option<String> {
-    owners
-        .iter()
-        .find(|o| o.kind == kind && o.controller == Some(true))
-        .map(|o| o.name.clone())
 }
