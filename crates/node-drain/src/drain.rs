@@ -77,7 +77,7 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
         allocation,
         pool,
         budgets: _,
-        claims: _,
+        claims,
         pods,
         pdbs,
         all_nodes,
@@ -151,7 +151,9 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
             .filter(|n| n.outcome.is_drained())
             .map(|n| n.node.clone());
         let to_hand_off: Vec<String> = batch.left_drained.iter().cloned().chain(done).collect();
-        report.handoff = run.hand_off_all(&to_hand_off, &batch.left_drained).await;
+        report.handoff = run
+            .hand_off_all(&to_hand_off, &batch.left_drained, &claims)
+            .await;
     }
     match handoff::claims(client, &s.nodepool).await {
         Ok(claims) => report.replacements = replacements(&claims, &s.nodepool, since),

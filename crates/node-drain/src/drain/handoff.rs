@@ -39,30 +39,18 @@ fn claims_api(client: &Client) -> Api<DynamicObject> {
 }
 
 impl Run<'_> {
-    /// Hands off every drained node, all at once; each ends in the report, on
-    /// stdout (text output) and in an Event on the node.
+    /// Hands off every drained node, all at once, by the pool's NodeClaims as the
+    /// run read them at its start (a drained node's NodeClaim was there then);
+    /// each ends in the report, on stdout (text output) and in an Event on the node.
     /// `earlier` are nodes an earlier run left drained: kept again, they are not
     /// reported again.
-    pub async fn hand_off_all(&self, nodes: &[String], earlier: &[String]) -> Vec<HandOffReport> {
-        if nodes.is_empty() {
-            return Vec::new();
-        }
-        let claims = match claims(self.client, &self.settings.nodepool).await {
-            Ok(c) => c,
-            Err(e) => {
-                let outcome = HandOff::Failed {
-                    reason: e.to_string(),
-                };
-                return nodes
-                    .iter()
-                    .map(|n| HandOffReport {
-                        node: n.clone(),
-                        outcome: outcome.clone(),
-                    })
-                    .collect();
-            }
-        };
-        let ends = join_all(nodes.iter().map(|n| self.hand_off(n, &claims))).await;
+    pub async fn hand_off_all(
+        &self,
+        nodes: &[String],
+        earlier: &[String],
+        claims: &[Claim],
+    ) -> Vec<HandOffReport> {
+        let ends = join_all(nodes.iter().map(|n| self.hand_off(n, claims))).await;
         let mut reports = Vec::new();
         for (node, (uid, outcome)) in nodes.iter().zip(ends) {
             if earlier.contains(node) && matches!(outcome, HandOff::Kept { .. }) {
