@@ -107,7 +107,8 @@ pub fn active(b: &Budget, now: Timestamp) -> Result<bool, String> {
         .build()
         .parse(schedule)
         .map_err(|e| format!("schedule {schedule:?}: {e}"))?;
-    let duration = go_duration(duration)?;
+    // steward's one duration syntax reads a Go duration (`8h`, `1h30m0s`) as is.
+    let duration = steward_runtime::duration::parse(duration)?;
     let from = now
         .checked_sub(duration)
         .map_err(|e| format!("duration: {e}"))?
@@ -117,17 +118,6 @@ pub fn active(b: &Budget, now: Timestamp) -> Result<bool, String> {
         .find_next_occurrence(&from, false)
         .map_err(|e| format!("schedule {schedule:?}: {e}"))?;
     Ok(next <= now.to_zoned(TimeZone::UTC).datetime())
-}
-
-/// A Go `time.Duration` as `metav1.Duration` writes it (`"8h"`, `"1h30m0s"`, `"90s"`).
-fn go_duration(s: &str) -> Result<jiff::SignedDuration, String> {
-    let d: jiff::SignedDuration = s
-        .parse()
-        .map_err(|_| format!("duration {s:?} is not a duration such as 8h or 1h30m"))?;
-    if d.is_negative() {
-        return Err(format!("duration {s:?} is negative"));
-    }
-    Ok(d)
 }
 
 /// How many of the pool's nodes the budgets scale to, and how many are already
