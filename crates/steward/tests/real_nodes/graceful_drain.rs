@@ -7,7 +7,8 @@
 //! cluster IP, one connection per request, every request counted; the real VPA
 //! updater, authenticated as its own ServiceAccount with the upstream RBAC,
 //! evicting. The same load and evictions in a namespace steward does not watch
-//! are the control: they must fail requests, or the test proves nothing. Even
+//! are the control: they must fail requests (it may take up to `CONTROL_ROUNDS`
+//! rounds of evictions to lose one), or the test proves nothing. Even
 //! runs have no PodDisruptionBudget (the Deployment's rollout limit holds, see
 //! docs/graceful-drain.md), odd runs one of `maxUnavailable: 1`, on both sides.
 //!
@@ -40,6 +41,8 @@ use fixtures::{events_of, steward_logs, vpa_api, vpa_updater, vpa_updater_identi
 const REL: &str = "rn";
 /// Pods the VPA updater must have evicted (and seen gone) in each run.
 const EVICTIONS: usize = 3;
+/// Rounds of evictions the control without steward may take to lose a request.
+const CONTROL_ROUNDS: usize = 4;
 const NODE: &str = "real-node-1";
 
 /// `helm install --wait` of the chart: graceful-drain only, two replicas on the
@@ -305,21 +308,38 @@ async fn vpa_updater_evictions_through_the_chart_on_real_nodes_fail_no_request()
         };
         for steward in sides {
             let ns = if steward { &with.ns } else { &without.ns };
-            let t = evictions_under_load(
-                client,
-                ns,
-                &name,
-                &updater_kc,
-                dir.path(),
-                &sys.ns,
-                with_pdb,
-            )
-            .await;
-            let total = t.ok + t.failed;
-            eprintln!(
-                "graceful drain on real nodes, run {run}, PDB {with_pdb}, steward {steward}: {} failed of {total} requests",
-                t.failed
-            );
+            // The race the control shows (the listener closed while kube-proxy still
+            // routes to it) is as wide as kube-proxy's lag behind the EndpointSlice:
+            // most rounds of evictions lose requests to it, an odd one on a quiet
+            // moment loses none (1486 answered, 0 failed, once in CI). So the
+            // control repeats its round with a fresh workload until it has lost a
+            // request, at most CONTROL_ROUNDS times; steward's side has one round.
+            let rounds = if steward { 1 } else { CONTROL_ROUNDS };
+            let mut t = Tally::default();
+            for round in 0..rounds {
+                let name = format!("{name}r{round}");
+                let r = evictions_under_load(
+                    client,
+                    ns,
+                    &name,
+                    &updater_kc,
+                    dir.path(),
+                    &sys.ns,
+                    with_pdb,
+                )
+                .await;
+                eprintln!(
+                    "graceful drain on real nodes, run {run} round {round}, PDB {with_pdb}, steward {steward}: {} failed of {} requests",
+                    r.failed,
+                    r.ok + r.failed
+                );
+                t.ok += r.ok;
+                t.failed += r.failed;
+                t.errors.extend(r.errors);
+                if t.failed > 0 {
+                    break;
+                }
+            }
             assert!(t.ok > 200, "too little load to prove anything: {t:?}");
             if steward {
                 assert_eq!(
@@ -333,7 +353,7 @@ async fn vpa_updater_evictions_through_the_chart_on_real_nodes_fail_no_request()
             } else {
                 assert!(
                     t.failed > 0,
-                    "the control run without steward failed no request, so the steward run proves nothing: {t:?}"
+                    "the control run without steward failed no request in {CONTROL_ROUNDS} rounds, so the steward run proves nothing: {t:?}"
                 );
             }
         }
