@@ -57,7 +57,7 @@ impl Events {
         self.publish(node, uid, e).await;
     }
 
-    /// How `node`'s drain ended (`NodeDrained`, `DrainTimedOut`, ...).
+    /// How `node`'s drain ended (`Drained`, `DrainTimedOut`, ...).
     pub async fn ended(
         &self,
         node: &str,

@@ -53,7 +53,7 @@ pub fn kind_of(e: &NodeEvent<'_>) -> Kind {
     let (type_, reason, action) = match e {
         NodeEvent::Started { .. } => (EventType::Normal, "DrainStarted", "Drain"),
         NodeEvent::Ended { outcome, .. } => match outcome {
-            NodeOutcome::Drained { .. } => (EventType::Normal, "NodeDrained", "Drain"),
+            NodeOutcome::Drained { .. } => (EventType::Normal, "Drained", "Drain"),
             NodeOutcome::TimedOut { .. } => (EventType::Warning, "DrainTimedOut", "Drain"),
             NodeOutcome::Interrupted { .. } => (EventType::Warning, "DrainInterrupted", "Drain"),
             NodeOutcome::Failed { .. } => (EventType::Warning, "DrainFailed", "Drain"),
@@ -176,7 +176,7 @@ mod tests {
             (
                 ended(&drained),
                 Normal,
-                "NodeDrained",
+                "Drained",
                 &["3 evicted", "1 deleted", "42s"],
                 &["evict 3개", "삭제 1개", "42초"],
             ),

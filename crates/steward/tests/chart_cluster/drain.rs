@@ -105,7 +105,7 @@ pub async fn drain(rel: &Release, peers: &Peers) -> String {
             .filter_map(|e| e.reason.as_deref())
             .collect();
         assert!(
-            reasons.contains(&"DrainStarted") && reasons.contains(&"NodeDrained"),
+            reasons.contains(&"DrainStarted") && reasons.contains(&"Drained"),
             "{n}: {reasons:?}"
         );
     }

@@ -81,7 +81,7 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
         assert_eq!(
             reasons(&events),
             // No NodeClaim backs a kwok node of this test: drained, then kept.
-            ["DrainStarted", "NodeDrained", "NodeKept"],
+            ["DrainStarted", "Drained", "NodeKept"],
             "{n}: {events:?}"
         );
         assert!(
@@ -94,7 +94,7 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
             blocked(&events).iter().all(|note| note.contains(&web)),
             "{n}: {events:?}"
         );
-        // One Evicted per pod evicted, naming it; NodeDrained counts them alike.
+        // One Evicted per pod evicted, naming it; Drained counts them alike.
         let evicted: Vec<&NodeEvent> = events.iter().filter(|e| e.reason == "Evicted").collect();
         assert!(!evicted.is_empty(), "{n}: {events:?}");
         assert!(

@@ -104,14 +104,14 @@ async fn blocked_drain_interrupted_by_ctrl_c_rolls_back_unstarted_nodes_and_resu
             "DrainStarted",
             "DrainInterrupted",
             "DrainStarted",
-            "NodeDrained",
+            "Drained",
             "NodeKept"
         ],
         "{events:?}"
     );
     let drained = &events[events.len() - 2];
     assert!(
-        drained.reason == "NodeDrained" && drained.note.contains("1 evicted"),
+        drained.reason == "Drained" && drained.note.contains("1 evicted"),
         "{events:?}"
     );
 }
