@@ -124,7 +124,9 @@ pub struct DrainArgs {
     #[arg(long)]
     pub no_surge: bool,
     /// Leave drained nodes cordoned instead of handing them to Karpenter (by
-    /// deleting their NodeClaims), as before steward finished rotations.
+    /// deleting their NodeClaims), as before steward finished rotations. Kept
+    /// nodes stay disrupted, so the NodePool's budget then cuts the batch; handing
+    /// off, it paces it (that many nodes at a time, each gone before the next).
     #[arg(long)]
     pub keep_nodes: bool,
     /// Delete the Node object of a drained node no NodeClaim backs (not a
@@ -173,6 +175,7 @@ impl DrainArgs {
                 min_batch: self.min_batch,
                 max_batch: self.max_batch,
                 nodes: self.nodes.clone(),
+                rolling: !self.keep_nodes,
             },
             engine: EngineConfig {
                 per_node: self.node_concurrency,
@@ -202,10 +205,11 @@ pub async fn run_allocate_rate(args: AllocateArgs, ctx: Context) -> Result<Exit>
     let nodepool = &args.global.nodepool_name;
     let prometheus = args.global.prometheus.connect()?;
     let a = prometheus.allocation(nodepool).await?;
-    let queries = a.generation.queries(nodepool, prometheus.selector());
+    let queries = a.queries(nodepool, prometheus.selector());
     let report = serde_json::json!({
         "nodepool": nodepool,
         "generation": a.generation,
+        "capacity_metric": a.capacity,
         "selector": prometheus.selector().to_string(),
         "queries": queries,
         "memory": { "usage_bytes": a.memory.usage, "requests_bytes": a.memory.requests, "allocate_rate_percent": a.memory.rate_percent() },

@@ -136,25 +136,13 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
         lang,
         events: &events,
     };
-    let (cordoned, failure) = run.cordon_all(&batch.nodes, &known).await;
-    let started = if failure.is_none() && !shutdown.is_triggered() && !batch.nodes.is_empty() {
-        run.drain_all(&batch.nodes, &mut report).await
-    } else {
-        Default::default()
-    };
-    report.rolled_back =
-        rollback::roll_back(client, &events, &cordoned, &started, &batch.resumed).await;
-    if failure.is_none() && !shutdown.is_triggered() {
-        let done = report
-            .nodes
-            .iter()
-            .filter(|n| n.outcome.is_drained())
-            .map(|n| n.node.clone());
-        let to_hand_off: Vec<String> = batch.left_drained.iter().cloned().chain(done).collect();
+    // Nodes an earlier run left drained are disrupted already: handed off first.
+    if !batch.left_drained.is_empty() && !s.keep_nodes && !shutdown.is_triggered() {
         report.handoff = run
-            .hand_off_all(&to_hand_off, &batch.left_drained, &claims)
+            .hand_off_all(&batch.left_drained, &batch.left_drained, &claims)
             .await;
     }
+    let failure = waves(&run, &batch, &known, &claims, &mut report).await;
     match handoff::claims(client, &s.nodepool).await {
         Ok(claims) => report.replacements = replacements(&claims, &s.nodepool, since),
         Err(e) => tracing::warn!(error = %e, "listing the run's new NodeClaims failed"),
@@ -166,6 +154,58 @@ pub async fn drain(client: &Client, s: &Settings, lang: Lang, shutdown: &Shutdow
         Some(e) => Err(e),
         None => Ok(drained == batch.nodes.len() && handed_off),
     }
+}
+
+/// Works through the batch `batch.wave` nodes at a time: cordon, drain, roll back
+/// what did not start, hand off. The next wave starts only once every node of this
+/// one is gone (replaced or deleted), so the NodePool's budget is never exceeded;
+/// otherwise (a failure, a kept node, Ctrl-C) the rest is left untouched. The
+/// first error that stopped a cordon.
+async fn waves(
+    run: &execute::Run<'_>,
+    batch: &Batch,
+    known: &[k8s_openapi::api::core::v1::Node],
+    claims: &[crate::core::handoff::Claim],
+    report: &mut Report,
+) -> Option<crate::error::Error> {
+    let shutdown = run.shutdown;
+    for wave in batch.nodes.chunks(batch.wave.max(1)) {
+        let (cordoned, failure) = run.cordon_all(wave, known).await;
+        let started = if failure.is_none() && !shutdown.is_triggered() {
+            run.drain_all(wave, report).await
+        } else {
+            Default::default()
+        };
+        let back =
+            rollback::roll_back(run.client, run.events, &cordoned, &started, &batch.resumed).await;
+        report.rolled_back.extend(back);
+        if failure.is_some() {
+            return failure;
+        }
+        if shutdown.is_triggered() {
+            return None;
+        }
+        let done: Vec<String> = report
+            .nodes
+            .iter()
+            .filter(|n| wave.contains(&n.node) && n.outcome.is_drained())
+            .map(|n| n.node.clone())
+            .collect();
+        let ends = run.hand_off_all(&done, &[], claims).await;
+        let freed = done.len() == wave.len() && ends.iter().all(|h| h.outcome.is_gone());
+        report.handoff.extend(ends);
+        if !freed {
+            let rest = batch.nodes.len() - report.nodes.len().min(batch.nodes.len());
+            if rest > 0 {
+                tracing::warn!(
+                    untouched = rest,
+                    "a node of this wave is not gone, so the budget has no room: the rest of the batch waits for the next run"
+                );
+            }
+            break;
+        }
+    }
+    None
 }
 
 /// The pods without a controller among the findings.
@@ -201,9 +241,12 @@ fn plan(
             Some(a)
         }
     };
+    // Rolling, `--nodes` past the budget are worked through within it; only a
+    // budget used up, or kept nodes that all stay disrupted, refuse them.
     if let Some(a) = &allowance
         && let Some(allowed) = a.allowed
         && opts.nodes.len() > allowed
+        && (allowed == 0 || !opts.rolling)
     {
         return Err(crate::error::Error::OverBudget {
             nodepool: nodepool.into(),
@@ -220,10 +263,7 @@ fn plan(
 
 /// Prints the allocation, the batch computation and the pre-flight findings.
 fn show_plan(report: &Report, pool: usize, selector: &Selector, lang: Lang) {
-    let queries = report
-        .allocation
-        .generation
-        .queries(&report.nodepool, selector);
+    let queries = report.allocation.queries(&report.nodepool, selector);
     let allocation = Msg::Allocation {
         nodepool: &report.nodepool,
         a: &report.allocation,

@@ -55,18 +55,24 @@ pub enum Msg<'a> {
     NodeEvent(NodeEvent<'a>),
 }
 
-fn gen_name(a: &Allocation) -> &'static str {
-    match a.generation {
-        crate::core::alloc::Generation::V1 => "karpenter_nodepools_usage (Karpenter v1)",
-        crate::core::alloc::Generation::Legacy => "karpenter_nodepool_usage (Karpenter < 1.0)",
-    }
+fn gen_name(a: &Allocation) -> String {
+    use crate::core::alloc::{Capacity, Generation};
+    let generation = match a.generation {
+        Generation::V1 => "Karpenter v1",
+        Generation::Legacy => "Karpenter < 1.0",
+    };
+    let capacity = match a.capacity {
+        Capacity::Allocatable => "karpenter_nodes_allocatable",
+        Capacity::Usage => a.generation.usage_metric(),
+    };
+    format!("{generation}, capacity {capacity}")
 }
 
 impl Localized for Msg<'_> {
     fn en(&self) -> String {
         match self {
             Self::Allocation { nodepool, a, queries } => format!(
-                "NodePool {nodepool} (metrics: {})\n  memory: usage {}, pod requests {}, allocate rate {:.0} %\n  cpu:    usage {}, pod requests {}, allocate rate {:.0} %\n  queries:{}",
+                "NodePool {nodepool} (metrics: {})\n  memory: capacity {}, pod requests {}, allocate rate {:.0} %\n  cpu:    capacity {}, pod requests {}, allocate rate {:.0} %\n  queries:{}",
                 gen_name(a),
                 Resource::Memory.human(a.memory.usage), Resource::Memory.human(a.memory.requests), a.memory.rate_percent(),
                 Resource::Cpu.human(a.cpu.usage), Resource::Cpu.human(a.cpu.requests), a.cpu.rate_percent(),
@@ -128,7 +134,7 @@ impl Localized for Msg<'_> {
     fn ko(&self) -> String {
         match self {
             Self::Allocation { nodepool, a, queries } => format!(
-                "NodePool {nodepool} (메트릭: {})\n  메모리: 사용량 {}, 파드 요청 {}, 할당률 {:.0} %\n  CPU:    사용량 {}, 파드 요청 {}, 할당률 {:.0} %\n  쿼리:{}",
+                "NodePool {nodepool} (메트릭: {})\n  메모리: 용량 {}, 파드 요청 {}, 할당률 {:.0} %\n  CPU:    용량 {}, 파드 요청 {}, 할당률 {:.0} %\n  쿼리:{}",
                 gen_name(a),
                 Resource::Memory.human(a.memory.usage), Resource::Memory.human(a.memory.requests), a.memory.rate_percent(),
                 Resource::Cpu.human(a.cpu.usage), Resource::Cpu.human(a.cpu.requests), a.cpu.rate_percent(),
@@ -221,15 +227,30 @@ fn budget_line(b: &Batch, lang: Lang) -> String {
         (Limit::MaxBatch, _) => "--max-batch",
         (Limit::Nodes, _) => "--nodes",
     };
+    let paced = b.wave < b.nodes.len();
     if ko {
+        let batch = if paced {
+            format!(
+                "batch = {} ({won}), 한 번에 {}대씩: 각 노드를 넘겨 사라진 뒤 다음 노드 시작",
+                b.count, b.wave
+            )
+        } else {
+            format!("batch = min(계산값, budget) = {} ({won})", b.count)
+        };
         format!(
-            "\nNodePool budget: budgets[{i}] nodes {nodes:?} / 노드 {total}대 = {budget}, 이미 disruption 중 {busy} -> 허용 {allowed}\nbatch = min(계산값, budget) = {} ({won})",
-            b.count
+            "\nNodePool budget: budgets[{i}] nodes {nodes:?} / 노드 {total}대 = {budget}, 이미 disruption 중 {busy} -> 허용 {allowed}\n{batch}"
         )
     } else {
+        let batch = if paced {
+            format!(
+                "batch = {} ({won}), {} at a time: each node is handed off and gone before the next starts",
+                b.count, b.wave
+            )
+        } else {
+            format!("batch = min(formula, budget) = {} ({won})", b.count)
+        };
         format!(
-            "\nNodePool budget: budgets[{i}] nodes {nodes:?} of {total} nodes = {budget}, {busy} already disrupting -> allows {allowed}\nbatch = min(formula, budget) = {} ({won})",
-            b.count
+            "\nNodePool budget: budgets[{i}] nodes {nodes:?} of {total} nodes = {budget}, {busy} already disrupting -> allows {allowed}\n{batch}"
         )
     }
 }

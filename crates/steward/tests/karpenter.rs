@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 mod common;
+mod karpenter_support;
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use common::{state, steward, unschedulable};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use karpenter_support::quiet;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -21,59 +23,20 @@ use testkit::wait::{self, from_json, pod_ready};
 
 const T: Duration = Duration::from_secs(90);
 
-/// The budget that keeps Karpenter's own consolidation away during the test.
-fn quiet() -> Value {
-    json!({ "nodes": "0", "reasons": ["Empty", "Underutilized"] })
-}
-
 /// The real thing: Karpenter (kwok provider) provisions the NodePool's nodes and
 /// exports `karpenter_*` metrics; Prometheus scrapes Karpenter; steward reads them
 /// and drains the oldest Karpenter node while Karpenter keeps running.
 #[tokio::test]
 async fn drain_with_real_karpenter() {
-    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    use kube::api::DynamicObject;
     let env = testkit::env("karp").await.unwrap();
     let karpenter = testkit::karpenter::Karpenter::start(&env.client)
         .await
         .unwrap();
     let pool = env.ns.clone();
-    let dynamic = |group: &str, version: &str, kind: &str, plural: &str| {
-        let ar =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        Api::<DynamicObject>::all_with(env.client.clone(), &ar)
-    };
-    let class: DynamicObject = from_json(
-        json!({ "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": { "name": pool } }),
-    );
-    dynamic(
-        "karpenter.kwok.sh",
-        "v1alpha1",
-        "KWOKNodeClass",
-        "kwoknodeclasses",
-    )
-    .create(&PostParams::default(), &class)
-    .await
-    .unwrap();
-    let nodepool: DynamicObject = from_json(json!({
-        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": { "name": pool },
-        "spec": {
-            "template": { "spec": {
-                "requirements": [
-                    { "key": "kubernetes.io/os", "operator": "In", "values": ["linux"] },
-                    { "key": "karpenter.kwok.sh/instance-cpu", "operator": "In", "values": ["4"] }
-                ],
-                "nodeClassRef": { "group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": pool }
-            } },
-            "limits": { "cpu": 40 },
-            // Karpenter must not consolidate on its own while the test drains; the
-            // budget for Drifted (steward's reason) is set below, step by step.
-            "disruption": { "consolidationPolicy": "WhenEmpty", "consolidateAfter": "1h", "budgets": [quiet()] }
-        }
-    }));
-    dynamic("karpenter.sh", "v1", "NodePool", "nodepools")
-        .create(&PostParams::default(), &nodepool)
-        .await
-        .unwrap();
+    // Karpenter must not consolidate on its own while the test drains; the
+    // budget for Drifted (steward's reason) is set below, step by step.
+    karpenter_support::node_pool(&env.client, &pool, json!([quiet()])).await;
 
     let deploys: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
     let web: Deployment = from_json(
@@ -142,14 +105,35 @@ async fn drain_with_real_karpenter() {
     assert!(ok, "{stderr}");
     let alloc: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(alloc["generation"], "v1", "{alloc}");
-    assert!(
-        alloc["cpu"]["allocate_rate_percent"].as_f64().unwrap() > 0.0,
-        "{alloc}"
+    // The capacity is the nodes' allocatable (kubelet reservations out), over the
+    // same nodes the requests are on: 6 one-cpu pods on Karpenter's 4-cpu nodes
+    // read between 0 and 100 %. (Karpenter's NodePool usage metric, the old
+    // denominator, is printed beside it for the record.)
+    let rate = alloc["cpu"]["allocate_rate_percent"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate <= 100.0, "{alloc}");
+    assert_eq!(alloc["capacity_metric"], "allocatable", "{alloc}");
+    let (ok, stdout, stderr) = steward(
+        &[
+            &["karpenter", "allocate-rate", "-o", "json"],
+            &base[..],
+            &["--capacity-metric", "usage"],
+        ]
+        .concat(),
+        &kubeconfig,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let by_usage: Value = serde_json::from_str(&stdout).unwrap();
+    eprintln!(
+        "cpu allocate rate with the real Karpenter: {rate:.1} % by karpenter_nodes_allocatable ({} cores), {:.1} % by karpenter_nodepools_usage ({} cores)",
+        alloc["cpu"]["usage_cores"],
+        by_usage["cpu"]["allocate_rate_percent"],
+        by_usage["cpu"]["usage_cores"]
     );
 
     // The NodePool's budget for Drifted: a window open now (every hour, for an hour)
     // allowing 0 stops the run before it changes anything, formula or --nodes.
-    let nodepools = dynamic("karpenter.sh", "v1", "NodePool", "nodepools");
+    let nodepools = karpenter_support::nodepools(&env.client);
     let set_budgets = |budgets: Value| {
         let nodepools = nodepools.clone();
         let pool = pool.clone();
@@ -241,7 +225,7 @@ async fn drain_with_real_karpenter() {
 
     // The next run hands the node left drained to Karpenter: its NodeClaim is
     // deleted, Karpenter's termination removes the instance and the Node.
-    let claims = dynamic("karpenter.sh", "v1", "NodeClaim", "nodeclaims");
+    let claims = karpenter_support::nodeclaims(&env.client);
     let claim_of = |list: &[DynamicObject], node: &str| {
         list.iter()
             .find(|c| c.data["status"]["nodeName"] == node)

@@ -94,6 +94,34 @@ async fn the_selector_keeps_two_clusters_of_one_tenant_apart() {
             "every query carries the selector: {r}"
         );
     }
+    // The node-manager tool's denominator, behind its flag: the NodePool usage
+    // metric (the exporter's says twice the allocatable), selector and all.
+    let (code, r, err) = allocate(
+        &[
+            &addr[..],
+            &[
+                "--prometheus-selector",
+                "cluster=\"prod-b\"",
+                "--capacity-metric",
+                "usage",
+            ],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(cpu_usage(&r), 32.0, "{r}");
+    assert_eq!(r["capacity_metric"], "usage", "{r}");
+    assert!(
+        r["queries"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("sum(karpenter_nodepools_usage{"),
+        "{r}"
+    );
+    let (code, _, err) = allocate(&[&addr[..], &["--capacity-metric", "requests"]].concat()).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--capacity-metric"), "{err}");
     // A selector PromQL would not parse stops before any query, naming the flag.
     let (code, _, err) =
         allocate(&[&addr[..], &["--prometheus-selector", "cluster=prod-a"]].concat()).await;

@@ -1,7 +1,9 @@
 //! A stand-in for Karpenter's metrics, used where Karpenter itself does not run: on
 //! every scrape it computes Karpenter's series from the cluster's real nodes (label
 //! `karpenter.sh/nodepool`) and pods, in either generation's shape, each labelled
-//! `source="steward-test-exporter"` so nobody mistakes it for Karpenter.
+//! `source="steward-test-exporter"` so nobody mistakes it for Karpenter. Like
+//! Karpenter's, its NodePool usage metric is the nodes' capacity and its
+//! `karpenter_nodes_allocatable` their allocatable.
 
 use std::collections::BTreeMap;
 
@@ -55,11 +57,9 @@ async fn metrics(
     let mut usage: BTreeMap<(String, &str), f64> = BTreeMap::new();
     for n in &nodes {
         let pool = n.labels()["karpenter.sh/nodepool"].clone();
-        let cap = n
-            .status
-            .as_ref()
-            .and_then(|s| s.capacity.clone())
-            .unwrap_or_default();
+        let status = n.status.clone().unwrap_or_default();
+        let cap = status.capacity.unwrap_or_default();
+        let alloc = status.allocatable.unwrap_or_default();
         for (res, parse) in [
             ("cpu", parse_cpu as fn(&Quantity) -> f64),
             ("memory", parse_bytes),
@@ -85,6 +85,10 @@ async fn metrics(
                 n.name_any()
             );
             out += &format!("karpenter_nodes_total_pod_requests{{{labels}}} {pod_requests}\n");
+            out += &format!(
+                "karpenter_nodes_allocatable{{{labels}}} {}\n",
+                alloc.get(res).map_or(0.0, parse)
+            );
             out += &format!(
                 "karpenter_nodes_total_daemon_requests{{{labels}}} {}\n",
                 sum(&daemon)

@@ -104,6 +104,8 @@ template:
 and credentials as files from Secrets (never in args or env values). */}}
 {{- define "steward.drain.prometheusEnv" -}}
 {{- $p := .Values.drain.prometheus -}}
+- name: CAPACITY_METRIC
+  value: {{ $p.capacityMetric | default "allocatable" | quote }}
 {{- with $p.selector }}
 - name: PROMETHEUS_SELECTOR
   value: {{ . | quote }}

@@ -7,8 +7,17 @@
 //! - before 1.0: `karpenter_nodepool_usage`. Pod requests exclude DaemonSet pods;
 //!   the node-manager formula adds `karpenter_nodes_total_daemon_requests`.
 //!
-//! Rate = requests / usage x 100 for memory and cpu; the batch is sized from the
+//! Rate = requests / capacity x 100 for memory and cpu; the batch is sized from the
 //! larger of the two.
+//!
+//! Capacity is, by default, `karpenter_nodes_allocatable` summed over the NodePool's
+//! nodes: what the scheduler can place pods in, over the same nodes the requests
+//! series covers. The node-manager tool divided by the NodePool usage metric
+//! instead ([`Capacity::Usage`], kept for those who rely on its numbers), which is
+//! the nodes' *capacity* (kubelet and system reservations included) and leaves out
+//! nodes marked for deletion while their pods' requests still count: mid-rotation,
+//! and on Karpenter's kwok provider (whose nodes' capacity is what their NodeClaims
+//! requested), it reads above 100 %.
 
 use serde::Serialize;
 
@@ -24,6 +33,17 @@ pub enum Generation {
     Legacy,
 }
 
+/// Which series is the NodePool's capacity, the rate's denominator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Capacity {
+    /// `sum(karpenter_nodes_allocatable)` over the NodePool's nodes.
+    #[default]
+    Allocatable,
+    /// The generation's NodePool usage metric, as the node-manager tool read it.
+    Usage,
+}
+
 impl Generation {
     /// The usage metric's name.
     pub fn usage_metric(self) -> &'static str {
@@ -33,13 +53,19 @@ impl Generation {
         }
     }
 
-    /// The PromQL for the NodePool's usage (capacity Karpenter launched) of a resource.
-    pub fn usage_query(self, nodepool: &str, resource: Resource, sel: &Selector) -> String {
-        format!(
-            "sum({}{})",
-            self.usage_metric(),
-            matchers(nodepool, Some(resource), sel)
-        )
+    /// The PromQL for the NodePool's capacity of a resource.
+    pub fn capacity_query(
+        self,
+        capacity: Capacity,
+        nodepool: &str,
+        resource: Resource,
+        sel: &Selector,
+    ) -> String {
+        let metric = match capacity {
+            Capacity::Allocatable => "karpenter_nodes_allocatable",
+            Capacity::Usage => self.usage_metric(),
+        };
+        format!("sum({metric}{})", matchers(nodepool, Some(resource), sel))
     }
 
     /// The PromQL for the requests on the NodePool's nodes, daemons included.
@@ -63,10 +89,10 @@ impl Generation {
     }
 
     /// Every query the allocation reads, in the order it reads them.
-    pub fn queries(self, nodepool: &str, sel: &Selector) -> Vec<String> {
+    pub fn queries(self, capacity: Capacity, nodepool: &str, sel: &Selector) -> Vec<String> {
         let mut q = vec![self.probe_query(nodepool, sel)];
         for r in [Resource::Memory, Resource::Cpu] {
-            q.push(self.usage_query(nodepool, r, sel));
+            q.push(self.capacity_query(capacity, nodepool, r, sel));
             q.push(self.requests_query(nodepool, r, sel));
         }
         q
@@ -110,10 +136,10 @@ impl Resource {
     }
 }
 
-/// Usage and requests of one resource.
+/// Capacity and requests of one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ResourceAllocation {
-    /// Capacity of the NodePool's nodes.
+    /// Capacity of the NodePool's nodes, by the [`Capacity`] series read.
     pub usage: f64,
     /// Requests of the pods on them, daemons included.
     pub requests: f64,
@@ -135,6 +161,8 @@ impl ResourceAllocation {
 pub struct Allocation {
     /// Which metrics it came from.
     pub generation: Generation,
+    /// Which series the capacity is.
+    pub capacity: Capacity,
     /// Memory.
     pub memory: ResourceAllocation,
     /// CPU.
@@ -145,6 +173,11 @@ impl Allocation {
     /// max(memory rate, cpu rate), in percent.
     pub fn max_rate_percent(&self) -> f64 {
         self.memory.rate_percent().max(self.cpu.rate_percent())
+    }
+
+    /// The queries it was read with, in the order they were read.
+    pub fn queries(&self, nodepool: &str, sel: &Selector) -> Vec<String> {
+        self.generation.queries(self.capacity, nodepool, sel)
     }
 }
 
@@ -163,12 +196,25 @@ mod tests {
         let cluster = Selector::parse(r#"cluster="prod-eks""#).unwrap();
         let cases = [
             (
-                Generation::V1.usage_query("gp", Resource::Memory, &none),
+                Generation::V1.capacity_query(Capacity::Usage, "gp", Resource::Memory, &none),
                 r#"sum(karpenter_nodepools_usage{nodepool="gp",resource_type="memory"})"#,
             ),
             (
-                Generation::Legacy.usage_query("gp", Resource::Cpu, &none),
+                Generation::Legacy.capacity_query(Capacity::Usage, "gp", Resource::Cpu, &none),
                 r#"sum(karpenter_nodepool_usage{nodepool="gp",resource_type="cpu"})"#,
+            ),
+            (
+                Generation::V1.capacity_query(Capacity::Allocatable, "gp", Resource::Cpu, &none),
+                r#"sum(karpenter_nodes_allocatable{nodepool="gp",resource_type="cpu"})"#,
+            ),
+            (
+                Generation::Legacy.capacity_query(
+                    Capacity::Allocatable,
+                    "gp",
+                    Resource::Memory,
+                    &cluster,
+                ),
+                r#"sum(karpenter_nodes_allocatable{nodepool="gp",resource_type="memory",cluster="prod-eks"})"#,
             ),
             (
                 Generation::V1.requests_query("gp", Resource::Cpu, &none),
@@ -191,8 +237,11 @@ mod tests {
             assert_eq!(got, want);
         }
         // Every query carries the selector.
-        let all = Generation::Legacy.queries("gp", &cluster);
-        assert_eq!(all.len(), 5);
+        let all = [Capacity::Allocatable, Capacity::Usage]
+            .into_iter()
+            .flat_map(|c| Generation::Legacy.queries(c, "gp", &cluster))
+            .collect::<Vec<_>>();
+        assert_eq!(all.len(), 10);
         for q in all {
             assert_eq!(
                 q.matches(r#"cluster="prod-eks""#).count(),
@@ -207,6 +256,7 @@ mod tests {
         // The node-manager README: 331 GB usage, 91 GB requests -> 27 %; 48 vCPU, 34 -> 71 %.
         let a = Allocation {
             generation: Generation::Legacy,
+            capacity: Capacity::Usage,
             memory: ResourceAllocation {
                 usage: 331e9,
                 requests: 91e9,

@@ -58,6 +58,11 @@ pub struct BatchOptions {
     pub max_batch: Option<usize>,
     /// Nodes chosen by hand (`--nodes`); replaces the computation's choice.
     pub nodes: Vec<String>,
+    /// Drained nodes are handed off (gone) before the next ones start, so the
+    /// NodePool's budget bounds the nodes disrupted at once ([`Batch::wave`])
+    /// rather than the batch. Without it (`--keep-nodes`) every drained node stays
+    /// disrupted until the run ends, and the budget bounds the batch.
+    pub rolling: bool,
 }
 
 /// What set the batch's size.
@@ -104,6 +109,10 @@ pub struct Batch {
     pub budget: Option<Allowance>,
     /// What set `count`: `batch = min(formula, budget)`, and which one won.
     pub limited_by: Limit,
+    /// Nodes disrupted at once: rolling, what the budget allows (the batch is
+    /// worked through that many at a time, each handed off before the next
+    /// starts); otherwise the whole batch.
+    pub wave: usize,
 }
 
 /// Sizes the batch and picks the nodes (oldest first).
@@ -142,11 +151,9 @@ pub fn batch(
         count = max;
         limited_by = Limit::MaxBatch;
     }
-    if let Some(allowed) = budget
-        .as_ref()
-        .and_then(|b| b.allowed)
-        .filter(|a| *a < count)
-    {
+    let allowed = budget.as_ref().and_then(|b| b.allowed);
+    // Rolling, a budget above 0 paces the batch (see `wave`) instead of cutting it.
+    if let Some(allowed) = allowed.filter(|a| *a < count && (*a == 0 || !opts.rolling)) {
         count = allowed;
         limited_by = Limit::Budget;
     }
@@ -195,6 +202,11 @@ pub fn batch(
             chosen.push(n.name_any());
         }
     }
+    // Nodes an earlier run started are disrupted already: they go first, together.
+    let wave = match allowed {
+        Some(a) if opts.rolling => a.max(resumed.len()).min(chosen.len()),
+        _ => chosen.len(),
+    };
     Batch {
         candidates,
         max_allocate_rate,
@@ -208,6 +220,7 @@ pub fn batch(
         by_hand: !opts.nodes.is_empty(),
         budget,
         limited_by,
+        wave,
     }
 }
 

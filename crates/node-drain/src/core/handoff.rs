@@ -108,6 +108,11 @@ pub enum HandOff {
 }
 
 impl HandOff {
+    /// Whether the node is gone, so it no longer counts against the budget.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Self::Replaced { .. } | Self::Deleted { .. })
+    }
+
     /// Whether the hand-off did what the run was asked to do.
     pub fn is_done(&self) -> bool {
         matches!(

@@ -20,7 +20,7 @@ fn the_plan_names_the_budget_and_which_limit_won() {
         &[],
         63.0,
         &opts,
-        Some(allowance(budgets, now, 8, 0).unwrap()),
+        Some(allowance(budgets.clone(), now, 8, 0).unwrap()),
     );
     let roomy = batch(
         &nodes8(),
@@ -30,12 +30,29 @@ fn the_plan_names_the_budget_and_which_limit_won() {
         &opts,
         Some(allowance(vec![], now, 8, 0).unwrap()),
     );
+    let rolling = BatchOptions {
+        rolling: true,
+        ..opts.clone()
+    };
+    let paced = batch(
+        &nodes8(),
+        &[],
+        &[],
+        63.0,
+        &rolling,
+        Some(allowance(budgets.clone(), now, 8, 0).unwrap()),
+    );
     let none = batch(&nodes8(), &[], &[], 63.0, &opts, None);
     for (b, en, ko) in [
         (
             &capped,
             "budgets[0] nodes \"1\" of 8 nodes = 1, 0 already disrupting -> allows 1\nbatch = min(formula, budget) = 1 (the budget won)",
             "batch = min(계산값, budget) = 1 (budget 적용)",
+        ),
+        (
+            &paced,
+            "allows 1\nbatch = 2 (the formula won), 1 at a time: each node is handed off and gone before the next starts",
+            "batch = 2 (계산값 적용), 한 번에 1대씩",
         ),
         (
             &roomy,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Access, Prometheus};
+use crate::core::alloc::Capacity;
 use crate::core::selector::Selector;
 use crate::error::{Error, Result};
 
@@ -99,6 +100,13 @@ pub struct PrometheusArgs {
     /// Service name to sign for.
     #[arg(long, env = "PROMETHEUS_SIGV4_SERVICE", default_value = "aps")]
     pub prometheus_sigv4_service: String,
+    /// The NodePool's capacity, the allocate rate's denominator: `allocatable` is
+    /// karpenter_nodes_allocatable summed over its nodes (what pods can be placed
+    /// in); `usage` is the node-manager tool's karpenter_nodepools_usage
+    /// (karpenter_nodepool_usage before 1.0), the nodes' raw capacity without the
+    /// nodes being deleted, which can read above 100 % mid-rotation.
+    #[arg(long, env = "CAPACITY_METRIC", value_enum, default_value_t)]
+    pub capacity_metric: Capacity,
 }
 
 impl PrometheusArgs {
@@ -140,5 +148,6 @@ impl PrometheusArgs {
             access,
             Duration::from_secs(15),
         )
+        .map(|p| p.with_capacity(self.capacity_metric))
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub use access::Access;
 pub use args::PrometheusArgs;
 
-use crate::core::alloc::{Allocation, Generation, Resource, ResourceAllocation};
+use crate::core::alloc::{Allocation, Capacity, Generation, Resource, ResourceAllocation};
 use crate::core::selector::Selector;
 use crate::error::{Error, Result};
 
@@ -23,6 +23,7 @@ pub struct Prometheus {
     org_id: String,
     selector: Selector,
     access: Access,
+    capacity: Capacity,
 }
 
 impl Prometheus {
@@ -43,7 +44,14 @@ impl Prometheus {
             org_id: org_id.to_string(),
             selector,
             access,
+            capacity: Capacity::default(),
         })
+    }
+
+    /// The same client, reading the NodePool's capacity from `capacity`.
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
+        self
     }
 
     /// The label matchers every query carries.
@@ -144,7 +152,8 @@ impl Prometheus {
     pub async fn allocation(&self, nodepool: &str) -> Result<Allocation> {
         let generation = self.detect_generation(nodepool).await?;
         let read = |resource: Resource| async move {
-            let usage_q = generation.usage_query(nodepool, resource, &self.selector);
+            let usage_q =
+                generation.capacity_query(self.capacity, nodepool, resource, &self.selector);
             let requests_q = generation.requests_query(nodepool, resource, &self.selector);
             let usage = self
                 .query_sum(&usage_q)
@@ -158,6 +167,7 @@ impl Prometheus {
         };
         Ok(Allocation {
             generation,
+            capacity: self.capacity,
             memory: read(Resource::Memory).await?,
             cpu: read(Resource::Cpu).await?,
         })

@@ -12,12 +12,16 @@ use axum::http::{HeaderMap, StatusCode};
 /// The NodePool the exporter's series are of.
 pub const POOL: &str = "np";
 
-/// Serves Karpenter v1 series for [`POOL`]: `cpu` cores of capacity and `req`
-/// cores requested (memory 100 GB, 50 GB).
+/// Serves Karpenter v1 series for [`POOL`]: `cpu` cores allocatable and `req`
+/// cores requested (memory 100 GB, 50 GB); the NodePool usage metric says twice
+/// the allocatable, so a rate read from it would show.
 pub async fn exporter(cpu: f64, req: f64) -> String {
+    let usage = cpu * 2.0;
     let body = format!(
-        "karpenter_nodepools_usage{{nodepool=\"{POOL}\",resource_type=\"cpu\"}} {cpu}\n\
-         karpenter_nodepools_usage{{nodepool=\"{POOL}\",resource_type=\"memory\"}} 1e11\n\
+        "karpenter_nodepools_usage{{nodepool=\"{POOL}\",resource_type=\"cpu\"}} {usage}\n\
+         karpenter_nodepools_usage{{nodepool=\"{POOL}\",resource_type=\"memory\"}} 2e11\n\
+         karpenter_nodes_allocatable{{nodepool=\"{POOL}\",resource_type=\"cpu\",node_name=\"n1\"}} {cpu}\n\
+         karpenter_nodes_allocatable{{nodepool=\"{POOL}\",resource_type=\"memory\",node_name=\"n1\"}} 1e11\n\
          karpenter_nodes_total_pod_requests{{nodepool=\"{POOL}\",resource_type=\"cpu\",node_name=\"n1\"}} {req}\n\
          karpenter_nodes_total_pod_requests{{nodepool=\"{POOL}\",resource_type=\"memory\",node_name=\"n1\"}} 5e10\n"
     );

@@ -33,6 +33,7 @@ fn batch_follows_the_node_manager_formula_and_clamps() {
             min_batch: 1,
             max_batch: Some(3),
             nodes: vec![],
+            rolling: false,
         },
         None,
     );
@@ -158,6 +159,36 @@ fn the_budget_caps_the_formula_and_says_so() {
     ns[2] = node("n2", "2026-01-06T00:00:00Z", Some("draining"));
     let b = batch(&ns, &[], &[], 63.0, &opts, one(1));
     assert_eq!(b.nodes, ["n2"]);
+    // Rolling (nodes handed off before the next start), the budget paces the
+    // batch instead of cutting it: (rate, disrupting, count, wave, limited by).
+    let rolling = BatchOptions {
+        rolling: true,
+        ..opts.clone()
+    };
+    for (rate, disrupting, count, wave, limit) in [
+        (63.0, 0, 2, 1, Limit::Formula),
+        (10.0, 0, 7, 1, Limit::Formula),
+        // A budget used up by others still stops it.
+        (63.0, 1, 0, 0, Limit::Budget),
+    ] {
+        let b = batch(&nodes8(), &[], &[], rate, &rolling, one(disrupting));
+        assert_eq!(
+            (b.count, b.nodes.len(), b.wave, b.limited_by),
+            (count, count, wave, limit),
+            "rate {rate}, {disrupting} disrupting"
+        );
+    }
+    // Without a budget, or not rolling, the wave is the batch.
+    let b = batch(&nodes8(), &[], &[], 10.0, &rolling, None);
+    assert_eq!((b.count, b.wave), (7, 7));
+    let b = batch(&nodes8(), &[], &[], 63.0, &opts, one(0));
+    assert_eq!((b.count, b.wave), (1, 1));
+    // Resumed nodes are disrupted already: the first wave holds them all.
+    let mut ns = nodes8();
+    ns[2] = node("n2", "2026-01-06T00:00:00Z", Some("draining"));
+    ns[3] = node("n3", "2026-01-05T00:00:00Z", Some("cordoned"));
+    let b = batch(&ns, &[], &[], 63.0, &rolling, one(0));
+    assert_eq!((b.nodes.len(), b.wave), (2, 2), "{:?}", b.nodes);
     // The clamps say which one won.
     let b = batch(&nodes8(), &[], &[], 90.0, &opts, None);
     assert_eq!((b.count, b.limited_by), (1, Limit::MinBatch));
