@@ -22,6 +22,8 @@
 #[path = "bench_support/mod.rs"]
 mod bench_support;
 
+use bench_support::median;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -286,17 +288,4 @@ fn watch_pods(pods: Api<Pod>) -> (Seen, tokio::task::JoinHandle<anyhow::Result<(
         anyhow::bail!("the pod watch ended")
     });
     (seen, task)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }

@@ -1,5 +1,5 @@
 //! What the drain benchmarks share: peak RSS from GNU time's `-f maxrss_kb=%M`, and
-//! the API requests of one tool from the API server's audit log.
+//! the API requests of one tool from the API server's audit log, medians.
 
 #![allow(dead_code)] // each example uses some
 
@@ -37,4 +37,18 @@ pub fn count_requests(log: &Path, since: usize, agent: &str) -> usize {
                     .is_some_and(|a| a.starts_with(agent))
         })
         .count()
+}
+
+/// The median (NaN for none).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
