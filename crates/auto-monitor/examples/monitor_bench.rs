@@ -57,6 +57,7 @@ async fn controller_child() -> Result<()> {
         resync: Duration::from_secs(300),
         lang: steward_runtime::Lang::En,
         helm: "helm".into(),
+        helm_charts: Vec::new(),
         instance: None,
     };
     let shutdown = steward_runtime::Shutdown::new();

@@ -53,6 +53,8 @@ pub struct Config {
     pub lang: Lang,
     /// helm binary for helm mode.
     pub helm: String,
+    /// Charts helm mode may install (`--helm-chart`), exactly as a stack names them.
+    pub helm_charts: Vec<String>,
     /// This replica in the Events it publishes (the pod name), if known.
     pub instance: Option<String>,
 }
@@ -178,7 +180,18 @@ impl Controller {
         let current = ms.status.clone().unwrap_or_default();
         let mut status = current.clone();
         let now = Timestamp::now();
-        match validate(&ms.spec) {
+        // The chart allowlist is the controller's, so it is checked with the spec.
+        let checked = validate(&ms.spec).and_then(|settings| {
+            match crate::core::validate::admit(
+                settings.helm.as_ref(),
+                settings.mode,
+                &self.cfg.helm_charts,
+            ) {
+                Some(refused) => Err(vec![refused]),
+                None => Ok(settings),
+            }
+        });
+        match checked {
             Err(errs) => self.invalid(ms, &errs, &mut status, now).await?,
             Ok(settings) => self.valid(ms, settings, &mut status, now).await?,
         }

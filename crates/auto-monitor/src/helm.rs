@@ -126,10 +126,12 @@ async fn apply_crds(
     chart: &str,
     version: Option<&str>,
 ) -> Result<Vec<String>> {
-    let mut args = vec!["show", "crds", chart];
+    // `--` ends the flags: nothing the stack names is read as one.
+    let mut args = vec!["show", "crds"];
     if let Some(v) = version {
         args.extend(["--version", v]);
     }
+    args.extend(["--", chart]);
     let text = helm(bin, &args, Duration::from_secs(120)).await?;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let pp = PatchParams::apply(FIELD_MANAGER).force();
@@ -205,22 +207,28 @@ async fn upgrade(
     values: &Value,
 ) -> Result<Vec<String>> {
     let crds = apply_crds(client, bin, &spec.chart, spec.version.as_deref()).await?;
-    let file = std::env::temp_dir().join(format!(
-        "steward-monitor-{}-{}-{}.yaml",
-        stack.namespace,
-        stack.name,
-        std::process::id()
-    ));
-    std::fs::write(&file, crate::core::promconfig::yaml(values)).map_err(|e| Error::Helm {
+    // A private file (mode 0600, a name nobody can guess), removed when dropped.
+    let write = || -> std::io::Result<tempfile::NamedTempFile> {
+        use std::io::Write;
+        let mut f = tempfile::Builder::new()
+            .prefix(&format!(
+                "steward-monitor-{}-{}-",
+                stack.namespace, stack.name
+            ))
+            .suffix(".yaml")
+            .tempfile()?;
+        f.write_all(crate::core::promconfig::yaml(values).as_bytes())?;
+        f.flush()?;
+        Ok(f)
+    };
+    let file = write().map_err(|e| Error::Helm {
         what: "values".into(),
-        reason: format!("writing {}: {e}", file.display()),
+        reason: format!("writing the values file: {e}"),
     })?;
-    let file_s = file.display().to_string();
+    let file_s = file.path().display().to_string();
     let mut args = vec![
         "upgrade",
         "--install",
-        release,
-        &spec.chart,
         "--namespace",
         &stack.namespace,
         "--values",
@@ -234,9 +242,9 @@ async fn upgrade(
     if let Some(ver) = &spec.version {
         args.extend(["--version", ver]);
     }
+    args.extend(["--", release, &spec.chart]);
     let out = helm(bin, &args, Duration::from_secs(900)).await;
-    // The values file is ours alone; a failed removal leaves a file in the temp dir.
-    let _ = std::fs::remove_file(&file);
+    drop(file);
     out.map(|_| crds)
 }
 

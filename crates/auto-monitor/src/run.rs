@@ -91,6 +91,18 @@ pub struct RunArgs {
     /// helm binary for installMode: helm.
     #[arg(long, env = "STEWARD_HELM", default_value = "helm")]
     pub helm: String,
+    /// A chart installMode: helm may install, exactly as a MonitoringStack's
+    /// spec.helm.chart names it (repeatable; a stack naming another is refused,
+    /// SpecValid=False). Default: kube-prometheus-stack from
+    /// prometheus-community/kube-prometheus-stack and
+    /// oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack.
+    #[arg(
+        long = "helm-chart",
+        env = "STEWARD_HELM_CHARTS",
+        value_delimiter = ',',
+        value_name = "CHART"
+    )]
+    pub helm_charts: Vec<String>,
     #[command(flatten)]
     pub admin: AdminArgs,
     #[command(flatten)]
@@ -218,6 +230,13 @@ async fn controller_main(
         resync: args.resync,
         lang,
         helm: args.helm,
+        helm_charts: if args.helm_charts.is_empty() {
+            crate::core::validate::DEFAULT_CHARTS
+                .map(String::from)
+                .into()
+        } else {
+            args.helm_charts
+        },
         instance: args.leader.lease_identity,
     };
     let work = controller::run(client, cfg, metrics, ready, shutdown.clone());

@@ -544,22 +544,32 @@ async fn helm_history(ns: &str) -> Vec<serde_json::Value> {
 async fn helm_mode_installs_with_generated_values_and_rolls_back_a_failed_upgrade() {
     let env = testkit::env("monhelm").await.unwrap();
     env.add_nodes("n", 1, |s| s).await.unwrap();
-    let helm = testkit::bin_dir()
-        .unwrap()
-        .join("helm")
-        .display()
-        .to_string();
-    let _ctl = controller(
-        &env.ns,
-        "http://127.0.0.1:1",
-        free_port(),
-        &["--helm", &helm],
+    // The real helm behind a shim that records every argument list it is given.
+    let real = testkit::bin_dir().unwrap().join("helm");
+    let dir = tempfile::tempdir().unwrap();
+    let (helm, calls) = (dir.path().join("helm"), dir.path().join("calls"));
+    std::fs::write(
+        &helm,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
+            calls.display(),
+            real.display()
+        ),
     )
     .unwrap();
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let chart = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../auto-monitor/tests/charts/steward-test-stack"
     );
+    let helm = helm.display().to_string();
+    let _ctl = controller(
+        &env.ns,
+        "http://127.0.0.1:1",
+        free_port(),
+        &["--helm", &helm, "--helm-chart", chart],
+    )
+    .unwrap();
     let api = create_stack(
         &env,
         json!({
@@ -657,6 +667,57 @@ async fn helm_mode_installs_with_generated_values_and_rolls_back_a_failed_upgrad
         "{:?}",
         args(&d)
     );
+
+    // Whoever may write the stack cannot make helm run something else: a flag as
+    // the chart, a version or release that reads as a flag, a chart the
+    // controller's --helm-chart does not allow. Each is refused naming its field,
+    // and helm never sees it.
+    for (helm_spec, field) in [
+        (
+            json!({ "chart": "--post-renderer=/bin/sh" }),
+            "spec.helm.chart",
+        ),
+        (
+            json!({ "chart": chart, "version": "--devel" }),
+            "spec.helm.version",
+        ),
+        (
+            json!({ "chart": chart, "release": "--dry-run" }),
+            "spec.helm.release",
+        ),
+        (
+            json!({ "chart": "prometheus-community/other-chart" }),
+            "spec.helm.chart",
+        ),
+    ] {
+        let patch = json!({ "spec": { "helm": helm_spec } });
+        api.patch("mon", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        let ms = wait_stack(&api, "SpecValid False", |m| {
+            condition(m, "SpecValid").is_some_and(|c| c.status == "False")
+        })
+        .await;
+        let msg = &condition(&ms, "SpecValid").unwrap().message;
+        assert!(msg.contains(field), "{helm_spec}: {msg}");
+        let restore =
+            json!({ "spec": { "helm": { "chart": chart, "version": null, "release": null } } });
+        api.patch("mon", &PatchParams::default(), &Patch::Merge(&restore))
+            .await
+            .unwrap();
+        wait_stack(&api, "SpecValid True", |m| {
+            condition(m, "SpecValid").is_some_and(|c| c.status == "True")
+        })
+        .await;
+    }
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert!(calls.contains(" -- "), "helm ran without `--`:\n{calls}");
+    for refused in ["post-renderer", "--devel", "--dry-run", "other-chart"] {
+        assert!(
+            !calls.contains(refused),
+            "helm was given {refused}:\n{calls}"
+        );
+    }
 }
 
 /// Pre-flight runs before anything is applied: storage asked for on a cluster without

@@ -15,6 +15,9 @@
 {{- end }}
 - --poll-interval={{ $v.pollInterval }}
 - --resync={{ $v.resync }}
+{{- range $v.helmCharts }}
+- --helm-chart={{ . }}
+{{- end }}
 {{- with $v.extraArgs }}
 {{ toYaml . }}
 {{- end }}

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use crate::crd::{COMPONENTS, ComponentResources, MonitoringStackSpec};
 
+mod helm;
 mod settings;
 #[cfg(test)]
 mod tests;
 
+pub use helm::{DEFAULT_CHARTS, admit};
 pub use settings::{DEFAULT_IMAGES, FieldError, InstallMode, Profile, Settings, Thresholds};
 
 /// The wrong fields found so far.
@@ -45,7 +47,7 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
     let mut e = Errors::default();
     let components = components(spec, &mut e);
     let mode = install_mode(spec, &mut e);
-    helm(spec, mode, &mut e);
+    helm::check(spec, mode, &mut e);
     let profile = profile(spec, &mut e);
     let retention = e.duration("spec.retention", spec.retention.as_ref(), "7d");
     let scrape_interval = e.duration("spec.scrapeInterval", spec.scrape_interval.as_ref(), "15s");
@@ -110,26 +112,6 @@ fn install_mode(spec: &MonitoringStackSpec, e: &mut Errors) -> InstallMode {
             );
             InstallMode::Embedded
         }
-    }
-}
-
-/// `spec.helm`: a chart in helm mode, a duration for its timeout, a map of values.
-fn helm(spec: &MonitoringStackSpec, mode: InstallMode, e: &mut Errors) {
-    if mode == InstallMode::Helm && spec.helm.as_ref().is_none_or(|h| h.chart.is_empty()) {
-        e.add("spec.helm.chart", "required when installMode is helm");
-    }
-    if let Some(t) = spec.helm.as_ref().and_then(|h| h.timeout.as_ref())
-        && prom_duration(t).is_none_or(|d| d.is_zero())
-    {
-        e.add(
-            "spec.helm.timeout",
-            format!("\"{t}\" is not a duration such as 5m"),
-        );
-    }
-    if let Some(v) = spec.helm.as_ref().and_then(|h| h.values.as_ref())
-        && !v.is_object()
-    {
-        e.add("spec.helm.values", "must be a map of chart values");
     }
 }
 
