@@ -751,3 +751,56 @@ async fn a_blocking_preflight_finding_applies_nothing() {
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
     assert!(cms.get_opt("mon-prometheus").await.unwrap().is_none());
 }
+
+/// The stack's Deployments pass Pod Security `restricted`, as the API server
+/// enforces it on a namespace labelled so: without their security contexts the
+/// ReplicaSets could create no pod there. (node-exporter needs the host's
+/// namespaces; it is left out.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stack_runs_in_a_namespace_enforcing_pod_security_restricted() {
+    let env = testkit::env("monpsa").await.unwrap();
+    env.add_nodes("n", 1, |s| s).await.unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    let restricted = json!({ "metadata": { "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest" } } });
+    namespaces
+        .patch(&env.ns, &PatchParams::default(), &Patch::Merge(&restricted))
+        .await
+        .unwrap();
+    // The API server enforces it: a pod without a security context is refused.
+    let bare: k8s_openapi::api::core::v1::Pod = testkit::wait::from_json(json!({
+        "metadata": { "name": "bare" },
+        "spec": { "containers": [{ "name": "c", "image": "registry.invalid/c:1" }] } }));
+    let refused = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &bare)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("restricted"), "{refused}");
+    let _ctl = controller(&env.ns, "http://127.0.0.1:1", free_port(), &[]).unwrap();
+    let components = [
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "kube-state-metrics",
+    ];
+    create_stack(&env, json!({ "components": components })).await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    wait::list(
+        &deployments,
+        &ListParams::default(),
+        T,
+        "4 Deployments with a ready pod",
+        |ds| {
+            ds.len() == components.len()
+                && ds.iter().all(|d| {
+                    d.status
+                        .as_ref()
+                        .and_then(|s| s.ready_replicas)
+                        .is_some_and(|r| r == 1)
+                })
+        },
+    )
+    .await
+    .unwrap();
+}

@@ -4,6 +4,7 @@
 
 pub mod exporter;
 pub mod operator;
+pub mod security;
 pub mod workloads;
 
 use std::collections::BTreeMap;

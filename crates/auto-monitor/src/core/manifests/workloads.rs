@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{dashboard_config_map, meta};
+use super::{dashboard_config_map, meta, security};
 use crate::core::dashboards::dashboards;
 use crate::core::stack::{CONFIG_HASH_ANNOTATION, Stack};
 
@@ -134,6 +134,15 @@ fn deployment(stack: &Stack, component: &str, hash: Option<&str>, pod: PodSpec) 
                 spec: Some(PodSpec {
                     node_selector: placement.node_selector.clone(),
                     tolerations: placement.tolerations.clone(),
+                    security_context: Some(security::pod(component)),
+                    containers: pod
+                        .containers
+                        .into_iter()
+                        .map(|c| Container {
+                            security_context: Some(security::container()),
+                            ..c
+                        })
+                        .collect(),
                     ..pod
                 }),
             },
@@ -251,8 +260,21 @@ pub fn alertmanager(stack: &Stack, hash: &str) -> Deployment {
 /// Grafana with the provisioned data source and dashboards.
 pub fn grafana(stack: &Stack, hash: &str) -> Deployment {
     let provisioning = format!("{}-provisioning", stack.object_name("grafana"));
-    let mut volumes = vec![cm_volume("provisioning", &provisioning)];
+    // The root filesystem is read-only: Grafana's database, plugins and sessions
+    // go to /var/lib/grafana, its temporary files to /tmp.
+    let scratch = |name: &str| Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    };
+    let mut volumes = vec![
+        cm_volume("provisioning", &provisioning),
+        scratch("data"),
+        scratch("tmp"),
+    ];
     let mut mounts = vec![
+        mount("data", "/var/lib/grafana"),
+        mount("tmp", "/tmp"),
         VolumeMount {
             sub_path: Some("datasources.yaml".into()),
             ..mount(
