@@ -338,6 +338,7 @@ impl Controller {
         {
             to_apply.extend(manifests::operator::objects(stack));
         }
+        crate::grafana_admin::ensure(&self.client, ms, stack).await?;
         let applied = install::apply(&self.client, ms, &to_apply).await?;
         let pruned = install::prune(&self.client, stack, &status.inventory, &applied).await?;
         self.metrics.applies.inc();

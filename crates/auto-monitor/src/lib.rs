@@ -20,6 +20,7 @@ pub mod core;
 pub mod crd;
 pub mod error;
 pub mod events;
+pub mod grafana_admin;
 pub mod helm;
 pub mod install;
 pub mod messages;

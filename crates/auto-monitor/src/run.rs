@@ -126,6 +126,10 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value = "text")]
     pub output: Output,
+    /// Also print each stack's Grafana admin user and password (from the Secret
+    /// <stack>-grafana-admin); never printed otherwise.
+    #[arg(long)]
+    pub show_grafana_password: bool,
 }
 
 /// `steward monitor crd`.
@@ -264,7 +268,7 @@ async fn controller_main(
 
 async fn status(kube: &KubeArgs, args: &StatusArgs, lang: Lang) -> Result<()> {
     let client = kube.connect().await?.client;
-    let api: Api<MonitoringStack> = Api::namespaced(client, &args.namespace);
+    let api: Api<MonitoringStack> = Api::namespaced(client.clone(), &args.namespace);
     let stacks = match &args.name {
         Some(name) => vec![
             api.get_opt(name)
@@ -288,15 +292,41 @@ async fn status(kube: &KubeArgs, args: &StatusArgs, lang: Lang) -> Result<()> {
             name: "(any)".into(),
         });
     }
+    let mut admins = Vec::new();
+    for s in &stacks {
+        let admin = if args.show_grafana_password {
+            let name = format!(
+                "{}-grafana-admin",
+                s.metadata.name.as_deref().unwrap_or_default()
+            );
+            crate::grafana_admin::read(&client, &args.namespace, &name).await?
+        } else {
+            None
+        };
+        admins.push(admin);
+    }
     let all: Vec<_> = stacks
         .iter()
-        .map(|s| serde_json::json!({ "name": s.metadata.name, "namespace": s.metadata.namespace, "status": s.status }))
+        .zip(&admins)
+        .map(|(s, admin)| {
+            let mut v = serde_json::json!({ "name": s.metadata.name, "namespace": s.metadata.namespace, "status": s.status });
+            if let Some((user, password)) = admin {
+                v["grafanaAdmin"] = serde_json::json!({ "user": user, "password": password });
+            }
+            v
+        })
         .collect();
     match args.output.render(&all) {
         Some(text) => println!("{}", text.map_err(Error::Output)?.trim_end()),
         None => {
-            for s in &stacks {
+            for (s, admin) in stacks.iter().zip(&admins) {
                 print!("{}", crate::core::report::table(s, lang));
+                if let Some((user, password)) = admin {
+                    match lang {
+                        Lang::Ko => println!("Grafana 관리자: {user} / {password}"),
+                        Lang::En => println!("Grafana admin: {user} / {password}"),
+                    }
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use auto_monitor::crd::{MonitoringStack, NodeOnboarding};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -245,6 +245,35 @@ async fn install_onboard_remove_and_restart() {
         );
     }
 
+    // Grafana's admin password: generated into a Secret the Deployment reads, in
+    // no status output unless asked for.
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    let admin_secret = secrets
+        .get("mon-grafana-admin")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let password = String::from_utf8(admin_secret["admin-password"].0.clone()).unwrap();
+    assert_eq!(password.len(), 32, "{password}");
+    let grafana = deployments.get("mon-grafana").await.unwrap();
+    let env_of =
+        serde_json::to_string(&grafana.spec.unwrap().template.spec.unwrap().containers[0].env)
+            .unwrap();
+    assert!(
+        env_of.contains("GF_SECURITY_ADMIN_PASSWORD") && env_of.contains("mon-grafana-admin"),
+        "{env_of}"
+    );
+    for out in [&out.stdout, &json_out.stdout, &yaml_out.stdout] {
+        assert!(!String::from_utf8_lossy(out).contains(&password));
+    }
+    let shown = status(&["--show-grafana-password"]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("admin / {password}")),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+
     // Restart, through the deprecated bare `steward monitor`: the new controller
     // keeps every recorded time.
     assert!(!ctl.log_text().contains("deprecated"), "{}", ctl.log_text());
@@ -275,6 +304,16 @@ async fn install_onboard_remove_and_restart() {
         ms.status.as_ref().unwrap().inventory,
         st.inventory,
         "restart applies the same objects"
+    );
+    assert_eq!(
+        secrets
+            .get("mon-grafana-admin")
+            .await
+            .unwrap()
+            .data
+            .unwrap(),
+        admin_secret,
+        "a restarted controller keeps Grafana's password"
     );
     assert!(
         ctl.log_text()

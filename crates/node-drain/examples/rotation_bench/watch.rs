@@ -55,10 +55,15 @@ impl Watch {
         let nodes: Api<Node> = Api::all(client.clone());
         let (d, old) = (disrupted.clone(), old.to_vec());
         let node_task = tokio::spawn(async move {
-            let mut s =
-                std::pin::pin!(watcher(nodes, watcher::Config::default()).applied_objects());
+            let mut s = std::pin::pin!(watcher(nodes, watcher::Config::default()));
             let mut now: BTreeSet<String> = BTreeSet::new();
-            while let Some(n) = s.try_next().await? {
+            while let Some(e) = s.try_next().await? {
+                // A node that is gone no longer counts as disrupted.
+                let (n, gone) = match e {
+                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => (n, false),
+                    watcher::Event::Delete(n) => (n, true),
+                    watcher::Event::Init | watcher::Event::InitDone => continue,
+                };
                 if !old.contains(&n.name_any()) {
                     continue;
                 }
@@ -68,8 +73,10 @@ impl Watch {
                     || spec
                         .and_then(|s| s.taints.as_ref())
                         .is_some_and(|ts| ts.iter().any(|t| t.key == "karpenter.sh/disrupted"));
-                if hit {
+                if hit && !gone {
                     now.insert(n.name_any());
+                } else {
+                    now.remove(&n.name_any());
                 }
                 let mut m = d.lock().unwrap();
                 *m = (*m).max(now.len());

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Volume, VolumeMount, VolumeResourceRequirements,
+    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SecretKeySelector, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -16,6 +17,33 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::{dashboard_config_map, meta, security};
 use crate::core::dashboards::dashboards;
 use crate::core::stack::{CONFIG_HASH_ANNOTATION, Stack};
+
+/// Keys of Grafana's admin Secret ([`grafana_admin_secret`]).
+pub const GRAFANA_USER_KEY: &str = "admin-user";
+/// See [`GRAFANA_USER_KEY`].
+pub const GRAFANA_PASSWORD_KEY: &str = "admin-password";
+
+/// The Secret holding Grafana's admin user and password (made by
+/// `crate::grafana_admin`, never by the render).
+pub fn grafana_admin_secret(stack: &Stack) -> String {
+    format!("{}-admin", stack.object_name("grafana"))
+}
+
+/// An environment variable from a key of a Secret.
+fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
 
 /// Where Grafana reads dashboards from.
 pub const DASHBOARD_DIR: &str = "/var/lib/grafana/dashboards";
@@ -298,6 +326,13 @@ pub fn grafana(stack: &Stack, hash: &str) -> Deployment {
     let container = Container {
         name: "grafana".into(),
         image: Some(image(stack, "grafana")),
+        env: Some({
+            let secret = grafana_admin_secret(stack);
+            vec![
+                env_from_secret("GF_SECURITY_ADMIN_USER", &secret, GRAFANA_USER_KEY),
+                env_from_secret("GF_SECURITY_ADMIN_PASSWORD", &secret, GRAFANA_PASSWORD_KEY),
+            ]
+        }),
         ports: Some(vec![port("http", 3000)]),
         readiness_probe: Some(http_probe("/api/health", 3000)),
         resources: Some(resources(stack, "grafana")),
