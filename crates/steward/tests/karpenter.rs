@@ -6,20 +6,17 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 mod common;
-mod karpenter_support;
 
 use std::time::Duration;
 
 use common::{state, steward, unschedulable};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use karpenter_support::quiet;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
+use testkit::karpenter::quiet;
 use testkit::prometheus::Prometheus;
-use testkit::wait::{self, from_json, pod_ready};
+use testkit::wait::{self, pod_ready};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -36,33 +33,15 @@ async fn drain_with_real_karpenter() {
     let pool = env.ns.clone();
     // Karpenter must not consolidate on its own while the test drains; the
     // budget for Drifted (steward's reason) is set below, step by step.
-    karpenter_support::node_pool(&env.client, &pool, json!([quiet()])).await;
+    testkit::karpenter::node_pool(&env.client, &pool, json!([quiet()]))
+        .await
+        .unwrap();
 
-    let deploys: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
-    let web: Deployment = from_json(
-        json!({ "metadata": { "name": "web" }, "spec": { "replicas": 6, "selector": { "matchLabels": { "app": "web" } },
-        "template": { "metadata": { "labels": { "app": "web" } }, "spec": { "terminationGracePeriodSeconds": 1, "nodeSelector": { "karpenter.sh/nodepool": pool },
-            "containers": [{ "name": "c", "image": "registry.invalid/c:1", "resources": { "requests": { "cpu": "1", "memory": "1Gi" } } }] } } } }),
-    );
-    deploys.create(&PostParams::default(), &web).await.unwrap();
-    let pdb: PodDisruptionBudget = from_json(
-        json!({ "metadata": { "name": "web" }, "spec": { "maxUnavailable": 1, "selector": { "matchLabels": { "app": "web" } } } }),
-    );
-    Api::<PodDisruptionBudget>::namespaced(env.client.clone(), &env.ns)
-        .create(&PostParams::default(), &pdb)
+    testkit::karpenter::workload(&env.client, &env.ns, "web", &pool, (6, "1"), json!({}))
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let lp = ListParams::default().labels("app=web");
-    wait::list(
-        &pods,
-        &lp,
-        Duration::from_secs(120),
-        "6 web pods Ready on Karpenter nodes",
-        |ps| ps.iter().filter(|p| pod_ready(p)).count() == 6,
-    )
-    .await
-    .unwrap();
     let nodes: Api<Node> = Api::all(env.client.clone());
     let mut pool_nodes = nodes
         .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
@@ -133,7 +112,7 @@ async fn drain_with_real_karpenter() {
 
     // The NodePool's budget for Drifted: a window open now (every hour, for an hour)
     // allowing 0 stops the run before it changes anything, formula or --nodes.
-    let nodepools = karpenter_support::nodepools(&env.client);
+    let nodepools = testkit::karpenter::api(&env.client, "NodePool");
     let set_budgets = |budgets: Value| {
         let nodepools = nodepools.clone();
         let pool = pool.clone();
@@ -225,7 +204,7 @@ async fn drain_with_real_karpenter() {
 
     // The next run hands the node left drained to Karpenter: its NodeClaim is
     // deleted, Karpenter's termination removes the instance and the Node.
-    let claims = karpenter_support::nodeclaims(&env.client);
+    let claims = testkit::karpenter::api(&env.client, "NodeClaim");
     let claim_of = |list: &[DynamicObject], node: &str| {
         list.iter()
             .find(|c| c.data["status"]["nodeName"] == node)

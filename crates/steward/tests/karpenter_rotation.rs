@@ -14,7 +14,6 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 mod common;
-mod karpenter_support;
 #[path = "watch_support/mod.rs"]
 mod watch_support;
 
@@ -23,15 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::steward;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use testkit::prometheus::Prometheus;
-use testkit::wait::{self, from_json, pod_ready};
+use testkit::wait::{self, pod_ready};
 use watch_support::Invariant;
 
 const REPLICAS: usize = 8;
@@ -71,39 +68,25 @@ async fn a_whole_nodepool_rotated_one_node_at_a_time_under_its_budget() {
         .unwrap();
     let pool = env.ns.clone();
     let one = json!({ "nodes": "1", "reasons": ["Drifted"] });
-    karpenter_support::node_pool(&env.client, &pool, json!([karpenter_support::quiet(), one]))
-        .await;
-    let web: Deployment = from_json(json!({
-        "metadata": { "name": "web" },
-        "spec": { "replicas": REPLICAS, "selector": { "matchLabels": { "app": "web" } },
-            "template": { "metadata": { "labels": { "app": "web" } }, "spec": {
-                "terminationGracePeriodSeconds": 1,
-                "nodeSelector": { "karpenter.sh/nodepool": pool },
-                "containers": [{ "name": "c", "image": "registry.invalid/c:1",
-                    "resources": { "requests": { "cpu": "1500m", "memory": "1Gi" } } }] } } }
-    }));
-    Api::<Deployment>::namespaced(env.client.clone(), &env.ns)
-        .create(&PostParams::default(), &web)
-        .await
-        .unwrap();
-    let pdb: PodDisruptionBudget = from_json(
-        json!({ "metadata": { "name": "web" }, "spec": { "maxUnavailable": 1, "selector": { "matchLabels": { "app": "web" } } } }),
-    );
-    Api::<PodDisruptionBudget>::namespaced(env.client.clone(), &env.ns)
-        .create(&PostParams::default(), &pdb)
-        .await
-        .unwrap();
-    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    let lp = ListParams::default().labels("app=web");
-    wait::list(
-        &pods,
-        &lp,
-        Duration::from_secs(180),
-        "8 web pods Ready on Karpenter nodes",
-        |ps| ps.iter().filter(|p| pod_ready(p)).count() == REPLICAS,
+    testkit::karpenter::node_pool(
+        &env.client,
+        &pool,
+        json!([testkit::karpenter::quiet(), one]),
     )
     .await
     .unwrap();
+    testkit::karpenter::workload(
+        &env.client,
+        &env.ns,
+        "web",
+        &pool,
+        (REPLICAS, "1500m"),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let lp = ListParams::default().labels("app=web");
     let nodes: Api<Node> = Api::all(env.client.clone());
     let by_pool = ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}"));
     let old: BTreeSet<String> = nodes
@@ -241,7 +224,7 @@ async fn a_whole_nodepool_rotated_one_node_at_a_time_under_its_budget() {
 
     // No pod waited for a node longer than a replacement took to come up (its
     // NodeClaim's creation to its Ready condition) plus Karpenter's batch window.
-    let claims = karpenter_support::nodeclaims(&env.client)
+    let claims = testkit::karpenter::api(&env.client, "NodeClaim")
         .list(&ListParams::default())
         .await
         .unwrap()

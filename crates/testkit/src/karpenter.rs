@@ -196,3 +196,101 @@ impl Drop for Karpenter {
         let _ = self.child.wait();
     }
 }
+
+/// The cluster-scoped API of one of Karpenter's kinds: `NodePool`, `NodeClaim`
+/// (`karpenter.sh/v1`) or `KWOKNodeClass` (`karpenter.kwok.sh/v1alpha1`).
+pub fn api(client: &kube::Client, kind: &str) -> Api<kube::api::DynamicObject> {
+    use kube::core::{ApiResource, GroupVersionKind};
+    let (group, version, plural) = match kind {
+        "KWOKNodeClass" => ("karpenter.kwok.sh", "v1alpha1", "kwoknodeclasses"),
+        "NodeClaim" => ("karpenter.sh", "v1", "nodeclaims"),
+        _ => ("karpenter.sh", "v1", "nodepools"),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(&gvk, plural),
+    )
+}
+
+/// The budget that keeps Karpenter's own consolidation away.
+pub fn quiet() -> serde_json::Value {
+    serde_json::json!({ "nodes": "0", "reasons": ["Empty", "Underutilized"] })
+}
+
+/// A KWOKNodeClass and a NodePool named `pool` of 4-cpu kwok instances (at most
+/// 40 cpu) with `budgets`; Karpenter consolidates only empty nodes, after an hour.
+pub async fn node_pool(
+    client: &kube::Client,
+    pool: &str,
+    budgets: serde_json::Value,
+) -> anyhow::Result<()> {
+    use kube::api::PostParams;
+    use serde_json::json;
+    let class = json!({ "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": { "name": pool } });
+    api(client, "KWOKNodeClass")
+        .create(&PostParams::default(), &crate::wait::from_json(class))
+        .await?;
+    let nodepool = json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": { "name": pool },
+        "spec": {
+            "template": { "spec": {
+                "requirements": [
+                    { "key": "kubernetes.io/os", "operator": "In", "values": ["linux"] },
+                    { "key": "karpenter.kwok.sh/instance-cpu", "operator": "In", "values": ["4"] }
+                ],
+                "nodeClassRef": { "group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": pool }
+            } },
+            "limits": { "cpu": 40 },
+            "disruption": { "consolidationPolicy": "WhenEmpty", "consolidateAfter": "1h", "budgets": budgets }
+        }
+    });
+    api(client, "NodePool")
+        .create(&PostParams::default(), &crate::wait::from_json(nodepool))
+        .await?;
+    Ok(())
+}
+
+/// A Deployment `name` (pods labelled `app: <name>`, with `annotations`) of
+/// `replicas` pods requesting `cpu` and 1Gi on `pool`'s nodes, 1 s grace period,
+/// under a PDB `maxUnavailable: 1`, in `ns`; returns once they are all Ready.
+pub async fn workload(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    pool: &str,
+    (replicas, cpu): (usize, &str),
+    annotations: serde_json::Value,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::PostParams;
+    use serde_json::json;
+    let deploy: Deployment = crate::wait::from_json(json!({
+        "metadata": { "name": name },
+        "spec": { "replicas": replicas, "selector": { "matchLabels": { "app": name } },
+            "template": { "metadata": { "labels": { "app": name }, "annotations": annotations },
+                "spec": { "terminationGracePeriodSeconds": 1, "nodeSelector": { "karpenter.sh/nodepool": pool },
+                    "containers": [{ "name": "c", "image": "registry.invalid/c:1",
+                        "resources": { "requests": { "cpu": cpu, "memory": "1Gi" } } }] } } }
+    }));
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deploy)
+        .await?;
+    let pdb: PodDisruptionBudget = crate::wait::from_json(
+        json!({ "metadata": { "name": name }, "spec": { "maxUnavailable": 1, "selector": { "matchLabels": { "app": name } } } }),
+    );
+    Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pdb)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    crate::wait::list(
+        &pods,
+        &ListParams::default().labels(&format!("app={name}")),
+        std::time::Duration::from_secs(180),
+        &format!("{replicas} {name} pods Ready on Karpenter nodes"),
+        |ps| ps.iter().filter(|p| crate::wait::pod_ready(p)).count() == replicas,
+    )
+    .await?;
+    Ok(())
+}
