@@ -295,9 +295,8 @@ async fn status(kube: &KubeArgs, args: &StatusArgs, lang: Lang) -> Result<()> {
     let mut admins = Vec::new();
     for s in &stacks {
         let admin = if args.show_grafana_password {
-            let name = format!(
-                "{}-grafana-admin",
-                s.metadata.name.as_deref().unwrap_or_default()
+            let name = crate::core::manifests::workloads::grafana_admin_secret_of(
+                s.metadata.name.as_deref().unwrap_or_default(),
             );
             crate::grafana_admin::read(&client, &args.namespace, &name).await?
         } else {

@@ -169,6 +169,8 @@ async fn waves(
     report: &mut Report,
 ) -> Option<crate::error::Error> {
     let shutdown = run.shutdown;
+    // Every node of the batch is pending until its wave starts it.
+    run.settings.metrics.planned(batch.nodes.len());
     for wave in batch.nodes.chunks(batch.wave.max(1)) {
         let (cordoned, failure) = run.cordon_all(wave, known).await;
         let started = if failure.is_none() && !shutdown.is_triggered() {

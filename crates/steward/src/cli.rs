@@ -80,7 +80,7 @@ pub struct CompletionArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KarpenterCommand {
-    /// Print the NodePool's memory and cpu usage, pod requests and allocate rates from Prometheus/Mimir.
+    /// Print the NodePool's memory and cpu capacity, pod requests and allocate rates from Prometheus/Mimir.
     AllocateRate(node_drain::AllocateArgs),
 }
 

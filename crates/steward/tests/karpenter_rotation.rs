@@ -89,14 +89,13 @@ async fn a_whole_nodepool_rotated_one_node_at_a_time_under_its_budget() {
     let lp = ListParams::default().labels("app=web");
     let nodes: Api<Node> = Api::all(env.client.clone());
     let by_pool = ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}"));
-    let old: BTreeSet<String> = nodes
-        .list(&by_pool)
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(ResourceExt::name_any)
-        .collect();
+    let pool_nodes = || async {
+        let list = nodes.list(&by_pool).await.unwrap().items;
+        list.iter()
+            .map(ResourceExt::name_any)
+            .collect::<BTreeSet<String>>()
+    };
+    let old = pool_nodes().await;
     assert_eq!(old.len(), 4, "Karpenter provisioned {old:?}");
 
     let prom = Prometheus::start("karpenter", &[karpenter.metrics_addr().to_string()])
@@ -194,14 +193,7 @@ async fn a_whole_nodepool_rotated_one_node_at_a_time_under_its_budget() {
             "{n} is still there"
         );
     }
-    let now: BTreeSet<String> = nodes
-        .list(&by_pool)
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(ResourceExt::name_any)
-        .collect();
+    let now = pool_nodes().await;
     assert!(now.is_disjoint(&old) && now.len() >= 4, "{now:?}");
     let replacements = report["replacements"].as_array().unwrap();
     let new_nodes: BTreeSet<String> = replacements

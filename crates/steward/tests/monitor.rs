@@ -460,13 +460,7 @@ async fn spec_changes_prune_and_invalid_specs_change_nothing() {
     );
     let before_c = versions(&cms.list(&ListParams::default()).await.unwrap().items);
     let bad = json!({ "spec": { "components": ["prometheus", "loki"], "thresholds": { "cpuPercent": 150 }, "scrapeInterval": "fast" } });
-    api.patch("mon", &PatchParams::default(), &Patch::Merge(&bad))
-        .await
-        .unwrap();
-    let ms = wait_stack(&api, "SpecValid False", |m| {
-        condition(m, "SpecValid").is_some_and(|c| c.status == "False")
-    })
-    .await;
+    let ms = refused(&api, bad).await;
     let msg = &condition(&ms, "SpecValid").unwrap().message;
     for field in [
         "spec.components[1]",
@@ -558,6 +552,17 @@ async fn spec_changes_prune_and_invalid_specs_change_nothing() {
     .unwrap();
     wait::gone(&deployments, "mon-prometheus", T).await.unwrap();
     wait::gone(&cms, "mon-prometheus", T).await.unwrap();
+}
+
+/// Patches the stack `mon` with `patch` and waits for SpecValid=False.
+async fn refused(api: &Api<MonitoringStack>, patch: serde_json::Value) -> MonitoringStack {
+    api.patch("mon", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_stack(api, "SpecValid False", |m| {
+        condition(m, "SpecValid").is_some_and(|c| c.status == "False")
+    })
+    .await
 }
 
 async fn helm_history(ns: &str) -> Vec<serde_json::Value> {
@@ -729,14 +734,7 @@ async fn helm_mode_installs_with_generated_values_and_rolls_back_a_failed_upgrad
             "spec.helm.chart",
         ),
     ] {
-        let patch = json!({ "spec": { "helm": helm_spec } });
-        api.patch("mon", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
-        let ms = wait_stack(&api, "SpecValid False", |m| {
-            condition(m, "SpecValid").is_some_and(|c| c.status == "False")
-        })
-        .await;
+        let ms = refused(&api, json!({ "spec": { "helm": helm_spec } })).await;
         let msg = &condition(&ms, "SpecValid").unwrap().message;
         assert!(msg.contains(field), "{helm_spec}: {msg}");
         let restore =

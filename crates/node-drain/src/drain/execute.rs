@@ -63,7 +63,6 @@ impl Run<'_> {
             self.events.clone(),
         );
         let printer = tokio::spawn(show(Display::new(s.live), rx, s.metrics.clone()));
-        s.metrics.planned(nodes.len());
         let slots = Arc::new(Semaphore::new(
             s.parallel_nodes.unwrap_or(nodes.len()).max(1),
         ));

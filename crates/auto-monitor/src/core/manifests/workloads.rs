@@ -26,7 +26,12 @@ pub const GRAFANA_PASSWORD_KEY: &str = "admin-password";
 /// The Secret holding Grafana's admin user and password (made by
 /// `crate::grafana_admin`, never by the render).
 pub fn grafana_admin_secret(stack: &Stack) -> String {
-    format!("{}-admin", stack.object_name("grafana"))
+    grafana_admin_secret_of(&stack.name)
+}
+
+/// [`grafana_admin_secret`] of the stack named `stack`.
+pub fn grafana_admin_secret_of(stack: &str) -> String {
+    format!("{stack}-grafana-admin")
 }
 
 /// An environment variable from a key of a Secret.
