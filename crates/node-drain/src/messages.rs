@@ -56,16 +56,15 @@ pub enum Msg<'a> {
 }
 
 fn gen_name(a: &Allocation) -> String {
-    use crate::core::alloc::{Capacity, Generation};
+    use crate::core::alloc::Generation;
     let generation = match a.generation {
         Generation::V1 => "Karpenter v1",
         Generation::Legacy => "Karpenter < 1.0",
     };
-    let capacity = match a.capacity {
-        Capacity::Allocatable => "karpenter_nodes_allocatable",
-        Capacity::Usage => a.generation.usage_metric(),
-    };
-    format!("{generation}, capacity {capacity}")
+    format!(
+        "{generation}, capacity {}",
+        a.generation.capacity_metric(a.capacity)
+    )
 }
 
 impl Localized for Msg<'_> {

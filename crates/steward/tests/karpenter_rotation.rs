@@ -27,6 +27,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
+use testkit::karpenter::disrupted;
 use testkit::prometheus::Prometheus;
 use testkit::wait::{self, pod_ready};
 use watch_support::Invariant;
@@ -35,17 +36,6 @@ const REPLICAS: usize = 8;
 /// Karpenter's provisioning batch window at most (`BATCH_MAX_DURATION`, 10 s by
 /// default) plus the seconds the API server's timestamps round away.
 const BATCH_WINDOW: i64 = 12;
-
-/// Whether a node counts against a disruption budget, as Karpenter counts it, or
-/// is cordoned (steward's first step on it).
-fn disrupted(n: &Node) -> bool {
-    let spec = n.spec.as_ref();
-    n.metadata.deletion_timestamp.is_some()
-        || spec.and_then(|s| s.unschedulable).unwrap_or(false)
-        || spec
-            .and_then(|s| s.taints.as_ref())
-            .is_some_and(|ts| ts.iter().any(|t| t.key == "karpenter.sh/disrupted"))
-}
 
 /// Seconds from a pod's creation to its PodScheduled condition, once scheduled.
 fn pending_seconds(p: &Pod) -> Option<i64> {

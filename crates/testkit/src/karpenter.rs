@@ -294,3 +294,15 @@ pub async fn workload(
     .await?;
     Ok(())
 }
+
+/// Whether a node counts against a disruption budget, as Karpenter counts it
+/// (being deleted, or tainted `karpenter.sh/disrupted`), or is cordoned (a
+/// drain's first step on it). The watches of the rotation test and benchmark.
+pub fn disrupted(n: &Node) -> bool {
+    let spec = n.spec.as_ref();
+    n.metadata.deletion_timestamp.is_some()
+        || spec.and_then(|s| s.unschedulable).unwrap_or(false)
+        || spec
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|ts| ts.iter().any(|t| t.key == "karpenter.sh/disrupted"))
+}

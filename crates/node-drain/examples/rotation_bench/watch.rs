@@ -67,12 +67,7 @@ impl Watch {
                 if !old.contains(&n.name_any()) {
                     continue;
                 }
-                let spec = n.spec.as_ref();
-                let hit = n.metadata.deletion_timestamp.is_some()
-                    || spec.and_then(|s| s.unschedulable).unwrap_or(false)
-                    || spec
-                        .and_then(|s| s.taints.as_ref())
-                        .is_some_and(|ts| ts.iter().any(|t| t.key == "karpenter.sh/disrupted"));
+                let hit = testkit::karpenter::disrupted(&n);
                 if hit && !gone {
                     now.insert(n.name_any());
                 } else {

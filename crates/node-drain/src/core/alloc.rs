@@ -61,11 +61,16 @@ impl Generation {
         resource: Resource,
         sel: &Selector,
     ) -> String {
-        let metric = match capacity {
+        let metric = self.capacity_metric(capacity);
+        format!("sum({metric}{})", matchers(nodepool, Some(resource), sel))
+    }
+
+    /// The metric the NodePool's capacity is read from.
+    pub fn capacity_metric(self, capacity: Capacity) -> &'static str {
+        match capacity {
             Capacity::Allocatable => "karpenter_nodes_allocatable",
             Capacity::Usage => self.usage_metric(),
-        };
-        format!("sum({metric}{})", matchers(nodepool, Some(resource), sel))
+        }
     }
 
     /// The PromQL for the requests on the NodePool's nodes, daemons included.
