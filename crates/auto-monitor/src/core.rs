@@ -6,11 +6,13 @@
 //! - `stack`: one resolved stack, the names and labels of everything it installs;
 //! - `profile`: kind, minikube, k3s or generic, from the nodes;
 //! - `manifests`, `promconfig`, `rules`, `dashboards`: what to apply;
+//! - `alerting`: Alertmanager's routes, receivers and message templates;
 //! - `preflight`: findings from a snapshot of the cluster;
 //! - `onboarding`: each node's onboarding as a state machine;
 //! - `conditions` and `status`: the MonitoringStack's status after each step;
 //! - `report`: the `steward monitor status` table.
 
+pub mod alerting;
 pub mod conditions;
 pub mod dashboards;
 pub mod manifests;

@@ -15,6 +15,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod alerting;
+
+pub use alerting::{Alerting, EmailReceiver, Receiver, SecretKey, SlackReceiver, WebhookReceiver};
+
 /// API group of steward's resources.
 pub const GROUP: &str = "steward.io";
 
@@ -82,6 +86,10 @@ pub struct MonitoringStackSpec {
     /// Helm mode: chart reference and version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm: Option<HelmSpec>,
+    /// Where alerts go (Slack, webhook, email), by severity. Default: nowhere
+    /// (Alertmanager's null receiver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerting: Option<Alerting>,
 }
 
 /// Alert thresholds; each rule's `for` is a Prometheus duration.

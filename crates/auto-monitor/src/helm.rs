@@ -16,6 +16,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::core::alerting;
 use crate::core::rules::{rules, rules_document};
 use crate::core::stack::{FIELD_MANAGER, Stack};
 use crate::core::status;
@@ -57,7 +58,18 @@ pub fn values(stack: &Stack) -> Value {
                 "tolerations": tolerations,
             },
         },
-        "alertmanager": { "enabled": s.has("alertmanager"), "alertmanagerSpec": { "nodeSelector": node_selector, "tolerations": tolerations } },
+        // The chart mounts `templateFiles` beside the configuration and each listed
+        // Secret at /etc/alertmanager/secrets/<name>/, the paths the config names.
+        "alertmanager": {
+            "enabled": s.has("alertmanager"),
+            "config": alerting::config(&s.alerting),
+            "templateFiles": { alerting::TEMPLATE_FILE: alerting::templates(s.alerting.lang) },
+            "alertmanagerSpec": {
+                "nodeSelector": node_selector,
+                "tolerations": tolerations,
+                "secrets": alerting::secrets(&s.alerting),
+            },
+        },
         "grafana": {
             "enabled": s.has("grafana"),
             "nodeSelector": node_selector,

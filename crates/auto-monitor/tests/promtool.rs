@@ -130,11 +130,12 @@ fn alert_test(rule: &Rule, case: &Case) -> Value {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    annotations["summary"] = rule
-        .summary
-        .replace("{{ $labels.node }}", &node)
-        .replace("{{ $labels.mountpoint }}", &mount)
-        .into();
+    let expand = |t: &str| {
+        t.replace("{{ $labels.node }}", &node)
+            .replace("{{ $labels.mountpoint }}", &mount)
+    };
+    annotations["summary"] = expand(&rule.summary).into();
+    annotations["summary_ko"] = expand(&rule.summary_ko).into();
     json!({
         "interval": "15s",
         "input_series": case.series.iter().map(|(s, v)| json!({ "series": s, "values": v })).collect::<Vec<_>>(),

@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::core::alerting::{self, TEMPLATE_FILE};
 use crate::core::dashboards::dashboards;
-use crate::core::promconfig::{alertmanager_config, prometheus_config, yaml};
+use crate::core::promconfig::{prometheus_config, yaml};
 use crate::core::rules::{rules, rules_yaml};
 use crate::core::stack::Stack;
 use crate::crd::ObjectRef;
@@ -109,13 +110,15 @@ pub fn render(stack: &Stack) -> Rendered {
         out.push(Manifest::new(&service(stack, "prometheus", 9090)));
     }
     if s.has("alertmanager") {
-        let cfg = yaml(&alertmanager_config());
-        let h = hash(&[&cfg]);
+        let routing = &s.alerting;
+        let cfg = yaml(&alerting::config(routing));
+        let templates = alerting::templates(routing.lang);
+        let h = hash(&[&cfg, &templates]);
         out.push(Manifest::new(&config_map(
             stack,
             "alertmanager",
             &stack.object_name("alertmanager"),
-            [("alertmanager.yml", cfg)],
+            [("alertmanager.yml", cfg), (TEMPLATE_FILE, templates)],
         )));
         out.push(Manifest::new(&workloads::alertmanager(stack, &h)));
         out.push(Manifest::new(&service(stack, "alertmanager", 9093)));

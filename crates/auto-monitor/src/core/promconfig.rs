@@ -109,16 +109,6 @@ fn control_plane_job(component: &str, port: u16) -> Value {
     })
 }
 
-/// The Alertmanager configuration: one receiver that keeps alerts visible in
-/// Alertmanager's UI and API; people add their own receivers through helm mode or by
-/// editing the ConfigMap's copy (steward reapplies only the fields it owns).
-pub fn alertmanager_config() -> Value {
-    json!({
-        "route": { "receiver": "default", "group_by": ["alertname", "node"], "group_wait": "30s", "repeat_interval": "4h" },
-        "receivers": [{ "name": "default" }],
-    })
-}
-
 /// YAML of a document.
 pub fn yaml(v: &Value) -> String {
     // A JSON value always serialises: every node is a string, number, bool, map or list.

@@ -25,6 +25,8 @@ pub struct Rule {
     pub severity: &'static str,
     /// Summary annotation.
     pub summary: String,
+    /// The same in Korean (`summary_ko`, which the Korean message templates read).
+    pub summary_ko: String,
 }
 
 /// Filesystems that say nothing about a node's disks.
@@ -40,6 +42,7 @@ pub fn rules(t: &Thresholds) -> Vec<Rule> {
             for_: t.node_down_for.clone(),
             severity: "critical",
             summary: "node-exporter on {{ $labels.node }} is not answering scrapes".into(),
+            summary_ko: "{{ $labels.node }}의 node-exporter가 수집에 응답하지 않습니다".into(),
         },
         Rule {
             alert: "HighCPUUsage",
@@ -51,6 +54,10 @@ pub fn rules(t: &Thresholds) -> Vec<Rule> {
             severity: "warning",
             summary: format!(
                 "CPU usage on {{{{ $labels.node }}}} is above {}%",
+                t.cpu_percent
+            ),
+            summary_ko: format!(
+                "{{{{ $labels.node }}}}의 CPU 사용률이 {}%를 넘었습니다",
                 t.cpu_percent
             ),
         },
@@ -66,6 +73,10 @@ pub fn rules(t: &Thresholds) -> Vec<Rule> {
                 "memory usage on {{{{ $labels.node }}}} is above {}%",
                 t.memory_percent
             ),
+            summary_ko: format!(
+                "{{{{ $labels.node }}}}의 메모리 사용률이 {}%를 넘었습니다",
+                t.memory_percent
+            ),
         },
         Rule {
             alert: "DiskSpaceLow",
@@ -79,6 +90,10 @@ pub fn rules(t: &Thresholds) -> Vec<Rule> {
                 "{{{{ $labels.mountpoint }}}} on {{{{ $labels.node }}}} has less than {}% free",
                 t.disk_free_percent
             ),
+            summary_ko: format!(
+                "{{{{ $labels.node }}}}의 {{{{ $labels.mountpoint }}}} 여유 공간이 {}% 미만입니다",
+                t.disk_free_percent
+            ),
         },
         Rule {
             alert: "NodeNotMonitored",
@@ -88,6 +103,8 @@ pub fn rules(t: &Thresholds) -> Vec<Rule> {
             for_: t.not_monitored_for.clone(),
             severity: "warning",
             summary: "node {{ $labels.node }} is Ready but has no healthy node-exporter".into(),
+            summary_ko: "노드 {{ $labels.node }}는 Ready이지만 정상인 node-exporter가 없습니다"
+                .into(),
         },
     ]
 }
@@ -102,7 +119,7 @@ pub fn rules_document(rules: &[Rule]) -> Value {
                 "expr": r.expr,
                 "for": r.for_,
                 "labels": { "severity": r.severity },
-                "annotations": { "summary": r.summary },
+                "annotations": { "summary": r.summary, "summary_ko": r.summary_ko },
             })
         })
         .collect();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::crd::{COMPONENTS, ComponentResources, MonitoringStackSpec};
 
+mod alerting;
 mod helm;
 mod settings;
 #[cfg(test)]
@@ -60,6 +61,7 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
     let resources = resources(spec, &mut e);
     let images = images(spec, &mut e);
     storage_and_url(spec, &mut e);
+    let alerting = alerting::check(spec, &mut e);
     if !e.0.is_empty() {
         return Err(e.0);
     }
@@ -78,6 +80,7 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
         storage: spec.storage.clone(),
         prometheus_url: spec.prometheus_url.clone(),
         helm: spec.helm.clone(),
+        alerting,
     })
 }
 
@@ -230,6 +233,18 @@ fn storage_and_url(spec: &MonitoringStackSpec, e: &mut Errors) {
             format!("\"{u}\" is not an http(s) URL"),
         );
     }
+}
+
+/// A DNS label of at most `max` characters: lowercase letters, digits and '-',
+/// neither first nor last.
+fn dns_label(s: &str, max: usize) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
 }
 
 /// A profile by its lowercase name.

@@ -49,12 +49,19 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start() -> Result<Self> {
+        Self::start_with(|_| String::new()).await
+    }
+
+    /// The same Prometheus with `extra` appended to its configuration (rule files,
+    /// Alertmanagers); `extra` gets the Fleet's own directory.
+    pub async fn start_with(extra: impl FnOnce(&std::path::Path) -> String) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         std::fs::write(dir.path().join("targets.json"), "[]")?;
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: node-exporter\n  file_sd_configs:\n  - files: ['{}']\n    refresh_interval: 1s\n",
-            dir.path().join("targets.json").display()
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: node-exporter\n  file_sd_configs:\n  - files: ['{}']\n    refresh_interval: 1s\n{}",
+            dir.path().join("targets.json").display(),
+            extra(dir.path()),
         );
         std::fs::write(dir.path().join("prometheus.yml"), config)?;
         let log = dir.path().join("prometheus.log");
@@ -123,6 +130,13 @@ impl Fleet {
             .unwrap()
             .insert(node.into(), (free_port(), None));
         self.write_targets()
+    }
+
+    /// Stops `node`'s exporter and keeps its target: the node is down.
+    pub fn stop_exporter(&self, node: &str) {
+        if let Some((_, proc)) = self.exporters.lock().unwrap().get_mut(node) {
+            proc.take();
+        }
     }
 
     /// Stops `node`'s exporter and removes its target.

@@ -135,3 +135,65 @@ fn components_and_storage_decide_objects() {
         "mon-prometheus"
     );
 }
+
+#[test]
+fn receivers_secrets_are_mounted_where_the_configuration_reads_them() {
+    let spec: MonitoringStackSpec = serde_json::from_value(serde_json::json!({
+        "alerting": { "lang": "ko", "receivers": [
+            { "name": "oncall", "slack": { "webhookUrlSecret": { "name": "slack", "key": "url" } } },
+            { "name": "mail", "email": { "to": "ops@example.com", "from": "am@example.com",
+              "smarthost": "smtp.example.com:587", "authPasswordSecret": { "name": "smtp", "key": "pw" } } },
+        ] }
+    }))
+    .unwrap_or_default();
+    let r = render(&stack(spec, Profile::Generic));
+    let cm = find(&r, "ConfigMap", "mon-alertmanager");
+    let config = cm["data"]["alertmanager.yml"].as_str().unwrap_or_default();
+    assert!(
+        config.contains("/etc/alertmanager/secrets/slack/url"),
+        "{config}"
+    );
+    assert!(
+        config.contains("/etc/alertmanager/secrets/smtp/pw"),
+        "{config}"
+    );
+    assert!(
+        cm["data"]["steward.tmpl"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("발생")
+    );
+    let pod = &find(&r, "Deployment", "mon-alertmanager")["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["args"][0],
+        "--config.file=/etc/alertmanager/config/alertmanager.yml"
+    );
+    let mounts: Vec<(String, String, bool)> = c["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let name = m["name"].as_str().unwrap_or_default().to_string();
+            let path = m["mountPath"].as_str().unwrap_or_default().to_string();
+            (name, path, m["readOnly"] == true)
+        })
+        .collect();
+    for (volume, secret, path) in [
+        ("secret-0", "slack", "/etc/alertmanager/secrets/slack"),
+        ("secret-1", "smtp", "/etc/alertmanager/secrets/smtp"),
+    ] {
+        assert!(
+            mounts.contains(&(volume.into(), path.into(), true)),
+            "{mounts:?}"
+        );
+        let v = pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == volume)
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(v["secret"]["secretName"], secret);
+    }
+}

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SecretKeySelector, Volume, VolumeMount, VolumeResourceRequirements,
+    SecretKeySelector, SecretVolumeSource, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -254,21 +254,44 @@ pub fn prometheus(stack: &Stack, hash: &str) -> Deployment {
 
 /// Alertmanager.
 pub fn alertmanager(stack: &Stack, hash: &str) -> Deployment {
+    use crate::core::alerting::{CONFIG_DIR, SECRETS_DIR, secrets};
     let name = stack.object_name("alertmanager");
+    let mut mounts = vec![mount("config", CONFIG_DIR), mount("data", "/alertmanager")];
+    let mut volumes = vec![
+        cm_volume("config", &name),
+        Volume {
+            name: "data".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    // Each Secret a receiver reads, at the Prometheus Operator's path for it.
+    for (i, secret) in secrets(&stack.settings.alerting).into_iter().enumerate() {
+        let volume = format!("secret-{i}");
+        mounts.push(VolumeMount {
+            read_only: Some(true),
+            ..mount(&volume, &format!("{SECRETS_DIR}/{secret}"))
+        });
+        volumes.push(Volume {
+            name: volume,
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     let container = Container {
         name: "alertmanager".into(),
         image: Some(image(stack, "alertmanager")),
         args: Some(vec![
-            "--config.file=/etc/alertmanager/alertmanager.yml".into(),
+            format!("--config.file={CONFIG_DIR}/alertmanager.yml"),
             "--storage.path=/alertmanager".into(),
         ]),
         ports: Some(vec![port("http", 9093)]),
         readiness_probe: Some(http_probe("/-/ready", 9093)),
         resources: Some(resources(stack, "alertmanager")),
-        volume_mounts: Some(vec![
-            mount("config", "/etc/alertmanager"),
-            mount("data", "/alertmanager"),
-        ]),
+        volume_mounts: Some(mounts),
         ..Container::default()
     };
     deployment(
@@ -277,14 +300,7 @@ pub fn alertmanager(stack: &Stack, hash: &str) -> Deployment {
         Some(hash),
         PodSpec {
             containers: vec![container],
-            volumes: Some(vec![
-                cm_volume("config", &name),
-                Volume {
-                    name: "data".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Volume::default()
-                },
-            ]),
+            volumes: Some(volumes),
             ..PodSpec::default()
         },
     )

@@ -63,13 +63,7 @@ pub(super) fn check(spec: &MonitoringStackSpec, mode: InstallMode, e: &mut Error
 
 /// helm's own rule for a release name: a DNS label of at most 53 characters.
 fn release_name(r: &str) -> bool {
-    let b = r.as_bytes();
-    !b.is_empty()
-        && b.len() <= 53
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
+    super::dns_label(r, 53)
 }
 
 /// Whether the controller's operator allowed the stack's chart: the chart

@@ -105,6 +105,8 @@ pub struct Settings {
     pub prometheus_url: Option<String>,
     /// Helm chart.
     pub helm: Option<crate::crd::HelmSpec>,
+    /// Where alerts go.
+    pub alerting: crate::core::alerting::Routing,
 }
 
 impl Settings {
