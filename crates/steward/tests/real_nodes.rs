@@ -25,6 +25,21 @@ use testkit::wait::{self, from_json};
 
 const T: Duration = Duration::from_secs(90);
 
+/// The tests share the two nodes. The graceful-drain measurement counts every
+/// refused connection against steward, so it runs alone ([`alone`]) and every other
+/// test holds [`shared`]: in CI a refused connection once coincided with another
+/// test's pods being torn down on the same node, which no product behaviour explains
+/// (`tokio::sync` locks work across the tests' separate runtimes).
+static NODES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+async fn shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    NODES.read().await
+}
+
+async fn alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    NODES.write().await
+}
+
 fn cluster() -> &'static testkit::Cluster {
     testkit::cluster_with_real_nodes(2)
 }
@@ -40,6 +55,7 @@ fn waiting_reason(p: &Pod) -> Option<String> {
 
 #[tokio::test]
 async fn job_from_a_test_image_succeeds_and_kubectl_logs_returns_its_output() {
+    let _shared = shared().await;
     let env = env("rn-job").await;
     let mut spec = pod_spec(
         WORKER_IMAGE,
@@ -77,6 +93,7 @@ async fn job_from_a_test_image_succeeds_and_kubectl_logs_returns_its_output() {
 /// The first must-show: steward's own image (`hack/image.sh`) on a real node.
 #[tokio::test]
 async fn job_from_stewards_own_image_runs_steward_version_client() {
+    let _shared = shared().await;
     let env = env("rn-steward").await;
     let image = format!("localhost/steward:{}", env!("CARGO_PKG_VERSION"));
     let mut spec = pod_spec(&image, &["version", "--client"]);
@@ -104,6 +121,7 @@ async fn job_from_stewards_own_image_runs_steward_version_client() {
 
 #[tokio::test]
 async fn pod_ips_answer_in_a_node_netns_and_a_cluster_ip_goes_through_kube_proxy() {
+    let _shared = shared().await;
     let env = env("rn-net").await;
     let mut template = http_pod_spec(0, 5);
     // One pod per node, so the ClusterIP is shown reaching a pod on the other node too.
@@ -173,6 +191,7 @@ async fn pod_ips_answer_in_a_node_netns_and_a_cluster_ip_goes_through_kube_proxy
 
 #[tokio::test]
 async fn sigterm_reaches_the_container_on_delete_and_its_grace_is_honoured() {
+    let _shared = shared().await;
     let env = env("rn-term").await;
     // The server serves 3 s more after SIGTERM, then exits 0; the grace is 30 s.
     let pod: Pod =
@@ -223,6 +242,7 @@ fn terminated(p: &Pod) -> Option<(i32, jiff::Timestamp)> {
 
 #[tokio::test]
 async fn an_image_that_was_not_imported_fails_with_err_image_never_pull() {
+    let _shared = shared().await;
     let env = env("rn-pull").await;
     let pod: Pod = from_json(json!({
         "metadata": {"name": "foreign"},
@@ -257,6 +277,7 @@ async fn an_image_that_was_not_imported_fails_with_err_image_never_pull() {
 
 #[tokio::test]
 async fn a_kwok_pods_logs_are_refused_on_loopback_in_a_mixed_cluster() {
+    let _shared = shared().await;
     // kwok nodes' InternalIP is 127.0.0.1: the API server, which reaches kubelets at
     // their InternalIP here, is refused at once instead of dialling elsewhere.
     let env = env("rn-kwok").await;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use testkit::realnode::kubectl;
@@ -109,4 +109,19 @@ pub(super) async fn events_of(client: &kube::Client, ns: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Waits until no pod on `node` has a deletion timestamp.
+pub(super) async fn no_pod_stopping(client: &kube::Client, node: &str) {
+    let everywhere: Api<Pod> = Api::all(client.clone());
+    let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    wait::list(
+        &everywhere,
+        &on_node,
+        T,
+        "no pod stopping on the node",
+        |ps| ps.iter().all(|p| p.metadata.deletion_timestamp.is_none()),
+    )
+    .await
+    .unwrap();
 }

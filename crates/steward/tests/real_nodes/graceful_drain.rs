@@ -12,6 +12,9 @@
 //! runs have no PodDisruptionBudget (the Deployment's rollout limit holds, see
 //! docs/graceful-drain.md), odd runs one of `maxUnavailable: 1`, on both sides.
 //!
+//! The test runs alone on the nodes (`super::alone`), once nothing the tests
+//! before it deleted is still stopping on real-node-1.
+//!
 //! `STEWARD_REAL_GD_RUNS` (default 2) runs each side that many times, the order
 //! alternating, and prints every tally (the figures in docs/graceful-drain.md).
 
@@ -36,7 +39,9 @@ use super::{T, cluster};
 #[path = "gd_fixtures.rs"]
 mod fixtures;
 
-use fixtures::{events_of, steward_logs, vpa_api, vpa_updater, vpa_updater_identity};
+use fixtures::{
+    events_of, no_pod_stopping, steward_logs, vpa_api, vpa_updater, vpa_updater_identity,
+};
 
 const REL: &str = "rn";
 /// Pods the VPA updater must have evicted (and seen gone) in each run.
@@ -270,11 +275,14 @@ async fn evictions_under_load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vpa_updater_evictions_through_the_chart_on_real_nodes_fail_no_request() {
+    let _alone = super::alone().await;
     let sys = super::env("rn-gd-sys").await;
     let with = super::env("rn-gd").await;
     let without = super::env("rn-gd-none").await;
     let dir = tempfile::tempdir().unwrap();
     let client = &sys.client;
+    // What the tests before this one deleted may still be stopping on the node.
+    no_pod_stopping(client, NODE).await;
     let updater_kc = vpa_updater_identity(client, dir.path()).await;
     install(&sys.ns, &with.ns, dir.path());
     // steward wrote its CA into the chart's webhook configuration.

@@ -68,6 +68,7 @@ async fn describe(client: &kube::Client, ns: &str) -> String {
 
 #[tokio::test]
 async fn prometheus_in_a_pod_discovers_the_real_nodes_exporters_through_kubernetes_sd() {
+    let _shared = super::shared().await;
     let env = super::env("rn-mon").await;
     let log = tempfile::NamedTempFile::new().unwrap();
     let admin = testkit::free_port();

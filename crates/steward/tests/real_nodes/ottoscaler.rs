@@ -89,6 +89,7 @@ fn worker_stage(name: &str, deps: &[&str], args: &[&str]) -> proto::Stage {
 
 #[tokio::test]
 async fn pipeline_workers_are_real_containers_whose_every_line_streams_in_order() {
+    let _shared = super::shared().await;
     let env = super::env("rn-otto").await;
     let (_server, url, _cfg) = serve(&env.ns).await;
     let (mut otto, mut logs) = clients(&url).await;
