@@ -79,6 +79,8 @@ pub struct Controller {
     known: Option<BTreeSet<String>>,
     /// Prometheus API clients by URL (one connection pool each).
     proms: HashMap<String, crate::promapi::PromApi>,
+    /// The API server's `gitVersion` (EKS and GKE show in it), if it answered.
+    server_version: Option<String>,
 }
 
 /// Runs until shutdown.
@@ -90,6 +92,13 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<()> {
     let (stores, mut events) = watches::watches(&client, cfg.namespace.as_deref());
+    let server_version = match client.apiserver_version().await {
+        Ok(info) => Some(info.git_version),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the API server's version; the profile comes from the nodes alone");
+            None
+        }
+    };
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: cfg.instance.clone(),
@@ -105,6 +114,7 @@ pub async fn run(
         applied: HashMap::new(),
         proms: HashMap::new(),
         known: None,
+        server_version,
         blocked: HashMap::new(),
         last_good: HashMap::new(),
     };
@@ -254,7 +264,7 @@ impl Controller {
         let all_nodes: Vec<Node> = self.nodes.state().iter().map(|n| (**n).clone()).collect();
         let profile = settings
             .profile
-            .unwrap_or_else(|| profile::detect(&all_nodes));
+            .unwrap_or_else(|| profile::detect(&all_nodes, self.server_version.as_deref()));
         let (name, ns) = (ms.name_any(), ms.namespace().unwrap_or_default());
         let stack = Stack::new(&name, &ns, settings.clone(), profile);
         self.last_good.insert(key(ms), settings.clone());

@@ -47,7 +47,8 @@ pub struct MonitoringStackSpec {
     /// (`helm upgrade --install` of a chart with values steward generates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install_mode: Option<String>,
-    /// auto (detect from the nodes), kind, minikube, k3s or generic.
+    /// auto (detect from the nodes and the API server), kind, minikube, k3s, eks,
+    /// gke, aks or generic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     /// Prometheus TSDB retention, a Prometheus duration such as `15d`. Default `7d`.

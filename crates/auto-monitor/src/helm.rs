@@ -35,7 +35,7 @@ const REPLACED_ALERTS: [&str; 4] = [
 /// The values steward generates for the chart. Pure.
 pub fn values(stack: &Stack) -> Value {
     let s = &stack.settings;
-    let local = stack.profile != Profile::Generic;
+    let control_plane = stack.profile.scrapes_control_plane();
     let r = |c: &str| {
         serde_json::to_value(crate::core::manifests::workloads::resources(stack, c))
             .unwrap_or_default()
@@ -87,9 +87,9 @@ pub fn values(stack: &Stack) -> Value {
         },
         "kubeStateMetrics": { "enabled": s.has("kube-state-metrics") },
         "kube-state-metrics": { "nodeSelector": node_selector, "tolerations": tolerations },
-        "kubeEtcd": { "enabled": !local },
-        "kubeScheduler": { "enabled": !local },
-        "kubeControllerManager": { "enabled": !local },
+        "kubeEtcd": { "enabled": control_plane },
+        "kubeScheduler": { "enabled": control_plane },
+        "kubeControllerManager": { "enabled": control_plane },
         "kubeProxy": { "enabled": stack.profile != Profile::K3s },
         "defaultRules": { "disabled": REPLACED_ALERTS.iter().map(|a| (a.to_string(), json!(true))).collect::<serde_json::Map<_, _>>() },
         "additionalPrometheusRulesMap": { "steward-node": rules_document(&rules(&s.thresholds)) },
@@ -301,6 +301,15 @@ mod tests {
         assert_eq!(g["kubeScheduler"]["enabled"], true);
         let k3s = values(&stack(Profile::K3s));
         assert_eq!(k3s["kubeProxy"]["enabled"], false);
+        // A managed control plane: nothing scraped (or alerted on) that the
+        // provider hides; kube-proxy runs on the nodes there.
+        for managed in [Profile::Eks, Profile::Gke, Profile::Aks] {
+            let m = values(&stack(managed));
+            for hidden in ["kubeControllerManager", "kubeScheduler", "kubeEtcd"] {
+                assert_eq!(m[hidden]["enabled"], false, "{managed:?} {hidden}");
+            }
+            assert_eq!(m["kubeProxy"]["enabled"], true, "{managed:?}");
+        }
     }
 
     #[test]

@@ -1,20 +1,38 @@
-//! Which local cluster flavour the nodes say this is. Pure.
+//! Which cluster flavour the nodes and the API server say this is. Pure.
 //!
 //! kind sets `providerID: kind://...`, minikube labels its nodes
 //! `minikube.k8s.io/name`, k3s reports a kubelet version with `+k3s` and the
-//! instance type `k3s`. Anything else is generic. The first node that says
-//! something decides; the profile can also be set in the spec.
+//! instance type `k3s`. The managed control planes label their nodes
+//! (`eks.amazonaws.com/nodegroup` or `eks.amazonaws.com/compute-type`,
+//! `cloud.google.com/gke-nodepool`, `kubernetes.azure.com/cluster`) and EKS and GKE
+//! build their kubelets and API servers with `-eks-` and `-gke.` versions, which
+//! also covers nodes Karpenter launched without a node group label. (A cloud
+//! `providerID` alone says nothing: kops on AWS runs its own control plane.)
+//! Anything else is generic. The first node that says something decides, then the
+//! API server; the profile can also be set in the spec.
 
 use k8s_openapi::api::core::v1::Node;
 
 use crate::core::validate::Profile;
 
-/// The profile the nodes point to.
-pub fn detect(nodes: &[Node]) -> Profile {
+/// The profile the nodes, then the API server's `gitVersion`, point to.
+pub fn detect(nodes: &[Node], server_version: Option<&str>) -> Profile {
     nodes
         .iter()
         .find_map(node_profile)
+        .or_else(|| server_version.and_then(managed_version))
         .unwrap_or(Profile::Generic)
+}
+
+/// EKS or GKE from a kubelet or API server version.
+fn managed_version(v: &str) -> Option<Profile> {
+    if v.contains("-eks-") {
+        Some(Profile::Eks)
+    } else if v.contains("-gke.") {
+        Some(Profile::Gke)
+    } else {
+        None
+    }
 }
 
 fn node_profile(n: &Node) -> Option<Profile> {
@@ -34,8 +52,16 @@ fn node_profile(n: &Node) -> Option<Profile> {
         || label("node.kubernetes.io/instance-type") == Some("k3s")
     {
         Some(Profile::K3s)
+    } else if label("eks.amazonaws.com/nodegroup").is_some()
+        || label("eks.amazonaws.com/compute-type").is_some()
+    {
+        Some(Profile::Eks)
+    } else if label("cloud.google.com/gke-nodepool").is_some() {
+        Some(Profile::Gke)
+    } else if label("kubernetes.azure.com/cluster").is_some() {
+        Some(Profile::Aks)
     } else {
-        None
+        kubelet.and_then(managed_version)
     }
 }
 
@@ -97,10 +123,59 @@ mod tests {
                 vec![generic.clone(), node(None, None, "v1.33.4+k3s1")],
                 Profile::K3s,
             ),
+            (
+                vec![node(
+                    Some("aws:///us-east-1a/i-1"),
+                    Some(("eks.amazonaws.com/nodegroup", "workers")),
+                    "v1.33.0",
+                )],
+                Profile::Eks,
+            ),
+            // A Karpenter node on EKS: no node group label, an EKS kubelet.
+            (
+                vec![node(
+                    Some("aws:///us-east-1a/i-2"),
+                    Some(("karpenter.sh/nodepool", "default")),
+                    "v1.33.1-eks-1a2b3c4",
+                )],
+                Profile::Eks,
+            ),
+            (
+                vec![node(
+                    Some("gce://p/us-central1-a/n"),
+                    Some(("cloud.google.com/gke-nodepool", "default-pool")),
+                    "v1.33.2-gke.1000",
+                )],
+                Profile::Gke,
+            ),
+            (
+                vec![node(
+                    Some("azure:///subscriptions/s/vm"),
+                    Some(("kubernetes.azure.com/cluster", "MC_rg_aks_eastus")),
+                    "v1.33.0",
+                )],
+                Profile::Aks,
+            ),
             (vec![generic], Profile::Generic),
             (vec![], Profile::Generic),
         ] {
-            assert_eq!(detect(&nodes), want);
+            assert_eq!(detect(&nodes, None), want, "{nodes:?}");
         }
+    }
+
+    #[test]
+    fn the_api_server_speaks_when_the_nodes_do_not() {
+        let plain = || vec![node(Some("aws:///us-east-1a/i-1"), None, "v1.33.0")];
+        for (server, want) in [
+            (Some("v1.33.4-eks-a737599"), Profile::Eks),
+            (Some("v1.33.2-gke.1240000"), Profile::Gke),
+            (Some("v1.33.4"), Profile::Generic),
+            (None, Profile::Generic),
+        ] {
+            assert_eq!(detect(&plain(), server), want, "{server:?}");
+        }
+        // The nodes come first: a kind cluster whatever the server says.
+        let kind = vec![node(Some("kind://docker/kind/x"), None, "v1.33.0")];
+        assert_eq!(detect(&kind, Some("v1.33.4-eks-a737599")), Profile::Kind);
     }
 }

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::core::rules::NODE_JOB;
 use crate::core::stack::Stack;
-use crate::core::validate::Profile;
 
 /// Path of the rules file inside the Prometheus container.
 pub const RULES_PATH: &str = "/etc/prometheus/rules.yml";
@@ -36,7 +35,7 @@ pub fn prometheus_config(stack: &Stack) -> Value {
     }
     jobs.push(node_proxy_job("kubelet", "/metrics"));
     jobs.push(node_proxy_job("cadvisor", "/metrics/cadvisor"));
-    if stack.profile == Profile::Generic {
+    if stack.profile.scrapes_control_plane() {
         for (job, port) in [
             ("kube-scheduler", 10259),
             ("kube-controller-manager", 10257),
@@ -118,6 +117,7 @@ pub fn yaml(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::validate::Profile;
     use crate::crd::MonitoringStackSpec;
 
     fn stack(profile: Profile, components: &[&str]) -> Stack {
@@ -145,14 +145,19 @@ mod tests {
             (Profile::Kind, false),
             (Profile::Minikube, false),
             (Profile::K3s, false),
+            (Profile::Eks, false),
+            (Profile::Gke, false),
+            (Profile::Aks, false),
             (Profile::Generic, true),
         ] {
             let c = prometheus_config(&stack(profile, &all));
-            assert_eq!(
-                jobs(&c).contains(&"kube-scheduler".to_string()),
-                has_scheduler,
-                "{profile:?}"
-            );
+            for job in ["kube-scheduler", "kube-controller-manager"] {
+                assert_eq!(
+                    jobs(&c).contains(&job.to_string()),
+                    has_scheduler,
+                    "{profile:?} {job}"
+                );
+            }
             assert!(jobs(&c).contains(&NODE_JOB.to_string()));
         }
     }

@@ -126,7 +126,9 @@ fn profile(spec: &MonitoringStackSpec, e: &mut Errors) -> Option<Profile> {
         Some(other) => {
             e.add(
                 "spec.profile",
-                format!("unknown profile \"{other}\" (auto, kind, minikube, k3s or generic)"),
+                format!(
+                    "unknown profile \"{other}\" (auto, kind, minikube, k3s, eks, gke, aks or generic)"
+                ),
             );
             None
         }
@@ -253,6 +255,9 @@ pub fn parse_profile(s: &str) -> Option<Profile> {
         "kind" => Some(Profile::Kind),
         "minikube" => Some(Profile::Minikube),
         "k3s" => Some(Profile::K3s),
+        "eks" => Some(Profile::Eks),
+        "gke" => Some(Profile::Gke),
+        "aks" => Some(Profile::Aks),
         "generic" => Some(Profile::Generic),
         _ => None,
     }

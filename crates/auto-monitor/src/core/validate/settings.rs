@@ -39,6 +39,12 @@ pub enum Profile {
     Minikube,
     /// k3s (one binary, embedded components).
     K3s,
+    /// Amazon EKS (managed control plane).
+    Eks,
+    /// Google GKE (managed control plane).
+    Gke,
+    /// Azure AKS (managed control plane).
+    Aks,
     /// Anything else.
     Generic,
 }
@@ -50,8 +56,18 @@ impl Profile {
             Self::Kind => "kind",
             Self::Minikube => "minikube",
             Self::K3s => "k3s",
+            Self::Eks => "eks",
+            Self::Gke => "gke",
+            Self::Aks => "aks",
             Self::Generic => "generic",
         }
+    }
+
+    /// Whether the scheduler, controller manager and etcd can be scraped: not in
+    /// a local cluster's container or binary, and not where the provider hides
+    /// them (a scrape job or alert for them would only ever report them down).
+    pub fn scrapes_control_plane(self) -> bool {
+        self == Self::Generic
     }
 }
 

@@ -65,7 +65,7 @@ fn each_bad_field_is_named() {
         (
             MonitoringStackSpec {
                 install_mode: Some("operator".into()),
-                profile: Some("eks".into()),
+                profile: Some("openshift".into()),
                 ..Default::default()
             },
             &["spec.installMode", "spec.profile"],
