@@ -15,29 +15,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use monitor_support::{Fleet, controller, controller_bare, free_port, kubectl, metrics};
+use monitor_support::{
+    Fleet, controller, controller_bare, create_stack, free_port, kubectl, metrics,
+};
 use serde_json::json;
-use testkit::TestEnv;
 use testkit::wait;
 
 const T: Duration = Duration::from_secs(90);
-
-fn stack_json(env: &TestEnv, extra: serde_json::Value) -> MonitoringStack {
-    let mut spec = json!({
-        "nodeSelector": env.node_selector(),
-        "placement": { "nodeSelector": env.node_selector(), "tolerations": [env.toleration()] },
-        "scrapeInterval": "1s",
-        "onboardingDeadline": "5s",
-    });
-    monitor_support_merge(&mut spec, &extra);
-    wait::from_json(
-        json!({ "apiVersion": "steward.io/v1alpha1", "kind": "MonitoringStack", "metadata": { "name": "mon" }, "spec": spec }),
-    )
-}
-
-fn monitor_support_merge(base: &mut serde_json::Value, extra: &serde_json::Value) {
-    auto_monitor::helm::merge(base, extra);
-}
 
 fn node_record<'a>(ms: &'a MonitoringStack, node: &str) -> Option<&'a NodeOnboarding> {
     ms.status.as_ref()?.nodes.iter().find(|n| n.node == node)
@@ -57,17 +41,6 @@ fn condition<'a>(ms: &'a MonitoringStack, ty: &str) -> Option<&'a auto_monitor::
         .conditions
         .iter()
         .find(|c| c.type_ == ty)
-}
-
-async fn create_stack(env: &TestEnv, extra: serde_json::Value) -> Api<MonitoringStack> {
-    // The CRD is applied by the controller at start; create it here too so the test
-    // does not race the controller.
-    auto_monitor::apply_crd(&env.client).await.unwrap();
-    let api: Api<MonitoringStack> = Api::namespaced(env.client.clone(), &env.ns);
-    api.create(&PostParams::default(), &stack_json(env, extra))
-        .await
-        .unwrap();
-    api
 }
 
 async fn wait_stack(

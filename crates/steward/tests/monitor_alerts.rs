@@ -20,7 +20,7 @@ use auto_monitor::crd::MonitoringStack;
 use axum::routing::post;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PostParams};
-use monitor_support::{Fleet, Proc, controller, free_port};
+use monitor_support::{Fleet, Proc, controller, create_stack, free_port};
 use serde_json::{Value, json};
 use testkit::wait;
 
@@ -127,14 +127,10 @@ async fn node_down_reaches_slack_and_the_webhook_through_the_real_alertmanager()
         .await
         .unwrap();
     let _ctl = controller(&env.ns, "http://127.0.0.1:1", free_port(), &[]).unwrap();
-    auto_monitor::apply_crd(&env.client).await.unwrap();
-    let stack: MonitoringStack = wait::from_json(json!({
-        "apiVersion": "steward.io/v1alpha1", "kind": "MonitoringStack",
-        "metadata": { "name": "mon" },
-        "spec": {
+    let stacks = create_stack(
+        &env,
+        json!({
             "components": ["prometheus", "alertmanager"],
-            "nodeSelector": env.node_selector(),
-            "placement": { "nodeSelector": env.node_selector(), "tolerations": [env.toleration()] },
             "thresholds": { "nodeDownFor": format!("{}s", NODE_DOWN_FOR.as_secs()) },
             "alerting": {
                 "lang": "ko",
@@ -148,10 +144,9 @@ async fn node_down_reaches_slack_and_the_webhook_through_the_real_alertmanager()
                       "webhook": { "url": format!("{}/warn", receiver.base) } },
                 ],
             },
-        },
-    }));
-    let stacks: Api<MonitoringStack> = Api::namespaced(env.client.clone(), &env.ns);
-    stacks.create(&PostParams::default(), &stack).await.unwrap();
+        }),
+    )
+    .await;
     let installed = wait::object(
         &stacks,
         "mon",

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use auto_monitor::crd::MonitoringStack;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
-use monitor_support::{controller, free_port};
+use kube::api::Api;
+use monitor_support::{controller, create_stack, free_port};
 use serde_json::{Value, json};
 use testkit::wait;
 
@@ -28,18 +28,11 @@ async fn an_eks_node_gives_the_eks_profile_and_no_control_plane_jobs() {
     .await
     .unwrap();
     let _ctl = controller(&env.ns, "http://127.0.0.1:1", free_port(), &[]).unwrap();
-    auto_monitor::apply_crd(&env.client).await.unwrap();
-    let stack: MonitoringStack = wait::from_json(json!({
-        "apiVersion": "steward.io/v1alpha1", "kind": "MonitoringStack",
-        "metadata": { "name": "mon" },
-        "spec": {
-            "components": ["prometheus", "node-exporter"],
-            "nodeSelector": env.node_selector(),
-            "placement": { "nodeSelector": env.node_selector(), "tolerations": [env.toleration()] },
-        },
-    }));
-    let stacks: Api<MonitoringStack> = Api::namespaced(env.client.clone(), &env.ns);
-    stacks.create(&PostParams::default(), &stack).await.unwrap();
+    let stacks = create_stack(
+        &env,
+        json!({ "components": ["prometheus", "node-exporter"] }),
+    )
+    .await;
     let ms = wait::object(
         &stacks,
         "mon",

@@ -233,3 +233,30 @@ pub async fn metrics(admin_port: u16) -> Result<String> {
     }
     Ok(r.text().await?)
 }
+
+/// Creates MonitoringStack `mon` in the test's namespace: monitoring the test's
+/// nodes, its Deployments placed on them, 1 s scrapes, a 5 s onboarding deadline,
+/// and `extra` merged over that.
+pub async fn create_stack(
+    env: &testkit::TestEnv,
+    extra: serde_json::Value,
+) -> kube::Api<auto_monitor::crd::MonitoringStack> {
+    let mut spec = serde_json::json!({
+        "nodeSelector": env.node_selector(),
+        "placement": { "nodeSelector": env.node_selector(), "tolerations": [env.toleration()] },
+        "scrapeInterval": "1s",
+        "onboardingDeadline": "5s",
+    });
+    auto_monitor::helm::merge(&mut spec, &extra);
+    let stack: auto_monitor::crd::MonitoringStack = testkit::wait::from_json(serde_json::json!({
+        "apiVersion": "steward.io/v1alpha1", "kind": "MonitoringStack",
+        "metadata": { "name": "mon" }, "spec": spec }));
+    // The CRD is applied by the controller at start; create it here too so the test
+    // does not race the controller.
+    auto_monitor::apply_crd(&env.client).await.unwrap();
+    let api = kube::Api::namespaced(env.client.clone(), &env.ns);
+    api.create(&kube::api::PostParams::default(), &stack)
+        .await
+        .unwrap();
+    api
+}
