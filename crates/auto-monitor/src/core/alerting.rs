@@ -69,32 +69,32 @@ pub fn secrets(r: &Routing) -> BTreeSet<String> {
         .collect()
 }
 
+/// Alerts that say the pipeline works and must never page anyone:
+/// kube-prometheus-stack's always-firing Watchdog and InfoInhibitor (helm mode).
+const HEARTBEATS: &str = r#"alertname=~"Watchdog|InfoInhibitor""#;
+
 /// `alertmanager.yml` as a JSON value.
 pub fn config(r: &Routing) -> Value {
-    let routes: Vec<Value> = r
-        .receivers
-        .iter()
-        .map(|rc| {
+    let heartbeats = json!({ "receiver": DEFAULT_RECEIVER, "matchers": [HEARTBEATS] });
+    let routes: Vec<Value> = std::iter::once(heartbeats)
+        .chain(r.receivers.iter().map(|rc| {
             let mut route = json!({ "receiver": rc.name, "continue": true });
             if let Some(sev) = &rc.severities {
                 route["matchers"] = json!([format!("severity=~\"{}\"", sev.join("|"))]);
             }
             route
-        })
+        }))
         .collect();
     let mut receivers = vec![json!({ "name": DEFAULT_RECEIVER })];
     receivers.extend(r.receivers.iter().map(receiver));
-    let mut route = json!({
-        "receiver": DEFAULT_RECEIVER,
-        "group_by": ["alertname", "node"],
-        "group_wait": r.group_wait,
-        "repeat_interval": r.repeat_interval,
-    });
-    if !routes.is_empty() {
-        route["routes"] = json!(routes);
-    }
     json!({
-        "route": route,
+        "route": {
+            "receiver": DEFAULT_RECEIVER,
+            "group_by": ["alertname", "node"],
+            "group_wait": r.group_wait,
+            "repeat_interval": r.repeat_interval,
+            "routes": routes,
+        },
         "receivers": receivers,
         "templates": [format!("{CONFIG_DIR}/{TEMPLATE_FILE}")],
     })
@@ -224,6 +224,8 @@ mod tests {
         let c = config(&routing());
         let routes = c["route"]["routes"].as_array().cloned().unwrap_or_default();
         let table = [
+            // First, without `continue`: heartbeats stop at the null receiver.
+            (DEFAULT_RECEIVER, Some(HEARTBEATS)),
             ("oncall", Some(r#"severity=~"critical""#)),
             ("hooks", None),
             ("mail", Some(r#"severity=~"critical|warning""#)),
@@ -231,7 +233,12 @@ mod tests {
         assert_eq!(routes.len(), table.len());
         for ((name, matcher), route) in table.iter().zip(&routes) {
             assert_eq!(route["receiver"], *name);
-            assert_eq!(route["continue"], true, "{name}");
+            let continues = *name != DEFAULT_RECEIVER;
+            assert_eq!(
+                route["continue"].as_bool().unwrap_or(false),
+                continues,
+                "{name}"
+            );
             assert_eq!(route["matchers"][0].as_str(), *matcher, "{name}");
         }
         assert_eq!(c["route"]["receiver"], DEFAULT_RECEIVER);
@@ -260,7 +267,7 @@ mod tests {
     #[test]
     fn no_receivers_is_the_null_receiver_alone() {
         let c = config(&Routing::default());
-        assert!(c["route"].get("routes").is_none());
+        assert_eq!(c["route"]["routes"].as_array().map(Vec::len), Some(1));
         assert_eq!(c["receivers"], json!([{ "name": DEFAULT_RECEIVER }]));
         assert_eq!(c["route"]["group_wait"], "30s");
     }
