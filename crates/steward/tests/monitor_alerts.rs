@@ -12,7 +12,7 @@
 mod monitor_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,19 +98,13 @@ fn alertmanager(dir: &Path, port: u16) -> Proc {
         "amtool refused the generated configuration: {}",
         String::from_utf8_lossy(&check.stdout)
     );
-    let log = dir.join("alertmanager.log");
-    let child = Command::new("prometheus-alertmanager")
-        .arg(format!("--config.file={}", config.display()))
+    let mut am = Command::new("prometheus-alertmanager");
+    am.arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.path={}", dir.join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         // One instance: no gossip port.
-        .arg("--cluster.listen-address=")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    Proc { child, log }
+        .arg("--cluster.listen-address=");
+    Proc::spawn(&mut am, dir.join("alertmanager.log"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

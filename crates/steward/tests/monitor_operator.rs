@@ -60,7 +60,8 @@ fn operator(ns: &str) -> Proc {
         .certificate_authority;
     let file = |v: Option<String>| v.unwrap();
     let log = std::env::temp_dir().join(format!("prometheus-operator-{ns}-{}.log", free_port()));
-    let child = Command::new(bin_dir().join("prometheus-operator"))
+    let mut operator = Command::new(bin_dir().join("prometheus-operator"));
+    operator
         .arg(format!("--apiserver={}", cluster.server()))
         .arg(format!(
             "--ca-file={}",
@@ -70,13 +71,8 @@ fn operator(ns: &str) -> Proc {
         .arg(format!("--key-file={}", file(user.client_key)))
         .arg(format!("--namespaces={ns}"))
         .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
-        .arg("--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    Proc { child, log }
+        .arg("--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0");
+    Proc::spawn(&mut operator, log)
 }
 
 fn monitoring(kind: &str, plural: &str) -> ApiResource {

@@ -33,6 +33,17 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Starts `cmd` with no stdin or stdout and its stderr in `log`.
+    pub fn spawn(cmd: &mut Command, log: PathBuf) -> Self {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
