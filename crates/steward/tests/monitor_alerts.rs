@@ -20,7 +20,7 @@ use auto_monitor::crd::MonitoringStack;
 use axum::routing::post;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PostParams};
-use monitor_support::{Fleet, Proc, controller, create_stack, free_port};
+use monitor_support::{Fleet, Proc, config_map_data, controller, create_stack, free_port};
 use serde_json::{Value, json};
 use testkit::wait;
 
@@ -73,16 +73,6 @@ fn fires_node_down(body: &Value, node: &str) -> bool {
             .into_iter()
             .flatten()
             .any(|a| a["labels"]["alertname"] == "NodeDown" && a["labels"]["node"] == node)
-}
-
-/// A ConfigMap's data key, once the controller has written it.
-async fn data(cms: &Api<ConfigMap>, name: &str, key: &str) -> String {
-    let cm = wait::object(cms, name, T, "the ConfigMap", |cm: &ConfigMap| {
-        cm.data.as_ref().is_some_and(|d| d.contains_key(key))
-    })
-    .await
-    .unwrap();
-    cm.data.unwrap().remove(key).unwrap()
 }
 
 /// Alertmanager on `port` from the files under `dir`, as its pod would see them.
@@ -157,7 +147,7 @@ async fn node_down_reaches_slack_and_the_webhook_through_the_real_alertmanager()
 
     // The generated files, laid out as the kubelet mounts them into the pods.
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
-    let am_config = data(&cms, "mon-alertmanager", "alertmanager.yml").await;
+    let am_config = config_map_data(&cms, "mon-alertmanager", "alertmanager.yml").await;
     assert!(
         !am_config.contains(&slack_url),
         "the Slack URL is a secret:\n{am_config}"
@@ -171,7 +161,7 @@ async fn node_down_reaches_slack_and_the_webhook_through_the_real_alertmanager()
         am_config.replace("/etc/alertmanager", &root),
     )
     .unwrap();
-    let templates = data(&cms, "mon-alertmanager", "steward.tmpl").await;
+    let templates = config_map_data(&cms, "mon-alertmanager", "steward.tmpl").await;
     std::fs::write(dir.path().join("config/steward.tmpl"), templates).unwrap();
     std::fs::write(dir.path().join("secrets/slack/url"), &slack_url).unwrap();
     let am_port = free_port();
@@ -189,7 +179,7 @@ async fn node_down_reaches_slack_and_the_webhook_through_the_real_alertmanager()
     })
     .await
     .unwrap_or_else(|e| panic!("{e}: {}", am.log_text()));
-    let rules = data(&cms, "mon-prometheus", "rules.yml").await;
+    let rules = config_map_data(&cms, "mon-prometheus", "rules.yml").await;
     std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
     let rules_file = dir.path().join("rules.yml");
     let fleet = Fleet::start_with(|_| {

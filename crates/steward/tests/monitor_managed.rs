@@ -13,7 +13,7 @@ use std::time::Duration;
 use auto_monitor::crd::MonitoringStack;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use monitor_support::{controller, create_stack, free_port};
+use monitor_support::{config_map_data, controller, create_stack, free_port};
 use serde_json::{Value, json};
 use testkit::wait;
 
@@ -49,20 +49,8 @@ async fn an_eks_node_gives_the_eks_profile_and_no_control_plane_jobs() {
     .unwrap();
     assert_eq!(ms.status.unwrap().profile.as_deref(), Some("eks"));
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
-    let cm = wait::object(
-        &cms,
-        "mon-prometheus",
-        T,
-        "the configuration",
-        |cm: &ConfigMap| {
-            cm.data
-                .as_ref()
-                .is_some_and(|d| d.contains_key("prometheus.yml"))
-        },
-    )
-    .await
-    .unwrap();
-    let config: Value = serde_saphyr::from_str(&cm.data.unwrap()["prometheus.yml"]).unwrap();
+    let config = config_map_data(&cms, "mon-prometheus", "prometheus.yml").await;
+    let config: Value = serde_saphyr::from_str(&config).unwrap();
     let jobs: Vec<&str> = config["scrape_configs"]
         .as_array()
         .into_iter()

@@ -112,7 +112,8 @@ impl Fleet {
     pub fn start_exporter(&self, node: &str) -> Result<()> {
         let port = free_port();
         let log = self.dir.path().join(format!("exporter-{node}.log"));
-        let child = Command::new("prometheus-node-exporter")
+        let mut exporter = Command::new("prometheus-node-exporter");
+        exporter
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // Fewer collectors: the tests need up, cpu, memory and filesystem only.
             .args([
@@ -122,15 +123,12 @@ impl Fleet {
                 "--collector.filesystem",
                 "--collector.uname",
                 "--collector.loadavg",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
+            ]);
+        let proc = Proc::spawn(&mut exporter, log);
         self.exporters
             .lock()
             .unwrap()
-            .insert(node.into(), (port, Some(Proc { child, log })));
+            .insert(node.into(), (port, Some(proc)));
         self.write_targets()
     }
 
@@ -270,4 +268,18 @@ pub async fn create_stack(
         .await
         .unwrap();
     api
+}
+
+/// A ConfigMap's data key, once the controller has written it.
+pub async fn config_map_data(
+    cms: &kube::Api<k8s_openapi::api::core::v1::ConfigMap>,
+    name: &str,
+    key: &str,
+) -> String {
+    let cm = testkit::wait::object(cms, name, Duration::from_secs(90), "the ConfigMap", |cm| {
+        cm.data.as_ref().is_some_and(|d| d.contains_key(key))
+    })
+    .await
+    .unwrap();
+    cm.data.unwrap().remove(key).unwrap()
 }
