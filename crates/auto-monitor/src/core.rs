@@ -4,7 +4,7 @@
 //!
 //! - `validate`: a MonitoringStack spec to settings, or every wrong field;
 //! - `stack`: one resolved stack, the names and labels of everything it installs;
-//! - `profile`: kind, minikube, k3s or generic, from the nodes;
+//! - `profile`: kind, minikube, k3s, eks, gke, aks or generic, from the nodes and the API server;
 //! - `manifests`, `promconfig`, `rules`, `dashboards`: what to apply;
 //! - `alerting`: Alertmanager's routes, receivers and message templates;
 //! - `preflight`: findings from a snapshot of the cluster;

@@ -127,7 +127,8 @@ fn profile(spec: &MonitoringStackSpec, e: &mut Errors) -> Option<Profile> {
             e.add(
                 "spec.profile",
                 format!(
-                    "unknown profile \"{other}\" (auto, kind, minikube, k3s, eks, gke, aks or generic)"
+                    "unknown profile \"{other}\" (auto, {})",
+                    Profile::ALL.map(Profile::as_str).join(", ")
                 ),
             );
             None
@@ -251,16 +252,7 @@ fn dns_label(s: &str, max: usize) -> bool {
 
 /// A profile by its lowercase name.
 pub fn parse_profile(s: &str) -> Option<Profile> {
-    match s {
-        "kind" => Some(Profile::Kind),
-        "minikube" => Some(Profile::Minikube),
-        "k3s" => Some(Profile::K3s),
-        "eks" => Some(Profile::Eks),
-        "gke" => Some(Profile::Gke),
-        "aks" => Some(Profile::Aks),
-        "generic" => Some(Profile::Generic),
-        _ => None,
-    }
+    Profile::ALL.into_iter().find(|p| p.as_str() == s)
 }
 
 /// Parses a Prometheus duration (`1h30m`, `15d`, `500ms`): units y, w, d, h, m, s,

@@ -50,6 +50,17 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile, as the spec names them.
+    pub const ALL: [Self; 7] = [
+        Self::Kind,
+        Self::Minikube,
+        Self::K3s,
+        Self::Eks,
+        Self::Gke,
+        Self::Aks,
+        Self::Generic,
+    ];
+
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
