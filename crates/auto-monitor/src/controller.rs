@@ -145,7 +145,12 @@ pub async fn run(
             }
         }
         ctl.sweep().await;
+        // A stack being deleted (foreground) is its garbage collector's: nothing
+        // is applied for it again.
         for ms in ctl.stacks.state() {
+            if ms.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
             if let Err(e) = ctl.reconcile(&ms).await {
                 ctl.error_policy(&ms, &e);
             }
@@ -161,7 +166,8 @@ impl Controller {
         tracing::warn!(stack = %key(ms), error = %e, "reconcile failed; retrying on the next pass");
     }
 
-    /// A stack went away (or this is the first pass): sweep its cluster-scoped objects.
+    /// A stack went away (or this is the first pass): sweep its cluster-scoped
+    /// objects and uninstall its helm release (`crate::uninstall`).
     async fn sweep(&mut self) {
         let live: BTreeSet<String> = self
             .stacks
@@ -169,18 +175,28 @@ impl Controller {
             .iter()
             .map(|m| format!("{}.{}", m.namespace().unwrap_or_default(), m.name_any()))
             .collect();
-        if self.known.as_ref() != Some(&live) {
-            match install::delete_orphans(&self.client, &live, self.cfg.namespace.as_deref()).await
-            {
-                Ok(deleted) => {
-                    for d in deleted {
-                        tracing::info!(object = %d, "deleted a cluster-scoped object of a removed MonitoringStack");
-                    }
-                    self.known = Some(live);
+        if self.known.as_ref() == Some(&live) {
+            return;
+        }
+        let ns = self.cfg.namespace.as_deref();
+        let swept = async {
+            let objects = install::delete_orphans(&self.client, &live, ns).await?;
+            let releases =
+                crate::uninstall::sweep_releases(&self.client, &self.cfg.helm, &live, ns).await?;
+            Ok::<_, Error>((objects, releases))
+        };
+        match swept.await {
+            Ok((objects, releases)) => {
+                for d in objects {
+                    tracing::info!(object = %d, "deleted a cluster-scoped object of a removed MonitoringStack");
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "sweeping objects of removed MonitoringStacks failed; retrying")
+                for r in releases {
+                    tracing::info!(release = %r, "uninstalled the helm release of a removed MonitoringStack");
                 }
+                self.known = Some(live);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sweeping what removed MonitoringStacks left failed; retrying")
             }
         }
     }

@@ -44,6 +44,14 @@ pub enum Error {
         "leadership lost (Lease {0}); exiting so the Deployment restarts this replica as a follower"
     )]
     LostLeadership(String),
+    /// Something did not happen in time.
+    #[error("{what} not done after {after:?}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        after: std::time::Duration,
+    },
     /// The status could not be written as JSON or YAML.
     #[error("writing the status: {0}")]
     Output(String),
@@ -60,6 +68,7 @@ impl Error {
             Self::Prometheus { .. } => "prometheus",
             Self::NotFound { .. } => "input",
             Self::Helm { .. } => "helm",
+            Self::Timeout { .. } => "timeout",
             Self::LostLeadership(_) => "lost_leadership",
             Self::Output(_) => "output",
             Self::Runtime(e) => e.metric_label(),
@@ -82,7 +91,10 @@ impl steward_runtime::ExitStatus for Error {
             Self::Kube { source, .. } => steward_runtime::exit::of_kube(source),
             Self::Prometheus { .. } => Exit::Unreachable,
             Self::NotFound { .. } => Exit::Usage,
-            Self::Helm { .. } | Self::LostLeadership(_) | Self::Output(_) => Exit::Failed,
+            Self::Helm { .. }
+            | Self::Timeout { .. }
+            | Self::LostLeadership(_)
+            | Self::Output(_) => Exit::Failed,
             Self::Runtime(e) => e.exit(),
         }
     }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::core::alerting;
 use crate::core::rules::{rules, rules_document};
-use crate::core::stack::{FIELD_MANAGER, Stack};
+use crate::core::stack::{FIELD_MANAGER, STACK_LABEL, Stack};
 use crate::core::status;
 use crate::core::validate::Profile;
 use crate::crd::{HelmSpec, MonitoringStack, MonitoringStackStatus};
@@ -108,7 +108,8 @@ pub fn merge(base: &mut Value, extra: &Value) {
     }
 }
 
-async fn helm(bin: &str, args: &[&str], timeout: Duration) -> Result<String> {
+/// Runs helm with `args`; its stdout, or its stderr as the error.
+pub(crate) async fn helm(bin: &str, args: &[&str], timeout: Duration) -> Result<String> {
     let what = args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
     let child = tokio::process::Command::new(bin)
         .args(args)
@@ -238,9 +239,14 @@ async fn upgrade(
         reason: format!("writing the values file: {e}"),
     })?;
     let file_s = file.path().display().to_string();
+    // The release's own label (helm copies it onto its release Secrets) names the
+    // stack, so a release whose stack is gone is found again (`crate::uninstall`).
+    let labels = format!("{STACK_LABEL}={}", stack.stack_label());
     let mut args = vec![
         "upgrade",
         "--install",
+        "--labels",
+        &labels,
         "--namespace",
         &stack.namespace,
         "--values",

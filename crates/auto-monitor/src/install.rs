@@ -48,7 +48,7 @@ pub async fn apply(
     Ok(applied)
 }
 
-fn api_for(client: &Client, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {
+pub(crate) fn api_for(client: &Client, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {
     match ns {
         Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
         None => Api::all_with(client.clone(), ar),
@@ -57,7 +57,7 @@ fn api_for(client: &Client, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicOb
 
 /// The API resource of an inventory entry. Every kind steward applies pluralises by
 /// lowercasing and adding `s` (ConfigMap, ClusterRoleBinding, DaemonSet, ...).
-fn resource_of(r: &ObjectRef) -> ApiResource {
+pub(crate) fn resource_of(r: &ObjectRef) -> ApiResource {
     let (group, version) = r
         .api_version
         .rsplit_once('/')
@@ -190,55 +190,86 @@ pub async fn gather(client: &Client, stack: &Stack) -> Result<Cluster> {
 /// cluster-scoped object cannot have a namespaced owner, and a finalizer would leave
 /// the stack stuck whenever the controller is gone. `live` holds the
 /// [`STACK_LABEL`] values of existing stacks; `namespace` limits the sweep to the
-/// stacks this controller reconciles. Returns the names deleted.
+/// stacks this controller reconciles. Returns the objects deleted, as `Kind/name`.
 pub async fn delete_orphans(
     client: &Client,
     live: &BTreeSet<String>,
     namespace: Option<&str>,
 ) -> Result<Vec<String>> {
+    delete_cluster_scoped(client, |stack| {
+        let in_scope =
+            namespace.is_none_or(|ns| stack.split_once('.').is_some_and(|(n, _)| n == ns));
+        in_scope && !live.contains(stack)
+    })
+    .await
+}
+
+/// The cluster-scoped objects steward applied for stacks, each with its
+/// [`STACK_LABEL`] value.
+pub async fn cluster_scoped(client: &Client) -> Result<Vec<(ObjectRef, String)>> {
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
     let lp = ListParams::default().labels(&format!(
         "app.kubernetes.io/managed-by={FIELD_MANAGER},{STACK_LABEL}"
     ));
-    let orphan = |labels: &std::collections::BTreeMap<String, String>| {
-        let stack = labels.get(STACK_LABEL).cloned().unwrap_or_default();
-        let in_scope =
-            namespace.is_none_or(|ns| stack.split_once('.').is_some_and(|(n, _)| n == ns));
-        in_scope && !live.contains(&stack)
+    let stack_of = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get(STACK_LABEL).cloned().unwrap_or_default()
     };
-    let mut deleted = Vec::new();
-    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
-    for b in bindings
-        .list(&lp)
+    let mut found = Vec::new();
+    for b in Api::<ClusterRoleBinding>::all(client.clone())
+        .list_metadata(&lp)
         .await
         .map_err(kerr("listing ClusterRoleBindings"))?
-        .items
     {
-        if orphan(b.labels()) {
-            let gone = ok_if_not_found(
-                bindings
-                    .delete(&b.name_any(), &DeleteParams::default())
-                    .await,
-            )
-            .map_err(kerr("deleting an orphaned ClusterRoleBinding"))?;
-            if gone.is_some() {
-                deleted.push(format!("ClusterRoleBinding/{}", b.name_any()));
-            }
-        }
+        found.push((
+            rbac("ClusterRoleBinding", b.name_any()),
+            stack_of(b.labels()),
+        ));
     }
-    let roles: Api<ClusterRole> = Api::all(client.clone());
-    for r in roles
-        .list(&lp)
+    for r in Api::<ClusterRole>::all(client.clone())
+        .list_metadata(&lp)
         .await
         .map_err(kerr("listing ClusterRoles"))?
-        .items
     {
-        if orphan(r.labels()) {
-            let gone = ok_if_not_found(roles.delete(&r.name_any(), &DeleteParams::default()).await)
-                .map_err(kerr("deleting an orphaned ClusterRole"))?;
-            if gone.is_some() {
-                deleted.push(format!("ClusterRole/{}", r.name_any()));
-            }
+        found.push((rbac("ClusterRole", r.name_any()), stack_of(r.labels())));
+    }
+    Ok(found)
+}
+
+fn rbac(kind: &str, name: String) -> ObjectRef {
+    ObjectRef {
+        api_version: "rbac.authorization.k8s.io/v1".into(),
+        kind: kind.into(),
+        namespace: None,
+        name,
+    }
+}
+
+/// Deletes the cluster-scoped objects of the stacks `doomed` names (by their
+/// [`STACK_LABEL`] value), bindings before roles; returns them as `Kind/name`.
+pub async fn delete_cluster_scoped(
+    client: &Client,
+    doomed: impl Fn(&str) -> bool,
+) -> Result<Vec<String>> {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let mut deleted = Vec::new();
+    for (object, stack) in cluster_scoped(client).await? {
+        if !doomed(&stack) {
+            continue;
+        }
+        let (name, dp) = (object.name.as_str(), DeleteParams::default());
+        let object = format!("{}/{}", object.kind, object.name);
+        let gone = if object.starts_with("ClusterRoleBinding/") {
+            let api: Api<ClusterRoleBinding> = Api::all(client.clone());
+            ok_if_not_found(api.delete(name, &dp).await).map(|o| o.is_some())
+        } else {
+            let api: Api<ClusterRole> = Api::all(client.clone());
+            ok_if_not_found(api.delete(name, &dp).await).map(|o| o.is_some())
+        }
+        .map_err(kerr(format!(
+            "deleting {object} of a removed MonitoringStack"
+        )))?;
+        if gone {
+            deleted.push(object);
         }
     }
     Ok(deleted)

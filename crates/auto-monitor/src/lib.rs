@@ -27,6 +27,9 @@ pub mod messages;
 pub mod metrics;
 pub mod promapi;
 mod run;
+pub mod uninstall;
 
 pub use error::{Error, Result};
-pub use run::{CrdArgs, MonitorArgs, MonitorCommand, RunArgs, StatusArgs, apply_crd, run};
+pub use run::{
+    CrdArgs, MonitorArgs, MonitorCommand, RunArgs, StatusArgs, UninstallArgs, apply_crd, run,
+};

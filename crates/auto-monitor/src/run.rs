@@ -1,11 +1,14 @@
 //! Flags and the commands: `steward monitor run` (the controller), `steward
-//! monitor status` (the per-node table) and `steward monitor crd` (the CRD).
+//! monitor status` (the per-node table), `steward monitor crd` (the CRD) and
+//! `steward monitor uninstall` (`run::uninstall`).
 //! `steward monitor` with no subcommand still runs the controller for one
 //! release, with a deprecation line on stderr.
 //!
 //! `-n/--namespace` means one thing in every `steward monitor` command: the
 //! namespace of the MonitoringStacks (`run` reconciles only those, `status`
 //! reads those).
+
+mod uninstall;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +27,7 @@ use crate::crd::MonitoringStack;
 use crate::error::{Error, Result, kube as kerr};
 use crate::messages::Msg;
 use crate::metrics::Metrics;
+pub use uninstall::UninstallArgs;
 
 /// `steward monitor`.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +37,7 @@ use crate::metrics::Metrics;
   steward monitor run                       # the controller, every namespace
   steward monitor status -n monitoring      # each node's onboarding
   steward monitor crd --apply               # install the MonitoringStack CRD
+  steward monitor uninstall -n monitoring mon --dry-run
 
 -n/--namespace is the MonitoringStacks' namespace in every `steward monitor` command.
 `steward monitor` with no subcommand runs the controller as `run` does (deprecated)."
@@ -60,6 +65,8 @@ pub enum MonitorCommand {
     Status(StatusArgs),
     /// Print the MonitoringStack CRD (generated from steward's types), or apply it with --apply.
     Crd(CrdArgs),
+    /// Remove a MonitoringStack and everything it installed (helm mode: `helm uninstall`); --dry-run lists it first.
+    Uninstall(UninstallArgs),
 }
 
 /// The controller's flags.
@@ -160,6 +167,7 @@ pub async fn run(args: MonitorArgs, ctx: Context) -> Result<Exit> {
             Ok(())
         }
         Some(MonitorCommand::Status(s)) => status(&args.kube, &s, lang).await,
+        Some(MonitorCommand::Uninstall(u)) => uninstall::uninstall(&args.kube, &u, lang).await,
         Some(MonitorCommand::Run(r)) => controller_main(r, &args.kube, lang, shutdown).await,
         None => {
             eprintln!("{}", Msg::BareDeprecated.render(lang));
