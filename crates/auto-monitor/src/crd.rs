@@ -54,6 +54,11 @@ pub struct MonitoringStackSpec {
     /// Prometheus TSDB retention, a Prometheus duration such as `15d`. Default `7d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
+    /// Also drop the oldest blocks once the TSDB is larger than this, a size in
+    /// Prometheus's units (`B`, `KB`, `MB`, `GB`, `TB`, powers of 2) such as `8GB`.
+    /// Keep it below the volume's size (WAL and head block come on top). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_size: Option<String>,
     /// Scrape and rule evaluation interval, a Prometheus duration. Default `15s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape_interval: Option<String>,
@@ -77,7 +82,7 @@ pub struct MonitoringStackSpec {
     /// Where the stack's Deployments run (node-exporter runs on every monitored node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
-    /// Persistent storage for Prometheus; emptyDir when absent.
+    /// Persistent volumes for Prometheus and Grafana; emptyDirs when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
     /// The Prometheus HTTP API steward reads onboarding status from. Default: the
@@ -145,10 +150,28 @@ pub struct Placement {
     pub tolerations: Option<Vec<Toleration>>,
 }
 
-/// Prometheus persistent volume.
+/// Persistent volumes of the stack.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Storage {
+    /// Prometheus's TSDB volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Volume>,
+    /// Grafana's database (users, API keys, dashboards saved in the UI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grafana: Option<Volume>,
+    /// Deprecated: the first form of `prometheus.size`, still read as it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Deprecated: the first form of `prometheus.storageClassName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// One PersistentVolumeClaim (ReadWriteOnce).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
     /// Size, a Kubernetes quantity such as `10Gi`.
     pub size: String,
     /// StorageClass; the cluster default when absent.

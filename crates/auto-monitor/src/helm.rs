@@ -47,6 +47,7 @@ pub fn values(stack: &Stack) -> Value {
             "enabled": s.has("prometheus"),
             "prometheusSpec": {
                 "retention": s.retention,
+                "retentionSize": s.retention_size.clone().unwrap_or_default(),
                 "scrapeInterval": s.scrape_interval,
                 "evaluationInterval": s.scrape_interval,
                 "resources": r("prometheus"),
@@ -56,6 +57,13 @@ pub fn values(stack: &Stack) -> Value {
                 "probeSelectorNilUsesHelmValues": false,
                 "nodeSelector": node_selector,
                 "tolerations": tolerations,
+                "storageSpec": s.storage.prometheus.as_ref().map(|v| json!({
+                    "volumeClaimTemplate": { "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": v.storage_class_name,
+                        "resources": { "requests": { "storage": v.size } },
+                    }},
+                })).unwrap_or_else(|| json!({})),
             },
         },
         // The chart mounts `templateFiles` beside the configuration and each listed
@@ -72,6 +80,11 @@ pub fn values(stack: &Stack) -> Value {
         },
         "grafana": {
             "enabled": s.has("grafana"),
+            "persistence": s.storage.grafana.as_ref().map(|v| json!({
+                "enabled": true,
+                "size": v.size,
+                "storageClassName": v.storage_class_name,
+            })).unwrap_or_else(|| json!({ "enabled": false })),
             "nodeSelector": node_selector,
             "tolerations": tolerations,
             "sidecar": { "dashboards": { "enabled": true, "label": "grafana_dashboard", "labelValue": "1" } },

@@ -103,7 +103,7 @@ pub fn render(stack: &Stack) -> Rendered {
                 ("rules.yml", rules_yaml.clone()),
             ],
         )));
-        if let Some(pvc) = workloads::prometheus_pvc(stack) {
+        if let Some(pvc) = workloads::pvc(stack, "prometheus") {
             out.push(Manifest::new(&pvc));
         }
         out.push(Manifest::new(&workloads::prometheus(stack, &config_hash)));
@@ -134,6 +134,9 @@ pub fn render(stack: &Stack) -> Rendered {
                 .map(String::as_str)
                 .collect::<Vec<_>>(),
         );
+        if let Some(pvc) = workloads::pvc(stack, "grafana") {
+            out.push(Manifest::new(&pvc));
+        }
         out.push(Manifest::new(&workloads::grafana(stack, &h)));
         out.push(Manifest::new(&service(stack, "grafana", 3000)));
     }

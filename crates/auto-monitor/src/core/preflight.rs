@@ -104,16 +104,45 @@ pub fn check(stack: &Stack, c: &Cluster) -> Vec<PreflightFinding> {
 }
 
 fn storage(stack: &Stack, c: &Cluster) -> PreflightFinding {
-    match (&stack.settings.storage, &c.default_storage_class) {
-        (None, _) => finding("storage", OK, "Prometheus keeps data in an emptyDir (spec.storage not set)".into()),
-        (Some(s), _) if s.storage_class_name.is_some() => finding(
-            "storage", OK, format!("Prometheus volume uses StorageClass {}", s.storage_class_name.clone().unwrap_or_default()),
+    let v = &stack.settings.storage;
+    let asked: Vec<(&str, &crate::crd::Volume)> =
+        [("Prometheus", &v.prometheus), ("Grafana", &v.grafana)]
+            .into_iter()
+            .filter_map(|(who, v)| v.as_ref().map(|v| (who, v)))
+            .collect();
+    if asked.is_empty() {
+        return finding(
+            "storage",
+            OK,
+            "Prometheus and Grafana keep data in emptyDirs (spec.storage not set)".into(),
+        );
+    }
+    let defaulted: Vec<&str> = asked
+        .iter()
+        .filter(|(_, v)| v.storage_class_name.is_none())
+        .map(|(who, _)| *who)
+        .collect();
+    match (defaulted.is_empty(), &c.default_storage_class) {
+        (true, _) => finding(
+            "storage",
+            OK,
+            format!(
+                "volumes use StorageClass {}",
+                asked
+                    .iter()
+                    .filter_map(|(_, v)| v.storage_class_name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ),
-        (Some(_), Some(sc)) => finding("storage", OK, format!("default StorageClass {sc}")),
-        (Some(_), None) => finding(
+        (false, Some(sc)) => finding("storage", OK, format!("default StorageClass {sc}")),
+        (false, None) => finding(
             "storage",
             BLOCKING,
-            "spec.storage is set but the cluster has no default StorageClass: set spec.storage.storageClassName or mark one default".into(),
+            format!(
+                "spec.storage asks for a volume for {} but the cluster has no default StorageClass: set its storageClassName or mark one default",
+                defaulted.join(" and ")
+            ),
         ),
     }
 }
@@ -203,14 +232,18 @@ pub fn blocked(findings: &[PreflightFinding]) -> bool {
 mod tests {
     use super::*;
     use crate::core::validate::{Profile, validate};
-    use crate::crd::{MonitoringStackSpec, Storage};
+    use crate::crd::{MonitoringStackSpec, Storage, Volume};
 
     fn stack(storage: bool) -> Stack {
+        stack_with(storage.then(|| Storage {
+            size: Some("5Gi".into()),
+            ..Storage::default()
+        }))
+    }
+
+    fn stack_with(storage: Option<Storage>) -> Stack {
         let spec = MonitoringStackSpec {
-            storage: storage.then(|| Storage {
-                size: "5Gi".into(),
-                storage_class_name: None,
-            }),
+            storage,
             ..Default::default()
         };
         Stack::new(
@@ -252,6 +285,29 @@ mod tests {
             ..roomy.clone()
         };
         assert!(all_ok(&check(&stack(true), &with_sc)));
+        // Grafana's volume with no class blocks too and is named; a named class passes
+        let vol = |class: Option<&str>| Volume {
+            size: "1Gi".into(),
+            storage_class_name: class.map(String::from),
+        };
+        let grafana_only = stack_with(Some(Storage {
+            prometheus: Some(vol(Some("fast"))),
+            grafana: Some(vol(None)),
+            ..Storage::default()
+        }));
+        let f = check(&grafana_only, &roomy);
+        assert!(
+            blocked(&f)
+                && f.iter()
+                    .any(|f| f.check == "storage" && f.message.contains("for Grafana but")),
+            "{f:?}"
+        );
+        let named = stack_with(Some(Storage {
+            prometheus: Some(vol(Some("fast"))),
+            grafana: Some(vol(Some("slow"))),
+            ..Storage::default()
+        }));
+        assert!(all_ok(&check(&named, &roomy)));
         // no node fits Prometheus' 512Mi
         let small = Cluster {
             nodes: vec![room("a", 4.0, 0.25)],

@@ -11,11 +11,13 @@ use crate::crd::{COMPONENTS, ComponentResources, MonitoringStackSpec};
 mod alerting;
 mod helm;
 mod settings;
+mod storage;
 #[cfg(test)]
 mod tests;
 
 pub use helm::{DEFAULT_CHARTS, admit};
 pub use settings::{DEFAULT_IMAGES, FieldError, InstallMode, Profile, Settings, Thresholds};
+pub use storage::Volumes;
 
 /// The wrong fields found so far.
 #[derive(Debug, Default)]
@@ -51,6 +53,7 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
     helm::check(spec, mode, &mut e);
     let profile = profile(spec, &mut e);
     let retention = e.duration("spec.retention", spec.retention.as_ref(), "7d");
+    let retention_size = storage::retention_size(spec, &mut e);
     let scrape_interval = e.duration("spec.scrapeInterval", spec.scrape_interval.as_ref(), "15s");
     let deadline = e.duration(
         "spec.onboardingDeadline",
@@ -60,7 +63,8 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
     let thresholds = thresholds(spec, &mut e);
     let resources = resources(spec, &mut e);
     let images = images(spec, &mut e);
-    storage_and_url(spec, &mut e);
+    let storage = storage::check(spec, &mut e);
+    prometheus_url(spec, &mut e);
     let alerting = alerting::check(spec, &mut e);
     if !e.0.is_empty() {
         return Err(e.0);
@@ -70,6 +74,7 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
         mode,
         profile,
         retention,
+        retention_size,
         scrape_interval,
         onboarding_deadline: prom_duration(&deadline).unwrap_or_default(),
         thresholds,
@@ -77,7 +82,7 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
         images,
         placement: spec.placement.clone().unwrap_or_default(),
         node_selector: spec.node_selector.clone().unwrap_or_default(),
-        storage: spec.storage.clone(),
+        storage,
         prometheus_url: spec.prometheus_url.clone(),
         helm: spec.helm.clone(),
         alerting,
@@ -218,16 +223,8 @@ fn images(spec: &MonitoringStackSpec, e: &mut Errors) -> BTreeMap<String, String
     images
 }
 
-/// `spec.storage.size` is a quantity; `spec.prometheusUrl` an http(s) URL.
-fn storage_and_url(spec: &MonitoringStackSpec, e: &mut Errors) {
-    if let Some(s) = &spec.storage
-        && !is_quantity(&s.size)
-    {
-        e.add(
-            "spec.storage.size",
-            format!("\"{}\" is not a quantity such as 10Gi", s.size),
-        );
-    }
+/// `spec.prometheusUrl` is an http(s) URL.
+fn prometheus_url(spec: &MonitoringStackSpec, e: &mut Errors) {
     if let Some(u) = &spec.prometheus_url
         && !(u.starts_with("http://") || u.starts_with("https://"))
     {

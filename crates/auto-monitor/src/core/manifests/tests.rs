@@ -110,9 +110,10 @@ fn components_and_storage_decide_objects() {
         MonitoringStackSpec {
             components: Some(vec!["prometheus".into(), "kube-state-metrics".into()]),
             storage: Some(crate::crd::Storage {
-                size: "5Gi".into(),
-                storage_class_name: None,
+                size: Some("5Gi".into()),
+                ..Default::default()
             }),
+            retention_size: Some("4GB".into()),
             ..Default::default()
         },
         Profile::K3s,
@@ -134,6 +135,43 @@ fn components_and_storage_decide_objects() {
         prom["spec"]["template"]["spec"]["volumes"][1]["persistentVolumeClaim"]["claimName"],
         "mon-prometheus"
     );
+    let args = &prom["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .is_some_and(|a| a.iter().any(|a| a == "--storage.tsdb.retention.size=4GB")),
+        "{args}"
+    );
+
+    // Grafana's database on its own claim; without storage, an emptyDir.
+    let spec = |storage: serde_json::Value| -> MonitoringStackSpec {
+        serde_json::from_value(serde_json::json!({ "storage": storage })).unwrap_or_default()
+    };
+    let r = render(&stack(
+        spec(serde_json::json!({ "grafana": { "size": "1Gi", "storageClassName": "slow" } })),
+        Profile::Generic,
+    ));
+    let pvc = find(&r, "PersistentVolumeClaim", "mon-grafana");
+    assert_eq!(pvc["spec"]["storageClassName"], "slow");
+    assert!(
+        !r.manifests
+            .iter()
+            .any(|m| m.name() == "mon-prometheus" && m.resource.kind == "PersistentVolumeClaim")
+    );
+    let data = |r: &crate::core::manifests::Rendered| {
+        let g = find(r, "Deployment", "mon-grafana");
+        g["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["name"] == "data").cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        data(&r)["persistentVolumeClaim"]["claimName"],
+        "mon-grafana"
+    );
+    let plain = render(&stack(MonitoringStackSpec::default(), Profile::Generic));
+    assert!(data(&plain)["emptyDir"].is_object(), "{}", data(&plain));
+    let prom = find(&plain, "Deployment", "mon-prometheus");
+    assert!(!prom.to_string().contains("retention.size"));
 }
 
 #[test]

@@ -185,11 +185,12 @@ fn deployment(stack: &Stack, component: &str, hash: Option<&str>, pod: PodSpec) 
     }
 }
 
-/// The Prometheus PersistentVolumeClaim, when storage is asked for.
-pub fn prometheus_pvc(stack: &Stack) -> Option<PersistentVolumeClaim> {
-    let s = stack.settings.storage.as_ref()?;
+/// The PersistentVolumeClaim of `component` (prometheus or grafana), when its
+/// storage is asked for; named as the component's Deployment.
+pub fn pvc(stack: &Stack, component: &str) -> Option<PersistentVolumeClaim> {
+    let s = volume_of(stack, component)?;
     Some(PersistentVolumeClaim {
-        metadata: meta(stack, "prometheus", &stack.object_name("prometheus"), true),
+        metadata: meta(stack, component, &stack.object_name(component), true),
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             storage_class_name: s.storage_class_name.clone(),
@@ -203,14 +204,22 @@ pub fn prometheus_pvc(stack: &Stack) -> Option<PersistentVolumeClaim> {
     })
 }
 
-/// Prometheus, reading its configuration and rules from the ConfigMap.
-pub fn prometheus(stack: &Stack, hash: &str) -> Deployment {
-    let name = stack.object_name("prometheus");
-    let data = match stack.settings.storage {
+fn volume_of<'a>(stack: &'a Stack, component: &str) -> Option<&'a crate::crd::Volume> {
+    match component {
+        "prometheus" => stack.settings.storage.prometheus.as_ref(),
+        "grafana" => stack.settings.storage.grafana.as_ref(),
+        _ => None,
+    }
+}
+
+/// The `data` volume of `component`: its claim when storage is asked for, else an
+/// emptyDir.
+fn data_volume(stack: &Stack, component: &str) -> Volume {
+    match volume_of(stack, component) {
         Some(_) => Volume {
             name: "data".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: name.clone(),
+                claim_name: stack.object_name(component),
                 ..PersistentVolumeClaimVolumeSource::default()
             }),
             ..Volume::default()
@@ -220,16 +229,33 @@ pub fn prometheus(stack: &Stack, hash: &str) -> Deployment {
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         },
-    };
+    }
+}
+
+/// Prometheus, reading its configuration and rules from the ConfigMap.
+pub fn prometheus(stack: &Stack, hash: &str) -> Deployment {
+    let name = stack.object_name("prometheus");
+    let data = data_volume(stack, "prometheus");
     let container = Container {
         name: "prometheus".into(),
         image: Some(image(stack, "prometheus")),
-        args: Some(vec![
-            "--config.file=/etc/prometheus/prometheus.yml".into(),
-            "--storage.tsdb.path=/prometheus".into(),
-            format!("--storage.tsdb.retention.time={}", stack.settings.retention),
-            "--web.enable-lifecycle".into(),
-        ]),
+        args: Some(
+            vec![
+                "--config.file=/etc/prometheus/prometheus.yml".into(),
+                "--storage.tsdb.path=/prometheus".into(),
+                format!("--storage.tsdb.retention.time={}", stack.settings.retention),
+                "--web.enable-lifecycle".into(),
+            ]
+            .into_iter()
+            .chain(
+                stack
+                    .settings
+                    .retention_size
+                    .iter()
+                    .map(|s| format!("--storage.tsdb.retention.size={s}")),
+            )
+            .collect(),
+        ),
         ports: Some(vec![port("http", 9090)]),
         readiness_probe: Some(http_probe("/-/ready", 9090)),
         resources: Some(resources(stack, "prometheus")),
@@ -318,7 +344,7 @@ pub fn grafana(stack: &Stack, hash: &str) -> Deployment {
     };
     let mut volumes = vec![
         cm_volume("provisioning", &provisioning),
-        scratch("data"),
+        data_volume(stack, "grafana"),
         scratch("tmp"),
     ];
     let mut mounts = vec![

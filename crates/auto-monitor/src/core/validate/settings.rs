@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::crd::{ComponentResources, Placement, Storage};
+use crate::crd::{ComponentResources, Placement};
 
 /// One wrong field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +112,8 @@ pub struct Settings {
     pub profile: Option<Profile>,
     /// Retention (Prometheus duration).
     pub retention: String,
+    /// Retention by size (Prometheus size), if any.
+    pub retention_size: Option<String>,
     /// Scrape interval (Prometheus duration).
     pub scrape_interval: String,
     /// Onboarding deadline.
@@ -126,8 +128,8 @@ pub struct Settings {
     pub placement: Placement,
     /// Nodes to monitor.
     pub node_selector: BTreeMap<String, String>,
-    /// Prometheus storage.
-    pub storage: Option<Storage>,
+    /// Persistent volumes.
+    pub storage: super::Volumes,
     /// Explicit Prometheus URL.
     pub prometheus_url: Option<String>,
     /// Helm chart.
