@@ -22,6 +22,7 @@ pub mod profile;
 pub mod promconfig;
 pub mod report;
 pub mod rules;
+pub mod selfmon;
 pub mod stack;
 pub mod status;
 pub mod validate;

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::core::alerting::{self, TEMPLATE_FILE};
 use crate::core::dashboards::dashboards;
 use crate::core::promconfig::{prometheus_config, yaml};
-use crate::core::rules::{rules, rules_yaml};
+use crate::core::rules::{embedded_rules_yaml, rules};
 use crate::core::stack::Stack;
 use crate::crd::ObjectRef;
 
@@ -89,7 +89,7 @@ pub struct Rendered {
 pub fn render(stack: &Stack) -> Rendered {
     let s = &stack.settings;
     let prometheus_yaml = yaml(&prometheus_config(stack));
-    let rules_yaml = rules_yaml(&rules(&s.thresholds));
+    let rules_yaml = embedded_rules_yaml(&rules(&s.thresholds));
     let config_hash = hash(&[&prometheus_yaml, &rules_yaml]);
     let mut out = Vec::new();
     if s.has("prometheus") {
@@ -329,12 +329,12 @@ fn grafana_config(stack: &Stack) -> Vec<Manifest> {
             ("dashboards.yaml", yaml(&provider)),
         ],
     ))];
-    for d in dashboards() {
+    for (uid, json) in dashboard_files() {
         let mut cm = config_map(
             stack,
             "grafana",
-            &dashboard_config_map(stack, d.uid),
-            [(&format!("{}.json", d.uid)[..], d.json().to_string())],
+            &dashboard_config_map(stack, uid),
+            [(&format!("{uid}.json")[..], json)],
         );
         cm.metadata
             .labels
@@ -343,6 +343,20 @@ fn grafana_config(stack: &Stack) -> Vec<Manifest> {
         out.push(Manifest::new(&cm));
     }
     out
+}
+
+/// Every dashboard the embedded Grafana loads, (uid, JSON): steward's node and
+/// cluster overviews, then steward's own (the chart's files).
+pub(crate) fn dashboard_files() -> Vec<(&'static str, String)> {
+    dashboards()
+        .into_iter()
+        .map(|d| (d.uid, d.json().to_string()))
+        .chain(
+            crate::core::selfmon::DASHBOARDS
+                .into_iter()
+                .map(|(uid, json)| (uid, json.to_string())),
+        )
+        .collect()
 }
 
 /// Name of a dashboard's ConfigMap.

@@ -33,6 +33,9 @@ pub fn prometheus_config(stack: &Stack) -> Value {
             "static_configs": [{ "targets": [format!("{}:8080", stack.service_host("kube-state-metrics"))] }],
         }));
     }
+    // steward's own components, and pods annotated for scraping (`core::selfmon`).
+    jobs.push(crate::core::selfmon::steward_job());
+    jobs.push(crate::core::selfmon::annotated_pods_job());
     jobs.push(node_proxy_job("kubelet", "/metrics"));
     jobs.push(node_proxy_job("cadvisor", "/metrics/cadvisor"));
     if stack.profile.scrapes_control_plane() {
@@ -165,7 +168,16 @@ mod tests {
     #[test]
     fn components_decide_jobs_and_alerting() {
         let c = prometheus_config(&stack(Profile::Kind, &["prometheus"]));
-        assert_eq!(jobs(&c), ["prometheus", "kubelet", "cadvisor"]);
+        assert_eq!(
+            jobs(&c),
+            [
+                "prometheus",
+                "steward",
+                "kubernetes-pods",
+                "kubelet",
+                "cadvisor"
+            ]
+        );
         assert!(c.get("alerting").is_none());
         let c = prometheus_config(&stack(
             Profile::Kind,

@@ -111,25 +111,50 @@ pub fn rules(t: &Thresholds) -> Vec<Rule> {
 
 /// The Prometheus rules file (`groups:` document) as a JSON value.
 pub fn rules_document(rules: &[Rule]) -> Value {
-    let list: Vec<Value> = rules
+    groups_document(&[("steward-node", rules)])
+}
+
+/// A rules document of named groups.
+pub fn groups_document(groups: &[(&str, &[Rule])]) -> Value {
+    let groups: Vec<Value> = groups
         .iter()
-        .map(|r| {
-            json!({
-                "alert": r.alert,
-                "expr": r.expr,
-                "for": r.for_,
-                "labels": { "severity": r.severity },
-                "annotations": { "summary": r.summary, "summary_ko": r.summary_ko },
-            })
+        .map(|(name, rules)| {
+            let list: Vec<Value> = rules
+                .iter()
+                .map(|r| {
+                    json!({
+                        "alert": r.alert,
+                        "expr": r.expr,
+                        "for": r.for_,
+                        "labels": { "severity": r.severity },
+                        "annotations": { "summary": r.summary, "summary_ko": r.summary_ko },
+                    })
+                })
+                .collect();
+            json!({ "name": name, "rules": list })
         })
         .collect();
-    json!({ "groups": [{ "name": "steward-node", "rules": list }] })
+    json!({ "groups": groups })
 }
 
 /// The rules file as YAML.
 pub fn rules_yaml(rules: &[Rule]) -> String {
+    yaml_of(&rules_document(rules))
+}
+
+/// The embedded stack's rules file: the node rules and steward's own
+/// (`core::selfmon`).
+pub fn embedded_rules_yaml(rules: &[Rule]) -> String {
+    let own = crate::core::selfmon::rules();
+    yaml_of(&groups_document(&[
+        ("steward-node", rules),
+        ("steward-self", &own),
+    ]))
+}
+
+fn yaml_of(v: &Value) -> String {
     // A JSON value always serialises (strings, numbers, bools, maps, lists).
-    serde_saphyr::to_string(&rules_document(rules)).unwrap_or_default()
+    serde_saphyr::to_string(v).unwrap_or_default()
 }
 
 #[cfg(test)]

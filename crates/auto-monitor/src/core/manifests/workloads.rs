@@ -14,8 +14,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{dashboard_config_map, meta, security};
-use crate::core::dashboards::dashboards;
+use super::{dashboard_config_map, dashboard_files, meta, security};
 use crate::core::stack::{CONFIG_HASH_ANNOTATION, Stack};
 
 /// Keys of Grafana's admin Secret ([`grafana_admin_secret`]).
@@ -365,10 +364,10 @@ pub fn grafana(stack: &Stack, hash: &str) -> Deployment {
             )
         },
     ];
-    for d in dashboards() {
-        let vol = format!("dashboard-{}", d.uid);
-        volumes.push(cm_volume(&vol, &dashboard_config_map(stack, d.uid)));
-        mounts.push(mount(&vol, &format!("{DASHBOARD_DIR}/{}", d.uid)));
+    for (uid, _) in dashboard_files() {
+        let vol = format!("dashboard-{uid}");
+        volumes.push(cm_volume(&vol, &dashboard_config_map(stack, uid)));
+        mounts.push(mount(&vol, &format!("{DASHBOARD_DIR}/{uid}")));
     }
     let container = Container {
         name: "grafana".into(),
