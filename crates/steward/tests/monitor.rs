@@ -113,7 +113,13 @@ async fn install_onboard_remove_and_restart() {
         .list(&ListParams::default().labels("grafana_dashboard=1"))
         .await
         .unwrap();
-    assert_eq!(dashboards.items.len(), 2);
+    // The node and cluster overviews and steward's own four (the chart's files).
+    assert_eq!(dashboards.items.len(), 6);
+    let names: Vec<String> = dashboards.items.iter().map(|c| c.name_any()).collect();
+    assert!(
+        names.contains(&"mon-steward-onboarding".to_string()),
+        "{names:?}"
+    );
     let roles: Api<ClusterRole> = Api::all(env.client.clone());
     assert!(
         roles
