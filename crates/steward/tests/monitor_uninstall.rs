@@ -113,6 +113,18 @@ fn uninstall(ns: &str, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `steward monitor uninstall --dry-run`'s list; fails the test unless it succeeds.
+fn dry_run(ns: &str) -> String {
+    let dry = uninstall(ns, &["--dry-run"]);
+    let out = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(
+        dry.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    out
+}
+
 /// Kinds the cluster derives from what steward applies (the garbage collector
 /// removes them with their owners); the dry run lists what steward applied.
 const DERIVED: [&str; 5] = [
@@ -154,13 +166,7 @@ async fn uninstall_of_an_embedded_stack_leaves_nothing() {
         );
     }
 
-    let dry = uninstall(&env.ns, &["--dry-run"]);
-    let out = String::from_utf8_lossy(&dry.stdout);
-    assert!(
-        dry.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    let out = dry_run(&env.ns);
     let applied: Vec<&&String> = added
         .iter()
         .filter(|o| !DERIVED.iter().any(|d| o.starts_with(&format!("{d} "))))
@@ -231,13 +237,7 @@ async fn a_helm_stack_deleted_while_the_controller_is_down_is_uninstalled() {
     ] {
         assert!(running.contains(&o), "{o} not installed: {running:?}");
     }
-    let dry = uninstall(&env.ns, &["--dry-run"]);
-    let out = String::from_utf8_lossy(&dry.stdout);
-    assert!(
-        dry.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    let out = dry_run(&env.ns);
     for line in [
         "  helm release mon:\n".to_string(),
         format!("    ClusterRole/{}-mon-steward-test\n", env.ns),
