@@ -10,6 +10,7 @@
 //! step leaves is decided in `core::status` and written once at the end.
 
 mod nodes;
+mod sweep;
 mod watches;
 
 use std::collections::{BTreeSet, HashMap};
@@ -75,6 +76,9 @@ pub struct Controller {
     last_good: HashMap<String, Settings>,
     /// Per stack: when pre-flight last blocked its install.
     blocked: HashMap<String, Instant>,
+    /// Per stack with `spec.prometheus: external`: the URL of the operator
+    /// Prometheus pre-flight chose.
+    external: HashMap<String, String>,
     /// Stacks seen on the last pass, as `<namespace>.<name>`.
     known: Option<BTreeSet<String>>,
     /// Prometheus API clients by URL (one connection pool each).
@@ -116,6 +120,7 @@ pub async fn run(
         known: None,
         server_version,
         blocked: HashMap::new(),
+        external: HashMap::new(),
         last_good: HashMap::new(),
     };
     // Drive the watches until each has its first list before deciding anything.
@@ -164,41 +169,6 @@ impl Controller {
     fn error_policy(&self, ms: &MonitoringStack, e: &Error) {
         self.metrics.reconcile_error(e.metric_label());
         tracing::warn!(stack = %key(ms), error = %e, "reconcile failed; retrying on the next pass");
-    }
-
-    /// A stack went away (or this is the first pass): sweep its cluster-scoped
-    /// objects and uninstall its helm release (`crate::uninstall`).
-    async fn sweep(&mut self) {
-        let live: BTreeSet<String> = self
-            .stacks
-            .state()
-            .iter()
-            .map(|m| format!("{}.{}", m.namespace().unwrap_or_default(), m.name_any()))
-            .collect();
-        if self.known.as_ref() == Some(&live) {
-            return;
-        }
-        let ns = self.cfg.namespace.as_deref();
-        let swept = async {
-            let objects = install::delete_orphans(&self.client, &live, ns).await?;
-            let releases =
-                crate::uninstall::sweep_releases(&self.client, &self.cfg.helm, &live, ns).await?;
-            Ok::<_, Error>((objects, releases))
-        };
-        match swept.await {
-            Ok((objects, releases)) => {
-                for d in objects {
-                    tracing::info!(object = %d, "deleted a cluster-scoped object of a removed MonitoringStack");
-                }
-                for r in releases {
-                    tracing::info!(release = %r, "uninstalled the helm release of a removed MonitoringStack");
-                }
-                self.known = Some(live);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "sweeping what removed MonitoringStacks left failed; retrying")
-            }
-        }
     }
 
     async fn reconcile(&mut self, ms: &MonitoringStack) -> Result<()> {
@@ -259,12 +229,13 @@ impl Controller {
             .as_deref()
             .and_then(parse_profile)
             .unwrap_or(Profile::Generic);
-        let stack = Stack::new(
+        let mut stack = Stack::new(
             &ms.name_any(),
             &ms.namespace().unwrap_or_default(),
             settings.clone(),
             profile,
         );
+        stack.external_url = self.external.get(&key(ms)).cloned();
         self.onboard(&stack, &settings, status, now).await
     }
 
@@ -282,7 +253,8 @@ impl Controller {
             .profile
             .unwrap_or_else(|| profile::detect(&all_nodes, self.server_version.as_deref()));
         let (name, ns) = (ms.name_any(), ms.namespace().unwrap_or_default());
-        let stack = Stack::new(&name, &ns, settings.clone(), profile);
+        let mut stack = Stack::new(&name, &ns, settings.clone(), profile);
+        stack.external_url = self.external.get(&key(ms)).cloned();
         self.last_good.insert(key(ms), settings.clone());
         match settings.mode {
             InstallMode::Embedded => self.embedded(ms, &stack, status, now).await?,
@@ -346,6 +318,10 @@ impl Controller {
     ) -> Result<bool> {
         let cluster = install::gather(&self.client, stack).await?;
         let findings = preflight::check(stack, &cluster);
+        match cluster.external.and_then(|c| c.chosen) {
+            Some((_, url)) => self.external.insert(key(ms), url),
+            None => self.external.remove(&key(ms)),
+        };
         let lang = self.cfg.lang;
         let generation = ms.metadata.generation;
         let profile = stack.profile.as_str();
@@ -366,7 +342,8 @@ impl Controller {
         }
         crate::grafana_admin::ensure(&self.client, ms, stack).await?;
         let applied = install::apply(&self.client, ms, &to_apply).await?;
-        let pruned = install::prune(&self.client, stack, &status.inventory, &applied).await?;
+        let old = install::inventory(&self.client, ms, &status.inventory).await?;
+        let pruned = install::prune(&self.client, stack, &old, &applied).await?;
         self.metrics.applies.inc();
         let changed = status::applied(status, applied, &rendered.config_hash, pruned.len(), now);
         tracing::info!(stack = %key(ms), objects = status.inventory.len(), pruned = pruned.len(), profile, "applied");

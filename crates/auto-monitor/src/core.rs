@@ -6,6 +6,7 @@
 //! - `stack`: one resolved stack, the names and labels of everything it installs;
 //! - `profile`: kind, minikube, k3s, eks, gke, aks or generic, from the nodes and the API server;
 //! - `manifests`, `promconfig`, `rules`, `dashboards`: what to apply;
+//! - `external`: which Prometheus Operator Prometheus serves `spec.prometheus: external`;
 //! - `alerting`: Alertmanager's routes, receivers and message templates;
 //! - `preflight`: findings from a snapshot of the cluster;
 //! - `onboarding`: each node's onboarding as a state machine;
@@ -15,6 +16,7 @@
 pub mod alerting;
 pub mod conditions;
 pub mod dashboards;
+pub mod external;
 pub mod manifests;
 pub mod onboarding;
 pub mod preflight;

@@ -85,8 +85,14 @@ pub struct MonitoringStackSpec {
     /// Persistent volumes for Prometheus and Grafana; emptyDirs when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
+    /// Whose Prometheus scrapes: `steward` (its own; the default) or `external` (a
+    /// Prometheus Operator's Prometheus that selects the stack's ServiceMonitor and
+    /// PrometheusRule; steward runs none and reads onboarding from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
     /// The Prometheus HTTP API steward reads onboarding status from. Default: the
-    /// stack's own Service (`http://<name>-prometheus.<namespace>.svc:9090`).
+    /// stack's own Service (`http://<name>-prometheus.<namespace>.svc:9090`), or with
+    /// `prometheus: external` the selecting Prometheus's `prometheus-operated` Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_url: Option<String>,
     /// Helm mode: chart reference and version.

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -14,6 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use steward_kube::error::ok_if_not_found;
 use steward_kube::list::list_all;
 
+use crate::core::external::OperatorPrometheus;
 use crate::core::manifests::Manifest;
 use crate::core::preflight::Cluster;
 use crate::core::preflight::snapshot::{Listed, snapshot};
@@ -64,6 +65,35 @@ pub(crate) fn resource_of(r: &ObjectRef) -> ApiResource {
         .unwrap_or(("", &r.api_version));
     let gvk = GroupVersionKind::gvk(group, version, &r.kind);
     ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", r.kind.to_lowercase()))
+}
+
+/// What the stack installed: the inventory of the MonitoringStack as the API server
+/// has it now, with `known` (the status this pass started from). The watch's copy
+/// can be older than this controller's last status write (a spec change seen
+/// before the status patch that preceded it), and pruning from it alone would
+/// forget what that write recorded and leave those objects behind.
+pub async fn inventory(
+    client: &Client,
+    ms: &MonitoringStack,
+    known: &[ObjectRef],
+) -> Result<Vec<ObjectRef>> {
+    let api: Api<MonitoringStack> =
+        Api::namespaced(client.clone(), &ms.namespace().unwrap_or_default());
+    let live = api
+        .get_opt(&ms.name_any())
+        .await
+        .map_err(kerr("reading the MonitoringStack's inventory"))?;
+    let mut all: Vec<ObjectRef> = known.to_vec();
+    for r in live
+        .and_then(|m| m.status)
+        .map(|s| s.inventory)
+        .unwrap_or_default()
+    {
+        if !all.contains(&r) {
+            all.push(r);
+        }
+    }
+    Ok(all)
 }
 
 /// Deletes what `old` has and `new` has not, only if it still carries this stack's
@@ -161,7 +191,7 @@ pub async fn not_available(
 /// read here, made into a [`Cluster`] by `core::preflight::snapshot`.
 pub async fn gather(client: &Client, stack: &Stack) -> Result<Cluster> {
     let lp = ListParams::default();
-    let listed = Listed {
+    let mut listed = Listed {
         nodes: list_all(&Api::<Node>::all(client.clone()), &lp)
             .await
             .map_err(kerr("listing nodes"))?,
@@ -181,8 +211,44 @@ pub async fn gather(client: &Client, stack: &Stack) -> Result<Cluster> {
             .await
             .map_err(kerr("listing CRDs"))?
             .items,
+        ..Listed::default()
     };
+    if stack.settings.external_prometheus {
+        external(client, stack, &mut listed).await?;
+    }
     Ok(snapshot(stack, &listed))
+}
+
+/// For `spec.prometheus: external`: every operator Prometheus (when its CRD is
+/// there) and the labels of the stack's namespace, which namespace selectors match.
+async fn external(client: &Client, stack: &Stack, listed: &mut Listed) -> Result<()> {
+    use crate::core::manifests::operator::GROUP;
+    let crd = format!("prometheuses.{GROUP}");
+    if listed.crds.iter().any(|c| c.name_any() == crd) {
+        let gvk = GroupVersionKind::gvk(GROUP, "v1", "Prometheus");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "prometheuses");
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let items = list_all(&api, &ListParams::default())
+            .await
+            .map_err(kerr("listing Prometheus objects"))?;
+        listed.prometheuses = items
+            .iter()
+            .map(|p| {
+                let spec = p.data.get("spec").cloned().unwrap_or_default();
+                OperatorPrometheus::from_spec(
+                    &p.namespace().unwrap_or_default(),
+                    &p.name_any(),
+                    &spec,
+                )
+            })
+            .collect();
+    }
+    let ns = Api::<Namespace>::all(client.clone())
+        .get(&stack.namespace)
+        .await
+        .map_err(kerr(format!("reading namespace {}", stack.namespace)))?;
+    listed.namespace_labels = ns.labels().clone();
+    Ok(())
 }
 
 /// Deletes the cluster-scoped objects (ClusterRoles and their bindings) of stacks that

@@ -8,92 +8,19 @@
 
 mod monitor_support;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use auto_monitor::crd::MonitoringStack;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use monitor_support::{Proc, controller, free_port};
+use monitor_support::operator::{
+    generated_config, install_operator_crds, monitoring, operator, wait_established,
+};
+use monitor_support::{controller, free_port};
 use serde_json::json;
 use testkit::wait;
 
 const T: Duration = Duration::from_secs(120);
-
-fn bin_dir() -> PathBuf {
-    testkit::bin_dir().unwrap()
-}
-
-/// Applies every CRD of the operator's module.
-fn install_operator_crds() {
-    let dir = bin_dir().join("../prometheus-operator-crds");
-    let dir = dir.display().to_string();
-    let args = ["apply", "--server-side", "--force-conflicts", "-f", &dir];
-    monitor_support::kubectl("applying the operator CRDs", &args);
-}
-
-/// Waits until the CRDs the test uses are Established. (`kubectl wait` gives up at once
-/// on a CRD whose status has no conditions yet.)
-async fn wait_established(client: &kube::Client) {
-    for name in [
-        "servicemonitors.monitoring.coreos.com",
-        "prometheusrules.monitoring.coreos.com",
-        "prometheuses.monitoring.coreos.com",
-    ] {
-        wait::crd_established(client, name, T).await.unwrap();
-    }
-}
-
-/// The real prometheus-operator for one namespace, talking to the simulated API server
-/// with the admin client certificate (it has no kubeconfig flag).
-fn operator(ns: &str) -> Proc {
-    let cluster = testkit::cluster();
-    let kc = kube::config::Kubeconfig::read_from(cluster.kubeconfig()).unwrap();
-    let user = kc.auth_infos[0].auth_info.clone().unwrap();
-    let ca = kc.clusters[0]
-        .cluster
-        .clone()
-        .unwrap()
-        .certificate_authority;
-    let file = |v: Option<String>| v.unwrap();
-    let log = std::env::temp_dir().join(format!("prometheus-operator-{ns}-{}.log", free_port()));
-    let mut operator = Command::new(bin_dir().join("prometheus-operator"));
-    operator
-        .arg(format!("--apiserver={}", cluster.server()))
-        .arg(format!(
-            "--ca-file={}",
-            file(ca)
-        ))
-        .arg(format!("--cert-file={}", file(user.client_certificate)))
-        .arg(format!("--key-file={}", file(user.client_key)))
-        .arg(format!("--namespaces={ns}"))
-        .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
-        .arg("--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0");
-    Proc::spawn(&mut operator, log)
-}
-
-fn monitoring(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", kind),
-        plural,
-    )
-}
-
-fn gunzip(data: &[u8]) -> String {
-    let mut child = Command::new("gzip")
-        .arg("-dc")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "gzip -dc failed");
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_accepts_and_selects_the_service_monitor_and_rule() {
@@ -197,38 +124,15 @@ async fn operator_accepts_and_selects_the_service_monitor_and_rule() {
     // (b) the operator selected them: a scrape job for the ServiceMonitor in the
     // generated configuration, steward's alerts in the generated rule files.
     let job = format!("serviceMonitor/{}/mon-node-exporter/0", env.ns);
-    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
-    let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    wait::until(
-        T,
+    let config = generated_config(
+        &env.client,
+        &env.ns,
+        "op",
         "the operator's configuration to scrape the ServiceMonitor",
-        || {
-            let secrets = secrets.clone();
-            let job = job.clone();
-            let last = last.clone();
-            async move {
-                let Some(s) = secrets.get_opt("prometheus-op").await? else {
-                    return Ok(false);
-                };
-                let Some(gz) = s.data.as_ref().and_then(|d| d.get("prometheus.yaml.gz")) else {
-                    return Ok(false);
-                };
-                let text = gunzip(&gz.0);
-                let found = text.contains(&job);
-                *last.lock().unwrap() = text;
-                Ok(found)
-            }
-        },
+        |text| text.contains(&job),
     )
     .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e:#}\nconfig:\n{}\noperator log:\n{}",
-            last.lock().unwrap(),
-            op.log_text()
-        )
-    });
-    let config = last.lock().unwrap().clone();
+    .unwrap_or_else(|e| panic!("{e:#}\noperator log:\n{}", op.log_text()));
     // The node relabeling and the job taken from the Service's app.kubernetes.io/name.
     assert!(
         config.contains("__meta_kubernetes_pod_node_name") && config.contains("target_label: node"),

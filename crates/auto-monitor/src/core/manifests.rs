@@ -310,7 +310,7 @@ fn grafana_config(stack: &Stack) -> Vec<Manifest> {
         "apiVersion": 1,
         "datasources": [{
             "name": "Prometheus", "uid": "prometheus", "type": "prometheus", "access": "proxy",
-            "url": format!("http://{}:9090", stack.service_host("prometheus")), "isDefault": true,
+            "url": stack.datasource_url(), "isDefault": true,
         }],
     });
     let provider = serde_json::json!({

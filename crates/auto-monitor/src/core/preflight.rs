@@ -7,6 +7,7 @@ use crate::core::manifests::workloads::default_requests;
 use crate::core::stack::Stack;
 use crate::crd::PreflightFinding;
 
+mod external;
 pub mod snapshot;
 
 /// Free capacity of one schedulable node.
@@ -39,6 +40,8 @@ pub struct Cluster {
     pub operator_crd_names: Vec<String>,
     /// Served versions of our own CRD, if installed.
     pub own_crd_versions: Vec<String>,
+    /// With `spec.prometheus: external`: which operator Prometheus selects the stack.
+    pub external: Option<crate::core::external::Choice>,
 }
 
 /// Severities.
@@ -100,6 +103,9 @@ pub fn check(stack: &Stack, c: &Cluster) -> Vec<PreflightFinding> {
             ),
         )
     });
+    if stack.settings.external_prometheus {
+        out.push(external::finding_for(stack, c));
+    }
     out
 }
 

@@ -23,6 +23,9 @@ pub struct Stack {
     pub settings: Settings,
     /// Profile in force.
     pub profile: Profile,
+    /// With `spec.prometheus: external`: the URL of the operator's Prometheus that
+    /// pre-flight found selecting the stack's objects (`crate::core::external`).
+    pub external_url: Option<String>,
 }
 
 impl Stack {
@@ -33,6 +36,7 @@ impl Stack {
             namespace: namespace.into(),
             settings,
             profile,
+            external_url: None,
         }
     }
 
@@ -76,11 +80,33 @@ impl Stack {
         l
     }
 
-    /// The Prometheus HTTP API steward reads onboarding from.
+    /// The Prometheus HTTP API steward reads onboarding from: `spec.prometheusUrl`,
+    /// else steward's own Prometheus, or with `spec.prometheus: external` the chosen
+    /// operator Prometheus (until one is found, the operator's Service in the stack's
+    /// namespace).
     pub fn prometheus_url(&self) -> String {
-        self.settings
-            .prometheus_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}:9090", self.service_host("prometheus")))
+        if let Some(u) = &self.settings.prometheus_url {
+            return u.clone();
+        }
+        if self.settings.external_prometheus {
+            return self.external_url.clone().unwrap_or_else(|| {
+                format!("http://prometheus-operated.{}.svc:9090", self.namespace)
+            });
+        }
+        self.own_prometheus_url()
+    }
+
+    /// Where Grafana's data source points: the Prometheus that holds the data
+    /// (steward's own, whatever `spec.prometheusUrl` says, or the external one).
+    pub fn datasource_url(&self) -> String {
+        if self.settings.external_prometheus {
+            self.prometheus_url()
+        } else {
+            self.own_prometheus_url()
+        }
+    }
+
+    fn own_prometheus_url(&self) -> String {
+        format!("http://{}:9090", self.service_host("prometheus"))
     }
 }

@@ -48,8 +48,12 @@ impl Errors {
 /// Validates `spec`; every wrong field is reported, not just the first.
 pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>> {
     let mut e = Errors::default();
-    let components = components(spec, &mut e);
+    let mut components = components(spec, &mut e);
     let mode = install_mode(spec, &mut e);
+    let external_prometheus = prometheus_source(spec, mode, &mut e);
+    if external_prometheus {
+        components.remove("prometheus");
+    }
     helm::check(spec, mode, &mut e);
     let profile = profile(spec, &mut e);
     let retention = e.duration("spec.retention", spec.retention.as_ref(), "7d");
@@ -84,6 +88,7 @@ pub fn validate(spec: &MonitoringStackSpec) -> Result<Settings, Vec<FieldError>>
         node_selector: spec.node_selector.clone().unwrap_or_default(),
         storage,
         prometheus_url: spec.prometheus_url.clone(),
+        external_prometheus,
         helm: spec.helm.clone(),
         alerting,
     })
@@ -119,6 +124,38 @@ fn install_mode(spec: &MonitoringStackSpec, e: &mut Errors) -> InstallMode {
                 format!("unknown install mode \"{other}\" (embedded or helm)"),
             );
             InstallMode::Embedded
+        }
+    }
+}
+
+/// `spec.prometheus`: steward (the default) or external. External is for the
+/// embedded install (helm mode's chart brings its own Prometheus: its values switch
+/// it off) and excludes steward's Prometheus from `spec.components`.
+fn prometheus_source(spec: &MonitoringStackSpec, mode: InstallMode, e: &mut Errors) -> bool {
+    match spec.prometheus.as_deref() {
+        None | Some("steward") => false,
+        Some("external") => {
+            if mode == InstallMode::Helm {
+                e.add(
+                    "spec.prometheus",
+                    "external works with installMode embedded; in helm mode switch the chart's Prometheus off in spec.helm.values",
+                );
+            }
+            let listed = spec.components.iter().flatten().any(|c| c == "prometheus");
+            if listed {
+                e.add(
+                    "spec.prometheus",
+                    "external and spec.components lists prometheus: steward runs no Prometheus of its own with external",
+                );
+            }
+            true
+        }
+        Some(other) => {
+            e.add(
+                "spec.prometheus",
+                format!("unknown value \"{other}\" (steward or external)"),
+            );
+            false
         }
     }
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+pub mod operator;
+
 /// A free loopback port for a child to bind ([`testkit::free_port`]).
 pub fn free_port() -> u16 {
     testkit::free_port()
@@ -196,14 +198,12 @@ fn start(
     let kubeconfig = testkit::cluster().kubeconfig().display().to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(command)
-        .args([
-            "--namespace",
-            ns,
-            "--prometheus-url",
-            prometheus_url,
-            "--poll-interval",
-            "500ms",
-        ])
+        .args(["--namespace", ns, "--poll-interval", "500ms"])
+        // "" leaves the flag out: onboarding reads each stack's own URL.
+        .args(match prometheus_url {
+            "" => vec![],
+            url => vec!["--prometheus-url", url],
+        })
         .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
@@ -218,7 +218,12 @@ fn start(
 /// kubectl against the test cluster; fails the test unless it succeeds (`what`
 /// names the step in the failure).
 pub fn kubectl(what: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(testkit::bin_dir().unwrap().join("kubectl"))
+    run(&testkit::bin_dir().unwrap().join("kubectl"), what, args)
+}
+
+/// `program` against the test cluster; fails the test unless it succeeds.
+pub fn run(program: &std::path::Path, what: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(program)
         .args(args)
         .env("KUBECONFIG", testkit::cluster().kubeconfig())
         .output()

@@ -10,6 +10,8 @@
 //! `*SelectorNilUsesHelmValues: false` (its default selects `release: <release>`).
 //! Plain JSON values: typed CRD structs would pin an operator version for two objects.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{ApiResource, GroupVersionKind};
@@ -58,6 +60,18 @@ pub fn rule_name(stack: &Stack) -> String {
     stack.object_name("rules")
 }
 
+/// Labels of the node-exporter ServiceMonitor.
+pub fn monitor_labels(stack: &Stack) -> BTreeMap<String, String> {
+    stack.labels("node-exporter")
+}
+
+/// Labels of the PrometheusRule.
+pub fn rule_labels(stack: &Stack) -> BTreeMap<String, String> {
+    let mut l = stack.labels("prometheus");
+    l.insert("app.kubernetes.io/name".into(), "rules".into());
+    l
+}
+
 /// The operator objects of a stack, in apply order. Empty without node-exporter
 /// (nothing to scrape; the rules select only its job).
 pub fn objects(stack: &Stack) -> Vec<Manifest> {
@@ -81,7 +95,7 @@ pub fn objects(stack: &Stack) -> Vec<Manifest> {
         }),
         ..Service::default()
     };
-    let labels = stack.labels("node-exporter");
+    let labels = monitor_labels(stack);
     let monitor = custom(
         "ServiceMonitor",
         "servicemonitors",
@@ -105,13 +119,11 @@ pub fn objects(stack: &Stack) -> Vec<Manifest> {
             },
         }),
     );
-    let mut rule_labels = stack.labels("prometheus");
-    rule_labels.insert("app.kubernetes.io/name".into(), "rules".into());
     let rule = custom(
         "PrometheusRule",
         "prometheusrules",
         json!({
-            "metadata": { "name": rule_name(stack), "namespace": stack.namespace, "labels": rule_labels },
+            "metadata": { "name": rule_name(stack), "namespace": stack.namespace, "labels": rule_labels(stack) },
             "spec": rules_document(&rules(&stack.settings.thresholds)),
         }),
     );

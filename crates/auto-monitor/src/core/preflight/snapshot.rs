@@ -29,6 +29,10 @@ pub struct Listed {
     pub storage_classes: Vec<StorageClass>,
     /// Every CRD.
     pub crds: Vec<CustomResourceDefinition>,
+    /// With `spec.prometheus: external`: every operator Prometheus.
+    pub prometheuses: Vec<crate::core::external::OperatorPrometheus>,
+    /// With `spec.prometheus: external`: the labels of the stack's namespace.
+    pub namespace_labels: BTreeMap<String, String>,
 }
 
 /// The snapshot [`super::check`] reads.
@@ -74,6 +78,20 @@ pub fn snapshot(stack: &Stack, listed: &Listed) -> Cluster {
         ..Cluster::default()
     };
     crds(&mut cluster, &listed.crds);
+    if stack.settings.external_prometheus {
+        use crate::core::manifests::operator::{monitor_labels, rule_labels};
+        let (ml, rl) = (monitor_labels(stack), rule_labels(stack));
+        let written = crate::core::external::Written {
+            namespace: &stack.namespace,
+            namespace_labels: &listed.namespace_labels,
+            monitor_labels: &ml,
+            rule_labels: &rl,
+        };
+        cluster.external = Some(crate::core::external::choose(
+            &listed.prometheuses,
+            &written,
+        ));
+    }
     cluster
 }
 

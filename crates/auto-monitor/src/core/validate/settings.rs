@@ -132,6 +132,8 @@ pub struct Settings {
     pub storage: super::Volumes,
     /// Explicit Prometheus URL.
     pub prometheus_url: Option<String>,
+    /// `spec.prometheus: external`: no Prometheus of steward's own.
+    pub external_prometheus: bool,
     /// Helm chart.
     pub helm: Option<crate::crd::HelmSpec>,
     /// Where alerts go.

@@ -94,10 +94,56 @@ fn each_bad_field_is_named() {
             },
             &["spec.resources.grafana.requests.cpu", "spec.prometheusUrl"],
         ),
+        (
+            MonitoringStackSpec {
+                prometheus: Some("operator".into()),
+                ..Default::default()
+            },
+            &["spec.prometheus"],
+        ),
+        (
+            MonitoringStackSpec {
+                prometheus: Some("external".into()),
+                components: Some(vec!["prometheus".into(), "node-exporter".into()]),
+                ..Default::default()
+            },
+            &["spec.prometheus"],
+        ),
     ];
     for (spec, want) in cases {
         assert_eq!(fields(spec.clone()), want.to_vec(), "{spec:?}");
     }
+}
+
+#[test]
+fn external_prometheus_runs_none_of_steward_and_is_embedded_only() {
+    let s = validate(&MonitoringStackSpec {
+        prometheus: Some("external".into()),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(s.external_prometheus && !s.has("prometheus") && s.has("node-exporter"));
+    let own = validate(&MonitoringStackSpec {
+        prometheus: Some("steward".into()),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!own.external_prometheus && own.has("prometheus"));
+    let helm = validate(&MonitoringStackSpec {
+        prometheus: Some("external".into()),
+        install_mode: Some("helm".into()),
+        helm: Some(crate::crd::HelmSpec {
+            chart: "prometheus-community/kube-prometheus-stack".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let errs = helm.err().unwrap_or_default();
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "spec.prometheus" && e.reason.contains("embedded")),
+        "{errs:?}"
+    );
 }
 
 #[test]
