@@ -110,7 +110,7 @@ async fn install_onboard_remove_and_restart() {
     assert_eq!(ds.status.unwrap().number_ready, 1);
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
     let dashboards = cms
-        .list(&ListParams::default().labels("grafana_dashboard=1"))
+        .list(&ListParams::default().labels("steward.io/dashboard"))
         .await
         .unwrap();
     // The node and cluster overviews and steward's own four (the chart's files).

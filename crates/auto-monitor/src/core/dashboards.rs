@@ -1,6 +1,6 @@
 //! The two Grafana dashboards steward ships (node overview, cluster overview). Pure.
-//! Each becomes a ConfigMap labelled `grafana_dashboard: "1"` (the label Grafana's
-//! dashboard sidecar watches) that the embedded Grafana also mounts directly.
+//! Each becomes a ConfigMap labelled `steward.io/dashboard: <uid>` that the embedded
+//! Grafana mounts directly.
 
 use serde_json::{Value, json};
 

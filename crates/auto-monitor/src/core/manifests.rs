@@ -303,8 +303,14 @@ fn rbac(stack: &Stack, component: &str, rules: Vec<PolicyRule>) -> Vec<Manifest>
     ]
 }
 
+/// Label of the embedded Grafana's dashboard ConfigMaps. Not Grafana's sidecar label
+/// (`grafana_dashboard`): the embedded Grafana mounts them itself, and a sidecar
+/// Grafana elsewhere would load every stack's copy next to the chart's under the
+/// same uids.
+pub const DASHBOARD_LABEL: &str = "steward.io/dashboard";
+
 /// Grafana's provisioning: the Prometheus data source, the dashboard provider and
-/// one ConfigMap per dashboard (labelled `grafana_dashboard: "1"`).
+/// one ConfigMap per dashboard (labelled [`DASHBOARD_LABEL`]).
 fn grafana_config(stack: &Stack) -> Vec<Manifest> {
     let datasource = serde_json::json!({
         "apiVersion": 1,
@@ -339,7 +345,7 @@ fn grafana_config(stack: &Stack) -> Vec<Manifest> {
         cm.metadata
             .labels
             .get_or_insert_with(BTreeMap::new)
-            .insert("grafana_dashboard".into(), "1".into());
+            .insert(DASHBOARD_LABEL.into(), uid.into());
         out.push(Manifest::new(&cm));
     }
     out

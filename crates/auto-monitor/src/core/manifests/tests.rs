@@ -43,7 +43,12 @@ fn default_stack_has_every_component_and_labels() {
             .any(|m| m.name() == "mon-kube-state-metrics")
     );
     let cm = find(&r, "ConfigMap", "mon-steward-node-overview");
-    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        cm["metadata"]["labels"][super::DASHBOARD_LABEL],
+        "steward-node-overview"
+    );
+    // Not the sidecar's label: a sidecar Grafana would load it twice with the chart's.
+    assert!(cm["metadata"]["labels"].get("grafana_dashboard").is_none());
     // Cluster-scoped objects have no namespace; the rest are in the stack's.
     for m in &r.manifests {
         assert_eq!(
