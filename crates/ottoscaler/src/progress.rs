@@ -67,7 +67,8 @@ impl Progress {
         self.lock().last().filter(|l| l.r#final).cloned()
     }
 
-    /// Replays from `from` and follows until the final message.
+    /// Replays from `from` and follows until the final message; from past the end of
+    /// an ended run, the final message alone.
     pub fn follow(
         self: &Arc<Self>,
         from: u64,
@@ -87,6 +88,13 @@ impl Progress {
                     rx.borrow_and_update();
                     let new = p.since(cursor);
                     if new.is_empty() {
+                        // Asked from past the end of a run that has ended (after a
+                        // restart the history is rebuilt from the run's record, shorter
+                        // than what the client saw): the final message, so that no
+                        // client waits on a run that is over.
+                        if let Some(f) = p.final_message() {
+                            return Some((f, (p, rx, cursor, pending, true)));
+                        }
                         if rx.changed().await.is_err() {
                             return None;
                         }
@@ -140,5 +148,31 @@ mod tests {
             vec![(2, "b".into()), (3, "c".into()), (4, String::new())]
         );
         assert_eq!(p.since(0).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_watch_from_past_the_end_of_an_ended_run_gets_the_end() {
+        // As after a restart: the rebuilt history is the final message alone, and a
+        // client re-attaches from the seq it had reached before.
+        let p = Progress::new("r1");
+        p.emit(PipelineProgress {
+            message: "interrupted".into(),
+            r#final: true,
+            ..Default::default()
+        });
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            p.follow(7).collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the watch waited on an ended run"));
+        assert_eq!(got.len(), 1);
+        assert!(got[0].r#final && got[0].message == "interrupted", "{got:?}");
+        // A run still going: from past its end, nothing yet.
+        let live = Progress::new("r2");
+        live.emit(PipelineProgress::default());
+        let mut s = live.follow(5);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), s.next()).await;
+        assert!(waited.is_err(), "a live run has nothing past its end");
     }
 }

@@ -254,6 +254,24 @@ async fn restart_ends_runs_in_flight_and_deletes_orphans() {
         "{}",
         last.message
     );
+    // A client that re-attaches from where it was before the restart (past the end of
+    // the rebuilt history) learns the end at once instead of waiting.
+    // (`collect` fails the test when a message takes longer than its deadline.)
+    let late = collect(
+        otto.watch_pipeline(proto::WatchPipelineRequest {
+            run_id: "inflight".into(),
+            from_seq: 7,
+        })
+        .await
+        .unwrap()
+        .into_inner(),
+    )
+    .await;
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert!(
+        late[0].r#final && late[0].run_state() == RunState::Failed,
+        "{late:?}"
+    );
     let cm = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns)
         .get("ottoscaler-run-inflight")
         .await
