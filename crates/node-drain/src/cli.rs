@@ -25,9 +25,15 @@ use crate::prometheus::PrometheusArgs;
 pub struct GlobalArgs {
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
-    /// Slack incoming-webhook URL; notifications are skipped when empty.
+    /// Slack incoming-webhook URL; notifications are skipped when empty. It is a
+    /// credential: prefer the environment or --slack-webhook-url-file to a flag,
+    /// which other users of the machine can read in the process list.
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
     pub slack_webhook_url: Option<String>,
+    /// A file holding the Slack webhook URL (a mounted Secret key); surrounding
+    /// whitespace is ignored. Not together with --slack-webhook-url.
+    #[arg(long, env = "SLACK_WEBHOOK_URL_FILE", value_name = "PATH")]
+    pub slack_webhook_url_file: Option<std::path::PathBuf>,
     /// Cluster name shown in notifications.
     #[arg(long, env = "CLUSTER_NAME", default_value = "")]
     pub cluster_name: String,
@@ -156,6 +162,41 @@ pub struct DrainArgs {
     pub lock_duration: u64,
 }
 
+impl GlobalArgs {
+    /// The Slack webhook URL from `--slack-webhook-url` or the file
+    /// `--slack-webhook-url-file` names; an error names the flag and the file, never
+    /// the URL.
+    pub fn slack_url(&self) -> Result<Option<String>> {
+        const FLAG: &str = "--slack-webhook-url-file";
+        let Some(path) = &self.slack_webhook_url_file else {
+            return Ok(self.slack_webhook_url.clone());
+        };
+        if self
+            .slack_webhook_url
+            .as_deref()
+            .is_some_and(|u| !u.is_empty())
+        {
+            return Err(crate::error::Error::Flag {
+                flag: FLAG,
+                reason: "give the URL once: --slack-webhook-url (or SLACK_WEBHOOK_URL) is set too"
+                    .into(),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::Flag {
+            flag: FLAG,
+            reason: format!("reading {}: {e}", path.display()),
+        })?;
+        let url = text.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(crate::error::Error::Flag {
+                flag: FLAG,
+                reason: format!("{} does not hold an http(s) URL", path.display()),
+            });
+        }
+        Ok(Some(url.to_string()))
+    }
+}
+
 impl DrainArgs {
     /// Whether the run shows a live per-node display: text output on a terminal.
     pub fn live_display(&self) -> bool {
@@ -170,7 +211,7 @@ impl DrainArgs {
             nodepool: g.nodepool_name.clone(),
             cluster: g.cluster_name.clone(),
             prometheus: g.prometheus.connect()?,
-            slack: Slack::new(g.slack_webhook_url.clone()),
+            slack: Slack::new(g.slack_url()?),
             batch: BatchOptions {
                 min_batch: self.min_batch,
                 max_batch: self.max_batch,

@@ -15,18 +15,20 @@ pub use testkit::karpenter::{Generation, karpenter_exporter};
 pub struct SlackReceiver {
     pub posts: Arc<Mutex<Vec<String>>>,
     pub url: String,
+    /// The secret part of `url`.
+    pub secret: String,
 }
 
 pub async fn slack_receiver(fail: bool) -> SlackReceiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/services/T000/B000/XXXX",
-        listener.local_addr().unwrap()
-    );
+    let addr = listener.local_addr().unwrap();
+    // The path is the webhook's secret: tests look for it in what steward prints.
+    let secret = format!("s3cr3t-{}", addr.port());
+    let url = format!("http://{addr}/services/T000/B000/{secret}");
     let posts = Arc::new(Mutex::new(Vec::new()));
     let state = posts.clone();
     let app = axum::Router::new().route(
-        "/services/T000/B000/XXXX",
+        &format!("/services/T000/B000/{secret}"),
         post(move |axum::Json(body): axum::Json<serde_json::Value>| {
             let state = state.clone();
             async move {
@@ -43,7 +45,7 @@ pub async fn slack_receiver(fail: bool) -> SlackReceiver {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    SlackReceiver { posts, url }
+    SlackReceiver { posts, url, secret }
 }
 
 impl SlackReceiver {

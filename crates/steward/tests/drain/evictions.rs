@@ -36,10 +36,19 @@ async fn drain_moves_workloads_off_the_oldest_nodes_and_reports_to_slack() {
     )
     .await;
 
+    // The URL from a file, as a mounted Secret key gives it.
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = dir.path().join("slack-url");
+    std::fs::write(&url_file, format!("{}\n", slack.url)).unwrap();
+    let url_file = url_file.display().to_string();
     let (ok, stdout, stderr) = ctx
-        .drain(&["--slack-webhook-url", &slack.url, "-o", "json"])
+        .drain(&["--slack-webhook-url-file", &url_file, "-o", "json"])
         .await;
     assert!(ok, "drain failed:\n{stderr}\n{stdout}");
+    assert!(
+        !stdout.contains(&slack.secret) && !stderr.contains(&slack.secret),
+        "the webhook URL was printed"
+    );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["allocation"]["generation"], "v1");
     assert_eq!(report["plan"]["candidates"], 3);

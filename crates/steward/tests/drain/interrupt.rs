@@ -143,6 +143,10 @@ async fn slack_failure_is_a_warning_not_an_abort() {
     assert!(ok, "{stderr}\n{stdout}");
     assert!(stderr.contains("Slack webhook refused"), "{stderr}");
     assert!(
+        !stderr.contains(&slack.secret) && !stdout.contains(&slack.secret),
+        "the webhook URL was printed"
+    );
+    assert!(
         slack.texts().len() >= 3,
         "steward gave up posting: {:?}",
         slack.texts()

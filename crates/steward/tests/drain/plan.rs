@@ -200,6 +200,15 @@ async fn a_busy_nodepool_drains_nothing() {
     let pool = ctx.pool_nodes("a", 2, "1").await;
     ctx.deployment("big", 2, "995m").await;
     ctx.metrics_ready().await;
+    // An unreadable URL file is a usage error naming the flag; nothing is touched.
+    let (code, _, stderr) = ctx
+        .drain_exit(&["--slack-webhook-url-file", "/nonexistent/slack-url"])
+        .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--slack-webhook-url-file: reading /nonexistent/slack-url"),
+        "{stderr}"
+    );
     let (ok, stdout, stderr) = ctx.drain(&[]).await;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("nothing to drain"), "{stdout}");
