@@ -229,13 +229,7 @@ impl Controller {
             .as_deref()
             .and_then(parse_profile)
             .unwrap_or(Profile::Generic);
-        let mut stack = Stack::new(
-            &ms.name_any(),
-            &ms.namespace().unwrap_or_default(),
-            settings.clone(),
-            profile,
-        );
-        stack.external_url = self.external.get(&key(ms)).cloned();
+        let stack = self.stack(ms, settings.clone(), profile);
         self.onboard(&stack, &settings, status, now).await
     }
 
@@ -252,9 +246,7 @@ impl Controller {
         let profile = settings
             .profile
             .unwrap_or_else(|| profile::detect(&all_nodes, self.server_version.as_deref()));
-        let (name, ns) = (ms.name_any(), ms.namespace().unwrap_or_default());
-        let mut stack = Stack::new(&name, &ns, settings.clone(), profile);
-        stack.external_url = self.external.get(&key(ms)).cloned();
+        let stack = self.stack(ms, settings.clone(), profile);
         self.last_good.insert(key(ms), settings.clone());
         match settings.mode {
             InstallMode::Embedded => self.embedded(ms, &stack, status, now).await?,
@@ -318,8 +310,8 @@ impl Controller {
     ) -> Result<bool> {
         let cluster = install::gather(&self.client, stack).await?;
         let findings = preflight::check(stack, &cluster);
-        match cluster.external.and_then(|c| c.chosen) {
-            Some((_, url)) => self.external.insert(key(ms), url),
+        match cluster.external.and_then(|c| c.url) {
+            Some(url) => self.external.insert(key(ms), url),
             None => self.external.remove(&key(ms)),
         };
         let lang = self.cfg.lang;
@@ -357,6 +349,15 @@ impl Controller {
             self.event(ms, events::applied(msg)).await;
         }
         Ok(true)
+    }
+
+    /// The stack to render and onboard, with the external Prometheus pre-flight
+    /// chose last.
+    fn stack(&self, ms: &MonitoringStack, settings: Settings, profile: Profile) -> Stack {
+        let ns = ms.namespace().unwrap_or_default();
+        let mut stack = Stack::new(&ms.name_any(), &ns, settings, profile);
+        stack.external_url = self.external.get(&key(ms)).cloned();
+        stack
     }
 
     async fn event(&self, obj: &impl Resource<DynamicType = ()>, ev: Event) {

@@ -168,14 +168,14 @@ pub fn reasons(p: &OperatorPrometheus, w: &Written<'_>) -> Vec<String> {
     .collect()
 }
 
-/// The outcome for a stack: the Prometheus onboarding reads (the first that selects
-/// both objects, by `namespace/name`, preferring the stack's own namespace) and,
-/// for every other Prometheus, why it does not.
+/// The outcome for a stack: every Prometheus that selects both objects, the first
+/// being the one onboarding reads (by `namespace/name`, the stack's own namespace
+/// first), and for every other Prometheus, why it does not.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Choice {
-    /// `namespace/name` and URL of the chosen Prometheus.
-    pub chosen: Option<(String, String)>,
-    /// Every Prometheus that selects both objects.
+    /// URL of the first of `selecting`.
+    pub url: Option<String>,
+    /// `namespace/name` of every Prometheus that selects both objects.
     pub selecting: Vec<String>,
     /// `namespace/name: reason; reason` of those that do not.
     pub not_selecting: Vec<String>,
@@ -189,7 +189,7 @@ pub fn choose(proms: &[OperatorPrometheus], w: &Written<'_>) -> Choice {
     for p in sorted {
         let why = reasons(p, w);
         if why.is_empty() {
-            c.chosen.get_or_insert_with(|| (p.key(), p.url()));
+            c.url.get_or_insert_with(|| p.url());
             c.selecting.push(p.key());
         } else {
             c.not_selecting
@@ -326,20 +326,20 @@ mod tests {
             &w,
         );
         assert_eq!(
-            c.chosen,
-            Some((
-                "mon/own".into(),
-                "http://prometheus-operated.mon.svc:9090".into()
-            )),
+            c.selecting,
+            ["mon/own", "a/z", "b/tls"],
             "the stack's own namespace first"
         );
-        assert_eq!(c.selecting, ["mon/own", "a/z", "b/tls"]);
+        assert_eq!(
+            c.url.as_deref(),
+            Some("http://prometheus-operated.mon.svc:9090")
+        );
         assert_eq!(c.not_selecting.len(), 1);
         assert!(c.not_selecting[0].starts_with("mon/picky: "), "{c:?}");
         assert_eq!(
             prom("b", "tls", tls).url(),
             "https://prometheus-operated.b.svc:9090/prom"
         );
-        assert_eq!(choose(&[], &w).chosen, None);
+        assert_eq!(choose(&[], &w).url, None);
     }
 }

@@ -37,7 +37,7 @@ pub(super) fn finding_for(stack: &Stack, c: &Cluster) -> PreflightFinding {
     } else {
         format!("; not selecting them: {}", choice.not_selecting.join(", "))
     };
-    match &choice.chosen {
+    match &choice.url {
         None if choice.not_selecting.is_empty() => finding(
             CHECK,
             WARNING,
@@ -50,7 +50,7 @@ pub(super) fn finding_for(stack: &Stack, c: &Cluster) -> PreflightFinding {
             WARNING,
             format!("no Prometheus selects {objects}{others}"),
         ),
-        Some((key, url)) => {
+        Some(url) => {
             let reads = match &stack.settings.prometheus_url {
                 Some(u) => format!("onboarding reads spec.prometheusUrl {u}"),
                 None => format!("onboarding reads {url}"),
@@ -60,11 +60,7 @@ pub(super) fn finding_for(stack: &Stack, c: &Cluster) -> PreflightFinding {
                 OK,
                 format!(
                     "Prometheus {} selects {objects}; {reads}{others}",
-                    if choice.selecting.len() > 1 {
-                        choice.selecting.join(", ")
-                    } else {
-                        key.clone()
-                    }
+                    choice.selecting.join(", ")
                 ),
             )
         }
@@ -96,17 +92,14 @@ mod tests {
     fn findings() {
         let crds: Vec<String> = REQUIRED_CRDS.map(String::from).into();
         let chosen = Choice {
-            chosen: Some((
-                "obs/k8s".into(),
-                "http://prometheus-operated.obs.svc:9090".into(),
-            )),
+            url: Some("http://prometheus-operated.obs.svc:9090".into()),
             selecting: vec!["obs/k8s".into()],
             not_selecting: vec![
                 "obs/picky: ruleSelector is not set, so it selects no PrometheusRule".into(),
             ],
         };
         let none = Choice {
-            chosen: None,
+            url: None,
             selecting: vec![],
             not_selecting: chosen.not_selecting.clone(),
         };
