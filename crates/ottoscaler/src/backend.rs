@@ -51,6 +51,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     );
     /// Writes a group's record (creating it if needed).
     async fn put_group(&self, r: &GroupRecord) -> BackendResult<()>;
+    /// Writes a run's progress history into its record; a record that is gone is
+    /// not created again (`NotFound`). Backends that keep nothing across a restart
+    /// keep nothing here either.
+    async fn put_history(&self, _run: &str, _history: &[u8]) -> BackendResult<()> {
+        Ok(())
+    }
     /// Deletes a group's record (its workers go with it).
     async fn delete_group(&self, g: &Group) -> BackendResult<()>;
     /// Every group record.

@@ -11,12 +11,16 @@
 //! - [`removal`]: which workers a scale-down removes, which are orphans.
 //! - [`pipeline_file`]: the YAML people write, turned into a request.
 //! - [`worker`]: workers and who owns them (plan, observation, labels, record).
+//! - [`history`]: a run's request and progress history as the bytes of its record.
+//! - [`resume`]: where each stage of a run stands after a restart.
 //! - [`clock`]: milliseconds since the epoch, random name suffixes.
 
 pub mod clock;
 pub mod config;
+pub mod history;
 pub mod pipeline_file;
 pub mod removal;
+pub mod resume;
 pub mod retry;
 pub mod room;
 pub mod schedule;

@@ -105,6 +105,15 @@ impl Error {
         }
     }
 
+    /// Whether the object the call was about does not exist (any backend).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::NotFound { .. } => true,
+            Self::Kube { source, .. } => steward_kube::error::is_not_found(source),
+            _ => false,
+        }
+    }
+
     /// The gRPC status for a client.
     pub fn to_status(&self) -> tonic::Status {
         match self {

@@ -13,7 +13,8 @@
 //! - this file: the run's state and its event loop;
 //! - [`attempt`](self::attempt): starting an attempt and what its worker reports;
 //! - [`stop`](self::stop): timers, cancel and timeout, the end of the run;
-//! - [`capacity`](self::capacity): "waiting for capacity" while a worker is Pending.
+//! - [`capacity`](self::capacity): "waiting for capacity" while a worker is Pending;
+//! - [`resume`](self::resume): a run continued by a new scaler after a restart.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::core::resume::Resumed;
 use crate::core::schedule::{self, Decision, SkipReason, StageStatus, Stop};
 use crate::core::spec::Pipeline;
 use crate::core::worker::{WorkerObs, WorkerPlan};
@@ -33,6 +35,7 @@ use crate::slots::Permit;
 mod attempt;
 mod capacity;
 pub mod decide;
+mod resume;
 mod stop;
 #[cfg(test)]
 mod tests;
@@ -71,6 +74,8 @@ pub struct RunSetup {
     pub progress: Arc<Progress>,
     /// Cancelled by CancelPipeline.
     pub cancel: CancellationToken,
+    /// Where the stages stand when a new scaler continues the run; `None`: a new run.
+    pub resume: Option<Resumed>,
 }
 
 /// How a run ended, for the scaler to record.
@@ -161,14 +166,18 @@ pub async fn drive(
         created: Vec::new(),
         setup,
     };
-    d.emit(PipelineProgress {
-        run_state: RunState::Running as i32,
-        message: format!(
-            "run started: pipeline \"{}\", {n} stages",
-            d.setup.pipeline.name
-        ),
-        ..Default::default()
-    });
+    if let Some(r) = d.setup.resume.take() {
+        d.resume(r).await;
+    } else {
+        d.emit(PipelineProgress {
+            run_state: RunState::Running as i32,
+            message: format!(
+                "run started: pipeline \"{}\", {n} stages",
+                d.setup.pipeline.name
+            ),
+            ..Default::default()
+        });
+    }
     loop {
         for dec in schedule::decide(&d.setup.pipeline, &d.status, d.stop) {
             match dec {

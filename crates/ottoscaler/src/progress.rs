@@ -1,6 +1,12 @@
 //! A run's progress history: every state change with a sequence number and a
 //! timestamp. Kept whole for the run's retention (a run has a few messages per stage
 //! attempt), so any client can replay it from any seq and then follow it live.
+//!
+//! A durable history shows clients only what has been written to the run's record
+//! ([`show`](Progress::show), called by the scaler's history writer once a write
+//! succeeded): a new process after a crash starts from the written history, so the
+//! sequence numbers a client saw still name the same messages and a client that
+//! re-attaches sees each message exactly once.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -17,16 +23,29 @@ use crate::proto::PipelineProgress;
 pub struct Progress {
     run_id: String,
     events: Mutex<Vec<PipelineProgress>>,
-    changed: watch::Sender<u64>,
+    /// How many messages exist (the history writer follows it).
+    appended: watch::Sender<u64>,
+    /// How many messages clients see: all of them, or, when durable, those written.
+    shown: watch::Sender<u64>,
+    durable: bool,
 }
 
 impl Progress {
-    /// An empty history.
+    /// An empty history that is not written anywhere.
     pub fn new(run_id: &str) -> Arc<Self> {
+        Self::restored(run_id, Vec::new(), false)
+    }
+
+    /// A history that starts from `history` (read from the run's record); `durable`:
+    /// new messages are shown once [`show`](Self::show) says they are written.
+    pub fn restored(run_id: &str, history: Vec<PipelineProgress>, durable: bool) -> Arc<Self> {
+        let n = history.len() as u64;
         Arc::new(Self {
             run_id: run_id.to_string(),
-            events: Mutex::new(Vec::new()),
-            changed: watch::channel(0).0,
+            events: Mutex::new(history),
+            appended: watch::channel(n).0,
+            shown: watch::channel(n).0,
+            durable,
         })
     }
 
@@ -49,22 +68,51 @@ impl Progress {
             ev.push(p);
             ev.len() as u64
         };
-        self.changed.send_replace(seq);
+        self.appended.send_replace(seq);
+        if !self.durable {
+            self.shown.send_replace(seq);
+        }
         seq
     }
 
-    /// Messages with seq >= `from` (1-based; 0 means 1).
+    /// Follows how many messages exist, for the history writer.
+    pub fn appended(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// The whole history when some of it is not shown yet (not written).
+    pub fn unwritten(&self) -> Option<Vec<PipelineProgress>> {
+        let ev = self.lock();
+        (ev.len() as u64 > *self.shown.borrow()).then(|| ev.clone())
+    }
+
+    /// The first `n` messages are written: clients may see them.
+    pub fn show(&self, n: u64) {
+        self.shown.send_if_modified(|s| {
+            let grew = n > *s;
+            *s = (*s).max(n);
+            grew
+        });
+    }
+
+    /// Shown messages with seq >= `from` (1-based; 0 means 1).
     pub fn since(&self, from: u64) -> Vec<PipelineProgress> {
+        let shown = usize::try_from(*self.shown.borrow()).unwrap_or(usize::MAX);
         let from = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX);
-        self.lock()
-            .get(from..)
+        let ev = self.lock();
+        ev.get(from..shown.min(ev.len()))
             .map(<[_]>::to_vec)
             .unwrap_or_default()
     }
 
-    /// The final message, once the run has ended.
+    /// The final message, once the run has ended and that is shown.
     pub fn final_message(&self) -> Option<PipelineProgress> {
-        self.lock().last().filter(|l| l.r#final).cloned()
+        let shown = usize::try_from(*self.shown.borrow()).unwrap_or(usize::MAX);
+        let ev = self.lock();
+        ev.get(..shown.min(ev.len()))
+            .and_then(<[_]>::last)
+            .filter(|l| l.r#final)
+            .cloned()
     }
 
     /// Replays from `from` and follows until the final message; from past the end of
@@ -73,7 +121,7 @@ impl Progress {
         self: &Arc<Self>,
         from: u64,
     ) -> Pin<Box<dyn Stream<Item = PipelineProgress> + Send>> {
-        let rx = self.changed.subscribe();
+        let rx = self.shown.subscribe();
         let state = (self.clone(), rx, from.max(1), VecDeque::new(), false);
         Box::pin(futures::stream::unfold(
             state,
@@ -174,5 +222,43 @@ mod tests {
         let mut s = live.follow(5);
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), s.next()).await;
         assert!(waited.is_err(), "a live run has nothing past its end");
+    }
+
+    #[tokio::test]
+    async fn a_durable_history_shows_only_what_is_written() {
+        let start = vec![PipelineProgress {
+            seq: 1,
+            run_id: "r".into(),
+            message: "run started".into(),
+            ..Default::default()
+        }];
+        let p = Progress::restored("r", start, true);
+        assert!(p.unwritten().is_none());
+        assert_eq!(p.emit(PipelineProgress::default()), 2);
+        assert_eq!(p.emit(PipelineProgress::default()), 3);
+        assert_eq!(p.since(0).len(), 1, "not written yet");
+        let mut s = p.follow(2);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), s.next()).await;
+        assert!(
+            waited.is_err(),
+            "a watcher must not see an unwritten message"
+        );
+        assert_eq!(p.unwritten().map(|h| h.len()), Some(3));
+        p.show(3);
+        assert!(p.unwritten().is_none());
+        assert_eq!(s.next().await.map(|m| m.seq), Some(2));
+        assert_eq!(s.next().await.map(|m| m.seq), Some(3));
+        p.emit(PipelineProgress {
+            r#final: true,
+            ..Default::default()
+        });
+        assert!(p.final_message().is_none(), "the end is shown once written");
+        p.show(4);
+        assert_eq!(p.final_message().map(|m| m.seq), Some(4));
+        assert_eq!(s.next().await.map(|m| m.seq), Some(4));
+        assert!(s.next().await.is_none());
+        // Showing less than is shown changes nothing.
+        p.show(1);
+        assert_eq!(p.since(0).len(), 4);
     }
 }

@@ -28,6 +28,7 @@ use crate::progress::Progress;
 use crate::slots::{Permit, Slots};
 
 pub mod decide;
+mod history;
 mod recovery;
 mod runs;
 mod tasks;

@@ -129,6 +129,20 @@ impl Backend for Fake {
         Ok(())
     }
 
+    async fn put_history(&self, run: &str, history: &[u8]) -> BackendResult<()> {
+        let h =
+            crate::core::history::decode(history).expect("the scaler writes histories that decode");
+        self.with(|s| {
+            s.groups
+                .get_mut(&Group::Run(run.into()))
+                .map(|r| r.history = h)
+                .ok_or_else(|| Error::NotFound {
+                    kind: "run record",
+                    id: run.into(),
+                })
+        })
+    }
+
     async fn delete_group(&self, g: &Group) -> BackendResult<()> {
         self.with(|s| s.groups.remove(g));
         self.call(Call::DeleteGroup(g.clone()));

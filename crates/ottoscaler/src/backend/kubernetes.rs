@@ -2,8 +2,9 @@
 //! pod watch, never polled.
 //!
 //! Every run or task has a small ConfigMap, `ottoscaler-<run|task>-<id>`, which is
-//! both its durable record (state, reason, end time: a fixed handful of keys, not an
-//! unbounded custom resource) and the owner of its worker pods: deleting it lets the
+//! both its durable record (state, reason, end time, and for a run its request and
+//! progress history as protobuf `binaryData`, so a new process continues it) and
+//! the owner of its worker pods: deleting it lets the
 //! garbage collector remove every worker, even ones the scaler never saw again.
 //! Container logs are followed through the API (`follow`, `timestamps`) from the
 //! moment a pod runs into the run's log buffer.
@@ -15,14 +16,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use self::pods::{observe, pod_for};
 use crate::backend::{Backend, BackendResult, EventSink};
+use crate::core::history;
 use crate::core::room::{Shortfall, rooms, shortfall, take_requests};
 use crate::core::worker::{Group, GroupRecord, LABEL_WORKER, WorkerObs, WorkerPlan};
 use crate::error::{Error, kube as kube_err};
@@ -30,6 +34,12 @@ use crate::logs::LogHub;
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "steward-ottoscaler";
+/// Field manager of the progress history (a merge patch of one key).
+const HISTORY_MANAGER: &str = "steward-ottoscaler-history";
+/// The record's key holding the run's request.
+const REQUEST_KEY: &str = "request";
+/// The record's key holding the run's progress history.
+const HISTORY_KEY: &str = "history";
 const RECORD_LABEL_KIND: &str = "steward.io/ottoscaler-kind";
 const RECORD_LABEL_ID: &str = "steward.io/ottoscaler-id";
 
@@ -105,11 +115,25 @@ fn record_from(cm: &ConfigMap) -> Option<GroupRecord> {
         _ => return None,
     };
     let data = cm.data.clone().unwrap_or_default();
+    let binary = cm.binary_data.clone().unwrap_or_default();
+    let history = match binary.get(HISTORY_KEY).map(|b| history::decode(&b.0)) {
+        None => Vec::new(),
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            warn!(record = cm.name_any(), error = %e, "the recorded progress history does not decode; it starts again");
+            Vec::new()
+        }
+    };
     Some(GroupRecord {
         group,
         state: data.get("state").cloned().unwrap_or_default(),
         reason: data.get("reason").cloned().unwrap_or_default(),
         finished_ms: data.get("finished_ms").and_then(|v| v.parse().ok()),
+        request: binary
+            .get(REQUEST_KEY)
+            .map(|b| b.0.clone())
+            .unwrap_or_default(),
+        history,
     })
 }
 
@@ -148,6 +172,9 @@ impl Backend for KubeBackend {
                 ..ObjectMeta::default()
             },
             data: Some(data),
+            binary_data: (!r.request.is_empty()).then(|| {
+                BTreeMap::from([(REQUEST_KEY.to_string(), ByteString(r.request.clone()))])
+            }),
             ..ConfigMap::default()
         };
         let cm = self
@@ -166,6 +193,28 @@ impl Backend for KubeBackend {
                 .insert(r.group.clone(), uid);
         }
         Ok(())
+    }
+
+    async fn put_history(&self, run: &str, history: &[u8]) -> BackendResult<()> {
+        // A merge patch, not an apply: it never creates a record that retention has
+        // deleted, and the record's apply (state, request) does not own this key.
+        let name = record_name(&Group::Run(run.into()));
+        let patch =
+            serde_json::json!({ "binaryData": { HISTORY_KEY: ByteString(history.to_vec()) } });
+        self.cms
+            .patch(
+                &name,
+                &PatchParams {
+                    field_manager: Some(HISTORY_MANAGER.into()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(drop)
+            .map_err(kube_err(format!(
+                "writing the progress history into ConfigMap {name}"
+            )))
     }
 
     async fn delete_group(&self, g: &Group) -> BackendResult<()> {

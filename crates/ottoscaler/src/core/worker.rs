@@ -182,7 +182,7 @@ pub struct WorkerPlan {
 
 /// The durable record of a run or task, also the owner of its workers (so deleting
 /// it garbage-collects them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GroupRecord {
     /// Run or task.
     pub group: Group,
@@ -192,6 +192,12 @@ pub struct GroupRecord {
     pub reason: String,
     /// When it ended (ms since the epoch), for retention.
     pub finished_ms: Option<i64>,
+    /// A running run's request (protobuf), so a new process can continue it; empty
+    /// for tasks and ended runs.
+    pub request: Vec<u8>,
+    /// A run's progress history as last written by `Backend::put_history` (read at
+    /// start-up; `put_group` leaves it alone).
+    pub history: Vec<crate::proto::PipelineProgress>,
 }
 
 #[cfg(test)]

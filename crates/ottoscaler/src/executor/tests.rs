@@ -78,6 +78,7 @@ fn start(id: &str, yaml: &str, cap: u32) -> Run {
         pipeline,
         progress: progress.clone(),
         cancel: cancel.clone(),
+        resume: None,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let end = tokio::spawn(drive(deps, setup, tx.clone(), rx));

@@ -83,6 +83,7 @@ pub fn after_restart(mut r: GroupRecord, now_ms: i64) -> (GroupRecord, bool) {
     if interrupted {
         r.state = "failed".into();
         r.reason = "interrupted: the scaler restarted while this run was in flight; its workers were deleted".into();
+        r.request.clear();
         r.finished_ms = Some(now_ms);
     }
     (r, interrupted)
@@ -176,6 +177,8 @@ mod tests {
             state: state.into(),
             reason: "why".into(),
             finished_ms: Some(5),
+            request: Vec::new(),
+            history: Vec::new(),
         };
         let (r, cut) = after_restart(record(Group::Run("x".into()), "running"), 99);
         assert!(cut);

@@ -1,5 +1,5 @@
 //! Restart safety: rebuilding state from the records and the worker pods at
-//! start-up, the orphan sweep, and forgetting finished runs after their retention.
+//! start-up (runs in flight continue), the orphan sweep, and forgetting finished runs after their retention.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,8 +11,11 @@ use tracing::{info, warn};
 use super::{RunEntry, Scaler, decide, lock};
 use crate::core::clock::now_ms;
 use crate::core::removal::orphans;
-use crate::core::worker::Group;
+use crate::core::spec;
+use crate::core::worker::{Group, GroupRecord, WorkerObs};
+use crate::core::{history, resume};
 use crate::error::Result;
+use crate::executor::RunSetup;
 use crate::progress::Progress;
 use crate::proto::PipelineProgress;
 
@@ -31,13 +34,17 @@ impl Scaler {
         live
     }
 
-    /// Start-up: runs that were in flight end with a clear reason (their workers are
-    /// deleted), finished runs stay readable until their retention ends, tasks stay
-    /// live, and workers of no live group are deleted.
+    /// Start-up: runs that were in flight go on (their workers adopted, see
+    /// [`crate::core::resume`]), finished runs stay readable with their whole
+    /// history until their retention ends, tasks stay live, and workers of no live
+    /// group are deleted. A run that cannot be continued (a record without its
+    /// request, written by an older version, or a request the config now refuses)
+    /// ends as failed, saying why.
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
         let records = self.deps.backend.list_groups().await?;
+        let workers = self.deps.backend.list_workers().await?;
+        let mut resumed = 0;
         for r in records {
-            let (r, interrupted) = decide::after_restart(r, now_ms());
             let id = match &r.group {
                 Group::Task(id) => {
                     lock(&self.tasks).insert(id.clone());
@@ -45,11 +52,26 @@ impl Scaler {
                 }
                 Group::Run(id) => id.clone(),
             };
+            let why = if r.state == "running" && !r.request.is_empty() {
+                match self.resume(&id, &r, &workers) {
+                    Ok(()) => {
+                        resumed += 1;
+                        continue;
+                    }
+                    Err(why) => Some(why),
+                }
+            } else {
+                None
+            };
+            let (mut r, interrupted) = decide::after_restart(r, now_ms());
             if interrupted {
+                if let Some(why) = why {
+                    r.reason = format!("{} (it could not be continued: {why})", r.reason);
+                }
                 self.deps.backend.put_group(&r).await?;
-                warn!(run = %id, "run interrupted by a scaler restart");
+                warn!(run = %id, reason = %r.reason, "run interrupted by a scaler restart");
             }
-            let progress = Progress::new(&id);
+            let progress = Progress::restored(&id, r.history.clone(), false);
             progress.emit(PipelineProgress {
                 run_state: decide::recorded_state(&r) as i32,
                 message: r.reason.clone(),
@@ -68,7 +90,42 @@ impl Scaler {
             self.forget_after(Group::Run(id), left);
         }
         let deleted = self.sweep().await?;
-        info!(deleted, "recovered state from the cluster");
+        info!(resumed, deleted, "recovered state from the cluster");
+        Ok(())
+    }
+
+    /// Continues run `id` from its record `r`, given the `workers` that exist.
+    fn resume(
+        self: &Arc<Self>,
+        id: &str,
+        r: &GroupRecord,
+        workers: &[WorkerObs],
+    ) -> Result<(), String> {
+        let req = history::decode_request(&r.request)?;
+        let pipeline = spec::validate(&req).map_err(|e| e.to_string())?;
+        let plans = pipeline
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.worker_plan(&format!("stages[{i}].worker"), &s.worker))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let resumed = resume::resume(id, &pipeline, &r.history, workers);
+        let progress = Progress::restored(id, r.history.clone(), true);
+        let cancel = CancellationToken::new();
+        let (tx, rx) = self
+            .register(id, &progress, &cancel)
+            .map_err(|e| e.to_string())?;
+        let setup = RunSetup {
+            id: id.into(),
+            capacity: vec![None; plans.len()],
+            workers: plans,
+            pipeline,
+            progress,
+            cancel,
+            resume: Some(resumed),
+        };
+        self.launch(setup, tx, rx);
         Ok(())
     }
 

@@ -8,13 +8,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::history::keep_history;
 use super::{RunEntry, Scaler, decide, lock};
 use crate::core::clock::{now_ms, random_suffix};
 use crate::core::config::resolve;
+use crate::core::history;
 use crate::core::spec::{self, SpecError};
 use crate::core::worker::{Group, GroupRecord, WorkerLabels, WorkerPlan};
 use crate::error::{Error, Result};
-use crate::executor::{self, RunEnd, RunSetup};
+use crate::executor::{self, RunEnd, RunMsg, RunSetup};
 use crate::progress::Progress;
 use crate::proto::{self, PipelineProgress};
 
@@ -76,34 +78,23 @@ impl Scaler {
         } else {
             req.run_id.clone()
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let progress = Progress::new(&id);
+        let progress = Progress::restored(&id, Vec::new(), true);
         let cancel = CancellationToken::new();
-        {
-            let mut runs = lock(&self.runs);
-            if runs.contains_key(&id) {
-                return Err(Error::AlreadyExists(id));
-            }
-            runs.insert(
-                id.clone(),
-                RunEntry {
-                    progress: progress.clone(),
-                    cancel: cancel.clone(),
-                    tx: Some(tx.clone()),
-                },
-            );
-        }
+        let (tx, rx) = self.register(&id, &progress, &cancel)?;
+        let mut recorded = req.clone();
+        recorded.run_id.clone_from(&id);
         let record = GroupRecord {
             group: Group::Run(id.clone()),
             state: "running".into(),
             reason: String::new(),
             finished_ms: None,
+            request: history::encode_request(&recorded),
+            history: Vec::new(),
         };
         if let Err(e) = self.deps.backend.put_group(&record).await {
             lock(&self.runs).remove(&id);
             return Err(e);
         }
-        self.deps.logs.buffer(&Group::Run(id.clone()));
         info!(run = %id, pipeline = %pipeline.name, stages = pipeline.stages.len(), "run submitted");
         let setup = RunSetup {
             id: id.clone(),
@@ -112,14 +103,57 @@ impl Scaler {
             capacity,
             progress: progress.clone(),
             cancel,
+            resume: None,
         };
+        self.launch(setup, tx, rx);
+        Ok((id, progress))
+    }
+
+    /// Makes run `id` known (live), refusing an id in use; returns its driver's inbox.
+    pub(super) fn register(
+        &self,
+        id: &str,
+        progress: &Arc<Progress>,
+        cancel: &CancellationToken,
+    ) -> Result<(
+        mpsc::UnboundedSender<RunMsg>,
+        mpsc::UnboundedReceiver<RunMsg>,
+    )> {
+        let mut runs = lock(&self.runs);
+        if runs.contains_key(id) {
+            return Err(Error::AlreadyExists(id.into()));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        runs.insert(
+            id.into(),
+            RunEntry {
+                progress: progress.clone(),
+                cancel: cancel.clone(),
+                tx: Some(tx.clone()),
+            },
+        );
+        Ok((tx, rx))
+    }
+
+    /// Starts the driver of a registered run and the writer of its history.
+    pub(super) fn launch(
+        self: &Arc<Self>,
+        setup: RunSetup,
+        tx: mpsc::UnboundedSender<RunMsg>,
+        rx: mpsc::UnboundedReceiver<RunMsg>,
+    ) {
+        self.deps.logs.buffer(&Group::Run(setup.id.clone()));
+        tokio::spawn(keep_history(
+            self.deps.backend.clone(),
+            setup.id.clone(),
+            setup.progress.clone(),
+        ));
         let me = self.clone();
-        let run = id.clone();
+        let run = setup.id.clone();
         tokio::spawn(async move {
             let end = executor::drive(me.deps.clone(), setup, tx, rx).await;
             me.run_ended(&run, end).await;
         });
-        Ok((id, progress))
     }
 
     /// Records the end of a run: its record, the closed log buffer, the final
@@ -139,6 +173,8 @@ impl Scaler {
             state: state.into(),
             reason: end.text.into(),
             finished_ms: Some(now_ms()),
+            request: Vec::new(),
+            history: Vec::new(),
         };
         if let Err(e) = self.deps.backend.put_group(&record).await {
             warn!(run = %id, error = %e, "recording the end of the run failed");

@@ -44,6 +44,8 @@ impl Scaler {
                 state: "active".into(),
                 reason: String::new(),
                 finished_ms: None,
+                request: Vec::new(),
+                history: Vec::new(),
             };
             if let Err(e) = self.deps.backend.put_group(&r).await {
                 lock(&self.tasks).remove(&req.task_id);

@@ -244,6 +244,8 @@ async fn recovery_fails_interrupted_runs_keeps_tasks_and_deletes_orphans() {
         state: state.into(),
         reason: String::new(),
         finished_ms: None,
+        request: Vec::new(),
+        history: Vec::new(),
     };
     let mut s = started(Options::default(), |f| {
         f.with(|st| {
@@ -292,4 +294,98 @@ async fn recovery_fails_interrupted_runs_keeps_tasks_and_deletes_orphans() {
     s.indexed("t", 1).await;
     let (removed, left) = s.scaler.scale_down(&scale("t", 0)).await.unwrap();
     assert_eq!((removed, left), (vec!["t-keep".to_string()], 0));
+}
+
+#[tokio::test]
+async fn recovery_continues_a_recorded_run_with_the_worker_it_finds() {
+    let stage = |name: &str, deps: &[&str]| proto::Stage {
+        name: name.into(),
+        depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
+        worker: Some(proto::WorkerTemplate {
+            image: "img".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let req = proto::PipelineRequest {
+        run_id: "go".into(),
+        stages: vec![stage("a", &[]), stage("b", &["a"])],
+        ..Default::default()
+    };
+    let msg =
+        |seq: u64, stage: &str, state: proto::StageState, worker: &str| proto::PipelineProgress {
+            seq,
+            run_id: "go".into(),
+            stage: stage.into(),
+            stage_state: state as i32,
+            attempt: i32::from(!stage.is_empty()),
+            worker: worker.into(),
+            timestamp_unix_ms: crate::core::clock::now_ms(),
+            ..Default::default()
+        };
+    let history = vec![
+        msg(1, "", proto::StageState::Unspecified, ""),
+        msg(2, "a", proto::StageState::Starting, "go-a-1"),
+        msg(3, "a", proto::StageState::Running, "go-a-1"),
+    ];
+    let mut a = worker("go-a-1", Group::Run("go".into()));
+    a.labels.stage = "a".into();
+    let mut s = started(Options::default(), |f| {
+        f.with(|st| {
+            let r = GroupRecord {
+                group: Group::Run("go".into()),
+                state: "running".into(),
+                reason: String::new(),
+                finished_ms: None,
+                request: crate::core::history::encode_request(&req),
+                history: history.clone(),
+            };
+            st.groups.insert(r.group.clone(), r);
+            st.workers.insert(a.name.clone(), a.clone());
+        });
+    })
+    .await;
+    // The adopted worker finishes; the next stage's worker is the next call (no
+    // deletion of the adopted one as an orphan came before it).
+    a.phase = Phase::Succeeded;
+    a.exit_code = Some(0);
+    s.fake.report(WorkerEvent::Applied(a));
+    let Call::Create(b) = s.next().await else {
+        panic!("stage b starts once the adopted worker of a succeeded")
+    };
+    assert_eq!(b.name, "go-b-1");
+    let progress = s.scaler.progress("go").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while progress.since(0).len() < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            progress.since(0)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = progress.since(0);
+    assert_eq!(
+        got[..3],
+        history[..],
+        "the written history keeps its numbers"
+    );
+    assert!(
+        got[3].message.starts_with(
+            "run resumed after a scaler restart: 0 of 2 stages ended; adopted worker go-a-1"
+        ),
+        "{got:?}"
+    );
+    assert_eq!(
+        (got[4].stage.as_str(), got[4].stage_state()),
+        ("a", proto::StageState::Succeeded)
+    );
+    // What clients were shown is what the record holds.
+    let written = s
+        .fake
+        .with(|st| st.groups[&Group::Run("go".into())].history.clone());
+    assert!(
+        written.len() >= 5 && written[..5] == got[..5],
+        "{written:?}"
+    );
 }

@@ -273,24 +273,24 @@ async fn client_exit_statuses_say_what_happened() {
 
 /// The reproduction: the scaler killed (SIGKILL) while `ottoscaler run`
 /// follows a run on the Kubernetes backend, and a new scaler on the same address. The
-/// new scaler ends the run as interrupted; the client re-attaches past the end of the
-/// rebuilt history, learns that and exits 1 instead of waiting.
+/// new scaler continues the run with the worker it finds; the client re-attaches,
+/// follows it to its end and exits 0, as it would have without the restart.
 #[tokio::test]
-async fn a_client_following_a_run_through_a_restart_learns_its_end() {
-    let (_env, mut server, _cfg) = kube_setup("otto-cli-restart", &[]).await;
+async fn a_client_following_a_run_through_a_restart_sees_it_end() {
+    let (env, mut server, _cfg) = kube_setup("otto-cli-restart", &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keep.yaml");
     let yaml = "name: keep\nstages:\n  - name: work\n    image: registry.invalid/w:1\n    command: [sleep, '300']\n";
     std::fs::write(&file, yaml).unwrap();
     let (child, _) = run_until_running(&server.url, file.to_str().unwrap(), "keep-1").await;
     server.crash_and_restart().await;
+    // The same worker goes on; its (simulated) container finishes after the restart.
+    let pod = running_pod(&env, "steward.io/pipeline-run=keep-1").await;
+    assert_eq!(pod, "keep-1-work-1");
+    annotate(&env, &pod, EXIT, "0").await;
     let (code, stderr) = ended(child).await;
     assert!(stderr.contains("re-attaching"), "{stderr}");
-    assert_eq!(
-        code,
-        Some(1),
-        "the interrupted run is a failed one: {stderr}"
-    );
+    assert_eq!(code, Some(0), "the continued run succeeded: {stderr}");
 }
 
 /// Sends SIGINT to `pid` with the `kill` program (the test crate has no signal

@@ -8,7 +8,9 @@
 mod api;
 mod cli;
 mod local;
+mod restart;
 mod runs;
+mod samples;
 mod workers;
 
 use std::process::Stdio;
@@ -311,6 +313,7 @@ async fn cli_exit(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
         .args(args)
         .env("OTTOSCALER_SERVER", url)
         .env("OTTOSCALER_TOKEN", TOKEN)
+        .kill_on_drop(true)
         .output()
         .await
         .unwrap();
