@@ -10,6 +10,7 @@
 
 pub mod client;
 mod commands;
+mod election;
 mod serve;
 
 use clap::Subcommand;

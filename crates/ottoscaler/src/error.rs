@@ -89,6 +89,10 @@ pub enum Error {
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] steward_runtime::Error),
+    /// This replica lost its Lease; it exits so that its Deployment restarts it as
+    /// a follower (there is never a second writer).
+    #[error("lost leadership of Lease {0}")]
+    LostLeadership(String),
 }
 
 impl Error {
@@ -102,6 +106,7 @@ impl Error {
             Self::Io { .. } => "io",
             Self::Transport { .. } | Self::Rpc { .. } | Self::Reflection(_) => "grpc",
             Self::Runtime(e) => e.metric_label(),
+            Self::LostLeadership(_) => "lost_leadership",
         }
     }
 
@@ -189,7 +194,8 @@ impl steward_runtime::ExitStatus for Error {
             | Self::OverCapacity { .. }
             | Self::NoRoom { .. }
             | Self::Io { .. }
-            | Self::Reflection(_) => Exit::Failed,
+            | Self::Reflection(_)
+            | Self::LostLeadership(_) => Exit::Failed,
         }
     }
 }

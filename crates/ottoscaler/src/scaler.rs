@@ -81,6 +81,8 @@ pub struct Scaler {
     workers: Mutex<BTreeMap<String, WorkerObs>>,
     task_permits: Mutex<HashMap<String, Permit>>,
     healthy: watch::Sender<bool>,
+    /// Stops every run's driver and history writer where they are (see [`Scaler::halt`]).
+    halted: CancellationToken,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -111,6 +113,7 @@ impl Scaler {
             workers: Mutex::default(),
             task_permits: Mutex::default(),
             healthy: watch::channel(false).0,
+            halted: CancellationToken::new(),
         })
     }
 
@@ -122,6 +125,13 @@ impl Scaler {
     /// The cap, slots in use, and stages queued for one.
     pub fn usage(&self) -> (u32, u32, u32) {
         self.deps.slots.usage()
+    }
+
+    /// Stops acting on the cluster: every run's driver and history writer stops
+    /// where it is, deleting nothing and recording no end, as a crash would leave
+    /// it; the next leader continues the runs. Called before the Lease is released.
+    pub fn halt(&self) {
+        self.halted.cancel();
     }
 
     /// Every run's and task's log buffer.

@@ -316,7 +316,8 @@ pub async fn serve(
         })?;
     }
     info!(addr = ?addr, tls = opts.tls.is_some(), reflection = opts.reflection, "gRPC server listening");
-    builder
+    let stop = shutdown.clone();
+    let served = builder
         .add_service(health)
         .add_optional_service(reflection)
         .add_service(OttoscalerServiceServer::with_interceptor(
@@ -327,13 +328,27 @@ pub async fn serve(
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown.cancelled_owned(),
-        )
-        .await
-        .map_err(|source| Error::Transport {
+        );
+    // A graceful shutdown waits for every open call, and progress and log streams
+    // last as long as their runs: after SHUTDOWN_DRAIN the remaining connections are
+    // closed, and their clients re-attach (to the next leader).
+    tokio::select! {
+        r = served => r.map_err(|source| Error::Transport {
             what: "serving".into(),
             source,
-        })
+        }),
+        () = async {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_DRAIN).await;
+        } => {
+            info!(drain_s = SHUTDOWN_DRAIN.as_secs(), "closing the streams still open at shutdown");
+            Ok(())
+        }
+    }
 }
+
+/// How long calls in flight at shutdown may go on before their connections close.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -129,6 +129,8 @@ fn each_system_alone_and_all_together() {
                 "ClusterRoleBinding/ottoscaler",
                 "ConfigMap/dashboard-pipelines",
                 "Deployment/ottoscaler",
+                "Lease/ottoscaler",
+                "PodDisruptionBudget/ottoscaler",
                 "PrometheusRule/",
                 "Role/ottoscaler",
                 "RoleBinding/ottoscaler",
@@ -268,9 +270,11 @@ fn pods_are_restricted_but_the_agent() {
         pod_spec(d)["topologySpreadConstraints"][0]["topologyKey"],
         "kubernetes.io/hostname"
     );
+    let otto = find(&objs, "Deployment", "-ottoscaler");
+    assert_eq!(otto["spec"]["replicas"], 2);
     assert_eq!(
-        find(&objs, "Deployment", "-ottoscaler")["spec"]["strategy"]["type"],
-        "Recreate"
+        otto["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
     );
     assert_eq!(find(&objs, "CronJob", "-drain")["spec"]["suspend"], true);
 }
@@ -328,7 +332,7 @@ fn bad_values_fail_naming_the_key() {
             ],
             "monitor.leaderElection.enabled is false",
         ),
-        (&["ottoscaler.replicas=2"], "/ottoscaler/replicas"),
+        (&["ottoscaler.replicas=0"], "/ottoscaler/replicas"),
         (&["drain.enabled=true"], "drain.nodepoolName is required"),
         (&["drain.timeout=15 minutes"], "/drain/timeout"),
         (

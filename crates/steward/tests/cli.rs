@@ -257,3 +257,43 @@ fn completion_scripts_for_each_shell() {
     }
     assert_eq!(steward(&["completion", "tcsh"]).status.code(), Some(2));
 }
+
+#[test]
+fn ottoscaler_leader_election_flags_are_checked_before_anything_starts() {
+    let port = format!("127.0.0.1:{}", testkit::free_port());
+    let admin = format!("127.0.0.1:{}", testkit::free_port());
+    let base = [
+        "ottoscaler",
+        "serve",
+        "--token",
+        "t",
+        "--listen",
+        &port,
+        "--admin-addr",
+        &admin,
+    ];
+    let local = [&base[..], &["--backend", "local", "--leader-elect"]].concat();
+    let out = steward(&local);
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line_error(&out, "--leader-elect: needs --backend kubernetes");
+    // Nowhere to advertise: a wildcard listen address and no POD_IP.
+    let wild = [
+        "ottoscaler",
+        "serve",
+        "--token",
+        "t",
+        "--listen",
+        "0.0.0.0:0",
+        "--admin-addr",
+        &admin,
+        "--leader-elect",
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(wild)
+        .env_remove("POD_IP")
+        .env_remove("OTTOSCALER_ADVERTISE_ADDR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line_error(&out, "--advertise-addr");
+}

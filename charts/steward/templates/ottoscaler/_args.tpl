@@ -26,6 +26,9 @@
 - --retention={{ $v.retention }}
 - --log-lines={{ $v.logLines }}
 - --orphan-interval={{ $v.orphanInterval }}
+- --leader-elect
+- --lease-name={{ include "steward.componentName" (dict "ctx" . "component" "ottoscaler") }}
+- --lease-duration={{ $v.leaseDuration }}
 {{- if $v.reflection }}
 - --reflection
 {{- end }}

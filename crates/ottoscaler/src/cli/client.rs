@@ -153,23 +153,40 @@ pub fn exit_for(state: RunState) -> Exit {
     }
 }
 
-/// Prints progress (and, unless `quiet_logs`, the run's logs) until the run ends,
-/// re-attaching with `WatchPipeline` if the stream breaks. Returns the final state.
+/// How [`follow_run`] follows a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Follow {
+    /// Language of the printed progress.
+    pub lang: Lang,
+    /// Print the run's logs too.
+    pub with_logs: bool,
+    /// How long re-attaching after a break is tried before giving up.
+    pub reattach_timeout: Duration,
+}
+
+/// Prints progress (and, with `with_logs`, the run's logs) until the run ends,
+/// re-attaching with `WatchPipeline` from the next seq while the stream is broken,
+/// for up to `reattach_timeout` in a row. Returns the final state.
 pub async fn follow_run(
     otto: &mut Otto,
     logs: &mut Logs,
     first: tonic::Streaming<proto::PipelineProgress>,
-    lang: Lang,
-    with_logs: bool,
+    f: Follow,
 ) -> Result<RunState> {
+    let Follow {
+        lang, with_logs, ..
+    } = f;
     let mut stream = first;
     let mut next_seq = 1;
     let mut run_id = String::new();
     let mut log_task: Option<tokio::task::JoinHandle<()>> = None;
-    let mut breaks = 0;
+    let mut breaks: u32 = 0;
+    let mut broken_since: Option<tokio::time::Instant> = None;
     loop {
         match stream.next().await {
             Some(Ok(p)) => {
+                breaks = 0;
+                broken_since = None;
                 next_seq = p.seq + 1;
                 if run_id.is_empty() {
                     run_id.clone_from(&p.run_id);
@@ -193,7 +210,8 @@ pub async fn follow_run(
             Some(Err(s)) if run_id.is_empty() => return Err(rpc(s)),
             other => {
                 breaks += 1;
-                if breaks > 5 {
+                let since = *broken_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= f.reattach_timeout {
                     // Re-attaching failed: the server went away (or keeps dropping
                     // the stream), whatever code the broken stream last carried.
                     let message = other.and_then(Result::err).map_or_else(
@@ -205,15 +223,18 @@ pub async fn follow_run(
                         message,
                     });
                 }
-                eprintln!(
-                    "{}",
-                    Msg::Reattach {
-                        run: &run_id,
-                        from: next_seq
-                    }
-                    .render(lang)
-                );
-                tokio::time::sleep(Duration::from_millis(500 * breaks)).await;
+                if breaks == 1 {
+                    eprintln!(
+                        "{}",
+                        Msg::Reattach {
+                            run: &run_id,
+                            from: next_seq
+                        }
+                        .render(lang)
+                    );
+                }
+                let pause = Duration::from_millis(250 * u64::from(breaks.min(8)));
+                tokio::time::sleep(pause).await;
                 if let Ok(r) = otto
                     .watch_pipeline(proto::WatchPipelineRequest {
                         run_id: run_id.clone(),

@@ -109,6 +109,17 @@ pub(super) struct RunPipelineArgs {
     /// Progress only, no logs.
     #[arg(long)]
     no_logs: bool,
+    /// How long to keep re-attaching to a run whose progress stream broke (a
+    /// restart, or a failover to the other replica within its Lease duration)
+    /// before exiting 4.
+    #[arg(
+        long,
+        env = "OTTOSCALER_REATTACH_TIMEOUT",
+        default_value = "60s",
+        value_parser = steward_runtime::duration::parse,
+        value_name = "DURATION"
+    )]
+    reattach_timeout: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -261,7 +272,12 @@ pub(super) async fn run_pipeline(a: RunPipelineArgs, lang: Lang) -> Result<Exit>
     req.run_id = a.run_id;
     let (mut otto, mut logs) = a.client.connect().await?;
     let stream = otto.execute_pipeline(req).await.map_err(rpc)?.into_inner();
-    let state = client::follow_run(&mut otto, &mut logs, stream, lang, !a.no_logs).await?;
+    let follow = client::Follow {
+        lang,
+        with_logs: !a.no_logs,
+        reattach_timeout: a.reattach_timeout,
+    };
+    let state = client::follow_run(&mut otto, &mut logs, stream, follow).await?;
     Ok(client::exit_for(state))
 }
 

@@ -13,6 +13,7 @@ use steward_runtime::kube_client::KubeArgs;
 use tracing::warn;
 
 use super::BackendKind;
+use super::election::{self, Election};
 use crate::backend::Backend;
 use crate::backend::kubernetes::KubeBackend;
 use crate::backend::local::LocalBackend;
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::scaler::{Options, Scaler};
 use crate::server::{ServeOptions, Tls};
+use steward_runtime::leader::LeaderArgs;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -87,6 +89,25 @@ pub(super) struct ServeArgs {
     /// Log lines kept per run or task; slower clients get a "dropped N lines" marker.
     #[arg(long, default_value_t = 10_000)]
     log_lines: usize,
+    /// Elect a leader on a Lease in --namespace, so two replicas can run: the leader
+    /// acts and serves; the other forwards gRPC connections to it and takes over
+    /// (continuing every run) once the Lease expires or is released.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Name of the Lease (with --leader-elect).
+    #[arg(long, default_value = "steward-ottoscaler", value_name = "NAME")]
+    lease_name: String,
+    /// Seconds a leader holds the Lease without renewing it: how long a follower
+    /// waits after the leader dies (a SIGTERM'd leader releases it at once).
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    lease_duration: u64,
+    /// Identity of this replica on the Lease (default: the pod name, else host-pid).
+    #[arg(long, env = "POD_NAME", value_name = "ID")]
+    lease_identity: Option<String>,
+    /// Where the other replica reaches this one's gRPC port (default: $POD_IP with
+    /// the --listen port, else the --listen address when it is not 0.0.0.0).
+    #[arg(long, env = "OTTOSCALER_ADVERTISE_ADDR", value_name = "ADDR")]
+    advertise_addr: Option<SocketAddr>,
     /// How often workers of no live run or task are looked for and deleted.
     #[arg(long, default_value = "60s", value_parser = steward_runtime::duration::parse)]
     orphan_interval: Duration,
@@ -160,6 +181,44 @@ fn tls(a: &ServeArgs) -> Result<Option<Tls>> {
     }))
 }
 
+/// The leader election the flags ask for, every flag checked.
+fn election(a: &ServeArgs) -> Result<Option<Election>> {
+    if !a.leader_elect {
+        return Ok(None);
+    }
+    let bad = |field: &str, why: &str| Error::Invalid(crate::core::spec::bad(field, why));
+    if a.backend != BackendKind::Kubernetes {
+        return Err(bad(
+            "--leader-elect",
+            "needs --backend kubernetes (the Lease and the workers are in the cluster)",
+        ));
+    }
+    let pod_ip = std::env::var("POD_IP").ok().and_then(|ip| ip.parse().ok());
+    let advertise = a
+        .advertise_addr
+        .or_else(|| pod_ip.map(|ip| SocketAddr::new(ip, a.listen.port())))
+        .or_else(|| (!a.listen.ip().is_unspecified()).then_some(a.listen))
+        .ok_or_else(|| {
+            bad(
+                "--advertise-addr",
+                "needed with --leader-elect when --listen is a wildcard address and POD_IP is not set",
+            )
+        })?;
+    Ok(Some(Election {
+        args: LeaderArgs {
+            lease_namespace: a.namespace.clone(),
+            lease_identity: Some(
+                a.lease_identity
+                    .clone()
+                    .unwrap_or_else(steward_runtime::leader::default_identity),
+            ),
+            lease_duration: a.lease_duration,
+        },
+        name: a.lease_name.clone(),
+        advertise,
+    }))
+}
+
 /// Deletes workers of no live run or task every `interval`, until `stop`.
 fn sweep_orphans(scaler: Arc<Scaler>, interval: Duration, stop: Shutdown) {
     tokio::spawn(async move {
@@ -178,23 +237,44 @@ fn sweep_orphans(scaler: Arc<Scaler>, interval: Duration, stop: Shutdown) {
 }
 
 /// Serves until `shutdown`. Every input is read and checked before anything starts.
+/// With leader election, a follower forwards gRPC to the leader until it leads.
 pub(super) async fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
     let token = token(&a)?;
     let config = config(&a)?;
     let tls = tls(&a)?;
-    let backend: Arc<dyn Backend> = match a.backend {
-        BackendKind::Kubernetes => Arc::new(KubeBackend::new(
-            a.kube.connect().await?.client,
-            &a.namespace,
-        )),
-        BackendKind::Local => Arc::new(LocalBackend::new()),
+    let election = election(&a)?;
+    let client = match a.backend {
+        BackendKind::Kubernetes => Some(a.kube.connect().await?.client),
+        BackendKind::Local => None,
+    };
+    let backend: Arc<dyn Backend> = match &client {
+        Some(c) => Arc::new(KubeBackend::new(c.clone(), &a.namespace)),
+        None => Arc::new(LocalBackend::new()),
     };
     let metrics = Metrics::default();
     let mut registry = steward_runtime::admin::registry(env!("CARGO_PKG_VERSION"));
     metrics.register(&mut registry);
+    if election.is_some() {
+        steward_runtime::leader::register_metrics(&mut registry);
+    }
     let admin = AdminServer::bind(a.admin.admin_addr).await?;
     let ready = Readiness::default();
     tokio::spawn(admin.serve(Arc::new(registry), ready.clone(), shutdown.clone()));
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|source| Error::Io {
+            what: format!("binding {}", a.listen),
+            source,
+        })?;
+    let mut leader = None;
+    if let (Some(e), Some(c)) = (&election, &client) {
+        // A forwarding follower is Ready: the Service reaches the leader through it.
+        ready.set(true);
+        match election::follow(c.clone(), e, &listener, &shutdown).await? {
+            Some(l) => leader = Some(l),
+            None => return Ok(()),
+        }
+    }
     let opts = Options {
         max_workers: a.max_workers,
         grace: a.grace_period,
@@ -205,17 +285,23 @@ pub(super) async fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
     let scaler = Scaler::new(backend, config, opts, metrics);
     scaler.start(shutdown.token()).await?;
     sweep_orphans(scaler.clone(), a.orphan_interval, shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .map_err(|source| Error::Io {
-            what: format!("binding {}", a.listen),
-            source,
-        })?;
     ready.set(true);
     let opts = ServeOptions {
         token,
         reflection: a.reflection,
         tls,
     };
-    crate::server::serve(scaler, listener, opts, shutdown.token()).await
+    let served = tokio::select! {
+        r = crate::server::serve(scaler.clone(), listener, opts, shutdown.token()) => r,
+        e = election::lost(&mut leader) => {
+            scaler.halt();
+            tracing::error!(error = %e, "leadership lost; exiting so the Deployment restarts this replica as a follower");
+            return Err(e);
+        }
+    };
+    scaler.halt();
+    if let Some(l) = leader {
+        l.release(Duration::from_secs(5)).await;
+    }
+    served
 }

@@ -143,16 +143,27 @@ impl Scaler {
         rx: mpsc::UnboundedReceiver<RunMsg>,
     ) {
         self.deps.logs.buffer(&Group::Run(setup.id.clone()));
-        tokio::spawn(keep_history(
+        let writer = keep_history(
             self.deps.backend.clone(),
             setup.id.clone(),
             setup.progress.clone(),
-        ));
+        );
+        let halted = self.halted.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = writer => {}
+                () = halted.cancelled() => {}
+            }
+        });
         let me = self.clone();
         let run = setup.id.clone();
         tokio::spawn(async move {
-            let end = executor::drive(me.deps.clone(), setup, tx, rx).await;
-            me.run_ended(&run, end).await;
+            let halted = me.halted.clone();
+            let drive = executor::drive(me.deps.clone(), setup, tx, rx);
+            tokio::select! {
+                end = drive => me.run_ended(&run, end).await,
+                () = halted.cancelled() => {}
+            }
         });
     }
 

@@ -157,6 +157,8 @@ async fn run_until_running(url: &str, file: &str, id: &str) -> (Child, Vec<Strin
             url,
         ])
         .env("OTTOSCALER_TOKEN", TOKEN)
+        // Longer than a restart here, short enough for the lost-server case.
+        .env("OTTOSCALER_REATTACH_TIMEOUT", "10s")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -8,6 +8,7 @@
 mod api;
 mod cli;
 mod local;
+mod replicas;
 mod restart;
 mod runs;
 mod samples;
