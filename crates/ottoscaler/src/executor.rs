@@ -114,6 +114,8 @@ struct StageRt {
     deadline: Option<Instant>,
     /// The last "waiting for capacity" reason reported for this attempt.
     waiting: Option<String>,
+    /// When this attempt's worker was created (for its duration).
+    created: Option<Instant>,
 }
 
 struct Driver {
@@ -158,6 +160,7 @@ pub async fn drive(
                 permit: None,
                 deadline: None,
                 waiting: None,
+                created: None,
             })
             .collect(),
         stop: None,

@@ -3,17 +3,50 @@
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+type Labels = Vec<(String, String)>;
+
+/// Seconds from 50 ms to about 28 h: a queue wait of a few milliseconds up to a
+/// day-long pipeline.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.05, 2.0, 22))
+}
+
+fn histograms() -> Family<Labels, Histogram> {
+    Family::new_with_constructor(seconds)
+}
+
 /// The ottoscaler's metrics.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Metrics {
-    runs: Family<Vec<(String, String)>, Counter>,
-    attempts: Family<Vec<(String, String)>, Counter>,
+    runs: Family<Labels, Counter>,
+    attempts: Family<Labels, Counter>,
+    run_seconds: Family<Labels, Histogram>,
+    stage_seconds: Family<Labels, Histogram>,
+    queue_seconds: Histogram,
+    resumed: Counter,
     workers: Gauge,
     orphans: Counter,
     /// Stages waiting in the fair queue for a worker slot (kept by `Slots`).
     pub(crate) queued: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            runs: Family::default(),
+            attempts: Family::default(),
+            run_seconds: histograms(),
+            stage_seconds: histograms(),
+            queue_seconds: seconds(),
+            resumed: Counter::default(),
+            workers: Gauge::default(),
+            orphans: Counter::default(),
+            queued: Gauge::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -28,6 +61,26 @@ impl Metrics {
             "steward_ottoscaler_stage_attempts",
             "Stage attempts ended, by outcome or failure class",
             self.attempts.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_run_duration_seconds",
+            "Pipeline runs from submission to their end, by outcome (across restarts)",
+            self.run_seconds.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_stage_duration_seconds",
+            "Stage attempts from their worker's creation to their end, by outcome or failure class",
+            self.stage_seconds.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_stage_queue_seconds",
+            "Time a stage attempt waited in the fair queue for a worker slot",
+            self.queue_seconds.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_runs_resumed",
+            "Runs a new scaler continued after a restart or a failover",
+            self.resumed.clone(),
         );
         r.register(
             "steward_ottoscaler_workers",
@@ -46,18 +99,32 @@ impl Metrics {
         );
     }
 
-    /// A run ended.
-    pub fn run(&self, outcome: &str) {
-        self.runs
-            .get_or_create(&vec![("outcome".into(), outcome.into())])
-            .inc();
+    /// A run ended after `seconds` (`None`: unknown).
+    pub fn run(&self, outcome: &str, seconds: Option<f64>) {
+        let l = vec![("outcome".into(), outcome.into())];
+        self.runs.get_or_create(&l).inc();
+        if let Some(s) = seconds {
+            self.run_seconds.get_or_create(&l).observe(s);
+        }
     }
 
-    /// An attempt ended.
-    pub fn attempt(&self, outcome: &str) {
-        self.attempts
-            .get_or_create(&vec![("outcome".into(), outcome.into())])
-            .inc();
+    /// An attempt ended, `seconds` after its worker was created (`None`: it had none).
+    pub fn attempt(&self, outcome: &str, seconds: Option<f64>) {
+        let l = vec![("outcome".into(), outcome.into())];
+        self.attempts.get_or_create(&l).inc();
+        if let Some(s) = seconds {
+            self.stage_seconds.get_or_create(&l).observe(s);
+        }
+    }
+
+    /// An attempt waited `seconds` for a slot.
+    pub fn queued_for(&self, seconds: f64) {
+        self.queue_seconds.observe(seconds);
+    }
+
+    /// A run was continued by this process.
+    pub fn resumed(&self) {
+        self.resumed.inc();
     }
 
     /// Workers known.

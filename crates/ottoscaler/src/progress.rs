@@ -75,6 +75,11 @@ impl Progress {
         seq
     }
 
+    /// When the run started: its first message's time (ms since the epoch).
+    pub fn started_ms(&self) -> Option<i64> {
+        self.lock().first().map(|p| p.timestamp_unix_ms)
+    }
+
     /// Follows how many messages exist, for the history writer.
     pub fn appended(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()

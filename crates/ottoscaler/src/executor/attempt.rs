@@ -22,11 +22,14 @@ impl Driver {
         rt.attempt = attempt;
         rt.deadline = None;
         rt.waiting = None;
+        rt.created = None;
         let slots = self.deps.slots.clone();
+        let metrics = self.deps.metrics.clone();
         let tx = self.tx.clone();
         let progress = self.setup.progress.clone();
         let stage = self.setup.pipeline.stages[i].name.clone();
         let handle = tokio::spawn(async move {
+            let asked = Instant::now();
             let permit = slots
                 .acquire(|pos| {
                     let mut m = stage_msg(
@@ -39,6 +42,7 @@ impl Driver {
                     progress.emit(m);
                 })
                 .await;
+            metrics.queued_for(asked.elapsed().as_secs_f64());
             // The driver is gone only when the run ended; the permit returns on drop.
             let _ = tx.send(RunMsg::Granted {
                 stage: i,
@@ -93,6 +97,7 @@ impl Driver {
         );
         match self.deps.backend.create_worker(&plan).await {
             Ok(()) => {
+                self.rt[i].created = Some(Instant::now());
                 let mut m = stage_msg(
                     self.name(i),
                     StageState::Starting,
@@ -142,7 +147,8 @@ impl Driver {
                 );
                 m.worker = obs.name.clone();
                 self.emit(m);
-                self.deps.metrics.attempt("succeeded");
+                let took = self.took(i);
+                self.deps.metrics.attempt("succeeded", took);
             }
             Reaction::Failed { class, delete } => {
                 if delete {
@@ -176,6 +182,11 @@ impl Driver {
         }
     }
 
+    /// Seconds since stage `i`'s current worker was created (once per attempt).
+    fn took(&mut self, i: usize) -> Option<f64> {
+        self.rt[i].created.take().map(|t| t.elapsed().as_secs_f64())
+    }
+
     /// Attempt of stage `i` failed: retries after back-off, or the stage fails.
     pub(super) async fn attempt_failed(
         &mut self,
@@ -188,7 +199,8 @@ impl Driver {
         self.rt[i].permit = None;
         self.rt[i].deadline = None;
         self.rt[i].now = Attempt::Idle;
-        self.deps.metrics.attempt(class.label());
+        let took = self.took(i);
+        self.deps.metrics.attempt(class.label(), took);
         let stage = &self.setup.pipeline.stages[i];
         let stopping = self.stop.is_some() && !stage.finally;
         let next = if stopping {

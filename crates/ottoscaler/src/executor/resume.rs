@@ -86,8 +86,9 @@ impl Driver {
                         Attempt::Starting(worker)
                     };
                     rt.permit = Some(self.deps.slots.adopt());
-                    rt.deadline =
-                        timeout.map(|t| created_ms.map_or_else(Instant::now, instant_at) + t);
+                    let created = created_ms.map_or_else(Instant::now, instant_at);
+                    rt.created = Some(created);
+                    rt.deadline = timeout.map(|t| created + t);
                 }
                 StageResume::Lost { worker, attempt } => {
                     self.status[i] = StageStatus::Active;

@@ -55,6 +55,7 @@ impl Scaler {
             let why = if r.state == "running" && !r.request.is_empty() {
                 match self.resume(&id, &r, &workers) {
                     Ok(()) => {
+                        self.deps.metrics.resumed();
                         resumed += 1;
                         continue;
                     }

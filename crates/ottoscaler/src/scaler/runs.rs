@@ -171,7 +171,6 @@ impl Scaler {
     /// progress message; forgets it after the retention.
     async fn run_ended(self: &Arc<Self>, id: &str, end: RunEnd) {
         let state = decide::ended(end.state);
-        self.deps.metrics.run(state);
         let progress = {
             let mut runs = lock(&self.runs);
             runs.get_mut(id).map(|r| {
@@ -179,6 +178,11 @@ impl Scaler {
                 r.progress.clone()
             })
         };
+        let took = progress
+            .as_ref()
+            .and_then(|p| p.started_ms())
+            .map(|t| (now_ms() - t).max(0) as f64 / 1000.0);
+        self.deps.metrics.run(state, took);
         let record = GroupRecord {
             group: Group::Run(id.into()),
             state: state.into(),

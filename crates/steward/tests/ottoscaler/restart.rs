@@ -168,6 +168,11 @@ async fn a_run_survives_a_scaler_crash_and_orphans_are_deleted() {
             vec![format!("six-{name}-1").as_str()]
         );
     }
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("steward_ottoscaler_runs_resumed_total 1"),
+        "{metrics}"
+    );
     no_pods(&env, "steward.io/pipeline-run=six").await;
     no_pods(&env, "steward.io/pipeline-run=ghost").await;
     no_pods(&env, "steward.io/pipeline-run=legacy").await;

@@ -94,9 +94,24 @@ async fn dag_pipeline_with_a_failing_then_retried_stage() {
         "steward_ottoscaler_runs_total{outcome=\"succeeded\"} 1",
         "steward_ottoscaler_stage_attempts_total{outcome=\"exit-code\"} 1",
         "steward_ottoscaler_stage_attempts_total{outcome=\"succeeded\"} 5",
+        "steward_ottoscaler_run_duration_seconds_count{outcome=\"succeeded\"} 1",
+        "steward_ottoscaler_stage_duration_seconds_count{outcome=\"succeeded\"} 5",
+        "steward_ottoscaler_stage_duration_seconds_count{outcome=\"exit-code\"} 1",
+        // checkout, build twice, lint, report, cleanup (notify was skipped).
+        "steward_ottoscaler_stage_queue_seconds_count 6",
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
+    // The run took as long as its stages at least: more than zero.
+    let sum: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("steward_ottoscaler_run_duration_seconds_sum{outcome=\"succeeded\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sum > 0.0, "{metrics}");
 }
 
 #[tokio::test]
