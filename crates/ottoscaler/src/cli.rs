@@ -37,7 +37,7 @@ const EXIT_STATUS: &str = "Exit status: 0 done (run: the pipeline run succeeded)
 #[derive(Debug, Subcommand)]
 enum OttoCommand {
     /// Run the gRPC scaler (OttoscalerService, LogStreamingService, grpc.health.v1).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start N worker pods for a task.
     ScaleUp(ScaleUpArgs),
     /// Remove a task's workers: idle ones first, busy ones only with --force.
@@ -67,7 +67,7 @@ pub enum BackendKind {
 pub async fn run(args: OttoscalerArgs, ctx: Context) -> Result<Exit> {
     let lang = ctx.lang;
     let client = match args.command {
-        OttoCommand::Serve(a) => return serve::serve(a, ctx.shutdown).await.map(|()| Exit::Ok),
+        OttoCommand::Serve(a) => return serve::serve(*a, ctx.shutdown).await.map(|()| Exit::Ok),
         OttoCommand::ScaleUp(a) => commands::scale_up(a, lang).boxed(),
         OttoCommand::ScaleDown(a) => commands::scale_down(a, lang).boxed(),
         OttoCommand::Status(a) => commands::status(a, lang).boxed(),

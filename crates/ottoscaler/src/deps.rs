@@ -32,6 +32,8 @@ pub struct RunDeps {
     pub grace: Duration,
     /// `--capacity-check`: workers no node has room for wait or are refused.
     pub capacity: CapacityCheck,
+    /// Webhooks on run end and stage failure.
+    pub notify: crate::notify::Notifier,
 }
 
 impl RunDeps {

@@ -28,6 +28,7 @@ pub mod executor;
 pub mod logs;
 pub mod messages;
 pub mod metrics;
+pub mod notify;
 pub mod progress;
 pub mod scaler;
 pub mod server;

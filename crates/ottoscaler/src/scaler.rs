@@ -48,6 +48,8 @@ pub struct Options {
     pub log_lines: usize,
     /// Workers no node has room for now: wait for capacity or refuse the request.
     pub capacity: CapacityCheck,
+    /// Webhooks on run end and stage failure.
+    pub notify: crate::notify::Notifier,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             retention: Duration::from_secs(3600),
             log_lines: 10_000,
             capacity: CapacityCheck::Wait,
+            notify: crate::notify::Notifier::default(),
         }
     }
 }
@@ -105,6 +108,7 @@ impl Scaler {
                 metrics,
                 grace: opts.grace,
                 capacity: opts.capacity,
+                notify: opts.notify.clone(),
             },
             config,
             opts,

@@ -310,7 +310,7 @@ fn rbac_has_no_wildcard_and_names_stewards_own_objects() {
 
 #[test]
 fn bad_values_fail_naming_the_key() {
-    let table: [(&[&str], &str); 11] = [
+    let table: [(&[&str], &str); 13] = [
         (&["gracefulDrain.replicas=two"], "/gracefulDrain/replicas"),
         (
             &["bogus.enabled=true"],
@@ -333,6 +333,17 @@ fn bad_values_fail_naming_the_key() {
             "monitor.leaderElection.enabled is false",
         ),
         (&["ottoscaler.replicas=0"], "/ottoscaler/replicas"),
+        (
+            &[
+                "ottoscaler.enabled=true",
+                "ottoscaler.notify.urls[0]=https://ci.example/hook",
+            ],
+            "ottoscaler.notify.urls needs ottoscaler.notify.existingSecret",
+        ),
+        (
+            &["ottoscaler.notify.urls[0]=ftp://x"],
+            "/ottoscaler/notify/urls/0",
+        ),
         (&["drain.enabled=true"], "drain.nodepoolName is required"),
         (&["drain.timeout=15 minutes"], "/drain/timeout"),
         (

@@ -296,4 +296,17 @@ fn ottoscaler_leader_election_flags_are_checked_before_anything_starts() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_one_line_error(&out, "--advertise-addr");
+    // Webhooks: signed or not at all, and only to http(s) URLs.
+    let local = [&base[..], &["--backend", "local"]].concat();
+    let unsigned = [&local[..], &["--notify-url", "http://127.0.0.1:9/hook"]].concat();
+    let out = steward(&unsigned);
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line_error(&out, "--notify-secret-file: required with --notify-url");
+    let out = steward(&[&local[..], &["--notify-url", "ftp://example.com/x"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--notify-url"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -29,6 +29,12 @@
 - --leader-elect
 - --lease-name={{ include "steward.componentName" (dict "ctx" . "component" "ottoscaler") }}
 - --lease-duration={{ $v.leaseDuration }}
+{{- range $v.notify.urls }}
+- --notify-url={{ . }}
+{{- end }}
+{{- if $v.notify.urls }}
+- --notify-secret-file=/var/run/steward/notify/{{ $v.notify.key }}
+{{- end }}
 {{- if $v.reflection }}
 - --reflection
 {{- end }}

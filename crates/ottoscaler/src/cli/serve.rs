@@ -21,6 +21,7 @@ use crate::core::config::Config;
 use crate::core::room::CapacityCheck;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::scaler::{Options, Scaler};
 use crate::server::{ServeOptions, Tls};
 use steward_runtime::leader::LeaderArgs;
@@ -89,6 +90,14 @@ pub(super) struct ServeArgs {
     /// Log lines kept per run or task; slower clients get a "dropped N lines" marker.
     #[arg(long, default_value_t = 10_000)]
     log_lines: usize,
+    /// Webhook receiving a signed JSON event when a run ends or a stage fails for
+    /// good (repeat the flag for more); retried with back-off while it is down.
+    #[arg(long = "notify-url", value_name = "URL", value_parser = webhook_url)]
+    notify_urls: Vec<reqwest::Url>,
+    /// File holding the HMAC-SHA256 key the webhook events are signed with
+    /// (`X-Steward-Signature-256`); required with --notify-url.
+    #[arg(long, value_name = "PATH")]
+    notify_secret_file: Option<PathBuf>,
     /// Elect a leader on a Lease in --namespace, so two replicas can run: the leader
     /// acts and serves; the other forwards gRPC connections to it and takes over
     /// (continuing every run) once the Lease expires or is released.
@@ -181,6 +190,37 @@ fn tls(a: &ServeArgs) -> Result<Option<Tls>> {
     }))
 }
 
+fn webhook_url(s: &str) -> Result<reqwest::Url, String> {
+    let u = reqwest::Url::parse(s).map_err(|e| e.to_string())?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err("an http:// or https:// URL with a host is needed".into());
+    }
+    Ok(u)
+}
+
+/// The webhooks the flags ask for, the key read from its file.
+fn notifier(a: &ServeArgs) -> Result<Notifier> {
+    if a.notify_urls.is_empty() {
+        return Ok(Notifier::default());
+    }
+    let bad = |field: &str, why: &str| Error::Invalid(crate::core::spec::bad(field, why));
+    let path = a.notify_secret_file.as_ref().ok_or_else(|| {
+        bad(
+            "--notify-secret-file",
+            "required with --notify-url (events are signed)",
+        )
+    })?;
+    let key = read_file("--notify-secret-file", path)?;
+    let key = key.trim_ascii().to_vec();
+    if key.is_empty() {
+        return Err(bad("--notify-secret-file", "the file is empty"));
+    }
+    Notifier::new(a.notify_urls.clone(), key).map_err(|e| Error::Config {
+        path: "--notify-url".into(),
+        reason: e.without_url().to_string(),
+    })
+}
+
 /// The leader election the flags ask for, every flag checked.
 fn election(a: &ServeArgs) -> Result<Option<Election>> {
     if !a.leader_elect {
@@ -243,6 +283,7 @@ pub(super) async fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
     let config = config(&a)?;
     let tls = tls(&a)?;
     let election = election(&a)?;
+    let notify = notifier(&a)?;
     let client = match a.backend {
         BackendKind::Kubernetes => Some(a.kube.connect().await?.client),
         BackendKind::Local => None,
@@ -281,6 +322,7 @@ pub(super) async fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
         retention: a.retention,
         log_lines: a.log_lines,
         capacity: a.capacity_check,
+        notify,
     };
     let scaler = Scaler::new(backend, config, opts, metrics);
     scaler.start(shutdown.token()).await?;

@@ -227,6 +227,13 @@ impl Driver {
             }
             AfterFailure::GiveUp => {
                 self.status[i] = StageStatus::Failed;
+                self.deps.notify.stage_failed(
+                    &self.setup.id,
+                    &self.setup.pipeline.name,
+                    &stage.name,
+                    attempt,
+                    &message,
+                );
                 stage_msg(&stage.name, StageState::Failed, attempt, message)
             }
         };

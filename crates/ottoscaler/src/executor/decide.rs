@@ -71,6 +71,15 @@ pub fn end(outcome: Outcome, stop: Option<Stop>) -> RunEnd {
     RunEnd { state, text }
 }
 
+/// The word for a run's end state in records, metrics and webhooks.
+pub fn state_word(state: RunState) -> &'static str {
+    match state {
+        RunState::Succeeded => "succeeded",
+        RunState::Cancelled => "cancelled",
+        _ => "failed",
+    }
+}
+
 /// What a stop does to an active (non-finally) stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped {

@@ -111,6 +111,12 @@ impl Driver {
     pub(super) async fn finish(&mut self, outcome: Outcome) -> RunEnd {
         let end = decide::end(outcome, self.stop);
         info!(run = %self.setup.id, outcome = end.text, "run ended");
+        self.deps.notify.run_ended(
+            &self.setup.id,
+            &self.setup.pipeline.name,
+            decide::state_word(end.state),
+            &format!("run {}", end.text),
+        );
         let (live, done): (Vec<String>, Vec<String>) = std::mem::take(&mut self.created)
             .into_iter()
             .partition(|w| self.rt.iter().any(|r| r.now.worker() == Some(w.as_str())));

@@ -47,6 +47,7 @@ fn start(id: &str, yaml: &str, cap: u32) -> Run {
         metrics: Metrics::default(),
         grace: GRACE,
         capacity: CapacityCheck::Wait,
+        notify: crate::notify::Notifier::default(),
     };
     let workers = pipeline
         .stages

@@ -60,11 +60,7 @@ pub fn left_after(workers: &[WorkerObs], picked: &[String]) -> usize {
 
 /// The record state (and metric label) of a run that ended in `state`.
 pub fn ended(state: RunState) -> &'static str {
-    match state {
-        RunState::Succeeded => "succeeded",
-        RunState::Cancelled => "cancelled",
-        _ => "failed",
-    }
+    crate::executor::decide::state_word(state)
 }
 
 /// The final state a recorded run is shown with.

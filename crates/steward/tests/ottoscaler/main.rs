@@ -12,6 +12,7 @@ mod replicas;
 mod restart;
 mod runs;
 mod samples;
+mod webhooks;
 mod workers;
 
 use std::process::Stdio;
