@@ -183,7 +183,7 @@ async fn run_until_running(url: &str, file: &str, id: &str) -> (Child, Vec<Strin
 }
 
 /// The exit status and stderr of a finished child.
-async fn ended(mut child: Child) -> (Option<i32>, String) {
+pub(super) async fn ended(mut child: Child) -> (Option<i32>, String) {
     use tokio::io::AsyncReadExt;
     let mut stderr = String::new();
     let mut pipe = child.stderr.take().unwrap();

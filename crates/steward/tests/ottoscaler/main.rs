@@ -221,6 +221,20 @@ async fn collect(mut s: tonic::Streaming<proto::PipelineProgress>) -> Vec<proto:
     out
 }
 
+/// The history of run `id`, from the start.
+async fn history(otto: &mut Otto, id: &str) -> Vec<proto::PipelineProgress> {
+    collect(
+        otto.watch_pipeline(proto::WatchPipelineRequest {
+            run_id: id.into(),
+            from_seq: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner(),
+    )
+    .await
+}
+
 fn states_of(ps: &[proto::PipelineProgress], stage: &str) -> Vec<(i32, StageState)> {
     ps.iter()
         .filter(|p| p.stage == stage)

@@ -92,28 +92,10 @@ async fn finish(env: &TestEnv, id: &str, stage: &str) {
 
 /// The client's exit and every stage's attempts, read through `via`.
 async fn outcome(child: Child, via: &Server, id: &str) {
-    use tokio::io::AsyncReadExt;
-    let mut child = child;
-    let mut stderr = String::new();
-    let mut pipe = child.stderr.take().unwrap();
-    let status = tokio::time::timeout(T, async {
-        pipe.read_to_string(&mut stderr).await.unwrap();
-        child.wait().await.unwrap()
-    })
-    .await
-    .expect("the client ends");
-    assert_eq!(status.code(), Some(0), "{id}: {stderr}");
+    let (code, stderr) = super::cli::ended(child).await;
+    assert_eq!(code, Some(0), "{id}: {stderr}");
     let (mut otto, _) = via.clients().await;
-    let ps = collect(
-        otto.watch_pipeline(proto::WatchPipelineRequest {
-            run_id: id.into(),
-            from_seq: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner(),
-    )
-    .await;
+    let ps = history(&mut otto, id).await;
     assert_eq!(
         ps.last().unwrap().run_state(),
         RunState::Succeeded,

@@ -135,16 +135,7 @@ async fn a_run_survives_a_scaler_crash_and_orphans_are_deleted() {
         (1..=both.len() as u64).collect::<Vec<_>>(),
         "{both:#?}"
     );
-    let replay = collect(
-        otto.watch_pipeline(proto::WatchPipelineRequest {
-            run_id: "six".into(),
-            from_seq: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner(),
-    )
-    .await;
+    let replay = history(&mut otto, "six").await;
     assert_eq!(
         replay, both,
         "the history after the restart is the one clients saw"
@@ -177,16 +168,7 @@ async fn a_run_survives_a_scaler_crash_and_orphans_are_deleted() {
     no_pods(&env, "steward.io/pipeline-run=ghost").await;
     no_pods(&env, "steward.io/pipeline-run=legacy").await;
 
-    let ps = collect(
-        otto.watch_pipeline(proto::WatchPipelineRequest {
-            run_id: "legacy".into(),
-            from_seq: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner(),
-    )
-    .await;
+    let ps = history(&mut otto, "legacy").await;
     let last = ps.last().unwrap();
     assert_eq!(last.run_state(), RunState::Failed);
     assert!(

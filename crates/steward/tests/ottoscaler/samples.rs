@@ -64,20 +64,6 @@ fn play_containers(env: &TestEnv) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The history of run `id`, from the start.
-async fn history(otto: &mut Otto, id: &str) -> Vec<proto::PipelineProgress> {
-    collect(
-        otto.watch_pipeline(proto::WatchPipelineRequest {
-            run_id: id.into(),
-            from_seq: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner(),
-    )
-    .await
-}
-
 /// Every stage of sample `name` ended as expected in `ps`.
 fn check(name: &str, ps: &[proto::PipelineProgress]) {
     assert_eq!(
