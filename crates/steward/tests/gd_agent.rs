@@ -33,6 +33,10 @@ use testkit::wait;
 /// test's pods with their own configuration.
 static ONE_STEWARD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The Istio and Linkerd probe presets against sidecar stats served by a stand-in.
+#[path = "gd_agent_support/mesh.rs"]
+mod mesh;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eviction_waits_until_the_pods_connections_close() {
     let _one = ONE_STEWARD.lock().await;
@@ -189,122 +193,6 @@ async fn agent_finds_pods_by_cgroup_and_leaves_a_newer_agents_advertisement() {
         !ann.contains_key(ANN_AGENT) && !ann.contains_key(ANN_AGENT_ID),
         "left behind: {ann:?}"
     );
-}
-
-/// Serves the file `argv[2]` at any path, as an Envoy sidecar serves
-/// `/stats/prometheus`; prints "hit" per request.
-const STATS_SERVER: &str = r#"
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = open(sys.argv[2], "rb").read()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        print("hit", flush=True)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-"#;
-
-/// Envoy's `/stats/prometheus` with `inbound` active connections on the inbound
-/// listener (and busy listeners that must not count: the stats scrape, outbound).
-fn envoy_stats(inbound: u32) -> String {
-    format!(
-        "# TYPE envoy_listener_downstream_cx_active gauge\n\
-         envoy_listener_downstream_cx_active{{listener_address=\"0.0.0.0_15006\"}} {inbound}\n\
-         envoy_listener_downstream_cx_active{{listener_address=\"0.0.0.0_15090\"}} 1\n\
-         envoy_listener_downstream_cx_active{{listener_address=\"0.0.0.0_15001\"}} 4\n\
-         # TYPE envoy_listener_downstream_cx_total counter\n\
-         envoy_listener_downstream_cx_total{{listener_address=\"0.0.0.0_15006\"}} 812\n\
-         # TYPE envoy_server_total_connections gauge\n\
-         envoy_server_total_connections{{}} 6\n"
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn istio_preset_waits_for_the_sidecars_inbound_connections() {
-    let _one = ONE_STEWARD.lock().await;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::AsyncBufReadExt;
-
-    let env = testkit::env("gd-istio").await.unwrap();
-    env.add_nodes("n", 1, |s| s).await.unwrap();
-    let spec = StewardSpec::new(&env).await;
-    spec.config(
-        &env.client,
-        "version: 1\ndefaults:\n  minWait: 1s\n  maxWait: 120s\n  probe: { istio: {} }\n",
-    )
-    .await;
-    let steward = spec.start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let stats = dir.path().join("stats");
-    std::fs::write(&stats, envoy_stats(2)).unwrap();
-    let port = free_port();
-    let mut server = tokio::process::Command::new("python3")
-        .args(["-c", STATS_SERVER, &port.to_string()])
-        .arg(&stats)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let h = hits.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(_)) = lines.next_line().await {
-            h.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    // kwok pods have no real IP: the probe URL stands in for <pod IP>:15090, and
-    // keeps the preset's gauge.
-    let url = format!("http://127.0.0.1:{port}/stats/prometheus");
-    let pod = gd_support::web_with(
-        &env,
-        "mesh",
-        1,
-        json!({ "vpa-managed": "true", "steward.io/drain-probe-url": url }),
-        json!({}),
-    )
-    .await
-    .remove(0);
-    let name = pod.name_any();
-    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    gd_support::start_drain(&env, &name).await;
-    let before = hits.load(Ordering::SeqCst);
-    wait::until(
-        T,
-        "the controller read the sidecar's stats 4 more times",
-        || async { Ok(hits.load(Ordering::SeqCst) >= before + 4) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}; steward logs: {:?}", steward.logs.lock().unwrap()));
-    let p = pods.get(&name).await.unwrap();
-    assert!(
-        p.metadata.deletion_timestamp.is_none(),
-        "evicted with 2 inbound connections open"
-    );
-    // Inbound connections gone (other listeners still busy): drained.
-    std::fs::write(&stats, envoy_stats(0)).unwrap();
-    let uid = pod.uid();
-    wait::until(
-        T,
-        "pod evicted after its inbound connections closed",
-        || async {
-            Ok(pods
-                .get_opt(&name)
-                .await?
-                .is_none_or(|p| p.uid() != uid || p.metadata.deletion_timestamp.is_some()))
-        },
-    )
-    .await
-    .unwrap();
-    steward
-        .wait_log(&["drained; evicted", &name, "\"reason\":\"drained\""])
-        .await;
 }
 
 /// The DaemonSet manifest in deploy/ is accepted by the API server as written

@@ -21,7 +21,7 @@
 //!     port: 9090
 //!     path: /metrics
 //!     gauge: http_requests_in_flight
-//!   # or probe: { connections: { ports: [8080] } } (node agent), or probe: { istio: {} }
+//!   # or probe: { connections: { ports: [8080] } } (node agent), or probe: { istio: {} }, or probe: { linkerd: {} }
 //!   # (see `crate::probe::spec`)
 //! overrides:
 //!   - namespace: shop

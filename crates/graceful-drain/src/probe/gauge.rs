@@ -205,6 +205,35 @@ envoy_server_total_connections{} 7
         }
     }
 
+    /// Lines of a Linkerd proxy's `:4191/metrics` (the format of linkerd.io's "Proxy
+    /// Metrics": labels `direction`, `peer`, the target and server labels).
+    const LINKERD: &str = r#"# HELP tcp_open_connections Number of currently-open connections.
+# TYPE tcp_open_connections gauge
+tcp_open_connections{direction="inbound",peer="src",target_addr="10.42.0.25:8080",target_ip="10.42.0.25",target_port="8080",tls="true",client_id="web.emojivoto.serviceaccount.identity.linkerd.cluster.local",srv_group="",srv_kind="default",srv_name="all-unauthenticated",srv_port="8080"} 2
+tcp_open_connections{direction="inbound",peer="src",target_addr="10.42.0.25:8080",target_ip="10.42.0.25",target_port="8080",tls="no_identity",no_tls_reason="no_tls_from_remote",srv_group="",srv_kind="default",srv_name="all-unauthenticated",srv_port="8080"} 1
+tcp_open_connections{direction="inbound",peer="dst",target_addr="10.42.0.25:8080",tls="no_identity",no_tls_reason="loopback"} 3
+tcp_open_connections{direction="outbound",peer="dst",dst_namespace="emojivoto",dst_service="emoji-svc",tls="true"} 4
+# HELP tcp_open_total Total count of opened connections.
+# TYPE tcp_open_total counter
+tcp_open_total{direction="inbound",peer="src",target_addr="10.42.0.25:8080",tls="true"} 91
+"#;
+
+    #[test]
+    fn linkerd_inbound_connections() {
+        let sel = Selector::parse(crate::probe::spec::LINKERD_INBOUND).unwrap();
+        assert_eq!(
+            sum(LINKERD, &sel),
+            Some(3.0),
+            "client connections, TLS or not"
+        );
+        let closed = LINKERD.replace("} 2\n", "} 0\n").replace("} 1\n", "} 0\n");
+        assert_eq!(
+            sum(&closed, &sel),
+            Some(0.0),
+            "proxy-to-app and outbound do not count"
+        );
+    }
+
     #[test]
     fn samples() {
         let body = "# HELP inflight requests in flight\n# TYPE inflight gauge\ninflight{handler=\"a\"} 2\ninflight{handler=\"b\",} 1 1700000000\ninflight{path=\"/x}\\\"y\"} 4\ninflight_total 9\nother 4\nbroken{a=\"1\" 5\nnan NaN\n";

@@ -5,6 +5,7 @@
 //! probe: { port: 9090, path: /metrics, gauge: http_requests_in_flight }  # HTTP on the pod IP
 //! probe: { connections: { ports: [8080, 8443] } }                        # node agent
 //! probe: { istio: {} }                                                    # Envoy sidecar stats
+//! probe: { linkerd: {} }                                                  # Linkerd proxy metrics
 //! ```
 //!
 //! `istio` is a preset of the HTTP probe: the sidecar's Prometheus stats
@@ -16,6 +17,13 @@
 //! `proxy.istio.io/config`) must include it: `proxyStatsMatcher: { inclusionRegexps:
 //! ["listener\\.0\\.0\\.0\\.0_15006\\.downstream_cx_active"] }`. Without it the probe
 //! finds no sample and the drain waits until `maxWait`.
+//!
+//! `linkerd` is the same for Linkerd's proxy: its admin port (`:4191/metrics`) and
+//! the connections it has accepted from clients and holds open,
+//! `tcp_open_connections{direction="inbound",peer="src"}` (linkerd.io, "Proxy
+//! Metrics"; on by default). The proxy's connections to the application
+//! (`peer="dst"`) and outbound ones do not hold a drain, nor do scrapes of the admin
+//! port, which are not proxied.
 
 use serde::Deserialize;
 
@@ -28,6 +36,11 @@ pub const ISTIO_STATS_PORT: u16 = 15090;
 /// The stats tag of Istio's inbound listener (`virtualInbound`, port 15006).
 pub const ISTIO_INBOUND_LISTENER: &str = "0.0.0.0_15006";
 
+/// The Linkerd proxy's admin (metrics) port.
+pub const LINKERD_ADMIN_PORT: u16 = 4191;
+/// The gauge of the client connections a Linkerd proxy holds open.
+pub const LINKERD_INBOUND: &str = "tcp_open_connections{direction=\"inbound\",peer=\"src\"}";
+
 /// The block as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -37,6 +50,13 @@ pub struct RawProbe {
     gauge: Option<String>,
     connections: Option<RawConnections>,
     istio: Option<RawIstio>,
+    linkerd: Option<RawLinkerd>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawLinkerd {
+    port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -67,19 +87,20 @@ impl RawProbe {
             self.port.is_some(),
             self.connections.is_some(),
             self.istio.is_some(),
+            self.linkerd.is_some(),
         ];
         match kinds.iter().filter(|k| **k).count() {
             1 => {}
             0 => {
                 return Err(invalid(
                     at.into(),
-                    "give one of port (HTTP), connections or istio",
+                    "give one of port (HTTP), connections, istio or linkerd",
                 ));
             }
             _ => {
                 return Err(invalid(
                     at.into(),
-                    "port (HTTP), connections and istio exclude each other",
+                    "port (HTTP), connections, istio and linkerd exclude each other",
                 ));
             }
         }
@@ -106,6 +127,19 @@ impl RawProbe {
                 )?,
                 path: "/stats/prometheus".into(),
                 gauge: Some(gauge),
+            }));
+        }
+        if let Some(l) = &self.linkerd {
+            if self.path.is_some() || self.gauge.is_some() {
+                return Err(invalid(at.into(), "path and gauge belong to an HTTP probe"));
+            }
+            return Ok(ProbeTarget::PodPort(Probe {
+                port: nonzero(
+                    l.port.unwrap_or(LINKERD_ADMIN_PORT),
+                    &format!("{at}.linkerd.port"),
+                )?,
+                path: "/metrics".into(),
+                gauge: Some(LINKERD_INBOUND.into()),
             }));
         }
         if let Some(g) = &self.gauge {
@@ -178,6 +212,18 @@ mod tests {
         let sel = Selector::parse(p.gauge.as_deref().unwrap()).unwrap();
         assert_eq!(sel.matchers[0].2, "[__]_15006");
         assert_eq!(
+            target("{ linkerd: {} }").unwrap(),
+            ProbeTarget::PodPort(Probe {
+                port: 4191,
+                path: "/metrics".into(),
+                gauge: Some(LINKERD_INBOUND.into()),
+            })
+        );
+        let ProbeTarget::PodPort(p) = target("{ linkerd: { port: 14191 } }").unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.port, 14191);
+        assert_eq!(
             target("{ port: 9090, gauge: 'inflight{handler=\"a\"}' }").unwrap(),
             ProbeTarget::PodPort(Probe {
                 port: 9090,
@@ -213,6 +259,13 @@ mod tests {
                 "HTTP probe",
             ),
             ("{ istio: {}, path: /x }", "defaults.probe", "HTTP probe"),
+            ("{ linkerd: {}, gauge: x }", "defaults.probe", "HTTP probe"),
+            ("{ linkerd: {}, istio: {} }", "defaults.probe", "exclude"),
+            (
+                "{ linkerd: { port: 0 } }",
+                "defaults.probe.linkerd.port",
+                "0 is not",
+            ),
             ("{ port: 0 }", "defaults.probe.port", "0 is not"),
             (
                 "{ port: 1, gauge: 'x{a=1}' }",
@@ -220,6 +273,10 @@ mod tests {
                 "not quoted",
             ),
         ];
+        assert!(
+            steward_runtime::yaml::from_str::<RawProbe>("{ linkerd: { admin: 1 } }").is_err(),
+            "unknown keys of a preset are refused"
+        );
         for (yaml, field, reason) in table {
             match target(yaml) {
                 Err(Error::InvalidConfig {
