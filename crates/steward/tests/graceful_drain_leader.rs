@@ -1,6 +1,7 @@
 //! `steward graceful-drain run` leader-side behaviour end to end, on its own control
 //! plane (so the VPA CRD is installed after steward starts): in-place resize advice
-//! on VerticalPodAutoscalers, and two replicas handing a drain over with the Lease.
+//! on VerticalPodAutoscalers, two replicas handing a drain over with the Lease, and
+//! evictions with no steward running.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -267,4 +268,88 @@ async fn second_replica_takes_the_lease_and_finishes_the_drain() {
     )
     .await
     .unwrap();
+}
+
+/// With no steward running, its webhook registered: evictions go through, as
+/// `failurePolicy: Ignore` promises, without grace. Refused connections (the process
+/// is gone) cost the API server nothing; a webhook that accepts and never answers
+/// costs `timeoutSeconds` per eviction (printed, the trade-off of a short timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_steward_down_evictions_proceed_as_failure_policy_ignore_promises() {
+    let env = gd_support::setup("gd-down").await;
+    let spec = StewardSpec::new(&env).await;
+    spec.config(
+        &env.client,
+        "version: 1\ndefaults:\n  minWait: 30s\n  maxWait: 120s\n",
+    )
+    .await;
+    let steward = spec.start().await;
+    let ps = web(&env, "down", 3, true, json!({})).await;
+    steward.kill().await;
+    let name = format!("steward-gd-{}", env.ns);
+    let hooks: Api<DynamicObject> = Api::all_with(
+        env.client.clone(),
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+        )),
+    );
+    assert!(
+        hooks.get_opt(&name).await.unwrap().is_some(),
+        "the webhook stays registered"
+    );
+
+    // Refused: nothing listens on the webhook's address.
+    let t = std::time::Instant::now();
+    assert_eq!(
+        gd_support::evict_code(&pods(&env), &ps[0].name_any()).await,
+        201
+    );
+    let refused = t.elapsed();
+
+    // Hung: something accepts and never answers; the API server waits timeoutSeconds.
+    let hang = tokio::net::TcpListener::bind(("127.0.0.1", spec.webhook_port))
+        .await
+        .unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = hang.accept().await {
+            conns.push(c);
+        }
+    });
+    let patch = json!([{ "op": "replace", "path": "/webhooks/0/timeoutSeconds", "value": 2 }]);
+    hooks
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
+        )
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(
+        gd_support::evict_code(&pods(&env), &ps[1].name_any()).await,
+        201
+    );
+    let hung = t.elapsed();
+    held.abort();
+    eprintln!(
+        "eviction with steward down: refused {:.0} ms, webhook hanging (timeoutSeconds 2) {:.0} ms",
+        refused.as_secs_f64() * 1000.0,
+        hung.as_secs_f64() * 1000.0
+    );
+    // 201, not 429: no drain held them (with steward up, minWait 30 s would have).
+    for p in &ps[..2] {
+        let uid = p.uid();
+        wait::until(T, "the evicted pod is deleted", || async {
+            Ok(pods(&env)
+                .get_opt(&p.name_any())
+                .await?
+                .is_none_or(|q| q.uid() != uid || q.metadata.deletion_timestamp.is_some()))
+        })
+        .await
+        .unwrap();
+    }
+    hooks.delete(&name, &Default::default()).await.unwrap();
 }
