@@ -27,6 +27,8 @@ pub struct Metrics {
     stage_seconds: Family<Labels, Histogram>,
     queue_seconds: Histogram,
     resumed: Counter,
+    /// gRPC calls by method and code (filled by the server's layer).
+    pub(crate) grpc: Family<Labels, Histogram>,
     workers: Gauge,
     orphans: Counter,
     /// Stages waiting in the fair queue for a worker slot (kept by `Slots`).
@@ -42,6 +44,7 @@ impl Default for Metrics {
             stage_seconds: histograms(),
             queue_seconds: seconds(),
             resumed: Counter::default(),
+            grpc: crate::server::metrics_layer::family(),
             workers: Gauge::default(),
             orphans: Counter::default(),
             queued: Gauge::default(),
@@ -81,6 +84,11 @@ impl Metrics {
             "steward_ottoscaler_runs_resumed",
             "Runs a new scaler continued after a restart or a failover",
             self.resumed.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_grpc_request_duration_seconds",
+            "gRPC calls from request to response headers, by method and code",
+            self.grpc.clone(),
         );
         r.register(
             "steward_ottoscaler_workers",

@@ -138,6 +138,11 @@ impl Scaler {
         self.halted.cancel();
     }
 
+    /// The metrics (the gRPC server times its calls into them).
+    pub fn metrics(&self) -> &Metrics {
+        &self.deps.metrics
+    }
+
     /// Every run's and task's log buffer.
     pub fn logs(&self) -> &LogHub {
         &self.deps.logs

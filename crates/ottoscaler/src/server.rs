@@ -26,6 +26,7 @@ use crate::proto::{self, FILE_DESCRIPTOR_SET};
 use crate::scaler::Scaler;
 
 mod log_stream;
+pub mod metrics_layer;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -300,6 +301,7 @@ pub async fn serve(
         None
     };
     let auth = Auth::new(&opts.token);
+    let timed = metrics_layer::GrpcMetrics(scaler.metrics().grpc.clone());
     let svc = Services::new(scaler);
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -318,6 +320,7 @@ pub async fn serve(
     info!(addr = ?addr, tls = opts.tls.is_some(), reflection = opts.reflection, "gRPC server listening");
     let stop = shutdown.clone();
     let served = builder
+        .layer(timed)
         .add_service(health)
         .add_optional_service(reflection)
         .add_service(OttoscalerServiceServer::with_interceptor(

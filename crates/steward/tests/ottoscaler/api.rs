@@ -113,4 +113,35 @@ async fn auth_health_reflection_and_malformed_requests() {
         .unwrap();
     assert!(cms.items.is_empty());
     assert!(pods(&env, "steward.io/ottoscaler").await.is_empty());
+    // Every call above is timed with its method and code.
+    let metrics = server.metrics().await;
+    let count = |method: &str, code: &str| {
+        let prefix = format!(
+            "steward_ottoscaler_grpc_request_duration_seconds_count{{method=\"{method}\",code=\"{code}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let status = "/ottoscaler.v1.OttoscalerService/GetWorkerStatus";
+    assert_eq!(count(status, "Unauthenticated"), 2, "{metrics}");
+    assert_eq!(
+        count(
+            "/ottoscaler.v1.OttoscalerService/ExecutePipeline",
+            "Unauthenticated"
+        ),
+        2,
+        "{metrics}"
+    );
+    assert_eq!(
+        count("/ottoscaler.v1.OttoscalerService/WatchPipeline", "NotFound"),
+        1,
+        "{metrics}"
+    );
+    assert!(
+        count("/grpc.health.v1.Health/Check", "OK") >= 2,
+        "{metrics}"
+    );
 }
