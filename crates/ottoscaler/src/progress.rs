@@ -100,6 +100,13 @@ impl Progress {
         });
     }
 
+    /// Waits until message `seq` is shown (written, when durable).
+    pub async fn written(&self, seq: u64) {
+        let mut rx = self.shown.subscribe();
+        // The sender lives as long as `self`: wait_for ends only by its condition.
+        let _ = rx.wait_for(|n| *n >= seq).await;
+    }
+
     /// Shown messages with seq >= `from` (1-based; 0 means 1).
     pub fn since(&self, from: u64) -> Vec<PipelineProgress> {
         let shown = usize::try_from(*self.shown.borrow()).unwrap_or(usize::MAX);

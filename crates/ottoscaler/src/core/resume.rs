@@ -93,24 +93,36 @@ pub fn resume(
             stage(&msgs, newest.copied())
         })
         .collect();
-    let cancelled = history
-        .iter()
-        .any(|p| !p.stage.is_empty() && p.stage_state() == StageState::Cancelled);
     Resumed {
         stages,
-        stop: cancelled.then_some(Stop::Cancelled),
+        stop: stop_of(history),
         started_ms: history.first().map(|p| p.timestamp_unix_ms),
         workers: mine.iter().map(|w| w.name.clone()).collect(),
     }
 }
 
+/// The stop the history shows had begun: the run-level "stopping" message (written
+/// before any worker is deleted), or a stage cancelled.
+fn stop_of(history: &[PipelineProgress]) -> Option<Stop> {
+    history
+        .iter()
+        .find_map(|p| match (p.stage.is_empty(), p.failure_class.as_str()) {
+            (true, "cancelled") => Some(Stop::Cancelled),
+            (true, "timeout") => Some(Stop::TimedOut),
+            (false, _) if p.stage_state() == StageState::Cancelled => Some(Stop::Cancelled),
+            _ => None,
+        })
+}
+
 fn stage(msgs: &[&PipelineProgress], newest: Option<&WorkerObs>) -> StageResume {
+    // A stage never reopens once ended, whatever came after (a queue position that
+    // raced with a cancel).
+    if let Some(status) = msgs.iter().rev().find_map(|p| done(p.stage_state())) {
+        return StageResume::Done(status);
+    }
     let Some(last) = msgs.last() else {
         return newest.map_or(StageResume::Waiting, |w| adopt(msgs, w));
     };
-    if let Some(status) = done(last.stage_state()) {
-        return StageResume::Done(status);
-    }
     let recorded = attempt_of(last);
     // The attempt the history is waiting for: after a retry message, the next one.
     let expected = if last.stage_state() == StageState::Retrying {

@@ -124,7 +124,7 @@ fn where_each_stage_stands() {
         (
             "waiting for its retry: the next attempt, not the failed one's pod",
             vec![
-                msg("a", Failed, 0, "", 1),
+                msg("a", Running, 1, "r-a-1", 4),
                 msg("a", Retrying, 1, "r-a-1", 5),
             ],
             vec![worker("r", "a", 1, Phase::Failed)],
@@ -156,6 +156,12 @@ fn where_each_stage_stands() {
                 worker: "r-a-1".into(),
                 attempt: 1,
             },
+        ),
+        (
+            "ended stays ended: a queue position after the cancel does not reopen it",
+            vec![msg("a", Cancelled, 1, "", 6), msg("a", Queued, 1, "", 7)],
+            vec![],
+            StageResume::Done(StageStatus::Cancelled),
         ),
         (
             "another run's pod of the same stage name is not ours",
@@ -192,6 +198,29 @@ fn a_cancel_that_had_begun_goes_on() {
     ];
     let got = resume("r", &pipeline(), &history, &[]);
     assert_eq!(got.stop, Some(Stop::Cancelled));
+    // The run-level stopping message is written before any worker is deleted: it
+    // alone says the stop had begun, with the stages still recorded as running.
+    let stopping = |class: &str| PipelineProgress {
+        message: "stopping".into(),
+        failure_class: class.into(),
+        ..started(2)
+    };
+    let running = msg("a", StageState::Running, 1, "r-a-1", 2);
+    for (class, want) in [("cancelled", Stop::Cancelled), ("timeout", Stop::TimedOut)] {
+        let h = vec![started(1), running.clone(), stopping(class)];
+        assert_eq!(
+            resume("r", &pipeline(), &h, &[]).stop,
+            Some(want),
+            "{class}"
+        );
+    }
+    // A stage's own timeout is not a stop of the run.
+    let stage_timeout = PipelineProgress {
+        failure_class: "timeout".into(),
+        ..msg("a", StageState::Retrying, 1, "r-a-1", 3)
+    };
+    let h = vec![started(1), stage_timeout];
+    assert_eq!(resume("r", &pipeline(), &h, &[]).stop, None);
     let plain = resume("r", &pipeline(), &[started(1)], &[]);
     assert_eq!(plain.stop, None);
     assert_eq!(resume("r", &pipeline(), &[], &[]).started_ms, None);

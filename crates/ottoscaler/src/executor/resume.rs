@@ -101,5 +101,9 @@ impl Driver {
                 }
             }
         }
+        // A stop that had begun goes on: what it had not reached yet ends now.
+        if let Some(why) = self.stop {
+            self.stop_run(why).await;
+        }
     }
 }

@@ -12,6 +12,7 @@ use super::{Attempt, Driver, RunEnd, stage_msg};
 use crate::core::retry::FailureClass;
 use crate::core::schedule::{Outcome, StageStatus, Stop};
 use crate::core::worker::Group;
+use crate::proto::{PipelineProgress, RunState};
 
 /// How long the end of a run waits for its workers' logs to be read to the end.
 pub(super) const LOG_DRAIN: Duration = Duration::from_secs(10);
@@ -65,6 +66,15 @@ impl Driver {
         self.stop = Some(why);
         let effect = decide::stopped(why);
         info!(run = %self.setup.id, reason = effect.text, "stopping run");
+        // Written before any worker is deleted, so a scaler that crashes in between
+        // continues the stop instead of retrying the deleted workers as lost.
+        let seq = self.setup.progress.emit(PipelineProgress {
+            run_state: RunState::Running as i32,
+            message: format!("stopping: {}", effect.text),
+            failure_class: effect.class.into(),
+            ..Default::default()
+        });
+        self.setup.progress.written(seq).await;
         for i in 0..self.rt.len() {
             if self.setup.pipeline.stages[i].finally || self.status[i] != StageStatus::Active {
                 continue;

@@ -132,6 +132,9 @@ impl Scaler {
 
     /// Deletes orphan workers; returns how many.
     pub async fn sweep(&self) -> Result<usize> {
+        if self.halted.is_cancelled() {
+            return Ok(0);
+        }
         let workers = self.deps.backend.list_workers().await?;
         let victims = orphans(&self.live_groups(), &workers);
         for w in &victims {
@@ -147,6 +150,9 @@ impl Scaler {
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             let Some(me) = me.upgrade() else { return };
+            if me.halted.is_cancelled() {
+                return;
+            }
             if let Group::Run(id) = &g {
                 lock(&me.runs).remove(id);
             }

@@ -170,6 +170,10 @@ impl Scaler {
     /// Records the end of a run: its record, the closed log buffer, the final
     /// progress message; forgets it after the retention.
     async fn run_ended(self: &Arc<Self>, id: &str, end: RunEnd) {
+        if self.halted.is_cancelled() {
+            // Not the leader any more: the next one records the end.
+            return;
+        }
         let state = decide::ended(end.state);
         let progress = {
             let mut runs = lock(&self.runs);
