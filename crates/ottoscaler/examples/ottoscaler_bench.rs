@@ -51,7 +51,8 @@ async fn start(
         scaler,
         listener,
         ServeOptions {
-            token: TOKEN.into(),
+            teams: ottoscaler::core::teams::Teams::single(TOKEN),
+            audit: ottoscaler::audit::Audit::default(),
             reflection: false,
             tls: None,
         },

@@ -37,6 +37,19 @@ pub type EventSink = mpsc::UnboundedSender<WorkerEvent>;
 /// Errors of a backend call, as text (the backend has already said which object).
 pub type BackendResult<T> = Result<T, crate::Error>;
 
+/// A Kubernetes Event about a run or task, published on its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// `PipelineStarted`, `PipelineSucceeded`, ...
+    pub reason: &'static str,
+    /// A Warning (else Normal).
+    pub warning: bool,
+    /// What was done: `Submit`, `Cancel`, `End`.
+    pub action: &'static str,
+    /// For people.
+    pub text: String,
+}
+
 /// A place that runs workers.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
@@ -57,6 +70,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn put_history(&self, _run: &str, _history: &[u8]) -> BackendResult<()> {
         Ok(())
     }
+    /// Publishes `note` about group `g` (an Event on its record, for Kubernetes);
+    /// a failure is logged, never returned. Backends without events do nothing.
+    async fn event(&self, _g: &Group, _note: &Note) {}
     /// Deletes a group's record (its workers go with it).
     async fn delete_group(&self, g: &Group) -> BackendResult<()>;
     /// Every group record.

@@ -13,10 +13,13 @@
 //! - [`worker`]: workers and who owns them (plan, observation, labels, record).
 //! - [`history`]: a run's request and progress history as the bytes of its record.
 //! - [`resume`]: where each stage of a run stands after a restart.
+//! - [`teams`]: which team a token is, what it may see, its quota.
+//! - [`fair`]: which waiting worker the cap and the teams' quotas admit next.
 //! - [`clock`]: milliseconds since the epoch, random name suffixes.
 
 pub mod clock;
 pub mod config;
+pub mod fair;
 pub mod history;
 pub mod pipeline_file;
 pub mod removal;
@@ -25,4 +28,5 @@ pub mod retry;
 pub mod room;
 pub mod schedule;
 pub mod spec;
+pub mod teams;
 pub mod worker;

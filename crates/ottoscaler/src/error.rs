@@ -16,6 +16,28 @@ pub enum Error {
         /// Its id.
         id: String,
     },
+    /// A run, task or worker of another team.
+    #[error("{kind} \"{id}\" belongs to another team than {team}")]
+    PermissionDenied {
+        /// run, task or worker.
+        kind: &'static str,
+        /// Its id.
+        id: String,
+        /// The caller's team.
+        team: String,
+    },
+    /// More workers than the team's quota allows.
+    #[error("{field}: {requested} more would take team {team} over its quota of {quota}")]
+    OverQuota {
+        /// The request field.
+        field: String,
+        /// Asked for.
+        requested: u32,
+        /// The team.
+        team: String,
+        /// Which bound, and what is held.
+        quota: String,
+    },
     /// A run id that is already used.
     #[error("run_id: \"{0}\" is already used")]
     AlreadyExists(String),
@@ -101,7 +123,8 @@ impl Error {
         match self {
             Self::Invalid(_) | Self::Config { .. } => "input",
             Self::NotFound { .. } | Self::AlreadyExists(_) => "not_found",
-            Self::OverCapacity { .. } | Self::NoRoom { .. } => "capacity",
+            Self::PermissionDenied { .. } => "permission_denied",
+            Self::OverCapacity { .. } | Self::NoRoom { .. } | Self::OverQuota { .. } => "capacity",
             Self::Kube { .. } => "kubernetes",
             Self::Io { .. } => "io",
             Self::Transport { .. } | Self::Rpc { .. } | Self::Reflection(_) => "grpc",
@@ -127,7 +150,8 @@ impl Error {
             }
             Self::NotFound { .. } => tonic::Status::not_found(self.to_string()),
             Self::AlreadyExists(_) => tonic::Status::already_exists(self.to_string()),
-            Self::OverCapacity { .. } | Self::NoRoom { .. } => {
+            Self::PermissionDenied { .. } => tonic::Status::permission_denied(self.to_string()),
+            Self::OverCapacity { .. } | Self::NoRoom { .. } | Self::OverQuota { .. } => {
                 tonic::Status::resource_exhausted(self.to_string())
             }
             _ => tonic::Status::unavailable(self.to_string()),
@@ -162,6 +186,7 @@ fn code_name(c: tonic::Code) -> &'static str {
         Code::NotFound => "not found",
         Code::AlreadyExists => "already exists",
         Code::ResourceExhausted => "over capacity",
+        Code::PermissionDenied => "permission denied",
         Code::Unavailable => "unavailable",
         _ => "error",
     }
@@ -191,6 +216,8 @@ impl steward_runtime::ExitStatus for Error {
             Self::Runtime(e) => e.exit(),
             Self::NotFound { .. }
             | Self::AlreadyExists(_)
+            | Self::PermissionDenied { .. }
+            | Self::OverQuota { .. }
             | Self::OverCapacity { .. }
             | Self::NoRoom { .. }
             | Self::Io { .. }

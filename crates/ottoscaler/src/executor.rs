@@ -63,6 +63,8 @@ pub enum RunMsg {
 pub struct RunSetup {
     /// Run id.
     pub id: String,
+    /// The team that owns the run: its workers count against the team's quota.
+    pub team: String,
     /// The validated pipeline.
     pub pipeline: Pipeline,
     /// Per stage: its worker with resources resolved (name and labels left empty).

@@ -19,6 +19,7 @@
 //! A newcomer starts at [`scaler::Scaler::submit`] (an `ExecutePipeline` call)
 //! and follows it into [`executor::drive`].
 
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod core;

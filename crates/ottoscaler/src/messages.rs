@@ -26,7 +26,13 @@ pub enum Msg<'a> {
         left: i32,
     },
     /// The status header.
-    StatusHeader { cap: i32, in_use: i32, queued: i32 },
+    StatusHeader {
+        cap: i32,
+        in_use: i32,
+        queued: i32,
+        team: &'a str,
+        team_in_use: i32,
+    },
     /// A cancel answer.
     Cancel { run: &'a str, cancelled: bool },
     /// The progress stream broke; re-attaching.
@@ -142,7 +148,11 @@ impl Localized for Msg<'_> {
                 cap,
                 in_use,
                 queued,
-            } => format!("workers in use {in_use}/{cap}, queued {queued}"),
+                team,
+                team_in_use,
+            } => format!(
+                "workers in use {in_use}/{cap}, queued {queued}; team {team} holds {team_in_use}"
+            ),
             Self::Cancel {
                 run,
                 cancelled: true,
@@ -210,7 +220,9 @@ impl Localized for Msg<'_> {
                 cap,
                 in_use,
                 queued,
-            } => format!("사용 중인 워커 {in_use}/{cap}, 대기 {queued}"),
+                team,
+                team_in_use,
+            } => format!("사용 중인 워커 {in_use}/{cap}, 대기 {queued}; 팀 {team} 사용 {team_in_use}"),
             Self::Cancel {
                 run,
                 cancelled: true,

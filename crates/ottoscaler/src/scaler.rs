@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Backend, WorkerEvent};
 use crate::core::config::Config;
 use crate::core::room::CapacityCheck;
+use crate::core::teams::{Caller, Quota};
 use crate::core::worker::{Group, Phase, WorkerObs};
 use crate::deps::RunDeps;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::executor::RunMsg;
 use crate::logs::LogHub;
 use crate::metrics::Metrics;
@@ -50,6 +51,8 @@ pub struct Options {
     pub capacity: CapacityCheck,
     /// Webhooks on run end and stage failure.
     pub notify: crate::notify::Notifier,
+    /// Each team's quota (teams not named have none).
+    pub quotas: BTreeMap<String, Quota>,
 }
 
 impl Default for Options {
@@ -61,12 +64,15 @@ impl Default for Options {
             log_lines: 10_000,
             capacity: CapacityCheck::Wait,
             notify: crate::notify::Notifier::default(),
+            quotas: BTreeMap::new(),
         }
     }
 }
 
 #[derive(Debug)]
 struct RunEntry {
+    /// The owning team.
+    team: String,
     progress: Arc<Progress>,
     cancel: CancellationToken,
     /// The live driver's inbox; `None` once the run has ended.
@@ -80,7 +86,8 @@ pub struct Scaler {
     config: Config,
     opts: Options,
     runs: Mutex<HashMap<String, RunEntry>>,
-    tasks: Mutex<HashSet<String>>,
+    /// Live tasks and their teams.
+    tasks: Mutex<HashMap<String, String>>,
     workers: Mutex<BTreeMap<String, WorkerObs>>,
     task_permits: Mutex<HashMap<String, Permit>>,
     healthy: watch::Sender<bool>,
@@ -103,7 +110,11 @@ impl Scaler {
         Arc::new(Self {
             deps: RunDeps {
                 backend,
-                slots: Slots::with_gauge(opts.max_workers, metrics.queued.clone()),
+                slots: Slots::with_gauge(
+                    opts.max_workers,
+                    opts.quotas.clone(),
+                    metrics.queued.clone(),
+                ),
                 logs: LogHub::new(opts.log_lines),
                 metrics,
                 grace: opts.grace,
@@ -129,6 +140,11 @@ impl Scaler {
     /// The cap, slots in use, and stages queued for one.
     pub fn usage(&self) -> (u32, u32, u32) {
         self.deps.slots.usage()
+    }
+
+    /// Workers each team holds now.
+    pub fn team_workers(&self) -> BTreeMap<String, u32> {
+        self.deps.slots.team_workers()
     }
 
     /// Stops acting on the cluster: every run's driver and history writer stops
@@ -220,7 +236,8 @@ impl Scaler {
             match obs.phase {
                 Phase::Pending | Phase::Running => {
                     if !permits.contains_key(&obs.name) {
-                        permits.insert(obs.name.clone(), self.deps.slots.adopt());
+                        let permit = self.deps.slots.adopt(&obs.labels.team, obs.cost);
+                        permits.insert(obs.name.clone(), permit);
                     }
                 }
                 _ => {
@@ -243,6 +260,12 @@ impl Scaler {
         self.route(&obs, true);
     }
 
+    /// Publishes an Event about `g` without holding up the caller.
+    pub(crate) fn note(&self, g: Group, note: crate::backend::Note) {
+        let backend = self.deps.backend.clone();
+        tokio::spawn(async move { backend.event(&g, &note).await });
+    }
+
     /// Workers, optionally of one task or run.
     pub fn workers(&self, task: &str, run: &str) -> Vec<WorkerObs> {
         lock(&self.workers)
@@ -250,5 +273,65 @@ impl Scaler {
             .filter(|w| decide::of(w, task, run))
             .cloned()
             .collect()
+    }
+
+    /// The workers `caller` may see, optionally of one task or run; naming a task
+    /// or run of another team is refused.
+    pub fn workers_for(&self, caller: &Caller, task: &str, run: &str) -> Result<Vec<WorkerObs>> {
+        if !task.is_empty() {
+            self.task_owner(caller, task)?;
+        }
+        if !run.is_empty() {
+            self.run_owner(caller, run)?;
+        }
+        Ok(self
+            .workers(task, run)
+            .into_iter()
+            .filter(|w| caller.may(&w.labels.team))
+            .collect())
+    }
+
+    /// Refuses `caller` a task of another team; a task nobody has is free.
+    pub(crate) fn task_owner(&self, caller: &Caller, task: &str) -> Result<()> {
+        match lock(&self.tasks).get(task) {
+            Some(team) if !caller.may(team) => Err(Error::PermissionDenied {
+                kind: "task",
+                id: task.into(),
+                team: caller.team.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses `caller` a run of another team (an unknown run is not refused here).
+    pub(crate) fn run_owner(&self, caller: &Caller, run: &str) -> Result<()> {
+        match lock(&self.runs).get(run) {
+            Some(r) if !caller.may(&r.team) => Err(Error::PermissionDenied {
+                kind: "run",
+                id: run.into(),
+                team: caller.team.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses `caller` what a group of another team holds.
+    pub(crate) fn group_owner(&self, caller: &Caller, g: &Group) -> Result<()> {
+        match g {
+            Group::Run(id) => self.run_owner(caller, id),
+            Group::Task(id) => self.task_owner(caller, id),
+        }
+    }
+
+    /// Refuses `caller` a worker of another team.
+    pub(crate) fn worker_owner(&self, caller: &Caller, worker: &str) -> Result<()> {
+        match lock(&self.workers).get(worker) {
+            Some(w) if !caller.may(&w.labels.team) => Err(Error::PermissionDenied {
+                kind: "worker",
+                id: worker.into(),
+                team: caller.team.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 }

@@ -1,75 +1,133 @@
-//! The concurrency cap on workers, with a fair (first come, first served) queue.
+//! The concurrency cap on workers and the teams' quotas, with a fair queue.
 //!
-//! A pipeline stage that finds the cap reached waits in line and its progress
-//! stream says "queued, position N"; the head of the line is served first, so a
-//! stream of small requests cannot starve a waiting one. A permit is held for as
-//! long as its worker lives and is returned on drop. A waiter that goes away (its
-//! run was cancelled) leaves the line on drop too.
+//! A pipeline stage that finds the cap or its team's quota reached waits in line
+//! and its progress stream says "queued, position N" (its place in its team's
+//! line). Who is served next is [`crate::core::fair::next`]: first come, first
+//! served within a team, dominant resource fairness across teams, so a team at its
+//! quota holds up no other team and no team starves. Grants are made here, under
+//! the lock, whenever something changes, so a slot never sits free while someone
+//! it fits waits. A permit is held for as long as its worker lives and is returned
+//! on drop. A waiter that goes away (its run was cancelled) leaves the line on
+//! drop too, returning a grant it had not yet picked up.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
+use crate::core::fair::{self, Usage, Waiter};
+use crate::core::teams::{Cost, Quota};
+
 #[derive(Debug)]
 struct State {
     cap: u32,
     used: u32,
-    queue: VecDeque<u64>,
+    usage: BTreeMap<String, Usage>,
+    quotas: BTreeMap<String, Quota>,
+    queue: Vec<Waiter>,
+    /// Granted tickets not yet picked up by their waiter.
+    granted: HashMap<u64, Waiter>,
     next_ticket: u64,
 }
 
-/// The cap and its queue.
+impl State {
+    fn take(&mut self, team: &str, n: u32, cost: Cost) {
+        self.used += n;
+        self.usage.entry(team.into()).or_default().add(n, cost);
+    }
+
+    fn give_back(&mut self, team: &str, cost: Cost) {
+        self.used = self.used.saturating_sub(1);
+        if let Some(u) = self.usage.get_mut(team) {
+            u.remove(cost);
+        }
+    }
+
+    /// Admits whoever may be admitted now.
+    fn grant(&mut self) {
+        while let Some(t) = fair::next(self.cap, self.used, &self.queue, &self.usage, &self.quotas)
+        {
+            let Some(i) = self.queue.iter().position(|w| w.ticket == t) else {
+                return;
+            };
+            let w = self.queue.remove(i);
+            self.take(&w.team, 1, w.cost);
+            self.granted.insert(t, w);
+        }
+    }
+}
+
+/// Why workers were not admitted at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The cap: this many are in use (or others wait before them).
+    Cap(u32),
+    /// The team's quota, for people ("3 workers (2 held)").
+    Quota(String),
+}
+
+/// The cap, the quotas and the line.
 #[derive(Debug, Clone)]
 pub struct Slots {
     state: Arc<Mutex<State>>,
-    /// Bumped on every change; waiters re-check their position.
+    /// Bumped on every change; waiters re-check.
     changed: Arc<watch::Sender<u64>>,
     /// The queue's length, kept current (`steward_ottoscaler_queued_stages`).
     queued: Gauge,
 }
 
-/// One worker's share of the cap.
+/// One worker's share of the cap and of its team's quota.
 #[derive(Debug)]
 pub struct Permit {
     slots: Slots,
+    team: String,
+    cost: Cost,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.slots.update(|s| s.used = s.used.saturating_sub(1));
+        let (team, cost) = (std::mem::take(&mut self.team), self.cost);
+        self.slots.update(|s| s.give_back(&team, cost));
     }
 }
 
 struct Ticket<'a> {
     slots: &'a Slots,
     id: u64,
-    granted: bool,
+    picked_up: bool,
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        if !self.granted {
+        if !self.picked_up {
             let id = self.id;
-            self.slots.update(|s| s.queue.retain(|&t| t != id));
+            self.slots.update(|s| {
+                s.queue.retain(|w| w.ticket != id);
+                if let Some(w) = s.granted.remove(&id) {
+                    s.give_back(&w.team, w.cost);
+                }
+            });
         }
     }
 }
 
 impl Slots {
-    /// A cap of `cap` workers.
+    /// A cap of `cap` workers, no quotas.
     pub fn new(cap: u32) -> Self {
-        Self::with_gauge(cap, Gauge::default())
+        Self::with_gauge(cap, BTreeMap::new(), Gauge::default())
     }
 
-    /// A cap of `cap` workers whose queue length is kept in `queued`.
-    pub fn with_gauge(cap: u32, queued: Gauge) -> Self {
+    /// A cap of `cap` workers, the teams' `quotas`, the queue length in `queued`.
+    pub fn with_gauge(cap: u32, quotas: BTreeMap<String, Quota>, queued: Gauge) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 cap,
                 used: 0,
-                queue: VecDeque::new(),
+                usage: BTreeMap::new(),
+                quotas,
+                queue: Vec::new(),
+                granted: HashMap::new(),
                 next_ticket: 0,
             })),
             changed: Arc::new(watch::channel(0).0),
@@ -77,6 +135,7 @@ impl Slots {
         }
     }
 
+    /// Applies `f`, then admits whoever may be admitted and wakes the waiters.
     fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let r = {
             let mut s = self
@@ -84,6 +143,7 @@ impl Slots {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let r = f(&mut s);
+            s.grant();
             self.queued
                 .set(i64::try_from(s.queue.len()).unwrap_or(i64::MAX));
             r
@@ -99,6 +159,14 @@ impl Slots {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
+    fn permit(&self, team: &str, cost: Cost) -> Permit {
+        Permit {
+            slots: self.clone(),
+            team: team.into(),
+            cost,
+        }
+    }
+
     /// (cap, in use, queued).
     pub fn usage(&self) -> (u32, u32, u32) {
         self.read(|s| {
@@ -110,48 +178,66 @@ impl Slots {
         })
     }
 
-    /// `n` permits at once if they fit and nobody is waiting; else how many are in use.
-    pub fn try_acquire(&self, n: u32) -> Result<Vec<Permit>, u32> {
-        let ok = self.update(|s| {
-            if s.queue.is_empty() && s.used + n <= s.cap {
-                s.used += n;
-                Ok(())
-            } else {
-                Err(s.used)
-            }
-        });
-        ok.map(|()| {
-            (0..n)
-                .map(|_| Permit {
-                    slots: self.clone(),
-                })
+    /// Workers each team holds now.
+    pub fn team_workers(&self) -> BTreeMap<String, u32> {
+        self.read(|s| {
+            s.usage
+                .iter()
+                .map(|(t, u)| (t.clone(), u.workers))
                 .collect()
         })
     }
 
-    /// A permit even over the cap: for workers found running after a restart, which
-    /// exist whether or not they fit.
-    pub fn adopt(&self) -> Permit {
-        self.update(|s| s.used += 1);
-        Permit {
-            slots: self.clone(),
-        }
+    /// `n` permits of `cost` for `team` at once if they fit the cap and the quota
+    /// and nobody of the team waits; else why not.
+    pub fn try_acquire(&self, team: &str, n: u32, cost: Cost) -> Result<Vec<Permit>, Refused> {
+        self.update(|s| {
+            let none = Quota::default();
+            let used = s.usage.get(team).copied().unwrap_or_default();
+            if let Some(why) = fair::over_quota(s.quotas.get(team).unwrap_or(&none), &used, n, cost)
+            {
+                return Err(Refused::Quota(why));
+            }
+            if s.queue.iter().any(|w| w.team == team) || s.used + n > s.cap {
+                return Err(Refused::Cap(s.used));
+            }
+            s.take(team, n, cost);
+            Ok(())
+        })?;
+        Ok((0..n).map(|_| self.permit(team, cost)).collect())
     }
 
-    /// Waits in line for a permit; `on_position` is called with the 1-based position
-    /// whenever it changes while waiting (not when served at once).
-    pub async fn acquire(&self, mut on_position: impl FnMut(u32)) -> Permit {
+    /// A permit even over the cap and quota: for workers found running after a
+    /// restart, which exist whether or not they fit.
+    pub fn adopt(&self, team: &str, cost: Cost) -> Permit {
+        self.update(|s| s.take(team, 1, cost));
+        self.permit(team, cost)
+    }
+
+    /// Waits in line for a permit of `cost` for `team`; `on_position` is called with
+    /// the 1-based place in the team's line whenever it changes while waiting (not
+    /// when served at once).
+    pub async fn acquire(
+        &self,
+        team: &str,
+        cost: Cost,
+        mut on_position: impl FnMut(u32),
+    ) -> Permit {
         let mut rx = self.changed.subscribe();
         let id = self.update(|s| {
             let id = s.next_ticket;
             s.next_ticket += 1;
-            s.queue.push_back(id);
+            s.queue.push(Waiter {
+                ticket: id,
+                team: team.into(),
+                cost,
+            });
             id
         });
         let mut ticket = Ticket {
             slots: self,
             id,
-            granted: false,
+            picked_up: false,
         };
         let mut last = 0;
         loop {
@@ -160,24 +246,21 @@ impl Slots {
                     .state
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if s.queue.front() == Some(&id) && s.used < s.cap {
-                    s.queue.pop_front();
-                    s.used += 1;
+                if s.granted.remove(&id).is_some() {
                     None
                 } else {
-                    s.queue
+                    let pos = s
+                        .queue
                         .iter()
-                        .position(|&t| t == id)
-                        .map(|p| u32::try_from(p + 1).unwrap_or(u32::MAX))
+                        .filter(|w| w.team == team)
+                        .position(|w| w.ticket == id)
+                        .map_or(0, |p| p + 1);
+                    Some(u32::try_from(pos).unwrap_or(u32::MAX))
                 }
             };
             let Some(pos) = pos else {
-                ticket.granted = true;
-                drop(ticket);
-                self.changed.send_modify(|v| *v = v.wrapping_add(1));
-                return Permit {
-                    slots: self.clone(),
-                };
+                ticket.picked_up = true;
+                return self.permit(team, cost);
             };
             if pos != last {
                 on_position(pos);
@@ -198,20 +281,24 @@ mod tests {
     #[tokio::test]
     async fn fair_queue_serves_in_order_and_reports_positions() {
         let gauge = Gauge::default();
-        let slots = Slots::with_gauge(1, gauge.clone());
-        let first = slots.try_acquire(1).unwrap();
+        let slots = Slots::with_gauge(1, BTreeMap::new(), gauge.clone());
+        let first = slots.try_acquire("t", 1, Cost::default()).unwrap();
         let positions = Arc::new(Mutex::new(Vec::new()));
         let (p2, p3) = (positions.clone(), positions.clone());
         let s2 = slots.clone();
-        let a =
-            tokio::spawn(async move { s2.acquire(|p| p2.lock().unwrap().push(("a", p))).await });
+        let a = tokio::spawn(async move {
+            s2.acquire("t", Cost::default(), |p| p2.lock().unwrap().push(("a", p)))
+                .await
+        });
         // Let `a` enter the queue before `b`.
         while slots.usage().2 < 1 {
             tokio::task::yield_now().await;
         }
         let s3 = slots.clone();
-        let b =
-            tokio::spawn(async move { s3.acquire(|p| p3.lock().unwrap().push(("b", p))).await });
+        let b = tokio::spawn(async move {
+            s3.acquire("t", Cost::default(), |p| p3.lock().unwrap().push(("b", p)))
+                .await
+        });
         while slots.usage().2 < 2 {
             tokio::task::yield_now().await;
         }
@@ -221,7 +308,7 @@ mod tests {
         drop(first);
         let pa = a.await.unwrap();
         assert_eq!(slots.usage(), (1, 1, 1));
-        assert!(slots.try_acquire(1).is_err());
+        assert!(slots.try_acquire("t", 1, Cost::default()).is_err());
         drop(pa);
         let pb = b.await.unwrap();
         drop(pb);
@@ -238,12 +325,64 @@ mod tests {
     async fn a_waiter_that_goes_away_leaves_the_line() {
         let slots = Slots::new(0);
         let s = slots.clone();
-        let w = tokio::spawn(async move { s.acquire(|_| {}).await });
+        let w = tokio::spawn(async move { s.acquire("t", Cost::default(), |_| {}).await });
         while slots.usage().2 < 1 {
             tokio::task::yield_now().await;
         }
         w.abort();
         let _ = w.await;
         assert_eq!(slots.usage(), (0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_team_at_its_quota_holds_up_no_other_team() {
+        let quota = |n| Quota {
+            workers: Some(n),
+            ..Quota::default()
+        };
+        let slots = Slots::with_gauge(
+            10,
+            BTreeMap::from([("a".to_string(), quota(1)), ("b".to_string(), quota(2))]),
+            Gauge::default(),
+        );
+        let c = Cost::default();
+        let a1 = slots.try_acquire("a", 1, c).unwrap();
+        assert_eq!(
+            slots.try_acquire("a", 1, c).unwrap_err(),
+            Refused::Quota("1 workers (1 held)".into())
+        );
+        let s = slots.clone();
+        let a2 = tokio::spawn(async move { s.acquire("a", c, |_| {}).await });
+        while slots.usage().2 < 1 {
+            tokio::task::yield_now().await;
+        }
+        // b goes past a's waiter, up to its own quota.
+        let b = slots.try_acquire("b", 2, c).unwrap();
+        assert_eq!(
+            slots.team_workers(),
+            BTreeMap::from([("a".into(), 1), ("b".into(), 2)])
+        );
+        drop(a1);
+        let a2 = a2.await.unwrap();
+        assert_eq!(slots.usage(), (10, 3, 0));
+        drop((a2, b));
+        assert_eq!(slots.usage(), (10, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_grant_nobody_picks_up_is_returned() {
+        let slots = Slots::new(1);
+        let first = slots.try_acquire("t", 1, Cost::default()).unwrap();
+        let s = slots.clone();
+        let w = tokio::spawn(async move { s.acquire("t", Cost::default(), |_| {}).await });
+        while slots.usage().2 < 1 {
+            tokio::task::yield_now().await;
+        }
+        // The grant is made under the lock the moment the permit is dropped; the
+        // waiter is aborted before it can pick it up.
+        drop(first);
+        w.abort();
+        let _ = w.await;
+        assert_eq!(slots.usage(), (1, 0, 0));
     }
 }

@@ -82,7 +82,8 @@ async fn start(backend: Arc<dyn Backend>, opts: Options, tls: Option<Tls>) -> Ru
         scaler,
         listener,
         ServeOptions {
-            token: TOKEN.into(),
+            teams: ottoscaler::core::teams::Teams::single(TOKEN),
+            audit: ottoscaler::audit::Audit::default(),
             reflection: false,
             tls,
         },

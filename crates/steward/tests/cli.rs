@@ -309,4 +309,36 @@ fn ottoscaler_leader_election_flags_are_checked_before_anything_starts() {
         "{}",
         text(&out.stderr)
     );
+    // Teams: a wrong file is refused naming the field, and so is an audit log that
+    // cannot be opened; nothing is served either way.
+    let dir = tempfile::tempdir().unwrap();
+    let teams = dir.path().join("teams.yaml");
+    std::fs::write(&teams, "teams:\n  web:\n    token_sha256: nothex\n").unwrap();
+    let t = teams.to_str().unwrap();
+    let out = steward(&[&local[..], &["--teams-file", t]].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("teams.web.token_sha256: 64 hex digits are needed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let hash = "a".repeat(64);
+    std::fs::write(
+        &teams,
+        format!("teams:\n  web:\n    token_sha256: {hash}\n"),
+    )
+    .unwrap();
+    let audit = [
+        "--teams-file",
+        t,
+        "--audit-log",
+        "/nonexistent/dir/audit.jsonl",
+    ];
+    let out = steward(&[&local[..], &audit[..]].concat());
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("--audit-log /nonexistent/dir/audit.jsonl"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -35,6 +35,13 @@
 {{- if $v.notify.urls }}
 - --notify-secret-file=/var/run/steward/notify/{{ $v.notify.key }}
 {{- end }}
+{{- if $v.teams.existingSecret }}
+- --teams-file=/var/run/steward/teams/{{ $v.teams.key }}
+{{- end }}
+{{- if $v.auditLog }}
+# Audit lines on stdout; the process's own logs are on stderr.
+- --audit-log=-
+{{- end }}
 {{- if $v.reflection }}
 - --reflection
 {{- end }}

@@ -69,6 +69,7 @@ pub fn obs(plan: &WorkerPlan, phase: Phase) -> WorkerObs {
         busy: false,
         node: "n1".into(),
         created_ms: 0,
+        cost: crate::core::teams::Cost::of(&plan.requests),
     }
 }
 

@@ -17,18 +17,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use self::pods::{observe, pod_for};
-use crate::backend::{Backend, BackendResult, EventSink};
+use crate::backend::{Backend, BackendResult, EventSink, Note};
 use crate::core::history;
 use crate::core::room::{Shortfall, rooms, shortfall, take_requests};
-use crate::core::worker::{Group, GroupRecord, LABEL_WORKER, WorkerObs, WorkerPlan};
+use crate::core::teams::DEFAULT_TEAM;
+use crate::core::worker::{Group, GroupRecord, LABEL_TEAM, LABEL_WORKER, WorkerObs, WorkerPlan};
 use crate::error::{Error, kube as kube_err};
 use crate::logs::LogHub;
 
@@ -52,6 +54,8 @@ pub struct KubeBackend {
     followed: Arc<Mutex<HashSet<String>>>,
     /// Record UIDs, so creating a worker costs one API call, not two.
     uids: Arc<Mutex<HashMap<Group, String>>>,
+    recorder: Recorder,
+    namespace: String,
 }
 
 impl std::fmt::Debug for KubeBackend {
@@ -70,6 +74,14 @@ impl KubeBackend {
         Self {
             pods: Api::namespaced(client.clone(), namespace),
             cms: Api::namespaced(client.clone(), namespace),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: FIELD_MANAGER.into(),
+                    instance: Some(steward_runtime::leader::default_identity()),
+                },
+            ),
+            namespace: namespace.into(),
             client,
             followed: Arc::default(),
             uids: Arc::default(),
@@ -126,6 +138,10 @@ fn record_from(cm: &ConfigMap) -> Option<GroupRecord> {
     };
     Some(GroupRecord {
         group,
+        team: labels
+            .get(LABEL_TEAM)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_TEAM.to_string()),
         state: data.get("state").cloned().unwrap_or_default(),
         reason: data.get("reason").cloned().unwrap_or_default(),
         finished_ms: data.get("finished_ms").and_then(|v| v.parse().ok()),
@@ -168,6 +184,7 @@ impl Backend for KubeBackend {
                     (LABEL_WORKER.to_string(), "record".to_string()),
                     (RECORD_LABEL_KIND.to_string(), r.group.kind().to_string()),
                     (RECORD_LABEL_ID.to_string(), r.group.id().to_string()),
+                    (LABEL_TEAM.to_string(), r.team.clone()),
                 ])),
                 ..ObjectMeta::default()
             },
@@ -193,6 +210,38 @@ impl Backend for KubeBackend {
                 .insert(r.group.clone(), uid);
         }
         Ok(())
+    }
+
+    async fn event(&self, g: &Group, note: &Note) {
+        let name = record_name(g);
+        let uid = self
+            .uids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(g)
+            .cloned();
+        let regarding = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+            name: Some(name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid,
+            ..ObjectReference::default()
+        };
+        let ev = Event {
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.into(),
+            note: Some(note.text.clone()),
+            action: note.action.into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&ev, &regarding).await {
+            warn!(record = %name, reason = note.reason, %error, "publishing an Event failed");
+        }
     }
 
     async fn put_history(&self, run: &str, history: &[u8]) -> BackendResult<()> {

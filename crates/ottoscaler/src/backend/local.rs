@@ -158,6 +158,7 @@ impl Backend for LocalBackend {
             busy: false,
             node: "localhost".into(),
             created_ms: now_ms(),
+            cost: crate::core::teams::Cost::of(&w.requests),
         };
         let kill = CancellationToken::new();
         self.lock().procs.insert(

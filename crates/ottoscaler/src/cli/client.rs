@@ -311,7 +311,9 @@ pub fn print_status(r: &proto::WorkerStatusResponse, lang: Lang) {
         Msg::StatusHeader {
             cap: r.capacity,
             in_use: r.in_use,
-            queued: r.queued
+            queued: r.queued,
+            team: &r.team,
+            team_in_use: r.team_in_use,
         }
         .render(lang)
     );

@@ -8,12 +8,16 @@
 //! The leader advertises itself with two annotations on the Lease
 //! (`steward.io/leader-identity`, `steward.io/leader-address`, merge-patched next
 //! to the lease library's own fields). A follower forwards only while those name
-//! the Lease's current, unexpired holder; otherwise it closes the connection and
-//! the client re-attaches, as after any break. Forwarding is hand-written (a
+//! the Lease's current, unexpired holder. A connection that arrives while there is
+//! none (at start-up, or between a leader's death and the next one's election)
+//! waits for one, up to the Lease duration and 5 s, and goes to this replica itself
+//! if it is the one elected; only then is it closed, and the client re-attaches,
+//! as after any break. Forwarding is hand-written (a
 //! `copy_bidirectional` per connection) because a TCP relay needs nothing more;
 //! a gRPC-level proxy would have to terminate TLS.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -22,6 +26,7 @@ use kube::api::{Patch, PatchParams};
 use steward_runtime::Shutdown;
 use steward_runtime::leader::{self, Leader, LeaderArgs};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result, kube as kube_err};
@@ -71,17 +76,29 @@ pub async fn follow(
     let me = e.args.lease_identity.clone().unwrap_or_default();
     let acquire = leader::acquire(client, &e.args, &e.name, shutdown);
     let mut acquire = std::pin::pin!(acquire);
+    let (leading, _) = watch::channel(false);
+    let patience = Duration::from_secs(e.args.lease_duration + 5);
     info!(lease = %e.name, identity = %me, "following; gRPC connections are forwarded to the leader");
     loop {
         tokio::select! {
             held = &mut acquire => {
                 let Some(held) = held? else { return Ok(None) };
                 advertise(&leases, e, &me).await?;
+                // Connections still waiting for a leader come to this one.
+                leading.send_replace(true);
                 return Ok(Some(held));
             }
             conn = listener.accept() => match conn {
                 Ok((conn, peer)) => {
-                    tokio::spawn(relay(leases.clone(), e.name.clone(), me.clone(), conn, peer));
+                    let wait = Wait {
+                        leases: leases.clone(),
+                        name: e.name.clone(),
+                        me: me.clone(),
+                        leading: leading.subscribe(),
+                        own: e.advertise,
+                        patience,
+                    };
+                    tokio::spawn(relay(wait, conn, peer));
                 }
                 Err(err) => warn!(error = %err, "accepting a connection to forward failed"),
             },
@@ -108,22 +125,54 @@ async fn advertise(leases: &Api<Lease>, e: &Election, me: &str) -> Result<()> {
     Ok(())
 }
 
-async fn relay(
+/// How a forwarded connection finds its leader.
+struct Wait {
     leases: Api<Lease>,
     name: String,
     me: String,
-    mut conn: TcpStream,
-    peer: SocketAddr,
-) {
-    let to = match leases.get(&name).await {
-        Ok(l) => target(&l, &me, Timestamp::now()),
-        Err(err) => {
-            debug!(error = %err, "reading the Lease to forward a connection failed");
-            None
+    /// Turns true once this replica leads.
+    leading: watch::Receiver<bool>,
+    /// This replica's own advertised address.
+    own: SocketAddr,
+    patience: Duration,
+}
+
+impl Wait {
+    /// The leader's address, waiting up to `patience` for there to be one.
+    async fn leader(mut self) -> Option<SocketAddr> {
+        let deadline = tokio::time::Instant::now() + self.patience;
+        loop {
+            if *self.leading.borrow_and_update() {
+                return Some(self.own);
+            }
+            match self.leases.get(&self.name).await {
+                Ok(l) => {
+                    if let Some(to) = target(&l, &self.me, Timestamp::now()) {
+                        return Some(to);
+                    }
+                }
+                Err(err) => {
+                    debug!(error = %err, "reading the Lease to forward a connection failed")
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(LEASE_POLL) => {}
+                r = self.leading.changed() => if r.is_err() { return None },
+            }
         }
-    };
-    let Some(to) = to else {
-        debug!(%peer, "no leader to forward to yet; closing the connection");
+    }
+}
+
+/// How often a waiting connection reads the Lease again.
+const LEASE_POLL: Duration = Duration::from_millis(250);
+
+async fn relay(wait: Wait, mut conn: TcpStream, peer: SocketAddr) {
+    let patience = wait.patience;
+    let Some(to) = wait.leader().await else {
+        debug!(%peer, waited_s = patience.as_secs(), "no leader to forward to; closing the connection");
         return;
     };
     match TcpStream::connect(to).await {

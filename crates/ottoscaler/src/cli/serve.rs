@@ -14,11 +14,13 @@ use tracing::warn;
 
 use super::BackendKind;
 use super::election::{self, Election};
+use crate::audit::Audit;
 use crate::backend::Backend;
 use crate::backend::kubernetes::KubeBackend;
 use crate::backend::local::LocalBackend;
 use crate::core::config::Config;
 use crate::core::room::CapacityCheck;
+use crate::core::teams::Teams;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -32,6 +34,8 @@ use steward_runtime::leader::LeaderArgs;
   steward ottoscaler serve -n ci --kube-config cluster --token-file /etc/ottoscaler/token
   # On a laptop: workers as local processes
   OTTOSCALER_TOKEN=dev steward ottoscaler serve --backend local --listen 127.0.0.1:9090
+  # Teams with quotas from a mounted Secret, every mutating call audited to stdout
+  steward ottoscaler serve -n ci --teams-file /etc/ottoscaler/teams.yaml --audit-log -
   # Worker classes; TLS with client certificates; refuse what no node has room for
   steward ottoscaler serve --config classes.yaml --capacity-check strict \\
     --tls-cert tls.crt --tls-key tls.key --tls-client-ca ca.crt")]
@@ -66,6 +70,17 @@ pub(super) struct ServeArgs {
     /// File holding the bearer token (instead of --token).
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// Teams (YAML): each team's token hash (`printf %s "$TOKEN" | sha256sum`),
+    /// quota (workers, cpu, memory) and whether it is an admin. A team sees and
+    /// acts only on its own runs, tasks and workers. With it --token is optional; if
+    /// given too, its token is the admin team "default".
+    #[arg(long, value_name = "PATH")]
+    teams_file: Option<PathBuf>,
+    /// Append a JSON line for every mutating call (ScaleUp, ScaleDown,
+    /// ExecutePipeline, CancelPipeline), allowed or refused, to this file (`-`:
+    /// standard output).
+    #[arg(long, value_name = "PATH")]
+    audit_log: Option<PathBuf>,
     /// Worker classes (YAML); without it one class "default" (100m/128Mi requests, 1/512Mi limits, caps 4/8Gi).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -145,7 +160,25 @@ fn read_file(flag: &str, p: &PathBuf) -> Result<Vec<u8>> {
     })
 }
 
-/// The bearer token from --token-file or --token (OTTOSCALER_TOKEN); one is required.
+/// Who may call: the teams of --teams-file and the single token, if any; at
+/// least one of them is required.
+fn teams(a: &ServeArgs) -> Result<Teams> {
+    let Some(p) = &a.teams_file else {
+        return token(a).map(|t| Teams::single(&t));
+    };
+    let text = String::from_utf8_lossy(&read_file("--teams-file", p)?).into_owned();
+    let config = |reason| Error::Config {
+        path: p.display().to_string(),
+        reason,
+    };
+    let teams = Teams::parse(&text).map_err(config)?;
+    if a.token.is_none() && a.token_file.is_none() {
+        return Ok(teams);
+    }
+    teams.with_token(&token(a)?).map_err(config)
+}
+
+/// The bearer token from --token-file or --token (OTTOSCALER_TOKEN).
 fn token(a: &ServeArgs) -> Result<String> {
     let token = match (&a.token_file, &a.token) {
         (Some(p), _) => String::from_utf8_lossy(&read_file("--token-file", p)?)
@@ -157,7 +190,7 @@ fn token(a: &ServeArgs) -> Result<String> {
     if token.is_empty() {
         return Err(crate::core::spec::bad(
             "--token",
-            "a bearer token is required: set --token, --token-file or OTTOSCALER_TOKEN",
+            "a bearer token is required: set --token, --token-file, OTTOSCALER_TOKEN or --teams-file",
         )
         .into());
     }
@@ -279,7 +312,8 @@ fn sweep_orphans(scaler: Arc<Scaler>, interval: Duration, stop: Shutdown) {
 /// Serves until `shutdown`. Every input is read and checked before anything starts.
 /// With leader election, a follower forwards gRPC to the leader until it leads.
 pub(super) async fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
-    let token = token(&a)?;
+    let teams = teams(&a)?;
+    let audit = Audit::open(a.audit_log.as_deref())?;
     let config = config(&a)?;
     let tls = tls(&a)?;
     let election = election(&a)?;
@@ -323,13 +357,15 @@ pub(super) async fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
         log_lines: a.log_lines,
         capacity: a.capacity_check,
         notify,
+        quotas: teams.quotas(),
     };
     let scaler = Scaler::new(backend, config, opts, metrics);
     scaler.start(shutdown.token()).await?;
     sweep_orphans(scaler.clone(), a.orphan_interval, shutdown.clone());
     ready.set(true);
     let opts = ServeOptions {
-        token,
+        teams,
+        audit,
         reflection: a.reflection,
         tls,
     };

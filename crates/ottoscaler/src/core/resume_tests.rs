@@ -23,6 +23,7 @@ fn worker(run: &str, stage: &str, attempt: u32, phase: Phase) -> WorkerObs {
             group: Group::Run(run.into()),
             stage: stage.into(),
             attempt,
+            team: "default".into(),
         },
         ..WorkerObs::fixture(
             &format!("{run}-{stage}-{attempt}"),

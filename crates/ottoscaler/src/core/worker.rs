@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::core::retry::FailureClass;
+use crate::core::teams::{Cost, DEFAULT_TEAM};
 
 /// Label on every worker pod (value `worker`); the watch selects on it.
 pub const LABEL_WORKER: &str = "steward.io/ottoscaler";
@@ -20,6 +21,8 @@ pub const LABEL_RUN: &str = "steward.io/pipeline-run";
 pub const LABEL_STAGE: &str = "steward.io/stage";
 /// Attempt number, from 1.
 pub const LABEL_ATTEMPT: &str = "steward.io/attempt";
+/// The team that owns the worker (see [`crate::core::teams`]).
+pub const LABEL_TEAM: &str = "steward.io/ottoscaler-team";
 /// Annotation a worker (or the handler) sets to `true` while it is doing work, so
 /// ScaleDown does not pick it.
 pub const ANNOTATION_BUSY: &str = "steward.io/busy";
@@ -59,12 +62,18 @@ pub struct WorkerLabels {
     pub stage: String,
     /// Attempt (runs only; 1 for task workers).
     pub attempt: u32,
+    /// The owning team; workers of older versions, which carry no team label,
+    /// belong to [`DEFAULT_TEAM`].
+    pub team: String,
 }
 
 impl WorkerLabels {
     /// The labels as a map for a pod.
     pub fn to_map(&self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::from([(LABEL_WORKER.to_string(), "worker".to_string())]);
+        let mut m = BTreeMap::from([
+            (LABEL_WORKER.to_string(), "worker".to_string()),
+            (LABEL_TEAM.to_string(), self.team.clone()),
+        ]);
         match &self.group {
             Group::Run(id) => {
                 m.insert(LABEL_RUN.into(), id.clone());
@@ -83,6 +92,10 @@ impl WorkerLabels {
         if m.get(LABEL_WORKER).map(String::as_str) != Some("worker") {
             return None;
         }
+        let team = m
+            .get(LABEL_TEAM)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_TEAM.to_string());
         if let Some(run) = m.get(LABEL_RUN) {
             return Some(Self {
                 group: Group::Run(run.clone()),
@@ -91,12 +104,14 @@ impl WorkerLabels {
                     .get(LABEL_ATTEMPT)
                     .and_then(|a| a.parse().ok())
                     .unwrap_or(1),
+                team,
             });
         }
         m.get(LABEL_TASK).map(|t| Self {
             group: Group::Task(t.clone()),
             stage: String::new(),
             attempt: 1,
+            team,
         })
     }
 }
@@ -151,6 +166,8 @@ pub struct WorkerObs {
     pub node: String,
     /// Creation, ms since the epoch.
     pub created_ms: i64,
+    /// Its requests, as counted against its team's quota.
+    pub cost: Cost,
 }
 
 /// A worker to create, resources already resolved from its class.
@@ -186,6 +203,8 @@ pub struct WorkerPlan {
 pub struct GroupRecord {
     /// Run or task.
     pub group: Group,
+    /// The owning team.
+    pub team: String,
     /// `running`, `succeeded`, `failed`, `cancelled` for runs; `active` for tasks.
     pub state: String,
     /// Why it ended, for people.
@@ -211,6 +230,7 @@ impl WorkerObs {
                 group,
                 stage: "s".into(),
                 attempt: 1,
+                team: DEFAULT_TEAM.into(),
             },
             phase,
             failure: None,
@@ -219,6 +239,7 @@ impl WorkerObs {
             busy: false,
             node: "n1".into(),
             created_ms: 0,
+            cost: Cost::default(),
         }
     }
 }

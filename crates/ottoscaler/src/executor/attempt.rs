@@ -9,6 +9,7 @@ use super::{Attempt, Driver, RunMsg, stage_msg};
 use crate::core::clock::now_ms;
 use crate::core::retry::{AfterFailure, FailureClass};
 use crate::core::schedule::StageStatus;
+use crate::core::teams::Cost;
 use crate::core::worker::{Group, WorkerLabels, WorkerObs, WorkerPlan};
 use crate::logs::Stream;
 use crate::proto::StageState;
@@ -28,10 +29,12 @@ impl Driver {
         let tx = self.tx.clone();
         let progress = self.setup.progress.clone();
         let stage = self.setup.pipeline.stages[i].name.clone();
+        let team = self.setup.team.clone();
+        let cost = Cost::of(&self.setup.workers[i].requests);
         let handle = tokio::spawn(async move {
             let asked = Instant::now();
             let permit = slots
-                .acquire(|pos| {
+                .acquire(&team, cost, |pos| {
                     let mut m = stage_msg(
                         &stage,
                         StageState::Queued,
@@ -61,6 +64,7 @@ impl Driver {
             group: Group::Run(self.setup.id.clone()),
             stage: self.name(i).to_string(),
             attempt,
+            team: self.setup.team.clone(),
         };
         plan.env
             .insert("OTTOSCALER_RUN_ID".into(), self.setup.id.clone());

@@ -14,6 +14,7 @@ use crate::core::clock::now_ms;
 use crate::core::resume::{Resumed, StageResume};
 use crate::core::retry::FailureClass;
 use crate::core::schedule::StageStatus;
+use crate::core::teams::Cost;
 use crate::proto::{PipelineProgress, RunState};
 
 /// The monotonic instant of the wall-clock time `ms` (ms since the epoch).
@@ -85,7 +86,11 @@ impl Driver {
                     } else {
                         Attempt::Starting(worker)
                     };
-                    rt.permit = Some(self.deps.slots.adopt());
+                    rt.permit = Some(
+                        self.deps
+                            .slots
+                            .adopt(&self.setup.team, Cost::of(&self.setup.workers[i].requests)),
+                    );
                     let created = created_ms.map_or_else(Instant::now, instant_at);
                     rt.created = Some(created);
                     rt.deadline = timeout.map(|t| created + t);

@@ -58,6 +58,7 @@ fn start(id: &str, yaml: &str, cap: u32) -> Run {
                 group: Group::Task(String::new()),
                 stage: String::new(),
                 attempt: 1,
+                team: "default".into(),
             },
             image: "img".into(),
             command: s.worker.command.clone(),
@@ -74,6 +75,7 @@ fn start(id: &str, yaml: &str, cap: u32) -> Run {
     let cancel = CancellationToken::new();
     let setup = RunSetup {
         id: id.into(),
+        team: "default".into(),
         capacity: vec![None; workers.len()],
         workers,
         pipeline,

@@ -54,6 +54,11 @@ impl LogHub {
         i.workers.get(worker).and_then(|g| i.groups.get(g)).cloned()
     }
 
+    /// The group a worker wrote to, while its buffer is kept.
+    pub fn group_of(&self, worker: &str) -> Option<Group> {
+        self.lock().workers.get(worker).cloned()
+    }
+
     /// Appends one line of `worker`.
     pub fn push(
         &self,

@@ -63,6 +63,15 @@ pub fn ended(state: RunState) -> &'static str {
     crate::executor::decide::state_word(state)
 }
 
+/// The Event a run's end is published as: reason, and whether it is a Warning.
+pub fn end_event(state: RunState) -> (&'static str, bool) {
+    match state {
+        RunState::Succeeded => ("PipelineSucceeded", false),
+        RunState::Cancelled => ("PipelineCancelled", false),
+        _ => ("PipelineFailed", true),
+    }
+}
+
 /// The final state a recorded run is shown with.
 pub fn recorded_state(record: &GroupRecord) -> RunState {
     match record.state.as_str() {
@@ -168,8 +177,12 @@ mod tests {
         for (state, want) in cases {
             assert_eq!(ended(state), want);
         }
+        assert_eq!(end_event(RunState::Succeeded), ("PipelineSucceeded", false));
+        assert_eq!(end_event(RunState::Cancelled), ("PipelineCancelled", false));
+        assert_eq!(end_event(RunState::Failed), ("PipelineFailed", true));
         let record = |group: Group, state: &str| GroupRecord {
             group,
+            team: "default".into(),
             state: state.into(),
             reason: "why".into(),
             finished_ms: Some(5),

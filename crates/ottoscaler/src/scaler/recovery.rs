@@ -22,7 +22,7 @@ use crate::proto::PipelineProgress;
 impl Scaler {
     fn live_groups(&self) -> HashSet<Group> {
         let mut live: HashSet<Group> = lock(&self.tasks)
-            .iter()
+            .keys()
             .map(|t| Group::Task(t.clone()))
             .collect();
         live.extend(
@@ -47,7 +47,7 @@ impl Scaler {
         for r in records {
             let id = match &r.group {
                 Group::Task(id) => {
-                    lock(&self.tasks).insert(id.clone());
+                    lock(&self.tasks).insert(id.clone(), r.team.clone());
                     continue;
                 }
                 Group::Run(id) => id.clone(),
@@ -82,6 +82,7 @@ impl Scaler {
             lock(&self.runs).insert(
                 id.clone(),
                 RunEntry {
+                    team: r.team.clone(),
                     progress,
                     cancel: CancellationToken::new(),
                     tx: None,
@@ -115,10 +116,11 @@ impl Scaler {
         let progress = Progress::restored(id, r.history.clone(), true);
         let cancel = CancellationToken::new();
         let (tx, rx) = self
-            .register(id, &progress, &cancel)
+            .register(id, &r.team, &progress, &cancel)
             .map_err(|e| e.to_string())?;
         let setup = RunSetup {
             id: id.into(),
+            team: r.team.clone(),
             capacity: vec![None; plans.len()],
             workers: plans,
             pipeline,

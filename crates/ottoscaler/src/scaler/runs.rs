@@ -10,10 +10,12 @@ use tracing::{info, warn};
 
 use super::history::keep_history;
 use super::{RunEntry, Scaler, decide, lock};
+use crate::backend::Note;
 use crate::core::clock::{now_ms, random_suffix};
 use crate::core::config::resolve;
 use crate::core::history;
 use crate::core::spec::{self, SpecError};
+use crate::core::teams::Caller;
 use crate::core::worker::{Group, GroupRecord, WorkerLabels, WorkerPlan};
 use crate::error::{Error, Result};
 use crate::executor::{self, RunEnd, RunMsg, RunSetup};
@@ -43,6 +45,7 @@ impl Scaler {
                 group: Group::Task(String::new()),
                 stage: String::new(),
                 attempt: 1,
+                team: String::new(),
             },
             image: w.image.clone(),
             command: w.command.clone(),
@@ -59,6 +62,7 @@ impl Scaler {
     /// Validates and starts a run; returns its id and progress.
     pub async fn submit(
         self: &Arc<Self>,
+        caller: &Caller,
         req: &proto::PipelineRequest,
     ) -> Result<(String, Arc<Progress>)> {
         let pipeline = spec::validate(req)?;
@@ -80,11 +84,12 @@ impl Scaler {
         };
         let progress = Progress::restored(&id, Vec::new(), true);
         let cancel = CancellationToken::new();
-        let (tx, rx) = self.register(&id, &progress, &cancel)?;
+        let (tx, rx) = self.register(&id, &caller.team, &progress, &cancel)?;
         let mut recorded = req.clone();
         recorded.run_id.clone_from(&id);
         let record = GroupRecord {
             group: Group::Run(id.clone()),
+            team: caller.team.clone(),
             state: "running".into(),
             reason: String::new(),
             finished_ms: None,
@@ -95,9 +100,24 @@ impl Scaler {
             lock(&self.runs).remove(&id);
             return Err(e);
         }
-        info!(run = %id, pipeline = %pipeline.name, stages = pipeline.stages.len(), "run submitted");
+        info!(run = %id, team = %caller.team, pipeline = %pipeline.name, stages = pipeline.stages.len(), "run submitted");
+        self.note(
+            Group::Run(id.clone()),
+            Note {
+                reason: "PipelineStarted",
+                warning: false,
+                action: "Submit",
+                text: format!(
+                    "team {} started pipeline {} ({} stages)",
+                    caller.team,
+                    pipeline.name,
+                    pipeline.stages.len()
+                ),
+            },
+        );
         let setup = RunSetup {
             id: id.clone(),
+            team: caller.team.clone(),
             pipeline,
             workers,
             capacity,
@@ -113,6 +133,7 @@ impl Scaler {
     pub(super) fn register(
         &self,
         id: &str,
+        team: &str,
         progress: &Arc<Progress>,
         cancel: &CancellationToken,
     ) -> Result<(
@@ -127,6 +148,7 @@ impl Scaler {
         runs.insert(
             id.into(),
             RunEntry {
+                team: team.into(),
                 progress: progress.clone(),
                 cancel: cancel.clone(),
                 tx: Some(tx.clone()),
@@ -175,11 +197,11 @@ impl Scaler {
             return;
         }
         let state = decide::ended(end.state);
-        let progress = {
+        let (progress, team) = {
             let mut runs = lock(&self.runs);
-            runs.get_mut(id).map(|r| {
+            runs.get_mut(id).map_or((None, String::new()), |r| {
                 r.tx = None;
-                r.progress.clone()
+                (Some(r.progress.clone()), r.team.clone())
             })
         };
         let took = progress
@@ -189,6 +211,7 @@ impl Scaler {
         self.deps.metrics.run(state, took);
         let record = GroupRecord {
             group: Group::Run(id.into()),
+            team,
             state: state.into(),
             reason: end.text.into(),
             finished_ms: Some(now_ms()),
@@ -198,6 +221,16 @@ impl Scaler {
         if let Err(e) = self.deps.backend.put_group(&record).await {
             warn!(run = %id, error = %e, "recording the end of the run failed");
         }
+        let (reason, warning) = decide::end_event(end.state);
+        self.note(
+            Group::Run(id.into()),
+            Note {
+                reason,
+                warning,
+                action: "End",
+                text: format!("run {}", end.text),
+            },
+        );
         if let Some(b) = self.deps.logs.get(&Group::Run(id.into())) {
             b.close();
         }
@@ -212,8 +245,9 @@ impl Scaler {
         self.forget_after(Group::Run(id.into()), self.opts.retention);
     }
 
-    /// The progress of a run.
-    pub fn progress(&self, run_id: &str) -> Result<Arc<Progress>> {
+    /// The progress of a run, if `caller` may see it.
+    pub fn progress(&self, caller: &Caller, run_id: &str) -> Result<Arc<Progress>> {
+        self.run_owner(caller, run_id)?;
         lock(&self.runs)
             .get(run_id)
             .map(|r| r.progress.clone())
@@ -223,8 +257,30 @@ impl Scaler {
             })
     }
 
-    /// Cancels a run; false if it had already ended.
-    pub fn cancel(&self, run_id: &str) -> Result<bool> {
+    /// Cancels a run (if `caller` may); false if it had already ended.
+    pub fn cancel(&self, caller: &Caller, run_id: &str, reason: &str) -> Result<bool> {
+        self.run_owner(caller, run_id)?;
+        let cancelled = self.cancel_run(run_id)?;
+        if cancelled {
+            let why = if reason.is_empty() {
+                "no reason given"
+            } else {
+                reason
+            };
+            self.note(
+                Group::Run(run_id.into()),
+                Note {
+                    reason: "PipelineCancelRequested",
+                    warning: false,
+                    action: "Cancel",
+                    text: format!("team {} cancelled the run: {why}", caller.team),
+                },
+            );
+        }
+        Ok(cancelled)
+    }
+
+    fn cancel_run(&self, run_id: &str) -> Result<bool> {
         let runs = lock(&self.runs);
         let r = runs.get(run_id).ok_or_else(|| Error::NotFound {
             kind: "run",

@@ -8,18 +8,27 @@ use super::{Scaler, decide, lock};
 use crate::core::clock::random_suffix;
 use crate::core::removal::pick_scale_down;
 use crate::core::spec::{self, bad, check_name};
+use crate::core::teams::{Caller, Cost};
 use crate::core::worker::{Group, GroupRecord, WorkerLabels};
 use crate::error::{Error, Result};
 use crate::proto;
+use crate::slots::Refused;
 
 impl Scaler {
     /// ScaleUp: creates `worker_count` workers for the task; with them, why some
     /// wait for capacity, if they do.
     pub async fn scale_up(
         &self,
+        caller: &Caller,
         req: &proto::ScaleRequest,
     ) -> Result<(Vec<String>, Option<String>)> {
         check_name("task_id", &req.task_id, spec::MAX_ID)?;
+        self.task_owner(caller, &req.task_id)?;
+        // An admin scaling another team's task adds workers of that team.
+        let team = lock(&self.tasks)
+            .get(&req.task_id)
+            .cloned()
+            .unwrap_or_else(|| caller.team.clone());
         let cap = self.opts.max_workers;
         let n = decide::scale_up_count(req.worker_count, cap)?;
         let w = req.worker.clone().unwrap_or_default();
@@ -31,16 +40,43 @@ impl Scaler {
         let permits = self
             .deps
             .slots
-            .try_acquire(n)
-            .map_err(|in_use| Error::OverCapacity {
-                requested: n,
-                in_use,
-                cap,
+            .try_acquire(&team, n, Cost::of(&plan.requests))
+            .map_err(|r| match r {
+                Refused::Cap(in_use) => Error::OverCapacity {
+                    requested: n,
+                    in_use,
+                    cap,
+                },
+                Refused::Quota(quota) => Error::OverQuota {
+                    field: "worker_count".into(),
+                    requested: n,
+                    team: team.clone(),
+                    quota,
+                },
             })?;
         let group = Group::Task(req.task_id.clone());
-        if lock(&self.tasks).insert(req.task_id.clone()) {
+        let new = {
+            let mut tasks = lock(&self.tasks);
+            match tasks.get(&req.task_id) {
+                Some(owner) if owner != &team => {
+                    // Another team took the id meanwhile.
+                    return Err(Error::PermissionDenied {
+                        kind: "task",
+                        id: req.task_id.clone(),
+                        team: caller.team.clone(),
+                    });
+                }
+                Some(_) => false,
+                None => {
+                    tasks.insert(req.task_id.clone(), team.clone());
+                    true
+                }
+            }
+        };
+        if new {
             let r = GroupRecord {
                 group: group.clone(),
+                team: team.clone(),
                 state: "active".into(),
                 reason: String::new(),
                 finished_ms: None,
@@ -56,6 +92,7 @@ impl Scaler {
             group,
             stage: String::new(),
             attempt: 1,
+            team,
         };
         plan.env
             .insert("OTTOSCALER_TASK_ID".into(), req.task_id.clone());
@@ -74,9 +111,14 @@ impl Scaler {
     }
 
     /// ScaleDown: deletes up to `worker_count` (0 = all) workers of the task.
-    pub async fn scale_down(&self, req: &proto::ScaleRequest) -> Result<(Vec<String>, usize)> {
+    pub async fn scale_down(
+        &self,
+        caller: &Caller,
+        req: &proto::ScaleRequest,
+    ) -> Result<(Vec<String>, usize)> {
         check_name("task_id", &req.task_id, spec::MAX_ID)?;
-        if !lock(&self.tasks).contains(&req.task_id) {
+        self.task_owner(caller, &req.task_id)?;
+        if !lock(&self.tasks).contains_key(&req.task_id) {
             return Err(Error::NotFound {
                 kind: "task",
                 id: req.task_id.clone(),

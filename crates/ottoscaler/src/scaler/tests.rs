@@ -14,12 +14,14 @@ use crate::backend::WorkerEvent;
 use crate::backend::fake::{Call, Fake, obs};
 use crate::core::config::Config;
 use crate::core::room::{CapacityCheck, Shortfall};
+use crate::core::teams::{Caller, DEFAULT_TEAM};
 use crate::core::worker::{Group, GroupRecord, Phase, WorkerObs};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proto::{self, RunState};
 
 mod recovery;
+mod teams;
 
 struct Setup {
     fake: Arc<Fake>,
@@ -64,6 +66,14 @@ impl Setup {
     }
 }
 
+/// The caller of the single `--token`: the admin team "default".
+fn admin() -> Caller {
+    Caller {
+        team: DEFAULT_TEAM.into(),
+        admin: true,
+    }
+}
+
 fn scale(task: &str, count: i32) -> proto::ScaleRequest {
     proto::ScaleRequest {
         task_id: task.into(),
@@ -87,7 +97,7 @@ async fn scale_up_fills_the_cap_and_scale_down_removes_the_task_with_its_last_wo
         ..Options::default()
     };
     let mut s = started(opts, |_| {}).await;
-    let (created, waiting) = s.scaler.scale_up(&scale("t", 2)).await.unwrap();
+    let (created, waiting) = s.scaler.scale_up(&admin(), &scale("t", 2)).await.unwrap();
     assert_eq!((created.len(), waiting), (2, None));
     let Call::PutGroup(record) = s.next().await else {
         panic!("the task's record comes first")
@@ -108,7 +118,11 @@ async fn scale_up_fills_the_cap_and_scale_down_removes_the_task_with_its_last_wo
     }
     s.indexed("t", 2).await;
     assert_eq!(s.scaler.usage(), (2, 2, 0));
-    let e = s.scaler.scale_up(&scale("u", 1)).await.unwrap_err();
+    let e = s
+        .scaler
+        .scale_up(&admin(), &scale("u", 1))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -120,24 +134,32 @@ async fn scale_up_fills_the_cap_and_scale_down_removes_the_task_with_its_last_wo
         ),
         "{e}"
     );
-    let e = s.scaler.scale_up(&scale("u", 3)).await.unwrap_err();
+    let e = s
+        .scaler
+        .scale_up(&admin(), &scale("u", 3))
+        .await
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "worker_count: 3 is outside 1..=2 (the concurrency cap)"
     );
-    let e = s.scaler.scale_down(&scale("nope", 0)).await.unwrap_err();
+    let e = s
+        .scaler
+        .scale_down(&admin(), &scale("nope", 0))
+        .await
+        .unwrap_err();
     assert_eq!(e.to_string(), "task \"nope\" not found");
 
     let mut one = scale("t", 1);
     one.grace_period_seconds = 3;
-    let (removed, left) = s.scaler.scale_down(&one).await.unwrap();
+    let (removed, left) = s.scaler.scale_down(&admin(), &one).await.unwrap();
     assert_eq!((removed.len(), left), (1, 1));
     assert_eq!(
         s.next().await,
         Call::Delete(removed[0].clone(), Duration::from_secs(3))
     );
     s.indexed("t", 1).await;
-    let (removed, left) = s.scaler.scale_down(&scale("t", 0)).await.unwrap();
+    let (removed, left) = s.scaler.scale_down(&admin(), &scale("t", 0)).await.unwrap();
     assert_eq!((removed.len(), left), (1, 0));
     assert_eq!(
         s.next().await,
@@ -160,7 +182,11 @@ async fn the_capacity_check_waits_or_refuses_creating_nothing() {
         ..Options::default()
     };
     let mut s = started(strict, |f| f.with(|st| st.shortfall = Some(short.clone()))).await;
-    let e = s.scaler.scale_up(&scale("t", 1)).await.unwrap_err();
+    let e = s
+        .scaler
+        .scale_up(&admin(), &scale("t", 1))
+        .await
+        .unwrap_err();
     assert_eq!(e.to_string(), "worker_count: only 0 of 1 fit");
     assert_eq!(e.to_status().code(), tonic::Code::ResourceExhausted);
     assert!(s.calls.try_recv().is_err(), "nothing was written");
@@ -169,7 +195,7 @@ async fn the_capacity_check_waits_or_refuses_creating_nothing() {
         f.with(|st| st.shortfall = Some(short.clone()))
     })
     .await;
-    let (created, waiting) = s.scaler.scale_up(&scale("t", 1)).await.unwrap();
+    let (created, waiting) = s.scaler.scale_up(&admin(), &scale("t", 1)).await.unwrap();
     assert_eq!(created.len(), 1);
     assert_eq!(waiting.as_deref(), Some("only 0 of 1 fit"));
     assert!(matches!(s.next().await, Call::PutGroup(_)));
@@ -191,7 +217,7 @@ async fn a_run_is_recorded_from_submission_to_its_end() {
         }],
         ..Default::default()
     };
-    let (id, progress) = s.scaler.submit(&req).await.unwrap();
+    let (id, progress) = s.scaler.submit(&admin(), &req).await.unwrap();
     assert_eq!(id, "r");
     let Call::PutGroup(running) = s.next().await else {
         panic!("the run's record comes first")
@@ -201,7 +227,7 @@ async fn a_run_is_recorded_from_submission_to_its_end() {
         ("running", None)
     );
     assert!(matches!(
-        s.scaler.submit(&req).await.unwrap_err(),
+        s.scaler.submit(&admin(), &req).await.unwrap_err(),
         Error::AlreadyExists(id) if id == "r"
     ));
     let Call::Create(plan) = s.next().await else {
@@ -226,14 +252,17 @@ async fn a_run_is_recorded_from_submission_to_its_end() {
         (last.run_state(), last.message.as_str()),
         (RunState::Succeeded, "run succeeded")
     );
-    assert!(!s.scaler.cancel("r").unwrap(), "it had already ended");
+    assert!(
+        !s.scaler.cancel(&admin(), "r", "").unwrap(),
+        "it had already ended"
+    );
     assert!(matches!(
-        s.scaler.cancel("x"),
+        s.scaler.cancel(&admin(), "x", ""),
         Err(Error::NotFound { kind: "run", .. })
     ));
     let e = s
         .scaler
-        .submit(&proto::PipelineRequest::default())
+        .submit(&admin(), &proto::PipelineRequest::default())
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), "stages: a pipeline needs at least one stage");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Services, status};
+use super::{BoxStream, Services, caller, status};
 use crate::core::worker::Group;
 use crate::error::Error;
 use crate::logs::{Line, LogBuffer};
@@ -70,7 +70,14 @@ impl LogStreamingService for Services {
         &self,
         req: Request<proto::WorkerIdentifier>,
     ) -> Result<Response<Self::StreamWorkerLogsStream>, Status> {
+        let who = caller(&req)?;
         let req = req.into_inner();
+        self.scaler
+            .worker_owner(&who, &req.worker_id)
+            .map_err(|e| status(&e))?;
+        if let Some(g) = self.scaler.logs().group_of(&req.worker_id) {
+            self.scaler.group_owner(&who, &g).map_err(|e| status(&e))?;
+        }
         let buf = self
             .scaler
             .logs()
@@ -112,7 +119,11 @@ impl LogStreamingService for Services {
         &self,
         req: Request<proto::BuildIdentifier>,
     ) -> Result<Response<Self::StreamBuildLogsStream>, Status> {
+        let who = caller(&req)?;
         let req = req.into_inner();
+        self.scaler
+            .run_owner(&who, &req.run_id)
+            .map_err(|e| status(&e))?;
         let buf = self
             .scaler
             .logs()

@@ -428,6 +428,27 @@ pub async fn ottoscaler(rel: &Release, peers: &Peers) -> String {
     )
     .await
     .unwrap();
+    // An Event per run, published as the chart's ServiceAccount (its Role).
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(peers.otto.client.clone(), &peers.otto.ns);
+    wait::until(
+        T,
+        "the run's PipelineStarted and PipelineSucceeded Events",
+        || async {
+            let reasons: Vec<String> = events
+                .list(&kube::api::ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(|e| e.reporting_controller.as_deref() == Some("steward-ottoscaler"))
+                .filter_map(|e| e.reason)
+                .collect();
+            Ok(reasons.iter().any(|r| r == "PipelineStarted")
+                && reasons.iter().any(|r| r == "PipelineSucceeded"))
+        },
+    )
+    .await
+    .unwrap();
     let pods: Api<Pod> = Api::namespaced(peers.otto.client.clone(), &peers.otto.ns);
     assert!(
         pods.list(&kube::api::ListParams::default().labels("steward.io/ottoscaler=worker"))

@@ -12,6 +12,9 @@ mod replicas;
 mod restart;
 mod runs;
 mod samples;
+mod teams;
+#[path = "../watch_support/mod.rs"]
+mod watch_support;
 mod webhooks;
 mod workers;
 

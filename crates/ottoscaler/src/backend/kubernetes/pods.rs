@@ -12,6 +12,7 @@ use kube::api::ObjectMeta;
 
 use crate::core::clock::now_ms;
 use crate::core::retry::FailureClass;
+use crate::core::teams::Cost;
 use crate::core::worker::{ANNOTATION_BUSY, Phase, WorkerLabels, WorkerObs, WorkerPlan};
 
 fn ts_ms(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> i64 {
@@ -145,7 +146,19 @@ pub fn observe(pod: &Pod) -> Option<WorkerObs> {
             .and_then(|s| s.node_name.clone())
             .unwrap_or_default(),
         created_ms: ts_ms(pod.metadata.creation_timestamp.as_ref()),
+        cost: Cost::of(&requests(pod)),
     })
+}
+
+/// The worker container's requests as quantity strings.
+fn requests(pod: &Pod) -> BTreeMap<String, String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+        .unwrap_or_default()
 }
 
 /// Splits a `timestamps=true` log line into (ms since the epoch, text).

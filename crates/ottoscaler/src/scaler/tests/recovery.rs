@@ -7,6 +7,7 @@ use super::*;
 async fn recovery_fails_interrupted_runs_keeps_tasks_and_deletes_orphans() {
     let record = |group: Group, state: &str| GroupRecord {
         group,
+        team: "default".into(),
         state: state.into(),
         reason: String::new(),
         finished_ms: None,
@@ -54,11 +55,18 @@ async fn recovery_fails_interrupted_runs_keeps_tasks_and_deletes_orphans() {
     }
     deleted.sort();
     assert_eq!(deleted, ["cut-s-1", "gone-x"]);
-    let final_state = |id: &str| s.scaler.progress(id).unwrap().since(0).pop().unwrap();
+    let final_state = |id: &str| {
+        s.scaler
+            .progress(&admin(), id)
+            .unwrap()
+            .since(0)
+            .pop()
+            .unwrap()
+    };
     assert_eq!(final_state("cut").run_state(), RunState::Failed);
     assert_eq!(final_state("done").run_state(), RunState::Succeeded);
     s.indexed("t", 1).await;
-    let (removed, left) = s.scaler.scale_down(&scale("t", 0)).await.unwrap();
+    let (removed, left) = s.scaler.scale_down(&admin(), &scale("t", 0)).await.unwrap();
     assert_eq!((removed, left), (vec!["t-keep".to_string()], 0));
 }
 
@@ -100,6 +108,7 @@ async fn recovery_continues_a_recorded_run_with_the_worker_it_finds() {
         f.with(|st| {
             let r = GroupRecord {
                 group: Group::Run("go".into()),
+                team: "default".into(),
                 state: "running".into(),
                 reason: String::new(),
                 finished_ms: None,
@@ -120,7 +129,7 @@ async fn recovery_continues_a_recorded_run_with_the_worker_it_finds() {
         panic!("stage b starts once the adopted worker of a succeeded")
     };
     assert_eq!(b.name, "go-b-1");
-    let progress = s.scaler.progress("go").unwrap();
+    let progress = s.scaler.progress(&admin(), "go").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while progress.since(0).len() < 5 {
         assert!(
@@ -201,6 +210,7 @@ async fn a_cancel_written_before_a_crash_goes_on_after_it() {
         f.with(|st| {
             let r = GroupRecord {
                 group: Group::Run("stop".into()),
+                team: "default".into(),
                 state: "running".into(),
                 reason: String::new(),
                 finished_ms: None,
@@ -217,7 +227,7 @@ async fn a_cancel_written_before_a_crash_goes_on_after_it() {
         panic!("the stop goes on: the adopted worker is deleted")
     };
     assert_eq!(name, "stop-a-1");
-    let progress = s.scaler.progress("stop").unwrap();
+    let progress = s.scaler.progress(&admin(), "stop").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while progress.final_message().is_none() {
         assert!(
