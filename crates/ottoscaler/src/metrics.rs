@@ -1,5 +1,7 @@
 //! Metrics of the ottoscaler, declared once and served on the admin port.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -29,10 +31,19 @@ pub struct Metrics {
     resumed: Counter,
     /// gRPC calls by method and code (filled by the server's layer).
     pub(crate) grpc: Family<Labels, Histogram>,
-    workers: Gauge,
+    workers: Family<Labels, Gauge>,
+    /// Label sets of `workers` seen so far, so a set that empties reads 0.
+    worker_sets: std::sync::Arc<std::sync::Mutex<BTreeSet<Labels>>>,
     orphans: Counter,
     /// Stages waiting in the fair queue for a worker slot (kept by `Slots`).
     pub(crate) queued: Gauge,
+    /// The same by worker class and team (kept by `Slots`).
+    pub(crate) queue_depth: Family<Labels, Gauge>,
+    /// Log lines workers wrote that reached a run's or task's buffer.
+    pub(crate) log_lines: Counter,
+    /// Log lines a client did not get: it fell behind the buffer, which had
+    /// dropped them (each client's gap counted once).
+    pub(crate) log_lines_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -45,9 +56,13 @@ impl Default for Metrics {
             queue_seconds: seconds(),
             resumed: Counter::default(),
             grpc: crate::server::metrics_layer::family(),
-            workers: Gauge::default(),
+            workers: Family::default(),
+            worker_sets: std::sync::Arc::default(),
             orphans: Counter::default(),
             queued: Gauge::default(),
+            queue_depth: Family::default(),
+            log_lines: Counter::default(),
+            log_lines_dropped: Counter::default(),
         }
     }
 }
@@ -92,8 +107,23 @@ impl Metrics {
         );
         r.register(
             "steward_ottoscaler_workers",
-            "Worker pods or processes known to the scaler",
+            "Worker pods or processes known to the scaler, by worker class, state (phase) and team",
             self.workers.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_queue_depth",
+            "Pipeline stages waiting for a worker slot, by worker class and team",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_log_lines_received",
+            "Log lines of workers received into the run and task log buffers",
+            self.log_lines.clone(),
+        );
+        r.register(
+            "steward_ottoscaler_log_lines_dropped",
+            "Log lines a streaming client did not get because it fell behind the buffer",
+            self.log_lines_dropped.clone(),
         );
         r.register(
             "steward_ottoscaler_queued_stages",
@@ -135,9 +165,25 @@ impl Metrics {
         self.resumed.inc();
     }
 
-    /// Workers known.
-    pub fn workers(&self, n: usize) {
-        self.workers.set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// Workers known, by (class, state, team).
+    pub fn workers(&self, counts: &BTreeMap<(String, String, String), i64>) {
+        let mut sets = self
+            .worker_sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((class, state, team), _) in counts.iter() {
+            sets.insert(vec![
+                ("class".into(), class.clone()),
+                ("state".into(), state.clone()),
+                ("team".into(), team.clone()),
+            ]);
+        }
+        for l in sets.iter() {
+            let key = (l[0].1.clone(), l[1].1.clone(), l[2].1.clone());
+            self.workers
+                .get_or_create(l)
+                .set(counts.get(&key).copied().unwrap_or(0));
+        }
     }
 
     /// Orphans deleted.

@@ -114,8 +114,9 @@ impl Scaler {
                     opts.max_workers,
                     opts.quotas.clone(),
                     metrics.queued.clone(),
+                    metrics.queue_depth.clone(),
                 ),
-                logs: LogHub::new(opts.log_lines),
+                logs: LogHub::counted(opts.log_lines, metrics.log_lines.clone()),
                 metrics,
                 grace: opts.grace,
                 capacity: opts.capacity,
@@ -187,7 +188,9 @@ impl Scaler {
             };
             let Some(ev) = ev else { return };
             self.index(ev);
-            self.deps.metrics.workers(lock(&self.workers).len());
+            self.deps
+                .metrics
+                .workers(&decide::worker_counts(lock(&self.workers).values()));
         }
     }
 

@@ -10,9 +10,10 @@
 //! on drop. A waiter that goes away (its run was cancelled) leaves the line on
 //! drop too, returning a grant it had not yet picked up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
@@ -75,6 +76,10 @@ pub struct Slots {
     changed: Arc<watch::Sender<u64>>,
     /// The queue's length, kept current (`steward_ottoscaler_queued_stages`).
     queued: Gauge,
+    /// The same by class and team (`steward_ottoscaler_queue_depth`), and every
+    /// label set it has had, so one that empties reads 0.
+    depth: Family<Vec<(String, String)>, Gauge>,
+    depth_sets: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 /// One worker's share of the cap and of its team's quota.
@@ -115,11 +120,17 @@ impl Drop for Ticket<'_> {
 impl Slots {
     /// A cap of `cap` workers, no quotas.
     pub fn new(cap: u32) -> Self {
-        Self::with_gauge(cap, BTreeMap::new(), Gauge::default())
+        Self::with_gauge(cap, BTreeMap::new(), Gauge::default(), Family::default())
     }
 
-    /// A cap of `cap` workers, the teams' `quotas`, the queue length in `queued`.
-    pub fn with_gauge(cap: u32, quotas: BTreeMap<String, Quota>, queued: Gauge) -> Self {
+    /// A cap of `cap` workers, the teams' `quotas`, the queue length in `queued`
+    /// and by class and team in `depth`.
+    pub fn with_gauge(
+        cap: u32,
+        quotas: BTreeMap<String, Quota>,
+        queued: Gauge,
+        depth: Family<Vec<(String, String)>, Gauge>,
+    ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 cap,
@@ -132,6 +143,28 @@ impl Slots {
             })),
             changed: Arc::new(watch::channel(0).0),
             queued,
+            depth,
+            depth_sets: Arc::default(),
+        }
+    }
+
+    fn set_depth(&self, queue: &[Waiter]) {
+        let now = fair::depth(queue);
+        let mut sets = self
+            .depth_sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sets.extend(now.keys().cloned());
+        for (class, team) in sets.iter() {
+            let l = vec![
+                ("class".into(), class.clone()),
+                ("team".into(), team.clone()),
+            ];
+            let n = now
+                .get(&(class.clone(), team.clone()))
+                .copied()
+                .unwrap_or(0);
+            self.depth.get_or_create(&l).set(n);
         }
     }
 
@@ -146,6 +179,7 @@ impl Slots {
             s.grant();
             self.queued
                 .set(i64::try_from(s.queue.len()).unwrap_or(i64::MAX));
+            self.set_depth(&s.queue);
             r
         };
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
@@ -220,16 +254,24 @@ impl Slots {
     pub async fn acquire(
         &self,
         team: &str,
+        class: &str,
         cost: Cost,
         mut on_position: impl FnMut(u32),
     ) -> Permit {
         let mut rx = self.changed.subscribe();
+        // The series exists (at 0) from a class and team's first request on, even
+        // when it is served at once.
+        self.depth_sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((class.to_string(), team.to_string()));
         let id = self.update(|s| {
             let id = s.next_ticket;
             s.next_ticket += 1;
             s.queue.push(Waiter {
                 ticket: id,
                 team: team.into(),
+                class: class.into(),
                 cost,
             });
             id
@@ -275,114 +317,5 @@ impl Slots {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn fair_queue_serves_in_order_and_reports_positions() {
-        let gauge = Gauge::default();
-        let slots = Slots::with_gauge(1, BTreeMap::new(), gauge.clone());
-        let first = slots.try_acquire("t", 1, Cost::default()).unwrap();
-        let positions = Arc::new(Mutex::new(Vec::new()));
-        let (p2, p3) = (positions.clone(), positions.clone());
-        let s2 = slots.clone();
-        let a = tokio::spawn(async move {
-            s2.acquire("t", Cost::default(), |p| p2.lock().unwrap().push(("a", p)))
-                .await
-        });
-        // Let `a` enter the queue before `b`.
-        while slots.usage().2 < 1 {
-            tokio::task::yield_now().await;
-        }
-        let s3 = slots.clone();
-        let b = tokio::spawn(async move {
-            s3.acquire("t", Cost::default(), |p| p3.lock().unwrap().push(("b", p)))
-                .await
-        });
-        while slots.usage().2 < 2 {
-            tokio::task::yield_now().await;
-        }
-        // Nobody jumps the line: a free slot goes to the head, not to try_acquire.
-        assert_eq!(slots.usage(), (1, 1, 2));
-        assert_eq!(gauge.get(), 2, "the queued-stages gauge follows the queue");
-        drop(first);
-        let pa = a.await.unwrap();
-        assert_eq!(slots.usage(), (1, 1, 1));
-        assert!(slots.try_acquire("t", 1, Cost::default()).is_err());
-        drop(pa);
-        let pb = b.await.unwrap();
-        drop(pb);
-        assert_eq!(slots.usage(), (1, 0, 0));
-        assert_eq!(gauge.get(), 0);
-        let seen = positions.lock().unwrap().clone();
-        assert!(
-            seen.contains(&("a", 1)) && seen.contains(&("b", 2)) && seen.contains(&("b", 1)),
-            "{seen:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_waiter_that_goes_away_leaves_the_line() {
-        let slots = Slots::new(0);
-        let s = slots.clone();
-        let w = tokio::spawn(async move { s.acquire("t", Cost::default(), |_| {}).await });
-        while slots.usage().2 < 1 {
-            tokio::task::yield_now().await;
-        }
-        w.abort();
-        let _ = w.await;
-        assert_eq!(slots.usage(), (0, 0, 0));
-    }
-
-    #[tokio::test]
-    async fn a_team_at_its_quota_holds_up_no_other_team() {
-        let quota = |n| Quota {
-            workers: Some(n),
-            ..Quota::default()
-        };
-        let slots = Slots::with_gauge(
-            10,
-            BTreeMap::from([("a".to_string(), quota(1)), ("b".to_string(), quota(2))]),
-            Gauge::default(),
-        );
-        let c = Cost::default();
-        let a1 = slots.try_acquire("a", 1, c).unwrap();
-        assert_eq!(
-            slots.try_acquire("a", 1, c).unwrap_err(),
-            Refused::Quota("1 workers (1 held)".into())
-        );
-        let s = slots.clone();
-        let a2 = tokio::spawn(async move { s.acquire("a", c, |_| {}).await });
-        while slots.usage().2 < 1 {
-            tokio::task::yield_now().await;
-        }
-        // b goes past a's waiter, up to its own quota.
-        let b = slots.try_acquire("b", 2, c).unwrap();
-        assert_eq!(
-            slots.team_workers(),
-            BTreeMap::from([("a".into(), 1), ("b".into(), 2)])
-        );
-        drop(a1);
-        let a2 = a2.await.unwrap();
-        assert_eq!(slots.usage(), (10, 3, 0));
-        drop((a2, b));
-        assert_eq!(slots.usage(), (10, 0, 0));
-    }
-
-    #[tokio::test]
-    async fn a_grant_nobody_picks_up_is_returned() {
-        let slots = Slots::new(1);
-        let first = slots.try_acquire("t", 1, Cost::default()).unwrap();
-        let s = slots.clone();
-        let w = tokio::spawn(async move { s.acquire("t", Cost::default(), |_| {}).await });
-        while slots.usage().2 < 1 {
-            tokio::task::yield_now().await;
-        }
-        // The grant is made under the lock the moment the permit is dropped; the
-        // waiter is aborted before it can pick it up.
-        drop(first);
-        w.abort();
-        let _ = w.await;
-        assert_eq!(slots.usage(), (1, 0, 0));
-    }
-}
+#[path = "slots_tests.rs"]
+mod tests;

@@ -47,8 +47,19 @@ pub struct Waiter {
     pub ticket: u64,
     /// Its team.
     pub team: String,
+    /// Its worker class (for the queue-depth metric only).
+    pub class: String,
     /// What its worker costs.
     pub cost: Cost,
+}
+
+/// How many wait, by (class, team).
+pub fn depth(queue: &[Waiter]) -> BTreeMap<(String, String), i64> {
+    let mut m = BTreeMap::new();
+    for w in queue {
+        *m.entry((w.class.clone(), w.team.clone())).or_insert(0) += 1;
+    }
+    m
 }
 
 /// Why `n` workers of `cost` may not be added to `used` under `quota`, for people;
@@ -139,6 +150,7 @@ mod tests {
         Waiter {
             ticket,
             team: team.into(),
+            class: "ci".into(),
             cost: Cost {
                 cpu_milli: 500,
                 memory_bytes: 1 << 30,
@@ -261,6 +273,22 @@ mod tests {
             in_use += 1;
         }
         assert_eq!((usage["a"].workers, usage["b"].workers), (3, 4));
+    }
+
+    #[test]
+    fn depth_counts_by_class_and_team() {
+        let mut q = vec![w(1, "a"), w(2, "b"), w(3, "a")];
+        q[2].class = "big".into();
+        let d = depth(&q);
+        assert_eq!(
+            d,
+            BTreeMap::from([
+                (("big".to_string(), "a".to_string()), 1),
+                (("ci".to_string(), "a".to_string()), 1),
+                (("ci".to_string(), "b".to_string()), 1),
+            ])
+        );
+        assert!(depth(&[]).is_empty());
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn worker(run: &str, stage: &str, attempt: u32, phase: Phase) -> WorkerObs {
             stage: stage.into(),
             attempt,
             team: "default".into(),
+            class: String::new(),
         },
         ..WorkerObs::fixture(
             &format!("{run}-{stage}-{attempt}"),

@@ -23,6 +23,8 @@ pub const LABEL_STAGE: &str = "steward.io/stage";
 pub const LABEL_ATTEMPT: &str = "steward.io/attempt";
 /// The team that owns the worker (see [`crate::core::teams`]).
 pub const LABEL_TEAM: &str = "steward.io/ottoscaler-team";
+/// The worker class the worker was made from.
+pub const LABEL_CLASS: &str = "steward.io/worker-class";
 /// Annotation a worker (or the handler) sets to `true` while it is doing work, so
 /// ScaleDown does not pick it.
 pub const ANNOTATION_BUSY: &str = "steward.io/busy";
@@ -65,6 +67,8 @@ pub struct WorkerLabels {
     /// The owning team; workers of older versions, which carry no team label,
     /// belong to [`DEFAULT_TEAM`].
     pub team: String,
+    /// The worker class (empty for workers of older versions).
+    pub class: String,
 }
 
 impl WorkerLabels {
@@ -74,6 +78,9 @@ impl WorkerLabels {
             (LABEL_WORKER.to_string(), "worker".to_string()),
             (LABEL_TEAM.to_string(), self.team.clone()),
         ]);
+        if !self.class.is_empty() {
+            m.insert(LABEL_CLASS.into(), self.class.clone());
+        }
         match &self.group {
             Group::Run(id) => {
                 m.insert(LABEL_RUN.into(), id.clone());
@@ -96,6 +103,7 @@ impl WorkerLabels {
             .get(LABEL_TEAM)
             .cloned()
             .unwrap_or_else(|| DEFAULT_TEAM.to_string());
+        let class = m.get(LABEL_CLASS).cloned().unwrap_or_default();
         if let Some(run) = m.get(LABEL_RUN) {
             return Some(Self {
                 group: Group::Run(run.clone()),
@@ -105,6 +113,7 @@ impl WorkerLabels {
                     .and_then(|a| a.parse().ok())
                     .unwrap_or(1),
                 team,
+                class,
             });
         }
         m.get(LABEL_TASK).map(|t| Self {
@@ -112,6 +121,7 @@ impl WorkerLabels {
             stage: String::new(),
             attempt: 1,
             team,
+            class,
         })
     }
 }
@@ -231,6 +241,7 @@ impl WorkerObs {
                 stage: "s".into(),
                 attempt: 1,
                 team: DEFAULT_TEAM.into(),
+                class: String::new(),
             },
             phase,
             failure: None,

@@ -31,10 +31,11 @@ impl Driver {
         let stage = self.setup.pipeline.stages[i].name.clone();
         let team = self.setup.team.clone();
         let cost = Cost::of(&self.setup.workers[i].requests);
+        let class = self.setup.workers[i].labels.class.clone();
         let handle = tokio::spawn(async move {
             let asked = Instant::now();
             let permit = slots
-                .acquire(&team, cost, |pos| {
+                .acquire(&team, &class, cost, |pos| {
                     let mut m = stage_msg(
                         &stage,
                         StageState::Queued,
@@ -65,6 +66,7 @@ impl Driver {
             stage: self.name(i).to_string(),
             attempt,
             team: self.setup.team.clone(),
+            class: std::mem::take(&mut plan.labels.class),
         };
         plan.env
             .insert("OTTOSCALER_RUN_ID".into(), self.setup.id.clone());

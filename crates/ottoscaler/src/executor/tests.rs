@@ -59,6 +59,7 @@ fn start(id: &str, yaml: &str, cap: u32) -> Run {
                 stage: String::new(),
                 attempt: 1,
                 team: "default".into(),
+                class: "default".into(),
             },
             image: "img".into(),
             command: s.worker.command.clone(),

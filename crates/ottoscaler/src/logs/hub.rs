@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::core::worker::{Group, WorkerLabels};
 use crate::logs::{Line, LogBuffer, Stream};
 
@@ -11,6 +13,8 @@ use crate::logs::{Line, LogBuffer, Stream};
 pub struct LogHub {
     inner: Arc<Mutex<Inner>>,
     capacity: usize,
+    /// Lines pushed (`steward_ottoscaler_log_lines_received`).
+    received: Counter,
 }
 
 #[derive(Debug, Default)]
@@ -22,9 +26,15 @@ struct Inner {
 impl LogHub {
     /// A hub whose buffers keep `capacity` lines each.
     pub fn new(capacity: usize) -> Self {
+        Self::counted(capacity, Counter::default())
+    }
+
+    /// A hub whose buffers keep `capacity` lines each, counting lines in `received`.
+    pub fn counted(capacity: usize, received: Counter) -> Self {
         Self {
             inner: Arc::default(),
             capacity,
+            received,
         }
     }
 
@@ -69,6 +79,7 @@ impl LogHub {
         text: String,
     ) {
         let buf = self.buffer(&labels.group);
+        self.received.inc();
         self.lock()
             .workers
             .entry(worker.to_string())

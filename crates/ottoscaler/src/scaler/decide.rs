@@ -63,6 +63,24 @@ pub fn ended(state: RunState) -> &'static str {
     crate::executor::decide::state_word(state)
 }
 
+/// Workers by (class, state, team), for the workers gauge. A worker of an older
+/// version, with no class label, counts as class "unknown".
+pub fn worker_counts<'a>(
+    workers: impl Iterator<Item = &'a WorkerObs>,
+) -> std::collections::BTreeMap<(String, String, String), i64> {
+    let mut m = std::collections::BTreeMap::new();
+    for w in workers {
+        let class = if w.labels.class.is_empty() {
+            "unknown".to_string()
+        } else {
+            w.labels.class.clone()
+        };
+        let state = w.phase.as_str().to_ascii_lowercase();
+        *m.entry((class, state, w.labels.team.clone())).or_insert(0) += 1;
+    }
+    m
+}
+
 /// The Event a run's end is published as: reason, and whether it is a Warning.
 pub fn end_event(state: RunState) -> (&'static str, bool) {
     match state {
@@ -217,6 +235,25 @@ mod tests {
             retention_left(hour, Some(10), 0),
             hour,
             "a clock that went back"
+        );
+    }
+
+    #[test]
+    fn workers_are_counted_by_class_state_and_team() {
+        let mut a = WorkerObs::fixture("a", Group::Run("r".into()), Phase::Running);
+        a.labels.class = "ci".into();
+        let mut b = a.clone();
+        b.name = "b".into();
+        let mut c = WorkerObs::fixture("c", Group::Task("t".into()), Phase::Pending);
+        c.labels.team = "web".into();
+        let counts = worker_counts([a, b, c].iter());
+        let key = |c: &str, s: &str, t: &str| (c.to_string(), s.to_string(), t.to_string());
+        assert_eq!(
+            counts,
+            std::collections::BTreeMap::from([
+                (key("ci", "running", "default"), 2),
+                (key("unknown", "pending", "web"), 1),
+            ])
         );
     }
 }

@@ -46,6 +46,7 @@ impl Scaler {
                 stage: String::new(),
                 attempt: 1,
                 team: String::new(),
+                class: class_name.to_string(),
             },
             image: w.image.clone(),
             command: w.command.clone(),

@@ -93,6 +93,7 @@ impl Scaler {
             stage: String::new(),
             attempt: 1,
             team,
+            class: std::mem::take(&mut plan.labels.class),
         };
         plan.env
             .insert("OTTOSCALER_TASK_ID".into(), req.task_id.clone());

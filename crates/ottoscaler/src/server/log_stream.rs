@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use prometheus_client::metrics::counter::Counter;
 use tonic::{Request, Response, Status};
 
 use super::{BoxStream, Services, caller, status};
@@ -18,6 +19,7 @@ fn follow_lines(
     buf: Arc<LogBuffer>,
     from: u64,
     snapshot: bool,
+    dropped_total: Counter,
     keep: impl Fn(&Line) -> bool + Send + Sync + 'static,
 ) -> impl Stream<Item = (u64, Option<Line>)> + Send {
     const PAGE: usize = 256;
@@ -30,28 +32,32 @@ fn follow_lines(
             std::collections::VecDeque::new(),
             keep,
         ),
-        move |(buf, mut rx, mut cursor, mut pending, keep)| async move {
-            loop {
-                if let Some(item) = pending.pop_front() {
-                    return Some((item, (buf, rx, cursor, pending, keep)));
-                }
-                rx.borrow_and_update();
-                // Closed before the read: every line pushed before the close is in it.
-                let closed = buf.is_closed();
-                let r = buf.read(cursor, PAGE, &keep);
-                cursor = r.next;
-                if r.dropped > 0 {
-                    pending.push_back((r.dropped, None));
-                }
-                pending.extend(r.lines.into_iter().map(|l| (0, Some(l))));
-                if !pending.is_empty() {
-                    continue;
-                }
-                if snapshot || closed {
-                    return None;
-                }
-                if rx.changed().await.is_err() {
-                    return None;
+        move |(buf, mut rx, mut cursor, mut pending, keep)| {
+            let dropped_total = dropped_total.clone();
+            async move {
+                loop {
+                    if let Some(item) = pending.pop_front() {
+                        return Some((item, (buf, rx, cursor, pending, keep)));
+                    }
+                    rx.borrow_and_update();
+                    // Closed before the read: every line pushed before the close is in it.
+                    let closed = buf.is_closed();
+                    let r = buf.read(cursor, PAGE, &keep);
+                    cursor = r.next;
+                    if r.dropped > 0 {
+                        dropped_total.inc_by(r.dropped);
+                        pending.push_back((r.dropped, None));
+                    }
+                    pending.extend(r.lines.into_iter().map(|l| (0, Some(l))));
+                    if !pending.is_empty() {
+                        continue;
+                    }
+                    if snapshot || closed {
+                        return None;
+                    }
+                    if rx.changed().await.is_err() {
+                        return None;
+                    }
                 }
             }
         },
@@ -89,27 +95,30 @@ impl LogStreamingService for Services {
                 })
             })?;
         let worker = req.worker_id.clone();
-        let stream = follow_lines(buf, req.from_seq, req.snapshot, move |l| l.worker == worker)
-            .map(move |(dropped, l)| {
-                Ok(match l {
-                    Some(l) => proto::LogEntry {
-                        seq: l.seq,
-                        worker_id: l.worker,
-                        timestamp_unix_ms: l.ts_ms,
-                        stream: l.stream.as_str().into(),
-                        message: l.text,
-                        attempt: i32::try_from(l.attempt).unwrap_or(0),
-                        dropped: 0,
-                    },
-                    None => proto::LogEntry {
-                        worker_id: req.worker_id.clone(),
-                        stream: "system".into(),
-                        message: dropped_text(dropped),
-                        dropped,
-                        ..Default::default()
-                    },
-                })
-            });
+        let dropped = self.scaler.metrics().log_lines_dropped.clone();
+        let stream = follow_lines(buf, req.from_seq, req.snapshot, dropped, move |l| {
+            l.worker == worker
+        })
+        .map(move |(dropped, l)| {
+            Ok(match l {
+                Some(l) => proto::LogEntry {
+                    seq: l.seq,
+                    worker_id: l.worker,
+                    timestamp_unix_ms: l.ts_ms,
+                    stream: l.stream.as_str().into(),
+                    message: l.text,
+                    attempt: i32::try_from(l.attempt).unwrap_or(0),
+                    dropped: 0,
+                },
+                None => proto::LogEntry {
+                    worker_id: req.worker_id.clone(),
+                    stream: "system".into(),
+                    message: dropped_text(dropped),
+                    dropped,
+                    ..Default::default()
+                },
+            })
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -136,7 +145,8 @@ impl LogStreamingService for Services {
             })?;
         let stage = req.stage.clone();
         let run_id = req.run_id.clone();
-        let stream = follow_lines(buf, req.from_seq, req.snapshot, move |l| {
+        let dropped = self.scaler.metrics().log_lines_dropped.clone();
+        let stream = follow_lines(buf, req.from_seq, req.snapshot, dropped, move |l| {
             stage.is_empty() || l.stage == stage
         })
         .map(move |(dropped, l)| {

@@ -145,4 +145,13 @@ async fn local_backend_marks_dropped_lines_for_a_client_that_fell_behind() {
     assert!(got[0].message.starts_with("dropped 41 lines"));
     let rest: Vec<&str> = got[1..].iter().map(|e| e.message.as_str()).collect();
     assert_eq!(rest, (40..50).map(|i| format!("n{i}")).collect::<Vec<_>>());
+    // Every line received is counted, and the 41 this client never got.
+    let m = server.metrics().await;
+    let received = metric(&m, "steward_ottoscaler_log_lines_received_total").unwrap();
+    assert!(received >= 50.0, "{received}\n{m}");
+    assert_eq!(
+        metric(&m, "steward_ottoscaler_log_lines_dropped_total"),
+        Some(41.0),
+        "{m}"
+    );
 }

@@ -207,6 +207,13 @@ fn stage(name: &str, deps: &[&str], annotations: &[(&str, &str)]) -> proto::Stag
 
 const EXIT: &str = "steward.io/sim-exit-code";
 
+/// The value of one series (`name{labels}` exactly as exposed) in a /metrics text.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Collects progress until the final message.
 async fn collect(mut s: tonic::Streaming<proto::PipelineProgress>) -> Vec<proto::PipelineProgress> {
     let mut out = Vec::new();

@@ -210,6 +210,25 @@ async fn two_teams_share_the_cap_within_their_quotas_and_see_only_their_own() {
     assert!(seen.max.get("beta").is_some_and(|n| *n >= 4), "{seen:?}");
     assert!(seen.both_at_once, "{seen:?}");
 
+    // Workers by class, state and team; the queue by class and team, empty again.
+    let m = server.metrics().await;
+    let succeeded = |team: &str| {
+        metric(
+            &m,
+            &format!(
+                "steward_ottoscaler_workers{{class=\"ci\",state=\"succeeded\",team=\"{team}\"}}"
+            ),
+        )
+    };
+    assert!(
+        succeeded("alpha").is_some() && succeeded("beta").is_some(),
+        "{m}"
+    );
+    for team in ["alpha", "beta"] {
+        let depth = format!("steward_ottoscaler_queue_depth{{class=\"ci\",team=\"{team}\"}}");
+        assert_eq!(metric(&m, &depth), Some(0.0), "{depth}\n{m}");
+    }
+
     // A task: beta may not scale down alpha's task; alpha may.
     let up = a
         .scale_up(proto::ScaleRequest {
