@@ -94,6 +94,26 @@ impl Services {
     }
 }
 
+impl Services {
+    /// `ScaleUp` (`up`) or `ScaleDown`, audited.
+    async fn scale(
+        &self,
+        req: Request<proto::ScaleRequest>,
+        up: bool,
+    ) -> Result<Response<proto::ScaleResponse>, Status> {
+        let (who, peer) = (caller(&req)?, req.remote_addr());
+        let req = req.into_inner();
+        let target = format!("task/{}", req.task_id);
+        let (method, r) = if up {
+            ("ScaleUp", self.scale_up_for(&who, req).await)
+        } else {
+            ("ScaleDown", self.scale_down_for(&who, req).await)
+        };
+        self.audited(&who, method, &target, peer, &r, |v| v.message.clone());
+        r.map(Response::new)
+    }
+}
+
 fn worker_info(w: crate::core::worker::WorkerObs) -> proto::WorkerInfo {
     proto::WorkerInfo {
         task_id: match &w.labels.group {
@@ -122,24 +142,14 @@ impl OttoscalerService for Services {
         &self,
         req: Request<proto::ScaleRequest>,
     ) -> Result<Response<proto::ScaleResponse>, Status> {
-        let (who, peer) = (caller(&req)?, req.remote_addr());
-        let req = req.into_inner();
-        let target = format!("task/{}", req.task_id);
-        let r = self.scale_up_for(&who, req).await;
-        self.audited(&who, "ScaleUp", &target, peer, &r, |v| v.message.clone());
-        r.map(Response::new)
+        self.scale(req, true).await
     }
 
     async fn scale_down(
         &self,
         req: Request<proto::ScaleRequest>,
     ) -> Result<Response<proto::ScaleResponse>, Status> {
-        let (who, peer) = (caller(&req)?, req.remote_addr());
-        let req = req.into_inner();
-        let target = format!("task/{}", req.task_id);
-        let r = self.scale_down_for(&who, req).await;
-        self.audited(&who, "ScaleDown", &target, peer, &r, |v| v.message.clone());
-        r.map(Response::new)
+        self.scale(req, false).await
     }
 
     async fn get_worker_status(
