@@ -95,6 +95,24 @@ pub struct Scaler {
     halted: CancellationToken,
 }
 
+/// `PERMISSION_DENIED` when `owner` (the team holding `kind` `id`, if anyone does)
+/// is not one `caller` may act for.
+pub(crate) fn refuse(
+    caller: &Caller,
+    kind: &'static str,
+    id: &str,
+    owner: Option<&str>,
+) -> Result<()> {
+    match owner {
+        Some(team) if !caller.may(team) => Err(Error::PermissionDenied {
+            kind,
+            id: id.into(),
+            team: caller.team.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -296,26 +314,22 @@ impl Scaler {
 
     /// Refuses `caller` a task of another team; a task nobody has is free.
     pub(crate) fn task_owner(&self, caller: &Caller, task: &str) -> Result<()> {
-        match lock(&self.tasks).get(task) {
-            Some(team) if !caller.may(team) => Err(Error::PermissionDenied {
-                kind: "task",
-                id: task.into(),
-                team: caller.team.clone(),
-            }),
-            _ => Ok(()),
-        }
+        refuse(
+            caller,
+            "task",
+            task,
+            lock(&self.tasks).get(task).map(String::as_str),
+        )
     }
 
     /// Refuses `caller` a run of another team (an unknown run is not refused here).
     pub(crate) fn run_owner(&self, caller: &Caller, run: &str) -> Result<()> {
-        match lock(&self.runs).get(run) {
-            Some(r) if !caller.may(&r.team) => Err(Error::PermissionDenied {
-                kind: "run",
-                id: run.into(),
-                team: caller.team.clone(),
-            }),
-            _ => Ok(()),
-        }
+        refuse(
+            caller,
+            "run",
+            run,
+            lock(&self.runs).get(run).map(|r| r.team.as_str()),
+        )
     }
 
     /// Refuses `caller` what a group of another team holds.
@@ -328,13 +342,8 @@ impl Scaler {
 
     /// Refuses `caller` a worker of another team.
     pub(crate) fn worker_owner(&self, caller: &Caller, worker: &str) -> Result<()> {
-        match lock(&self.workers).get(worker) {
-            Some(w) if !caller.may(&w.labels.team) => Err(Error::PermissionDenied {
-                kind: "worker",
-                id: worker.into(),
-                team: caller.team.clone(),
-            }),
-            _ => Ok(()),
-        }
+        let workers = lock(&self.workers);
+        let owner = workers.get(worker).map(|w| w.labels.team.as_str());
+        refuse(caller, "worker", worker, owner)
     }
 }

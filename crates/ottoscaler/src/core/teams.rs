@@ -129,23 +129,10 @@ fn sha256(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// A team name must be a label value and a DNS label (it names pods' labels and
-/// appears in Event notes): lower-case alphanumerics and '-', at most 63.
+/// A team name is a label value and a DNS label (it is a label of pods and records
+/// and appears in Event notes), at most 63 characters.
 fn check_team_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "teams.{name}: a team name is lower-case letters, digits and '-', at most 63"
-        ))
-    }
+    crate::core::spec::check_name(&format!("teams.{name}"), name, 63).map_err(|e| e.to_string())
 }
 
 impl Teams {

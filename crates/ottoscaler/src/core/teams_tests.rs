@@ -60,7 +60,7 @@ fn bad_files_are_refused_naming_the_field() {
         ("teams: {}\n".to_string(), "teams: no team"),
         (
             file("  Web:\n    token_sha256: 00\n"),
-            "teams.Web: a team name",
+            "teams.Web: \"Web\" must be lowercase letters, digits and '-'",
         ),
         (
             file("  web:\n    token_sha256: abc\n"),

@@ -86,6 +86,22 @@ fn scale(task: &str, count: i32) -> proto::ScaleRequest {
     }
 }
 
+/// A run `id` of one stage `a`.
+fn one_stage(id: &str) -> proto::PipelineRequest {
+    proto::PipelineRequest {
+        run_id: id.into(),
+        stages: vec![proto::Stage {
+            name: "a".into(),
+            worker: Some(proto::WorkerTemplate {
+                image: "img".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 fn worker(name: &str, group: Group) -> WorkerObs {
     WorkerObs::fixture(name, group, Phase::Running)
 }
@@ -205,18 +221,7 @@ async fn the_capacity_check_waits_or_refuses_creating_nothing() {
 #[tokio::test]
 async fn a_run_is_recorded_from_submission_to_its_end() {
     let mut s = started(Options::default(), |_| {}).await;
-    let req = proto::PipelineRequest {
-        run_id: "r".into(),
-        stages: vec![proto::Stage {
-            name: "a".into(),
-            worker: Some(proto::WorkerTemplate {
-                image: "img".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let req = one_stage("r");
     let (id, progress) = s.scaler.submit(&admin(), &req).await.unwrap();
     assert_eq!(id, "r");
     let Call::PutGroup(running) = s.next().await else {

@@ -167,18 +167,7 @@ async fn recovery_continues_a_recorded_run_with_the_worker_it_finds() {
 
 #[tokio::test]
 async fn a_cancel_written_before_a_crash_goes_on_after_it() {
-    let req = proto::PipelineRequest {
-        run_id: "stop".into(),
-        stages: vec![proto::Stage {
-            name: "a".into(),
-            worker: Some(proto::WorkerTemplate {
-                image: "img".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let req = one_stage("stop");
     let now = crate::core::clock::now_ms();
     let history = vec![
         proto::PipelineProgress {

@@ -13,21 +13,6 @@ fn team(name: &str) -> Caller {
     }
 }
 
-fn one_stage(id: &str) -> proto::PipelineRequest {
-    proto::PipelineRequest {
-        run_id: id.into(),
-        stages: vec![proto::Stage {
-            name: "a".into(),
-            worker: Some(proto::WorkerTemplate {
-                image: "img".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn a_team_acts_only_on_its_own_within_its_quota() {
     let opts = Options {
