@@ -1,6 +1,7 @@
 //! Metrics of the ottoscaler, declared once and served on the admin port.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -8,7 +9,41 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(String, String)>;
+/// A series' labels.
+pub type Labels = Vec<(String, String)>;
+
+/// A gauge family set from whole counts at once: a label set counted once reads 0
+/// once it is gone, instead of keeping its last value.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    family: Family<Labels, Gauge>,
+    seen: Arc<Mutex<BTreeSet<Labels>>>,
+}
+
+impl Counts {
+    fn seen(&self) -> std::sync::MutexGuard<'_, BTreeSet<Labels>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes the series `l` exist from the next [`Counts::set`] on (at 0 until
+    /// counted).
+    pub fn touch(&self, l: Labels) {
+        self.seen().insert(l);
+    }
+
+    /// Sets every series to its count in `now`, 0 for those not in it.
+    pub fn set(&self, now: &BTreeMap<Labels, i64>) {
+        let mut seen = self.seen();
+        seen.extend(now.keys().cloned());
+        for l in seen.iter() {
+            self.family
+                .get_or_create(l)
+                .set(now.get(l).copied().unwrap_or(0));
+        }
+    }
+}
 
 /// Seconds from 50 ms to about 28 h: a queue wait of a few milliseconds up to a
 /// day-long pipeline.
@@ -31,14 +66,12 @@ pub struct Metrics {
     resumed: Counter,
     /// gRPC calls by method and code (filled by the server's layer).
     pub(crate) grpc: Family<Labels, Histogram>,
-    workers: Family<Labels, Gauge>,
-    /// Label sets of `workers` seen so far, so a set that empties reads 0.
-    worker_sets: std::sync::Arc<std::sync::Mutex<BTreeSet<Labels>>>,
+    workers: Counts,
     orphans: Counter,
     /// Stages waiting in the fair queue for a worker slot (kept by `Slots`).
     pub(crate) queued: Gauge,
     /// The same by worker class and team (kept by `Slots`).
-    pub(crate) queue_depth: Family<Labels, Gauge>,
+    pub(crate) queue_depth: Counts,
     /// Log lines workers wrote that reached a run's or task's buffer.
     pub(crate) log_lines: Counter,
     /// Log lines a client did not get: it fell behind the buffer, which had
@@ -56,11 +89,10 @@ impl Default for Metrics {
             queue_seconds: seconds(),
             resumed: Counter::default(),
             grpc: crate::server::metrics_layer::family(),
-            workers: Family::default(),
-            worker_sets: std::sync::Arc::default(),
+            workers: Counts::default(),
             orphans: Counter::default(),
             queued: Gauge::default(),
-            queue_depth: Family::default(),
+            queue_depth: Counts::default(),
             log_lines: Counter::default(),
             log_lines_dropped: Counter::default(),
         }
@@ -108,12 +140,12 @@ impl Metrics {
         r.register(
             "steward_ottoscaler_workers",
             "Worker pods or processes known to the scaler, by worker class, state (phase) and team",
-            self.workers.clone(),
+            self.workers.family.clone(),
         );
         r.register(
             "steward_ottoscaler_queue_depth",
             "Pipeline stages waiting for a worker slot, by worker class and team",
-            self.queue_depth.clone(),
+            self.queue_depth.family.clone(),
         );
         r.register(
             "steward_ottoscaler_log_lines_received",
@@ -167,23 +199,18 @@ impl Metrics {
 
     /// Workers known, by (class, state, team).
     pub fn workers(&self, counts: &BTreeMap<(String, String, String), i64>) {
-        let mut sets = self
-            .worker_sets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for ((class, state, team), _) in counts.iter() {
-            sets.insert(vec![
-                ("class".into(), class.clone()),
-                ("state".into(), state.clone()),
-                ("team".into(), team.clone()),
-            ]);
-        }
-        for l in sets.iter() {
-            let key = (l[0].1.clone(), l[1].1.clone(), l[2].1.clone());
-            self.workers
-                .get_or_create(l)
-                .set(counts.get(&key).copied().unwrap_or(0));
-        }
+        let now = counts
+            .iter()
+            .map(|((class, state, team), n)| {
+                let l = vec![
+                    ("class".into(), class.clone()),
+                    ("state".into(), state.clone()),
+                    ("team".into(), team.clone()),
+                ];
+                (l, *n)
+            })
+            .collect();
+        self.workers.set(&now);
     }
 
     /// Orphans deleted.

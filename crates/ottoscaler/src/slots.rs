@@ -10,15 +10,15 @@
 //! on drop. A waiter that goes away (its run was cancelled) leaves the line on
 //! drop too, returning a grant it had not yet picked up.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
 use crate::core::fair::{self, Usage, Waiter};
 use crate::core::teams::{Cost, Quota};
+use crate::metrics::{Counts, Labels};
 
 #[derive(Debug)]
 struct State {
@@ -59,6 +59,10 @@ impl State {
     }
 }
 
+fn depth_labels(class: &str, team: &str) -> Labels {
+    vec![("class".into(), class.into()), ("team".into(), team.into())]
+}
+
 /// Why workers were not admitted at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {
@@ -76,10 +80,8 @@ pub struct Slots {
     changed: Arc<watch::Sender<u64>>,
     /// The queue's length, kept current (`steward_ottoscaler_queued_stages`).
     queued: Gauge,
-    /// The same by class and team (`steward_ottoscaler_queue_depth`), and every
-    /// label set it has had, so one that empties reads 0.
-    depth: Family<Vec<(String, String)>, Gauge>,
-    depth_sets: Arc<Mutex<BTreeSet<(String, String)>>>,
+    /// The same by class and team (`steward_ottoscaler_queue_depth`).
+    depth: Counts,
 }
 
 /// One worker's share of the cap and of its team's quota.
@@ -120,7 +122,7 @@ impl Drop for Ticket<'_> {
 impl Slots {
     /// A cap of `cap` workers, no quotas.
     pub fn new(cap: u32) -> Self {
-        Self::with_gauge(cap, BTreeMap::new(), Gauge::default(), Family::default())
+        Self::with_gauge(cap, BTreeMap::new(), Gauge::default(), Counts::default())
     }
 
     /// A cap of `cap` workers, the teams' `quotas`, the queue length in `queued`
@@ -129,7 +131,7 @@ impl Slots {
         cap: u32,
         quotas: BTreeMap<String, Quota>,
         queued: Gauge,
-        depth: Family<Vec<(String, String)>, Gauge>,
+        depth: Counts,
     ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
@@ -144,28 +146,15 @@ impl Slots {
             changed: Arc::new(watch::channel(0).0),
             queued,
             depth,
-            depth_sets: Arc::default(),
         }
     }
 
     fn set_depth(&self, queue: &[Waiter]) {
-        let now = fair::depth(queue);
-        let mut sets = self
-            .depth_sets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sets.extend(now.keys().cloned());
-        for (class, team) in sets.iter() {
-            let l = vec![
-                ("class".into(), class.clone()),
-                ("team".into(), team.clone()),
-            ];
-            let n = now
-                .get(&(class.clone(), team.clone()))
-                .copied()
-                .unwrap_or(0);
-            self.depth.get_or_create(&l).set(n);
-        }
+        let now = fair::depth(queue)
+            .into_iter()
+            .map(|((class, team), n)| (depth_labels(&class, &team), n))
+            .collect();
+        self.depth.set(&now);
     }
 
     /// Applies `f`, then admits whoever may be admitted and wakes the waiters.
@@ -261,10 +250,7 @@ impl Slots {
         let mut rx = self.changed.subscribe();
         // The series exists (at 0) from a class and team's first request on, even
         // when it is served at once.
-        self.depth_sets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((class.to_string(), team.to_string()));
+        self.depth.touch(depth_labels(class, team));
         let id = self.update(|s| {
             let id = s.next_ticket;
             s.next_ticket += 1;

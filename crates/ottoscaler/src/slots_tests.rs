@@ -3,7 +3,12 @@ use super::*;
 #[tokio::test]
 async fn fair_queue_serves_in_order_and_reports_positions() {
     let gauge = Gauge::default();
-    let slots = Slots::with_gauge(1, BTreeMap::new(), gauge.clone(), Family::default());
+    let slots = Slots::with_gauge(
+        1,
+        BTreeMap::new(),
+        gauge.clone(),
+        crate::metrics::Counts::default(),
+    );
     let first = slots.try_acquire("t", 1, Cost::default()).unwrap();
     let positions = Arc::new(Mutex::new(Vec::new()));
     let (p2, p3) = (positions.clone(), positions.clone());
@@ -70,7 +75,7 @@ async fn a_team_at_its_quota_holds_up_no_other_team() {
         10,
         BTreeMap::from([("a".to_string(), quota(1)), ("b".to_string(), quota(2))]),
         Gauge::default(),
-        Family::default(),
+        crate::metrics::Counts::default(),
     );
     let c = Cost::default();
     let a1 = slots.try_acquire("a", 1, c).unwrap();
